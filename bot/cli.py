@@ -1,0 +1,122 @@
+"""`chatorder` (also `python -m bot`): demo, serve, db upgrade, menu push, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from bot import logs
+from settings import Settings, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatorder", description="Chat-first ordering on WeChat.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run everything locally with the sandbox console (no WeChat account)")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--var", type=Path, default=Path("var"), help="folder for the demo database")
+    sub.add_parser("serve", help="run the production server from settings (.env / environment)")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    menu = sub.add_parser("menu", help="the Official Account's custom menu")
+    menu.add_argument("action", choices=["push", "show"])
+    sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except SettingsError as exc:
+        print("设置有误 / configuration problems:", *exc.problems, sep="\n  - ", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return _demo(args.host, args.port, args.var)
+    if args.command == "doctor":
+        from bot.doctor import run_doctor
+
+        return asyncio.run(run_doctor(load_settings()))
+    settings = load_settings()
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "db":
+        asyncio.run(_upgrade(settings))
+        print("database schema is up to date")
+        return 0
+    if args.command == "menu":
+        return asyncio.run(_menu(settings, push=args.action == "push"))
+    return 2
+
+
+def _demo(host: str, port: int, var: Path) -> int:
+    from bot.demo import demo_settings
+
+    settings = demo_settings(port=port, var_dir=var, host=host)
+    logs.configure(settings.log_format)
+    asyncio.run(_upgrade(settings))
+    print(f"chatorder demo — open the sandbox console: {settings.public_url}/sandbox/", flush=True)
+    return _run_app(settings)
+
+
+def _serve(settings: Settings) -> int:
+    logs.configure(settings.log_format)
+    if problems := settings.problems():
+        raise SettingsError(problems)
+    current, head = asyncio.run(_schema_status(settings))
+    if current != head:
+        print("the database schema is behind the code: run `chatorder db upgrade` first", file=sys.stderr)
+        return 2
+    return _run_app(settings)
+
+
+def _run_app(settings: Settings) -> int:
+    from bot.app import create_app
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+async def _upgrade(settings: Settings) -> None:
+    from store.db import make_engine
+    from store.migrate import upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _schema_status(settings: Settings) -> tuple[set[str], set[str]]:
+    from store.db import make_engine
+    from store.migrate import status
+
+    engine = make_engine(settings.database_url)
+    try:
+        return await status(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _menu(settings: Settings, *, push: bool) -> int:
+    import json
+
+    from handlers.menu import menu_json
+
+    menu = menu_json()
+    if not push:
+        print(json.dumps(menu, ensure_ascii=False, indent=2))
+        return 0
+    from bot.tools import mp_client
+
+    async with mp_client(settings) as mp:
+        await mp.create_menu(menu)
+    print("menu pushed:", ", ".join(b["name"] for b in menu["button"]))
+    return 0

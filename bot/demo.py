@@ -1,0 +1,30 @@
+"""Settings for `chatorder demo`: everything on this machine, WeChat played by the sandbox simulators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from settings import Settings, load_settings
+
+# Made-up credentials shared by the demo's simulator and webhook; never valid at Tencent.
+DEMO_APP_ID = "wxd0c0ffee5a4db3e1"
+DEMO_APP_SECRET = "sandbox-app-secret-not-real"
+DEMO_TOKEN = "sandboxtoken"
+DEMO_AES_KEY = "c2FuZGJveC1kZW1vLWtleS0zMi1ieXRlcy1sb25nISE"
+
+
+def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = "127.0.0.1") -> Settings:
+    base = f"http://{host}:{port}"
+    return load_settings(
+        database_url=f"sqlite+aiosqlite:///{var_dir / 'chatorder.db'}",
+        host=host,
+        port=port,
+        public_url=base,
+        sandbox=True,
+        log_format="text",
+        wechat_app_id=DEMO_APP_ID,
+        wechat_app_secret=DEMO_APP_SECRET,
+        wechat_token=DEMO_TOKEN,
+        wechat_aes_key=DEMO_AES_KEY,
+        wechat_api_base=f"{base}/sandbox/mp/cgi-bin/",
+    )

@@ -1,0 +1,75 @@
+"""First conversation: welcome, help, about, and a friendly answer to anything not understood."""
+
+from __future__ import annotations
+
+from flows import texts
+from handlers.context import Ctx
+from handlers.router import Router
+
+router = Router("basic")
+
+
+@router.event("subscribe")
+async def on_subscribe(ctx: Ctx) -> None:
+    """A new (or returning) follower gets the welcome."""
+    ctx.subscribed = True
+    ctx.say(texts.WELCOME if not ctx.known_user else texts.WELCOME_BACK)
+
+
+@router.event("unsubscribe")
+async def on_unsubscribe(ctx: Ctx) -> None:
+    """Remember the unfollow; WeChat delivers no reply to it."""
+    ctx.subscribed = False
+
+
+@router.text("帮助", "菜单", "help", "menu", "?", "？", "你好", "您好", "hi", "hello")
+async def on_help(ctx: Ctx) -> None:
+    """Everything a person can say."""
+    ctx.say(texts.HELP)
+
+
+@router.text("关于", "关于我们", "介绍")
+async def on_about(ctx: Ctx) -> None:
+    """What the account sells, and what it never sells."""
+    ctx.say(texts.ABOUT)
+
+
+@router.text("人工", "客服", "人工客服", "转人工")
+async def on_human(ctx: Ctx) -> None:
+    """Asking for a person."""
+    ctx.say(texts.HUMAN)
+
+
+@router.message("image")
+async def on_image(ctx: Ctx) -> None:
+    """An image outside any form."""
+    ctx.say(texts.IMAGE_RECEIVED)
+
+
+@router.message("voice")
+async def on_voice(ctx: Ctx) -> None:
+    """Voice is not understood yet."""
+    ctx.say(texts.VOICE_UNSUPPORTED)
+
+
+@router.event("view", "location", "templatesendjobfinish", "scan")
+async def on_silent_event(ctx: Ctx) -> None:
+    """Events that need no answer."""
+
+
+@router.message("video", "shortvideo", "location", "link")
+async def on_other(ctx: Ctx) -> None:
+    """Messages we cannot use yet."""
+    ctx.say(texts.OTHER_MESSAGE)
+
+
+@router.message("text")
+async def on_unknown_text(ctx: Ctx) -> None:
+    """Anything else typed: say so, and show what works."""
+    ctx.say(texts.UNKNOWN)
+
+
+@router.event("click")
+async def on_unknown_click(ctx: Ctx) -> None:
+    """A menu button from an older menu: show what works now."""
+    ctx.say(texts.HELP)

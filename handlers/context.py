@@ -1,0 +1,78 @@
+"""The one object a handler gets: the event, the person, their flow state, and where replies go."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.events import Event
+from settings import Settings
+from store.outbox import Outgoing
+from store.turns import FlowState
+
+
+class UserFacingError(Exception):
+    """A refusal the person should read: the text (already zh-CN) becomes the reply."""
+
+    def __init__(self, text: str, **fmt: Any) -> None:
+        super().__init__(text)
+        self.text = text
+        self.fmt = fmt
+
+
+@dataclass(slots=True)
+class Reply:
+    kind: str  # text | image | news
+    payload: dict[str, Any]
+
+
+@dataclass
+class Ctx:
+    event: Event
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    known_user: bool
+    subscribed: bool
+    state: FlowState
+    command: str | None  # normalised text, or the command a menu click stands for
+    replies: list[Reply] = field(default_factory=list)
+    later: list[Outgoing] = field(default_factory=list)
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def openid(self) -> str:
+        return self.event.openid
+
+    @property
+    def argument(self) -> str:
+        """What follows the first word of a command ('搜 咖啡 探店' -> '咖啡 探店')."""
+        parts = (self.command or "").split(" ", 1)
+        return parts[1] if len(parts) > 1 else ""
+
+    def fmt(self, text: str, **values: Any) -> str:
+        return text.format(brand=self.settings.brand, **values)
+
+    def say(self, text: str, **values: Any) -> None:
+        """Reply with a text (a constant from flows.texts, formatted with brand and values)."""
+        self.replies.append(Reply("text", {"content": self.fmt(text, **values)}))
+
+    def image(self, media_id: str) -> None:
+        self.replies.append(Reply("image", {"media_id": media_id}))
+
+    def news(self, articles: list[dict[str, str]]) -> None:
+        """Articles: title, description, url, picurl (WeChat shows at most 8; passive replies 1)."""
+        self.replies.append(Reply("news", {"articles": articles[:8]}))
+
+    def send_later(self, message: Outgoing) -> None:
+        """An outbox message written with this turn's changes (to this person or anyone else)."""
+        self.later.append(message)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A domain change that must be visible at once (an order, a payment); committed on exit."""
+        async with self.sessionmaker.begin() as session:
+            yield session

@@ -1,0 +1,52 @@
+"""The one shape every inbound WeChat message or event takes once the webhook has parsed it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from wechatpy.messages import BaseMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A message or event from one person. `key` is the dedupe key WeChat's retries share."""
+
+    account: str  # our Official Account (ToUserName)
+    openid: str
+    kind: str  # text | image | voice | video | location | link | event
+    name: str  # for events: subscribe, unsubscribe, scan, click, view, …; else equals kind
+    key: str  # msg:<MsgId> or ev:<CreateTime>:<event>:<EventKey>
+    created_at: dt.datetime
+    text: str = ""
+    event_key: str = ""  # click key, QR scene (without "qrscene_")
+    media_id: str = ""
+    pic_url: str = ""
+    raw: dict[str, Any] | None = None
+
+    @classmethod
+    def from_message(cls, msg: BaseMessage) -> Event:
+        kind = msg.type
+        name = getattr(msg, "event", kind) if kind == "event" else kind
+        if name == "subscribe_scan":  # wechatpy's name for subscribe with a qrscene_ key
+            name = "subscribe"
+        event_key = str(getattr(msg, "key", "") or getattr(msg, "scene_id", "") or "")
+        created = msg.create_time.astimezone(dt.UTC)
+        if kind == "event":
+            key = f"ev:{msg.time}:{name}:{event_key}"
+        else:
+            key = f"msg:{msg.id}"
+        return cls(
+            account=msg.target,
+            openid=msg.source,
+            kind=kind,
+            name=name,
+            key=key,
+            created_at=created,
+            text=(getattr(msg, "content", "") or "").strip(),
+            event_key=event_key,
+            media_id=getattr(msg, "media_id", "") or "",
+            pic_url=getattr(msg, "image", "") or "",
+            raw=dict(msg._data),
+        )

@@ -1,0 +1,47 @@
+"""Running one handler for one event, with the single error path of the project."""
+
+from __future__ import annotations
+
+import logging
+
+from flows import texts
+from handlers.context import Ctx, Reply, UserFacingError
+from handlers.menu import CLICK_COMMANDS
+from handlers.router import Router, normalise
+
+log = logging.getLogger(__name__)
+
+
+def command_of(kind: str, name: str, text: str, event_key: str) -> str | None:
+    """Typed text, or the command a menu button stands for."""
+    if kind == "text":
+        return normalise(text)
+    if kind == "event" and name == "click":
+        return CLICK_COMMANDS.get(event_key)
+    return None
+
+
+async def run(router: Router, ctx: Ctx) -> str:
+    """Dispatch to the first matching route. Returns the route name (for logs and metrics)."""
+    route = router.resolve(ctx)
+    if route is None:
+        log.info("no route", extra={"event": ctx.event.name, "openid": ctx.openid})
+        return "none"
+    before = ctx.state.copy()
+    try:
+        await route.handler(ctx)
+    except UserFacingError as exc:
+        _refuse(ctx, before, ctx.fmt(exc.text, **exc.fmt))
+    except Exception:
+        # People never see a traceback: they get an apology, the log gets the details.
+        log.exception("handler failed", extra={"route": route.name, "openid": ctx.openid})
+        _refuse(ctx, before, ctx.fmt(texts.SORRY))
+        return route.name + ":error"
+    return route.name
+
+
+def _refuse(ctx: Ctx, before: object, text: str) -> None:
+    """Keep the state as it was; the only reply is the explanation."""
+    ctx.state = before  # type: ignore[assignment]
+    ctx.later.clear()
+    ctx.replies[:] = [Reply("text", {"content": text})]

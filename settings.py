@@ -1,0 +1,132 @@
+"""All configuration in one pydantic-settings class: environment variables or `.env`.
+
+Names follow the design brief's settings table. Secrets are `SecretStr`, so they never reach a log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, *aliases: str) -> AliasChoices:
+    return AliasChoices(name, *aliases)
+
+
+class SettingsError(Exception):
+    """Raised with one human-readable line per problem found in the configuration."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///var/chatorder.db", validation_alias=_env("CHATORDER_DATABASE_URL")
+    )
+    redis_url: str | None = Field(None, validation_alias=_env("CHATORDER_REDIS_URL"))
+    public_url: str = Field("http://127.0.0.1:8080", validation_alias=_env("CHATORDER_PUBLIC_URL"))
+    host: str = Field("127.0.0.1", validation_alias=_env("CHATORDER_HOST"))
+    port: int = Field(8080, ge=0, le=65535, validation_alias=_env("CHATORDER_PORT"))
+    sandbox: bool = Field(False, validation_alias=_env("CHATORDER_SANDBOX"))
+    # Name of this deployment's Official Account in texts ("欢迎来到「星推」").
+    brand: str = Field("星推", validation_alias=_env("CHATORDER_BRAND"))
+    # Seconds we let a handler run before answering `success` and replying through the API.
+    # WeChat gives up after 5 s; the rest is network and parsing headroom.
+    reply_budget: float = Field(4.0, gt=0, lt=5, validation_alias=_env("CHATORDER_REPLY_BUDGET"))
+    # A font with Chinese glyphs for posters; found on the system when unset.
+    font_path: str | None = Field(None, validation_alias=_env("CHATORDER_FONT_PATH"))
+    log_format: str = Field("json", pattern="^(json|text)$", validation_alias=_env("CHATORDER_LOG_FORMAT"))
+
+    wechat_app_id: str = Field("", validation_alias=_env("WECHAT_APP_ID"))
+    wechat_app_secret: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHAT_APP_SECRET"))
+    wechat_token: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHAT_TOKEN"))
+    wechat_aes_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHAT_AES_KEY"))
+    wechat_api_base: str = Field(
+        "https://api.weixin.qq.com/cgi-bin/", validation_alias=_env("WECHAT_API_BASE")
+    )
+    # Template used when a customer-service message is refused (45015, outside the 48-hour window).
+    # Its fields: first, keyword1 (what), keyword2 (when), remark.
+    wechat_notice_template_id: str = Field("", validation_alias=_env("WECHAT_NOTICE_TEMPLATE_ID"))
+
+    wecom_corp_id: str = Field("", validation_alias=_env("WECOM_CORP_ID"))
+    wecom_agent_id: str = Field("", validation_alias=_env("WECOM_AGENT_ID"))
+    wecom_secret: SecretStr = Field(SecretStr(""), validation_alias=_env("WECOM_SECRET"))
+    wecom_token: SecretStr = Field(SecretStr(""), validation_alias=_env("WECOM_TOKEN"))
+    wecom_aes_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECOM_AES_KEY"))
+    wecom_api_base: str = Field(
+        "https://qyapi.weixin.qq.com/cgi-bin/", validation_alias=_env("WECOM_API_BASE")
+    )
+    wecom_robot_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECOM_ROBOT_KEY"))
+
+    wechatpay_mch_id: str = Field("", validation_alias=_env("WECHATPAY_MCH_ID"))
+    wechatpay_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHATPAY_API_KEY"))
+    wechatpay_api_base: str = Field(
+        "https://api.mch.weixin.qq.com/", validation_alias=_env("WECHATPAY_API_BASE")
+    )
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Self:
+        for name in ("wechat_api_base", "wecom_api_base", "wechatpay_api_base"):
+            value = getattr(self, name)
+            if not value.endswith("/"):
+                setattr(self, name, value + "/")
+        self.public_url = self.public_url.rstrip("/")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def problems(self) -> list[str]:
+        """What stops the Official Account from working, one sentence each (empty = fine)."""
+        found: list[str] = []
+        for env, value in (
+            ("WECHAT_APP_ID", self.wechat_app_id),
+            ("WECHAT_APP_SECRET", self.wechat_app_secret.get_secret_value()),
+            ("WECHAT_TOKEN", self.wechat_token.get_secret_value()),
+        ):
+            if not value:
+                found.append(f"{env} is not set: copy it from the Official Account's 基本配置 page.")
+        aes = self.wechat_aes_key.get_secret_value()
+        if aes and not _valid_aes_key(aes):
+            found.append("WECHAT_AES_KEY must be the 43-character EncodingAESKey from 基本配置.")
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            found.append(
+                "CHATORDER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://."
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            found.append("CHATORDER_REDIS_URL must be a redis:// or rediss:// URL.")
+        return found
+
+
+def _valid_aes_key(key: str) -> bool:
+    if len(key) != 43:
+        return False
+    try:
+        return len(base64.b64decode(key + "=", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning pydantic's errors into one line per field."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = Settings.model_fields.get(field)
+            name = env.validation_alias.choices[0] if env and env.validation_alias else field  # type: ignore[union-attr]
+            secret = env is not None and env.annotation is SecretStr
+            shown = "" if secret else f" (got {err.get('input')!r})"
+            lines.append(f"{name}: {err['msg']}{shown}")
+        raise SettingsError(lines) from None

@@ -1,0 +1,41 @@
+"""Writing messages to the outbox, inside the caller's transaction (the dispatcher lives in bot/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to one person. `payload` follows the shape of WeChat's send APIs without `touser`:
+    text {"content"}, image {"media_id"} or {"media_ref"}, news {"articles": [...]},
+    template {"template_id", "url", "data"}."""
+
+    channel: str
+    recipient: str
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    dedupe_key: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "kind": self.kind,
+            "payload": self.payload,
+            "dedupe_key": self.dedupe_key,
+        }
+
+
+def text(recipient: str, content: str, *, dedupe_key: str | None = None) -> Outgoing:
+    return Outgoing("mp", recipient, "text", {"content": content}, dedupe_key)
+
+
+def enqueue(session: AsyncSession, *messages: Outgoing) -> None:
+    """Add messages to the caller's transaction; they are sent only if it commits."""
+    session.add_all(OutboxMessage(**m.row()) for m in messages)

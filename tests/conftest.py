@@ -1,0 +1,151 @@
+"""Shared fixtures: settings, databases (SQLite always, PostgreSQL/Redis when reachable), the MP simulator,
+and the real app served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import create_app
+from bot.sandbox.mp_sim import MpSimulator
+from settings import Settings, load_settings
+from store.db import make_engine
+from store.migrate import upgrade
+from tests import wechat
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "wechat-samples"
+PG_URL = os.environ.get("CHATORDER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CHATORDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+HAVE_PG = _reachable(5432)
+HAVE_REDIS = _reachable(6379)
+needs_pg = pytest.mark.skipif(not HAVE_PG, reason="PostgreSQL is not running on 127.0.0.1:5432")
+needs_redis = pytest.mark.skipif(not HAVE_REDIS, reason="Redis is not running on 127.0.0.1:6379")
+
+
+@pytest.fixture
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"official samples not found at {SAMPLES}")
+    return SAMPLES
+
+
+@pytest.fixture
+async def pg_schema_url() -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """A fresh PostgreSQL schema for one test: (url, engine kwargs)."""
+    if not HAVE_PG:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    from sqlalchemy import text
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = make_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield PG_URL, {"connect_args": {"server_settings": {"search_path": schema}}}
+    async with admin.begin() as conn:
+        await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """A migrated, empty database on each backend: (url, engine kwargs)."""
+    if request.param == "sqlite":
+        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", {}
+        yield url, kwargs
+        return
+    gen = request.getfixturevalue("pg_schema_url")
+    yield gen
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    if not HAVE_REDIS:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+async def mp_sim() -> AsyncIterator[tuple[MpSimulator, str]]:
+    """The MP API simulator on a real port: (simulator, api base URL)."""
+    sim = MpSimulator(wechat.APP_ID, "test-secret")
+    server = TestServer(sim.app, host="127.0.0.1")
+    await server.start_server()
+    yield sim, str(server.make_url("/cgi-bin/"))
+    await server.close()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, mp_sim: tuple[MpSimulator, str]) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            "wechat_app_id": wechat.APP_ID,
+            "wechat_app_secret": "test-secret",
+            "wechat_token": wechat.TOKEN,
+            "wechat_aes_key": wechat.AES_KEY,
+            "wechat_api_base": mp_sim[1],
+            "log_format": "text",
+        }
+        return load_settings(**(values | overrides))
+
+    return make
+
+
+async def start_bot(settings: Settings, **engine_kwargs: Any) -> TestClient:
+    engine = make_engine(settings.database_url, **engine_kwargs)
+    await upgrade(engine)
+    await engine.dispose()
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def bot(make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
+    """The real app on a real port, SQLite, talking to the MP simulator."""
+    client = await start_bot(make_settings())
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def chat(bot: TestClient) -> wechat.WeChat:
+    return wechat.WeChat(bot)
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll until check() is truthy (background work such as the outbox)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

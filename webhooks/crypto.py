@@ -1,0 +1,69 @@
+"""Official Account signatures and message crypto, with wechatpy's signer and AES code.
+
+wechatpy compares signatures with `!=`; we compute with its signer and compare in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException
+from wechatpy.utils import WeChatSigner
+
+
+class Forbidden(Exception):
+    """Signature missing or wrong (answered 403)."""
+
+
+def sign(*parts: str) -> str:
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return signer.signature
+
+
+def _same(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class MpCrypto:
+    """Verify, decrypt and encrypt for one Official Account (plain, compatible and safe modes)."""
+
+    def __init__(self, token: str, aes_key: str, app_id: str) -> None:
+        self.token = token
+        self.app_id = app_id
+        self._crypto = WeChatCrypto(token, aes_key, app_id) if aes_key else None
+
+    def check(self, query: Mapping[str, str]) -> None:
+        """The plain `signature` WeChat puts on every callback, including URL verification."""
+        ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        if not (ts and nonce and _same(sign(self.token, ts, nonce), query.get("signature"))):
+            raise Forbidden("bad signature")
+
+    def encrypted(self, query: Mapping[str, str]) -> bool:
+        return query.get("encrypt_type", "raw") == "aes"
+
+    def open(self, query: Mapping[str, str], envelope: Mapping[str, Any]) -> str:
+        """The plaintext XML of an `<Encrypt>` envelope, after checking `msg_signature`."""
+        if self._crypto is None:
+            raise Forbidden("encrypted message but WECHAT_AES_KEY is not set")
+        encrypt = envelope.get("Encrypt")
+        if not isinstance(encrypt, str):
+            raise Forbidden("no Encrypt element")
+        expected = sign(self.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt)
+        if not _same(expected, query.get("msg_signature")):
+            raise Forbidden("bad msg_signature")
+        try:
+            return str(PrpCrypto(self._crypto.key).decrypt(encrypt, self.app_id))
+        except InvalidAppIdException:
+            raise Forbidden("message for another app id") from None
+        except (ValueError, IndexError, UnicodeDecodeError, struct.error) as exc:
+            raise Forbidden(f"undecryptable: {exc}") from None
+
+    def seal(self, xml: str, nonce: str, timestamp: str) -> str:
+        """Encrypt a passive reply the way WeChat expects in compatible and safe modes."""
+        assert self._crypto is not None
+        return str(self._crypto.encrypt_message(xml, nonce, timestamp))

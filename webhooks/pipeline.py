@@ -1,0 +1,182 @@
+"""dedupe → dispatch → respond within WeChat's 5 seconds, for one inbound event.
+
+WeChat waits 5 s for an answer, then retries the same message up to 3 times. We give a handler
+`reply_budget` seconds: answered in time, the reply goes back passively in the HTTP response;
+otherwise the webhook says `success` and the reply travels later as a customer-service message.
+A retry that arrives while the first attempt is still running joins it instead of running again;
+a retry after it finished gets the answer stored with the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from wechatpy.replies import ArticlesReply, ImageReply, TextReply
+
+from bot.locks import PersonLocks
+from bot.metrics import Metrics
+from handlers import turn as turns
+from handlers.context import Ctx, Reply
+from handlers.events import Event
+from handlers.router import Router
+from settings import Settings
+from store import turns as store_turns
+from store.models import utcnow
+from store.outbox import Outgoing
+from store.writer import GroupWriter
+
+log = logging.getLogger(__name__)
+
+# How long a late waiter keeps waiting for a commit already under way before saying `success`.
+COMMIT_GRACE = 0.5
+
+
+@dataclass(slots=True)
+class _Turn:
+    event: Event
+    answer: asyncio.Future[str | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    late: bool = False  # the webhook already answered `success`: replies must go by API
+    committing: bool = False
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        writer: GroupWriter,
+        router: Router,
+        locks: PersonLocks,
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._sessionmaker = sessionmaker
+        self._writer = writer
+        self._router = router
+        self._locks = locks
+        self._metrics = metrics
+        self._stmts = store_turns.TurnStatements(engine.dialect.name)
+        self._inflight: dict[tuple[str, str, str], _Turn] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, event: Event) -> str | None:
+        """The passive reply XML for this event, or None to answer `success`."""
+        key = (event.account, event.openid, event.key)
+        turn = self._inflight.get(key)
+        if turn is None:
+            turn = self._inflight[key] = _Turn(event)
+            task = asyncio.create_task(self._process(key, turn), name=f"turn:{event.key}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self._metrics.duplicates.inc()
+        return await self._wait(turn, self._settings.reply_budget)
+
+    async def _wait(self, turn: _Turn, budget: float) -> str | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(turn.answer), budget)
+        except TimeoutError:
+            if turn.committing:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(turn.answer), COMMIT_GRACE)
+                except TimeoutError:
+                    pass
+            turn.late = True
+            return None
+
+    async def drain(self) -> None:
+        """Let turns under way finish (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _process(self, key: tuple[str, str, str], turn: _Turn) -> None:
+        ev = turn.event
+        try:
+            async with self._locks.hold(ev.account, ev.openid):
+                await self._run(turn)
+        except Exception:
+            log.exception("turn failed", extra={"openid": ev.openid, "msg_key": ev.key})
+            self._metrics.handler_errors.inc()
+        finally:
+            if not turn.answer.done():
+                turn.answer.set_result(None)
+            self._inflight.pop(key, None)
+
+    async def _run(self, turn: _Turn) -> None:
+        ev = turn.event
+        async with self._engine.connect() as conn:
+            snap = await store_turns.load(conn, account=ev.account, openid=ev.openid, msg_key=ev.key)
+        if snap.seen:
+            self._metrics.duplicates.inc()
+            turn.answer.set_result(snap.reply_xml)
+            return
+        self._metrics.messages_in.labels(ev.name).inc()
+        ctx = Ctx(
+            event=ev,
+            settings=self._settings,
+            sessionmaker=self._sessionmaker,
+            known_user=snap.known_user,
+            subscribed=snap.subscribed,
+            state=snap.state.copy(),
+            command=turns.command_of(ev.kind, ev.name, ev.text, ev.event_key),
+        )
+        route = await turns.run(self._router, ctx)
+        if route.endswith(":error"):
+            self._metrics.handler_errors.inc()
+        record = store_turns.TurnRecord(
+            account=ev.account,
+            openid=ev.openid,
+            msg_key=ev.key,
+            msg_type=ev.name,
+            content=ev.text or ev.event_key or ev.media_id or None,
+            at=utcnow(),
+            subscribed=ctx.subscribed,
+            state=ctx.state if ctx.state != snap.state else None,
+            outbox=list(ctx.later),
+        )
+        passive = not turn.late and len(ctx.replies) == 1
+        if passive:
+            record.reply_xml = render(ctx.replies[0], ev)
+            turn.committing = True
+        else:
+            record.outbox[:0] = self._by_api(ev, ctx.replies)
+        await self._writer.write(store_turns.writes(self._stmts, record))
+        for callback in ctx.on_commit:
+            callback()
+        if passive and turn.late:
+            # The commit outlived the grace period: the person gets the answer by API instead.
+            await self._writer.write(
+                store_turns.reply_went_by_api(self._stmts, record, self._by_api(ev, ctx.replies))
+            )
+            record.reply_xml = None
+        mode = "passive" if record.reply_xml else "outbox" if ctx.replies else "none"
+        self._metrics.replies.labels(mode).inc()
+        turn.answer.set_result(record.reply_xml)
+
+    @staticmethod
+    def _by_api(ev: Event, replies: list[Reply]) -> list[Outgoing]:
+        return [
+            Outgoing("mp", ev.openid, r.kind, r.payload, dedupe_key=f"r:{ev.openid}:{ev.key}:{i}")
+            for i, r in enumerate(replies)
+        ]
+
+
+def render(reply: Reply, ev: Event) -> str:
+    """A passive reply as WeChat's XML (from our account to the person)."""
+    common = {"source": ev.account, "target": ev.openid, "time": int(time.time())}
+    if reply.kind == "text":
+        return str(TextReply(content=reply.payload["content"], **common).render())
+    if reply.kind == "image":
+        return str(ImageReply(media_id=reply.payload["media_id"], **common).render())
+    if reply.kind == "news":
+        return str(ArticlesReply(articles=reply.payload["articles"][:1], **common).render())
+    raise ValueError(f"cannot render a passive {reply.kind} reply")
