@@ -20,6 +20,7 @@ from bot.logs import request_id_middleware
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from handlers import build_router
+from handlers.router import Router
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.writer import GroupWriter
@@ -30,9 +31,14 @@ from webhooks.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> web.Application:
+ROUTER = web.AppKey("router", Router)
+
+
+def create_app(settings: Settings, *, router: Router | None = None) -> web.Application:
+    """`router` defaults to every handler of the product; tests pass their own to add probes."""
     app = web.Application(middlewares=[request_id_middleware])
     app[keys.SETTINGS] = settings
+    app[ROUTER] = router or build_router()
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.extend([_database, _redis, _http, _services])
     mp_webhook.setup(
@@ -95,7 +101,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         engine=app[keys.ENGINE],
         sessionmaker=sessionmaker,
         writer=writer,
-        router=build_router(),
+        router=app[ROUTER],
         locks=PersonLocks(app[keys.REDIS]),
         metrics=app[keys.METRICS],
     )
@@ -130,9 +136,13 @@ async def healthz(request: web.Request) -> web.Response:
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503)
+    return web.json_response(
+        {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
     body = await request.app[keys.METRICS].render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"X-Format": "prometheus"})
+    return web.Response(
+        body=body, content_type="text/plain", charset="utf-8", headers={"X-Format": "prometheus"}
+    )

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from bot.sandbox.mp_sim import MpSimulator
+from handlers.router import Router
 from settings import Settings, load_settings
 from store.db import make_engine
 from store.migrate import upgrade
@@ -115,11 +116,11 @@ def make_settings(tmp_path: Path, mp_sim: tuple[MpSimulator, str]) -> Callable[.
     return make
 
 
-async def start_bot(settings: Settings, **engine_kwargs: Any) -> TestClient:
+async def start_bot(settings: Settings, router: Router | None = None, **engine_kwargs: Any) -> TestClient:
     engine = make_engine(settings.database_url, **engine_kwargs)
     await upgrade(engine)
     await engine.dispose()
-    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
+    client = TestClient(TestServer(create_app(settings, router=router), host="127.0.0.1"))
     await client.start_server()
     return client
 

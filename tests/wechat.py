@@ -66,12 +66,17 @@ class WeChat:
         query |= {"encrypt_type": "aes", "msg_signature": envelope["MsgSignature"]}
         encrypt = envelope["Encrypt"]
         if self.mode == "safe":
-            return query, f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+            return (
+                query,
+                f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>",
+            )
         return query, xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
 
     async def post(self, xml: str, *, query: dict[str, str] | None = None, body: str | None = None) -> Answer:
         q, b = self.request(xml)
-        resp = await self.client.post("/wechat/mp", params=query or q, data=(body if body is not None else b).encode())
+        resp = await self.client.post(
+            "/wechat/mp", params=query or q, data=(body if body is not None else b).encode()
+        )
         return await self._answer(resp.status, await resp.text(), query or q)
 
     async def _answer(self, status: int, body: str, query: dict[str, str]) -> Answer:
@@ -79,7 +84,9 @@ class WeChat:
             return Answer(status, body, None)
         if query.get("encrypt_type") == "aes":
             envelope = xmltodict.parse(body)["xml"]
-            plain = self.crypto.decrypt_message(body, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"])
+            plain = self.crypto.decrypt_message(
+                body, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"]
+            )
             return Answer(status, body, xmltodict.parse(plain)["xml"])
         return Answer(status, body, xmltodict.parse(body)["xml"])
 

@@ -1,0 +1,175 @@
+"""The /wechat/mp webhook over real HTTP: modes, retries, the 5-second rule, and hostile requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from bot import keys
+from bot.sandbox.mp_sim import MpSimulator
+from flows import texts
+from handlers import build_router
+from handlers.context import Ctx
+from handlers.router import Router
+from settings import Settings
+from store.models import Conversation, InboundMessage, OutboxMessage
+from tests import wechat
+from tests.conftest import eventually, start_bot
+from tests.wechat import WeChat, text_xml
+
+HELP = texts.HELP.format(brand="星推")
+
+
+async def count(client: TestClient, model: type) -> int:
+    async with client.app[keys.SESSIONMAKER]() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)))
+
+
+@pytest.mark.parametrize("mode", ["plain", "compatible", "safe"])
+async def test_every_mode_answers(bot: TestClient, mode: str) -> None:
+    answer = await WeChat(bot, mode=mode).say("o_mode", "帮助")
+    assert answer.status == 200 and answer.text == HELP
+
+
+async def test_three_deliveries_one_effect_same_reply(bot: TestClient, chat: WeChat) -> None:
+    xml = text_xml("o_retry", "帮助", msg_id=777001)
+    answers = [await chat.post(xml) for _ in range(3)]
+    assert [a.text for a in answers] == [HELP] * 3
+    assert await count(bot, InboundMessage) == 1
+
+
+async def test_concurrent_retries_run_the_handler_once(make_settings: Callable[..., Settings]) -> None:
+    calls = 0
+    router = Router("probe")
+
+    @router.text("慢")
+    async def slow(ctx: Ctx) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.3)
+        ctx.say("好了")
+
+    router.include(build_router())
+    client = await start_bot(make_settings(), router)
+    try:
+        xml = text_xml("o_dup", "慢", msg_id=777002)
+        answers = await asyncio.gather(*(WeChat(client).post(xml) for _ in range(3)))
+        assert [a.text for a in answers] == ["好了"] * 3
+        assert calls == 1
+    finally:
+        await client.close()
+
+
+async def test_same_msgid_from_two_people_is_two_messages(bot: TestClient, chat: WeChat) -> None:
+    # MsgId alone collides across accounts and senders; the key includes the sender.
+    await chat.post(text_xml("o_one", "帮助", msg_id=777003))
+    await chat.post(text_xml("o_two", "帮助", msg_id=777003))
+    assert await count(bot, InboundMessage) == 2
+
+
+@pytest.fixture
+async def slow_bot(
+    make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str]
+) -> AsyncIterator[TestClient]:
+    router = Router("probe")
+
+    @router.text("慢慢来")
+    async def slow(ctx: Ctx) -> None:
+        await asyncio.sleep(0.6)
+        ctx.say("让你久等了")
+
+    router.include(build_router())
+    client = await start_bot(make_settings(reply_budget=0.2), router)
+    yield client
+    await client.close()
+
+
+async def test_slow_handler_answers_success_then_sends_by_api(
+    slow_bot: TestClient, mp_sim: tuple[MpSimulator, str]
+) -> None:
+    sim, _ = mp_sim
+    xml = text_xml("o_slow", "慢慢来", msg_id=777004)
+    first = await WeChat(slow_bot).post(xml)
+    assert (first.status, first.body) == (200, "success")
+    sent = await eventually(lambda: [m for m in sim.sent if m.openid == "o_slow"])
+    assert sent[0].kind == "text" and sent[0].payload["content"] == "让你久等了"
+    # WeChat's retry after the reply went by API gets `success`, not a second copy.
+    again = await WeChat(slow_bot).post(xml)
+    assert again.body == "success"
+    await asyncio.sleep(0.3)
+    assert len([m for m in sim.sent if m.openid == "o_slow"]) == 1
+
+
+async def test_two_messages_from_one_person_never_lose_a_state_update(
+    make_settings: Callable[..., Settings],
+) -> None:
+    router = Router("probe")
+
+    @router.text("加一")
+    async def add_one(ctx: Ctx) -> None:
+        n = int(ctx.state.data.get("n", 0))
+        await asyncio.sleep(0.05)  # widen the race window
+        ctx.state.data["n"] = n + 1
+        ctx.say(str(n + 1))
+
+    client = await start_bot(make_settings(), router)
+    try:
+        await asyncio.gather(*(WeChat(client).say("o_race", "加一") for _ in range(5)))
+        async with client.app[keys.SESSIONMAKER]() as s:
+            conv = await s.get(Conversation, (wechat.ACCOUNT, "o_race"))
+        assert conv is not None and conv.data["n"] == 5
+    finally:
+        await client.close()
+
+
+async def test_forged_signature_is_refused_and_changes_nothing(bot: TestClient, chat: WeChat) -> None:
+    query, body = chat.request(text_xml("o_forge", "帮助"))
+    for forged in (query | {"signature": "0" * 40}, query | {"msg_signature": "0" * 40}, {}):
+        resp = await bot.post("/wechat/mp", params=forged, data=body.encode())
+        assert resp.status == 403
+    assert await count(bot, InboundMessage) == 0
+
+
+async def test_plain_request_with_wrong_token_is_refused(bot: TestClient) -> None:
+    answer = await WeChat(bot, mode="plain", token="not-our-token").say("o_forge", "帮助")
+    assert answer.status == 403
+    assert await count(bot, InboundMessage) == 0
+
+
+async def test_oversized_body_is_refused(bot: TestClient, chat: WeChat) -> None:
+    query, _ = chat.request(text_xml("o_big", "x"))
+    resp = await bot.post("/wechat/mp", params=query, data=b"<xml>" + b"a" * 70_000 + b"</xml>")
+    assert resp.status == 413
+    assert await count(bot, InboundMessage) == 0
+
+
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+async def test_xml_entities_are_refused(bot: TestClient, mode: str) -> None:
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o_x</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>text</MsgType><Content>&b;</Content><MsgId>1</MsgId></xml>"
+    )
+    xxe = '<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><Content>&x;</Content></xml>'
+    for evil in (laughs, xxe):
+        answer = await WeChat(bot, mode=mode).post(evil)
+        assert answer.status == 400
+    assert await count(bot, InboundMessage) == 0
+
+
+async def test_malformed_xml_is_400(bot: TestClient, chat: WeChat) -> None:
+    query, _ = WeChat(bot, mode="plain").request("<xml/>")
+    for body in (b"<xml><ToUserName>", b"not xml at all", b"<other/>"):
+        resp = await bot.post("/wechat/mp", params=query, data=body)
+        assert resp.status == 400
+    assert await count(bot, InboundMessage) == 0
+
+
+async def test_outbox_is_empty_after_plain_chat(bot: TestClient, chat: WeChat) -> None:
+    """Passive replies travel in the HTTP answer: nothing extra goes through the API."""
+    await chat.say("o_quiet", "帮助")
+    assert await count(bot, OutboxMessage) == 0
