@@ -49,31 +49,28 @@ def samples() -> Path:
 
 
 @pytest.fixture
-async def pg_schema_url() -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """A fresh PostgreSQL schema for one test: (url, engine kwargs)."""
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
     if not HAVE_PG:
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
     from sqlalchemy import text
 
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = make_engine(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield PG_URL, {"connect_args": {"server_settings": {"search_path": schema}}}
-    async with admin.begin() as conn:
-        await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    name = "chatorder_t_" + uuid.uuid4().hex[:10]
+    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f"CREATE DATABASE {name}"))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    async with admin.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     await admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """A migrated, empty database on each backend: (url, engine kwargs)."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend."""
     if request.param == "sqlite":
-        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", {}
-        yield url, kwargs
-        return
-    gen = request.getfixturevalue("pg_schema_url")
-    yield gen
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture
@@ -116,8 +113,8 @@ def make_settings(tmp_path: Path, mp_sim: tuple[MpSimulator, str]) -> Callable[.
     return make
 
 
-async def start_bot(settings: Settings, router: Router | None = None, **engine_kwargs: Any) -> TestClient:
-    engine = make_engine(settings.database_url, **engine_kwargs)
+async def start_bot(settings: Settings, router: Router | None = None) -> TestClient:
+    engine = make_engine(settings.database_url)
     await upgrade(engine)
     await engine.dispose()
     client = TestClient(TestServer(create_app(settings, router=router), host="127.0.0.1"))
@@ -129,6 +126,14 @@ async def start_bot(settings: Settings, router: Router | None = None, **engine_k
 async def bot(make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
     """The real app on a real port, SQLite, talking to the MP simulator."""
     client = await start_bot(make_settings())
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def any_bot(make_settings: Callable[..., Settings], db_url: str) -> AsyncIterator[TestClient]:
+    """The real app on each database backend."""
+    client = await start_bot(make_settings(database_url=db_url))
     yield client
     await client.close()
 

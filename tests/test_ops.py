@@ -1,0 +1,110 @@
+"""Operations: settings validation, /healthz, /metrics, request ids and logs, doctor, the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.cli import main
+from bot.logs import JsonFormatter, request_id
+from settings import SettingsError, load_settings
+from tests.wechat import WeChat
+
+
+def test_settings_name_every_problem_without_leaking_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATORDER_PORT", "not-a-port")
+    monkeypatch.setenv("WECHAT_APP_SECRET", "s3cret-value")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert any(p.startswith("CHATORDER_PORT") for p in err.value.problems)
+    assert "s3cret-value" not in str(err.value)
+
+
+def test_settings_problems_say_what_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(wechat_aes_key="too-short", database_url="mysql://x")
+    problems = settings.problems()
+    for expected in (
+        "WECHAT_APP_ID",
+        "WECHAT_APP_SECRET",
+        "WECHAT_TOKEN",
+        "WECHAT_AES_KEY",
+        "CHATORDER_DATABASE_URL",
+    ):
+        assert any(p.startswith(expected) for p in problems), expected
+    assert "s3cret" not in repr(load_settings(wechat_app_secret="s3cret"))
+
+
+def test_api_bases_are_normalised() -> None:
+    s = load_settings(wechat_api_base="http://127.0.0.1:9/cgi-bin", public_url="http://x/")
+    assert s.wechat_api_base.endswith("/cgi-bin/") and s.public_url == "http://x"
+
+
+async def test_healthz_reports_database(bot: TestClient) -> None:
+    resp = await bot.get("/healthz")
+    assert resp.status == 200
+    assert (await resp.json())["database"] == "ok"
+
+
+async def test_metrics_count_messages_replies_and_rejections(bot: TestClient) -> None:
+    chat = WeChat(bot)
+    await chat.say("o_metrics", "帮助")
+    await bot.post("/wechat/mp", data=b"<xml/>")  # unsigned
+    text = await (await bot.get("/metrics")).text()
+    assert 'chatorder_messages_in_total{kind="text"} 1.0' in text
+    assert 'chatorder_replies_total{mode="passive"} 1.0' in text
+    assert 'chatorder_requests_rejected_total{reason="403"} 1.0' in text
+    assert "chatorder_outbox_depth 0.0" in text
+    assert "chatorder_webhook_seconds_bucket" in text
+
+
+async def test_every_response_carries_a_request_id(bot: TestClient) -> None:
+    resp = await bot.get("/healthz", headers={"X-Request-Id": "abc123"})
+    assert resp.headers["X-Request-Id"] == "abc123"
+    assert len((await bot.get("/healthz")).headers["X-Request-Id"]) == 16
+
+
+def test_json_logs_carry_request_id_and_fields() -> None:
+    token = request_id.set("rid-1")
+    try:
+        record = logging.LogRecord("t", logging.WARNING, __file__, 1, "refused %s", ("x",), None)
+        record.request_id = request_id.get()
+        record.status = 403
+        doc = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id.reset(token)
+    assert doc["msg"] == "refused x" and doc["request_id"] == "rid-1" and doc["status"] == 403
+
+
+def test_menu_show_prints_the_menu(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["menu", "show"]) == 0
+    menu = json.loads(capsys.readouterr().out)
+    assert 1 <= len(menu["button"]) <= 3
+
+
+def test_serve_refuses_incomplete_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve"]) == 2
+    assert "WECHAT_APP_ID" in capsys.readouterr().err
+
+
+def test_db_upgrade_and_doctor(tmp_path: Path) -> None:
+    env = {"CHATORDER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'd.db'}", "PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    before = run("doctor")
+    assert before.returncode == 1 and "chatorder db upgrade" in before.stdout
+    assert run("db", "upgrade").returncode == 0
+    after = run("doctor")
+    assert "✓ database" in after.stdout and "WECHAT_APP_ID" in after.stdout
