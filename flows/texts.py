@@ -44,3 +44,7 @@ MENU_HELP = "使用帮助"
 MENU_ABOUT = "关于我们"
 MENU_HUMAN = "人工客服"
 MENU_MORE = "更多"
+
+# The template message sent when a customer-service message is refused (45015, outside 48 hours).
+NOTICE_TITLE = "您有一条新消息"
+NOTICE_REMARK = "回复任意消息即可继续对话。"
