@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import ClientSession, web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.channels.mp import MpClient
+from bot.metrics import Metrics
+from bot.outbox import OutboxDispatcher
+from bot.sandbox.state import Sandbox
 from settings import Settings
-
-if TYPE_CHECKING:
-    from bot.channels.mp import MpClient
-    from bot.metrics import Metrics
-    from bot.outbox import OutboxDispatcher
-    from bot.sandbox.state import Sandbox
-    from webhooks.pipeline import Pipeline
+from webhooks.pipeline import Pipeline
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
 REDIS = web.AppKey("redis", Any)  # redis.asyncio.Redis, or None in single-process mode
 HTTP = web.AppKey("http", ClientSession)
-METRICS = web.AppKey("metrics", "Metrics")
-MP = web.AppKey("mp", "MpClient")
-OUTBOX = web.AppKey("outbox", "OutboxDispatcher")
-PIPELINE = web.AppKey("pipeline", "Pipeline")
-SANDBOX = web.AppKey("sandbox", "Sandbox")
+METRICS = web.AppKey("metrics", Metrics)
+MP = web.AppKey("mp", MpClient)
+OUTBOX = web.AppKey("outbox", OutboxDispatcher)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -33,10 +33,7 @@ class Event:
             name = "subscribe"
         event_key = str(getattr(msg, "key", "") or getattr(msg, "scene_id", "") or "")
         created = msg.create_time.astimezone(dt.UTC)
-        if kind == "event":
-            key = f"ev:{msg.time}:{name}:{event_key}"
-        else:
-            key = f"msg:{msg.id}"
+        key = f"ev:{msg.time}:{name}:{event_key}" if kind == "event" else f"msg:{msg.id}"
         return cls(
             account=msg.target,
             openid=msg.source,

@@ -1,4 +1,4 @@
-"""A small decorator router: each handlers/ module owns one Router; handlers/__init__ includes them in order."""
+"""A small decorator router: one Router per handlers/ module, included in order by handlers/__init__."""
 
 from __future__ import annotations
 

@@ -143,9 +143,9 @@ def chat(bot: TestClient) -> wechat.WeChat:
     return wechat.WeChat(bot)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 5.0) -> Any:
     """Poll until check() is truthy (background work such as the outbox)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):

@@ -66,7 +66,10 @@ def test_message_for_another_app_is_refused(samples: Path) -> None:
 def test_our_encrypted_reply_decrypts_with_the_official_key(samples: Path) -> None:
     o = _official(samples)
     ours = MpCrypto(o["token"], o["encoding_aes_key"], o["appid"])
-    reply = "<xml><ToUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]></ToUserName><Content><![CDATA[你好]]></Content></xml>"
+    reply = (
+        "<xml><ToUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]></ToUserName>"
+        "<Content><![CDATA[你好]]></Content></xml>"
+    )
     sealed = ours.seal(reply, "1320562132", "1409735669")
     env = xmltodict.parse(sealed)["xml"]
     official = WeChatCrypto(o["token"], o["encoding_aes_key"], o["appid"])

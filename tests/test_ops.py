@@ -108,3 +108,29 @@ def test_db_upgrade_and_doctor(tmp_path: Path) -> None:
     assert run("db", "upgrade").returncode == 0
     after = run("doctor")
     assert "✓ database" in after.stdout and "WECHAT_APP_ID" in after.stdout
+
+
+async def test_doctor_checks_credentials_against_the_api(
+    tmp_path: Path, mp_sim: tuple[object, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Doctor's WeChat check asks the (simulated) API for a token, and names a wrong secret."""
+    from bot.doctor import run_doctor
+    from store.db import make_engine
+    from store.migrate import upgrade
+    from tests import wechat
+
+    base = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'doc.db'}",
+        "wechat_app_id": wechat.APP_ID,
+        "wechat_token": wechat.TOKEN,
+        "wechat_api_base": mp_sim[1],
+    }
+    fresh = {**base, "database_url": f"sqlite+aiosqlite:///{tmp_path / 'doc2.db'}"}  # no cached token
+    for url in (base["database_url"], fresh["database_url"]):
+        engine = make_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+    await run_doctor(load_settings(**base, wechat_app_secret="test-secret"))
+    assert "✓ wechat" in capsys.readouterr().out
+    await run_doctor(load_settings(**fresh, wechat_app_secret="wrong"))
+    assert "✗ wechat" in capsys.readouterr().out

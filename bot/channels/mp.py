@@ -111,6 +111,10 @@ class MpClient:
         """Replace the account's custom menu."""
         await self._call("POST", "menu/create", json_body=menu)
 
+    async def check_credentials(self) -> None:
+        """Obtain (or reuse) an access token: proves the AppID, secret and IP whitelist work."""
+        await self._token()
+
     async def send(self, msg: Outgoing) -> None:
         """Deliver one outbox message by its kind."""
         p = msg.payload

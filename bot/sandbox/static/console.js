@@ -1,0 +1,345 @@
+// chatorder sandbox console: several simulated customers side by side + the staff work chat.
+// Every action goes to /sandbox/api/…, which pushes real signed, encrypted XML to /wechat/mp.
+
+const API = "/sandbox/api";
+const MEDIA = "/sandbox/media/";
+const TEXT_CHIPS = ["帮助", "关于", "人工"];
+const INITIAL_COLUMNS = 2;
+
+const state = {
+  customers: new Map(), // openid -> {openid, name}
+  columns: new Map(), // openid -> column element
+  seen: new Set(), // seqs already rendered
+  lastSeq: 0,
+  menu: [], // [{name, key}] CLICK buttons of the pushed menu
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+// Keep the text exactly (newlines via CSS pre-wrap) and turn http(s) links into anchors.
+function richText(text) {
+  const frag = document.createDocumentFragment();
+  const parts = String(text ?? "").split(/(https?:\/\/[^\s，。、）)]+)/g);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) frag.append(el("a", { href: part, target: "_blank", rel: "noopener", text: part }));
+    else if (part) frag.append(document.createTextNode(part));
+  });
+  return frag;
+}
+
+function mediaUrl(mediaId) {
+  return MEDIA + encodeURIComponent(mediaId);
+}
+
+async function api(path, body) {
+  const init = body instanceof FormData
+    ? { method: "POST", body }
+    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const resp = await fetch(API + path, init);
+  const data = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);
+  return data;
+}
+
+function setStatus(text, ok = true) {
+  const node = $("#status");
+  node.textContent = text;
+  node.classList.toggle("bad", !ok);
+}
+
+// rendering one entry
+
+const VIA_LABEL = { passive: "被动回复", api: "客服消息" };
+
+function eventText(p) {
+  switch (p.event) {
+    case "subscribe":
+      return p.scene ? `扫码关注了公众号（场景 ${p.scene}）` : "关注了公众号";
+    case "unsubscribe":
+      return "取消关注了公众号";
+    case "SCAN":
+      return `扫描了带参数二维码（场景 ${p.scene}）`;
+    case "CLICK":
+      return `点击菜单「${menuName(p.key)}」`;
+    default:
+      return `事件 ${p.event}`;
+  }
+}
+
+function menuName(key) {
+  return state.menu.find((b) => b.key === key)?.name ?? key;
+}
+
+function templateCard(p) {
+  const data = p.data || {};
+  const value = (k) => (data[k] && typeof data[k] === "object" ? data[k].value : data[k]);
+  const rows = Object.keys(data).filter((k) => k !== "first" && k !== "remark");
+  const card = el("div", { class: "card template", "data-testid": "template-card" },
+    el("div", { class: "card-kicker", text: "模板消息" }),
+    el("div", { class: "card-title", text: value("first") || p.template_id || "通知" }));
+  const dl = el("dl");
+  for (const k of rows) dl.append(el("dt", { text: k }), el("dd", { text: value(k) ?? "" }));
+  if (rows.length) card.append(dl);
+  if (value("remark")) card.append(el("p", { class: "card-desc", text: value("remark") }));
+  if (p.url) card.append(el("a", { class: "card-link", href: p.url, target: "_blank", rel: "noopener", text: "详情 ›" }));
+  return card;
+}
+
+function newsCards(p) {
+  const wrap = el("div", { class: "news", "data-testid": "news" });
+  (p.articles || []).forEach((a, i) => {
+    const card = el(a.url ? "a" : "div", {
+      class: i === 0 ? "card article lead" : "card article",
+      href: a.url || undefined, target: a.url ? "_blank" : undefined, rel: a.url ? "noopener" : undefined,
+      "data-testid": "news-card",
+    });
+    if (a.picurl) card.append(el("img", { src: a.picurl, alt: "", loading: "lazy" }));
+    card.append(el("div", { class: "card-title", text: a.title || "" }));
+    if (a.description) card.append(el("p", { class: "card-desc", text: a.description }));
+    wrap.append(card);
+  });
+  return wrap;
+}
+
+function body(entry) {
+  const p = entry.payload || {};
+  switch (entry.kind) {
+    case "text":
+    case "markdown":
+      return el("div", { class: "bubble text" }, richText(p.content));
+    case "image":
+      return el("div", { class: "bubble image" },
+        el("img", { src: p.picurl && entry.who === "user" ? p.picurl : mediaUrl(p.media_id), alt: "图片", "data-testid": "chat-image" }));
+    case "news":
+      return newsCards(p);
+    case "template":
+      return templateCard(p);
+    case "textcard":
+      return el("div", { class: "card template" },
+        el("div", { class: "card-title", text: p.title || "" }),
+        el("p", { class: "card-desc" }, richText(p.description)),
+        p.url ? el("a", { class: "card-link", href: p.url, target: "_blank", rel: "noopener", text: (p.btntxt || "详情") + " ›" }) : null);
+    default:
+      if (p.content || p.text) return el("div", { class: "bubble text" }, richText(p.content || p.text));
+      return el("pre", { class: "bubble raw" }, JSON.stringify(p, null, 2));
+  }
+}
+
+function renderEntry(entry) {
+  if (entry.kind === "event" || entry.who === "system") {
+    const text = entry.kind === "event" ? eventText(entry.payload) : entry.payload.text;
+    return el("li", { class: `line meta ${entry.who}`, "data-testid": entry.who === "system" ? "msg-notice" : "msg-event", "data-seq": entry.seq },
+      el("span", { text }));
+  }
+  const li = el("li", { class: `line ${entry.who}`, "data-testid": `msg-${entry.who}`, "data-kind": entry.kind, "data-seq": entry.seq });
+  li.append(body(entry));
+  if (entry.who === "bot" && VIA_LABEL[entry.via]) {
+    const label = entry.kind === "template" ? "模板消息" : VIA_LABEL[entry.via];
+    li.append(el("span", { class: "via", text: label }));
+  }
+  return li;
+}
+
+function appendTo(list, node) {
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  list.append(node);
+  if (nearBottom || node.classList.contains("user")) list.scrollTop = list.scrollHeight;
+  // Pictures load later and change the height: stay pinned to the bottom.
+  node.querySelectorAll("img").forEach((img) =>
+    img.addEventListener("load", () => { list.scrollTop = list.scrollHeight; }, { once: true }));
+}
+
+// columns
+
+function addColumn(customer) {
+  if (state.columns.has(customer.openid)) return state.columns.get(customer.openid);
+  const col = $("#column-template").content.firstElementChild.cloneNode(true);
+  col.dataset.openid = customer.openid;
+  $(".name", col).textContent = customer.name;
+  $(".openid", col).textContent = customer.openid;
+  $(".openid", col).title = customer.openid;
+  $(".avatar", col).textContent = [...customer.name][0] || "客";
+  const input = $("input.text", col);
+  input.placeholder = "发消息，回车发送";
+  input.setAttribute("aria-label", `${customer.name} 的消息`);
+  const file = $("input[type=file]", col);
+  file.setAttribute("aria-label", `以 ${customer.name} 的身份发送图片`);
+  $(".chat", col).setAttribute("aria-label", `与 ${customer.name} 的聊天记录`);
+  $(".chips", col).setAttribute("aria-label", `${customer.name} 的快捷菜单`);
+
+  $(".composer", col).addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = "";
+    await act(col, "/say", { openid: customer.openid, text });
+  });
+  col.querySelector("[data-action=subscribe]").addEventListener("click", () =>
+    act(col, "/subscribe", { openid: customer.openid }));
+  col.querySelector("[data-action=scan]").addEventListener("click", () => {
+    // A newcomer scanning sends subscribe + qrscene_<scene>; a follower sends SCAN.
+    const scene = window.prompt(`${customer.name} 扫描的二维码场景值（例如邀请码）`, col.dataset.scene || "");
+    if (!scene) return;
+    col.dataset.scene = scene.trim();
+    act(col, "/scan", { openid: customer.openid, scene: scene.trim() });
+  });
+  col.querySelector("[data-action=unsubscribe]").addEventListener("click", () =>
+    act(col, "/unsubscribe", { openid: customer.openid }));
+  file.addEventListener("change", async () => {
+    const picked = file.files[0];
+    if (!picked) return;
+    const form = new FormData();
+    form.append("openid", customer.openid);
+    form.append("file", picked);
+    file.value = "";
+    await act(col, "/image", form);
+  });
+
+  showFollowing(col, customer.following);
+  state.columns.set(customer.openid, col);
+  $("#customers").append(col);
+  renderChips(col);
+  // Show what this customer already said and got, e.g. after a reload.
+  const list = $(".chat", col);
+  for (const entry of pending.get(customer.openid) || []) appendTo(list, renderEntry(entry));
+  pending.delete(customer.openid);
+  return col;
+}
+
+// Entries of customers without a column yet, shown when their column appears.
+const pending = new Map();
+
+function showFollowing(col, following) {
+  col.classList.toggle("following", Boolean(following));
+  const sub = col.querySelector("[data-action=subscribe]");
+  sub.textContent = following ? "已关注" : "关注";
+  sub.setAttribute("aria-pressed", following ? "true" : "false");
+}
+
+function renderChips(col) {
+  const box = $(".chips", col);
+  box.replaceChildren();
+  const openid = col.dataset.openid;
+  for (const b of state.menu) {
+    box.append(el("button", { type: "button", class: "chip menu", "data-testid": "chip", "data-key": b.key, text: `☰ ${b.name}`,
+      onclick: () => act(col, "/click", { openid, key: b.key }) }));
+  }
+  for (const text of TEXT_CHIPS) {
+    box.append(el("button", { type: "button", class: "chip", "data-testid": "chip", "data-text": text, text,
+      onclick: () => act(col, "/say", { openid, text }) }));
+  }
+}
+
+async function act(col, path, payload) {
+  col.classList.add("busy");
+  try {
+    await api(path, payload);
+  } catch (err) {
+    flash(col, err.message);
+  } finally {
+    col.classList.remove("busy");
+  }
+}
+
+function flash(col, message) {
+  const list = $(".chat", col);
+  appendTo(list, el("li", { class: "line meta system", "data-testid": "msg-error" }, el("span", { text: `⚠ ${message}` })));
+}
+
+// staff pane
+
+function renderStaff(entry) {
+  const li = el("li", { class: `staff-line ${entry.who}`, "data-testid": "staff-entry", "data-seq": entry.seq });
+  const head = el("div", { class: "staff-meta" },
+    el("span", { class: "staff-to", text: entry.openid || (entry.via === "robot" ? "工作群机器人" : "工作台") }),
+    el("time", { text: new Date(entry.at * 1000).toLocaleTimeString("zh-CN", { hour12: false }) }));
+  li.append(head, body(entry));
+  return li;
+}
+
+// transcript long-poll
+
+function apply(data) {
+  for (const c of data.customers || []) {
+    state.customers.set(c.openid, c);
+    const col = state.columns.get(c.openid);
+    if (col) showFollowing(col, c.following);
+  }
+  if (data.menu && JSON.stringify(data.menu) !== JSON.stringify(state.menu)) {
+    state.menu = data.menu;
+    state.columns.forEach(renderChips);
+  }
+  for (const entry of data.entries || []) {
+    if (state.seen.has(entry.seq)) continue;
+    state.seen.add(entry.seq);
+    const col = state.columns.get(entry.openid);
+    if (col) appendTo($(".chat", col), renderEntry(entry));
+    else {
+      if (!pending.has(entry.openid)) pending.set(entry.openid, []);
+      pending.get(entry.openid).push(entry);
+    }
+  }
+  // A customer who has activity (e.g. a test or a QR scan) gets a column.
+  for (const openid of pending.keys()) {
+    const customer = state.customers.get(openid) || { openid, name: openid };
+    addColumn(customer);
+  }
+  const staffLog = $("#staff-log");
+  for (const entry of data.staff || []) {
+    if (state.seen.has(entry.seq)) continue;
+    state.seen.add(entry.seq);
+    appendTo(staffLog, renderStaff(entry));
+  }
+  $("#staff-empty").hidden = staffLog.children.length > 0;
+  state.lastSeq = Math.max(state.lastSeq, data.last_seq || 0);
+}
+
+async function poll() {
+  for (;;) {
+    try {
+      const resp = await fetch(`${API}/transcript?after=${state.lastSeq}&wait=10`);
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      apply(await resp.json());
+      setStatus("已连接");
+    } catch (err) {
+      setStatus("连接中断，正在重试…", false);
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+  }
+}
+
+async function addCustomer() {
+  const hidden = [...state.customers.values()].find((c) => !state.columns.has(c.openid));
+  const customer = hidden || (await api("/customers", {}));
+  state.customers.set(customer.openid, customer);
+  const col = addColumn(customer);
+  col.scrollIntoView({ behavior: "smooth", inline: "end" });
+  $("input.text", col).focus();
+}
+
+async function start() {
+  $("#add-customer").addEventListener("click", () => addCustomer().catch((e) => setStatus(e.message, false)));
+  const resp = await fetch(`${API}/customers`);
+  const info = await resp.json();
+  state.menu = info.menu || [];
+  if (info.brand) $("#account-name").textContent = `公众号「${info.brand}」模拟器`;
+  for (const c of info.customers) state.customers.set(c.openid, c);
+  info.customers.slice(0, INITIAL_COLUMNS).forEach(addColumn);
+  document.body.dataset.ready = "true";
+  poll();
+}
+
+start().catch((err) => setStatus(`无法启动：${err.message}`, false));

@@ -1,0 +1,91 @@
+"""The sandbox console in a real browser: type as a customer, see the bot's answer."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bot import keys
+from flows import texts
+from tests.test_sandbox import serve_demo
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None, reason="the playwright package is not installed"
+    ),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK),
+        reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; see /tmp/apt.log)",
+    ),
+]
+
+
+@pytest.fixture
+async def console_url(tmp_path: Path) -> AsyncIterator[tuple[str, web.Application]]:
+    async with serve_demo(tmp_path) as (base, app):
+        yield f"{base}/sandbox/", app
+
+
+async def test_typing_help_shows_the_help_reply(
+    console_url: tuple[str, web.Application], tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    url, app = console_url
+    help_text = texts.HELP.format(brand=app[keys.SETTINGS].brand)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1400, "height": 860}, locale="zh-CN")
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(url)
+
+            await expect(page.get_by_test_id("customer-column")).to_have_count(2)
+            await expect(page.get_by_test_id("staff-empty")).to_have_text("员工消息将在这里出现")
+            first = page.get_by_test_id("customer-column").first
+            box = first.get_by_test_id("chat-input")
+            await expect(box).to_have_attribute("aria-label", "咖啡品牌A 的消息")
+            await box.fill("帮助")
+            await box.press("Enter")
+
+            await expect(first.get_by_test_id("msg-user").last).to_have_text("帮助")
+            first_line = help_text.splitlines()[0]
+            reply = first.get_by_test_id("msg-bot").filter(has_text=first_line).first
+            await expect(reply).to_be_visible(timeout=10_000)
+            # Newlines are kept: the bubble's text is the help text exactly.
+            assert (await reply.locator(".bubble").inner_text()).strip() == help_text.strip()
+            # The second customer's chat stays empty until they tap the menu's help button.
+            second = page.get_by_test_id("customer-column").nth(1)
+            await expect(second.get_by_test_id("msg-bot")).to_have_count(0)
+            await second.locator("[data-testid=chip][data-key=MENU_HELP]").click()
+            await expect(second.get_by_test_id("msg-event")).to_have_text("点击菜单「使用帮助」")
+            await expect(second.get_by_test_id("msg-bot").filter(has_text=first_line)).to_be_visible()
+
+            await page.get_by_test_id("add-customer").click()
+            await expect(page.get_by_test_id("customer-column")).to_have_count(3)
+
+            await page.screenshot(path=str(tmp_path / "sandbox-console.png"))
+            assert errors == []
+            await context.close()
+        finally:
+            await browser.close()
