@@ -28,7 +28,9 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4, 5),
             registry=r,
         )
-        self.outbox_sent = Counter("chatorder_outbox_sent", "Outbox messages delivered", ["channel"], registry=r)
+        self.outbox_sent = Counter(
+            "chatorder_outbox_sent", "Outbox messages delivered", ["channel"], registry=r
+        )
         self.outbox_failures = Counter(
             "chatorder_outbox_failures", "Outbox send attempts that failed", ["channel", "final"], registry=r
         )
