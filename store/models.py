@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy models of the foundation: people, inbound log, conversation state, outbox, tokens."""
+"""Typed SQLAlchemy models: people, inbound log, conversation state, outbox, tokens, catalog, orders."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -136,3 +139,157 @@ class KeyValue(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+# --- Catalog -------------------------------------------------------------------------------------
+
+
+class Service(Base):
+    """A sellable service (资源): a creator's placements, an ad campaign, a course … with packages."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # stable id used by imports
+    title: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # 抖音 快手 小红书 B站 微博 视频号 知识服务 全平台
+    category: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # 达人营销 广告投放 内容制作 数据分析 课程 咨询
+    forms: Mapped[list[str]] = mapped_column(JSON, default=list)  # 图文 视频 直播 …
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    summary: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    followers: Mapped[int | None] = mapped_column()
+    engagement_bp: Mapped[int | None] = mapped_column()  # engagement rate in basis points: 8.1 % = 810
+    exposure: Mapped[int | None] = mapped_column()  # estimated exposure per placement
+    audience: Mapped[dict[str, Any]] = mapped_column(
+        default=dict
+    )  # {"gender": {...}, "age": {...}, "region": {...}}
+    cover_url: Mapped[str | None] = mapped_column(String(512))
+    cases: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{"title", "result", "url"}]
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)  # draft | listed | unlisted
+    search_text: Mapped[str] = mapped_column(Text, default="")  # lower-cased title, tags, platform … for 搜
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Package(Base):
+    """One priced offer of a service (① 1 篇图文 ¥1,000). `stock` NULL = not limited."""
+
+    __tablename__ = "packages"
+    __table_args__ = (
+        UniqueConstraint("service_id", "position", name="uq_packages_service_position"),
+        CheckConstraint("stock IS NULL OR stock >= 0", name="ck_packages_stock_not_negative"),
+        CheckConstraint("price_fen > 0", name="ck_packages_price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column()  # 1, 2, 3 … shown as ① ② ③
+    name: Mapped[str] = mapped_column(String(100))
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    deliverables: Mapped[str] = mapped_column(Text, default="")
+    lead_days: Mapped[int] = mapped_column(default=7)
+    stock: Mapped[int | None] = mapped_column()
+    # Requirement keys the order form asks for, in order (see flows/requirements.py).
+    requirements: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+# --- Cart, orders, materials ---------------------------------------------------------------------
+
+
+class CartItem(Base):
+    __tablename__ = "cart_items"
+    __table_args__ = (UniqueConstraint("account", "openid", "package_id", name="uq_cart_person_package"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
+    quantity: Mapped[int] = mapped_column(default=1)
+    added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Order(Base):
+    """An order. Its status changes only through store.orders' actions, each writing an OrderEvent."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_person", "account", "openid", "created_at"),
+        Index("ix_orders_status_expiry", "status", "expires_at"),
+        CheckConstraint("total_fen >= 0", name="ck_orders_total_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # 20261122-0042
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # store.orders.OrderStatus
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    requirements: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the form's answers
+    deliverables: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{"at","title","url"}]
+    refund_reason: Mapped[str | None] = mapped_column(Text)
+    # Creating the same order twice (a retried 确认) is refused by this key.
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column()  # an unpaid order lapses then
+
+
+class OrderItem(Base):
+    """A line of an order, with the title and price as they were when ordered."""
+
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
+    service_title: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(16))
+    package_name: Mapped[str] = mapped_column(String(100))
+    unit_price_fen: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column()
+    # Whether stock was taken for this line (so a release gives back exactly what was taken).
+    reserved: Mapped[bool] = mapped_column(default=False)
+
+
+class OrderEvent(Base):
+    """One change of an order's state: who, when, from, to, why. Append-only."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))  # customer:<openid> | staff:<userid> | system
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class OrderSequence(Base):
+    """The last order number handed out per (Beijing) day."""
+
+    __tablename__ = "order_sequences"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # 20261122
+    last: Mapped[int] = mapped_column(default=0)
+
+
+class Material(Base):
+    """An image a customer sent for an order form (downloaded from WeChat, checked, kept)."""
+
+    __tablename__ = "materials"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
+    media_id: Mapped[str] = mapped_column(String(128))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column()
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
