@@ -1,4 +1,4 @@
-"""`chatorder` (also `python -m bot`): demo, serve, db upgrade, menu push, doctor."""
+"""`chatorder` (also `python -m bot`): demo, serve, db upgrade, catalog import, menu push, doctor."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 
 from bot import logs
 from settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from store.catalog import ImportReport, ServiceSpec
+
+CATALOG_FORMATS: dict[str, Literal["yaml", "csv"]] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the production server from settings (.env / environment)")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
+    catalog = sub.add_parser("catalog", help="the service catalog")
+    catalog.add_argument("action", choices=["import"])
+    catalog.add_argument("file", type=Path, help="a .yaml/.yml or .csv file (see store/catalog.py)")
     menu = sub.add_parser("menu", help="the Official Account's custom menu")
     menu.add_argument("action", choices=["push", "show"])
     sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
@@ -50,6 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(_upgrade(settings))
         print("database schema is up to date")
         return 0
+    if args.command == "catalog":
+        return _catalog_import(settings, args.file)
     if args.command == "menu":
         return asyncio.run(_menu(settings, push=args.action == "push"))
     return 2
@@ -61,6 +72,7 @@ def _demo(host: str, port: int, var: Path) -> int:
     settings = demo_settings(port=port, var_dir=var, host=host)
     logs.configure(settings.log_format)
     asyncio.run(_upgrade(settings))
+    asyncio.run(_load_demo_catalog(settings))
     print(f"chatorder demo — open the sandbox console: {settings.public_url}/sandbox/", flush=True)
     return _run_app(settings)
 
@@ -90,6 +102,57 @@ async def _upgrade(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _load_demo_catalog(settings: Settings) -> None:
+    from store.catalog import load_demo_catalog
+    from store.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            if added := await load_demo_catalog(session):
+                print(f"demo catalog: {added} services loaded", flush=True)
+    finally:
+        await engine.dispose()
+
+
+def _catalog_import(settings: Settings, path: Path) -> int:
+    from store.catalog import parse_catalog
+
+    fmt = CATALOG_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        print(f"{path}: 不支持的格式，请用 .yaml/.yml 或 .csv", file=sys.stderr)
+        return 2
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: 无法读取：{exc}", file=sys.stderr)
+        return 1
+    specs, errors = parse_catalog(text, fmt)
+    if errors:
+        # All or nothing: one bad row and nothing is written, so fixing the file and rerunning is safe.
+        for error in errors:
+            print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
+        print(f"{len(errors)} 处错误，未导入任何内容", file=sys.stderr)
+        return 1
+    report = asyncio.run(_import_specs(settings, specs))
+    print(f"导入完成：新增 {report.created} 个服务，更新 {report.updated} 个，套餐 {report.packages} 个")
+    for note in report.notes:
+        print(f"  - {note}")
+    return 0
+
+
+async def _import_specs(settings: Settings, specs: list[ServiceSpec]) -> ImportReport:
+    from store.catalog import import_catalog
+    from store.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            return await import_catalog(session, specs)
     finally:
         await engine.dispose()
 
