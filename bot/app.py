@@ -19,10 +19,13 @@ from bot.locks import PersonLocks
 from bot.logs import request_id_middleware
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
+from bot.scheduler import Job, run_jobs
+from flows.reminders import remind_abandoned_forms
 from handlers import build_router
 from handlers.router import Router
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
+from store.models import utcnow
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
 from webhooks.crypto import MpCrypto
@@ -96,24 +99,31 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
+    locks = PersonLocks(app[keys.REDIS])
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
         sessionmaker=sessionmaker,
         writer=writer,
         router=app[ROUTER],
-        locks=PersonLocks(app[keys.REDIS]),
+        locks=locks,
         metrics=app[keys.METRICS],
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
+    jobs = [
+        Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
+    ]
     stop = asyncio.Event()
-    task = asyncio.create_task(outbox.run_forever(stop), name="outbox")
+    tasks = [
+        asyncio.create_task(outbox.run_forever(stop), name="outbox"),
+        asyncio.create_task(run_jobs(jobs, stop), name="jobs"),
+    ]
     yield
     await app[keys.PIPELINE].drain()
     await writer.close()
     stop.set()
     outbox.wake()
-    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _worker_id() -> str:

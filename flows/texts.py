@@ -13,10 +13,18 @@ WELCOME_BACK = "欢迎回来，{brand} 一直在 😊 发「帮助」看看可�
 
 HELP = (
     "可以这样跟我说：\n"
-    "· 帮助 / 菜单 — 看这份说明\n"
-    "· 关于 — 了解{brand}提供哪些服务\n"
-    "· 人工 — 想找真人客服时发这个\n"
-    "底部菜单里也有这些入口。"
+    "找服务\n"
+    "· 搜 关键词 — 例如「搜 咖啡 探店」\n"
+    "· 分类 — 按平台（抖音、小红书…）或类别浏览\n"
+    "· 筛选 / 排序 — 按价格、粉丝、互动率、形式缩小范围\n"
+    "· 回复数字看详情，「下一页」翻页\n"
+    "下单\n"
+    "· 加购 ① — 放进购物车；购物车 — 查看；结算 — 一起下单\n"
+    "· 下单 ① — 直接下单；填写中可发「返回」「模板」「取消」「继续」\n"
+    "订单\n"
+    "· 我的订单 — 查看进度；取消订单 单号；申请退款 单号 原因\n"
+    "其他\n"
+    "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以"
 )
 
 UNKNOWN = "抱歉，这句我还没学会 🙈\n\n" + HELP
@@ -40,6 +48,9 @@ OTHER_MESSAGE = "这类消息我还看不懂，发文字就好～ 发「帮助�
 SORRY = "抱歉，刚才出了点问题，我们已经在处理了。请稍后再试一次。"
 
 # Menu button labels (WeChat allows 4 Chinese characters for top-level, 8 for sub-buttons).
+MENU_BROWSE = "找服务"
+MENU_ORDERS = "我的订单"
+MENU_CART = "购物车"
 MENU_HELP = "使用帮助"
 MENU_ABOUT = "关于我们"
 MENU_HUMAN = "人工客服"
@@ -48,3 +59,222 @@ MENU_MORE = "更多"
 # The template message sent when a customer-service message is refused (45015, outside 48 hours).
 NOTICE_TITLE = "您有一条新消息"
 NOTICE_REMARK = "回复任意消息即可继续对话。"
+
+# --- Catalog -------------------------------------------------------------------------------------
+
+CATEGORIES = (
+    "按平台或类别浏览，直接发名字就行：\n"
+    "平台：{platforms}\n"
+    "类别：{categories}\n"
+    "也可以发「搜 关键词」，例如「搜 咖啡 探店」。"
+)
+SEARCH_EMPTY_QUERY = "想找什么呢？发「搜」加关键词，例如「搜 咖啡 探店」或「搜 美妆 抖音」。"
+RESULTS_HEAD = "找到 {total} 个服务（{sort}）{filters}：\n"
+RESULTS_LINE = "{n}. {title} · {platform} · {followers}粉 · 互动 {engagement} · {price} 起 · {availability}"
+RESULTS_LINE_NO_METRICS = "{n}. {title} · {platform} · {category} · {price} 起 · {availability}"
+RESULTS_FOOT = "\n回复数字看详情{more}，「筛选」按价格/粉丝/形式缩小范围，「排序」换排序方式。"
+RESULTS_MORE = "，「下一页」看更多"
+RESULTS_PAGE = "（第 {page}/{pages} 页）"
+NO_RESULTS = "没有找到符合条件的服务 😶 换个关键词试试，或发「分类」按平台浏览。{filters_hint}"
+NO_RESULTS_FILTER_HINT = "\n当前筛选：{filters}，发「清除筛选」去掉条件。"
+NO_MORE_PAGES = "已经是最后一页了。回复数字看详情，或换个关键词搜索。"
+NO_PREVIOUS_PAGE = "已经是第一页了。"
+NO_LIST = "先搜点什么吧：发「搜 关键词」或「分类」。"
+PICK_OUT_OF_RANGE = "列表里没有第 {n} 项，请回复 1–{max} 之间的数字。"
+SORT_NAMES = {
+    "engagement": "按互动率排序",
+    "price": "按价格从低到高",
+    "price_desc": "按价格从高到低",
+    "followers": "按粉丝数排序",
+    "exposure": "按预估曝光排序",
+}
+FILTER_HELP = (
+    "可以这样筛选（可叠加，发「清除筛选」重来）：\n"
+    "· 筛选 价格 500-2000（单位：元）\n"
+    "· 筛选 粉丝 1万-10万\n"
+    "· 筛选 互动 5%（互动率不低于）\n"
+    "· 筛选 形式 视频（图文 / 视频 / 直播）\n"
+    "· 筛选 平台 小红书\n"
+    "排序：发「排序 价格」「排序 价格高」「排序 粉丝」「排序 互动」「排序 曝光」。"
+)
+FILTER_INVALID = "没看懂这个筛选条件 🙏\n\n" + FILTER_HELP
+FILTERS_CLEARED = "已清除筛选条件。"
+SORT_INVALID = "可以按这些排序：价格、价格高、粉丝、互动、曝光。例如发「排序 粉丝」。"
+
+DETAIL = (
+    "【{title}】{platform} · {category}\n"
+    "{summary}\n"
+    "{metrics}"
+    "{audience}"
+    "{cases}"
+    "套餐：\n{packages}\n"
+    "回复「下单 ①」直接下单，或「加购 ②」放进购物车。"
+)
+DETAIL_METRICS = "粉丝 {followers} · 互动率 {engagement} · 预估曝光 {exposure}\n"
+DETAIL_AUDIENCE = "受众：{audience}\n"
+DETAIL_CASES = "案例：{cases}\n"
+DETAIL_PACKAGE = "{mark} {name} {price} · {lead_days} 天交付 · {availability}\n   {deliverables}"
+NO_VIEWING = "先选一个服务：搜索后回复数字看详情，再发「加购 ①」或「下单 ①」。"
+NO_SUCH_PACKAGE = "这个服务没有第 {n} 个套餐，可选 {choices}。"
+PACKAGE_SOLD_OUT = "「{name}」已售罄，看看其他套餐或别的服务吧。"
+
+# --- Cart ----------------------------------------------------------------------------------------
+
+CART_ADDED = "已加入购物车（共 {lines} 项，{total}）。继续挑选，或发「结算」。"
+CART_EMPTY = "购物车是空的。发「搜 关键词」挑选服务，看中后发「加购 ①」。"
+CART_HEAD = "购物车（{lines} 项）：\n"
+CART_LINE = "{n}. {title} · {package} × {qty} = {subtotal}{warning}"
+CART_LINE_SOLD_OUT = "（已售罄）"
+CART_LINE_UNAVAILABLE = "（已下架）"
+CART_FOOT = "\n合计 {total}\n发「结算」下单，「数量 1 2」改数量，「删除 1」移除，「清空购物车」全部清空。"
+CART_UPDATED = "好的，已更新。\n\n"
+CART_CLEARED = "购物车已清空。"
+CART_LINE_INVALID = "购物车里没有第 {n} 项，发「购物车」看看编号。"
+QUANTITY_INVALID = "数量需要是 1–99 之间的整数，例如「数量 1 2」。发 0 或「删除 1」可以移除。"
+CART_USAGE = "发「数量 行号 数量」改数量（如「数量 1 2」），「删除 行号」移除一项。"
+
+# --- Order form ----------------------------------------------------------------------------------
+
+FORM_START = "一共 {lines} 项，需要先填 {steps} 项推广要求，约 {minutes} 分钟。随时发「返回」改上一项，「取消」放弃。\n\n"
+FORM_STEP = "第 {n}/{total} 步：{prompt}"
+FORM_TEMPLATE_HINT = "（发「模板」看示例）"
+FORM_TEMPLATE = "示例：\n{example}\n\n照这个格式发给我就行。"
+FORM_FIRST_STEP = "已经是第一步了。\n\n"
+FORM_CANCELLED = "好的，已放弃这次下单。购物车里的内容还在，随时发「结算」重新开始。"
+FORM_PAUSED = "\n\n——\n刚才的下单进行到第 {n}/{total} 步，发「继续」接着填。"
+FORM_PAUSED_CONFIRM = "\n\n——\n刚才的订单还差最后确认，发「继续」查看，发「确认」生成订单。"
+FORM_NOTHING_TO_RESUME = "现在没有进行中的下单。发「购物车」看看，或「搜 关键词」找服务。"
+FORM_REMINDER = "你有一份没填完的订单（第 {n}/{total} 步）📝 发「继续」接着填，发「取消」放弃。"
+NOT_IN_FORM = "现在没有进行中的下单，这句用不上哦。发「帮助」看看可以怎么说。"
+
+ANSWER_LENGTH = "这一步需要 {lo}–{hi} 个字，你发了 {got} 个字，请调整后再发一次。"
+LINK_INVALID = "这一步需要一个以 http 开头的链接哦，例如 https://… 请再发一次。"
+TIME_INVALID = "没看懂这个时间，请按「11月28日 19:00」这样的格式再发一次。"
+TIME_NEEDS_CLOCK = "请带上具体几点，例如「11月28日 19:00」或「明天 晚上8点」。"
+TIME_TOO_SOON = "发布时间需要在 24 小时以后，留给达人准备的时间。请换个时间。"
+TIME_TOO_FAR = "发布时间最多可以约在 180 天内，请换个近一点的时间。"
+MENTIONS_INVALID = "请发 1–10 个需要 @ 的账号，用空格隔开，例如「@小鹿爱咖啡 @咖啡品牌A」。"
+CONTACT_INVALID = "请发联系人姓名和手机号，例如「王芳 13800138000」。"
+IMAGES_EXPECTED = "这一步请直接发图片（可以连发几张），发完后回复「好了」。不需要的话发「跳过」。"
+IMAGE_SAVED = "收到第 {n} 张图 👍 继续发图，或回复「好了」进入下一步。"
+IMAGE_LIMIT = "最多可以放 {max} 张参考图，已经够了，回复「好了」进入下一步。"
+IMAGES_NONE_YET = "还没收到图片哦。请直接发图，或发「跳过」不放参考图。"
+IMAGE_BAD = "这张图片打不开或格式不支持，请发 JPG 或 PNG 图片。"
+IMAGE_TOO_LARGE = "这张图片超过 10MB 了，请压缩后再发。"
+IMAGE_DOWNLOAD_FAILED = "图片没能保存下来，请再发一次。"
+IMAGE_NOT_NOW = "这一步需要文字回答哦。"
+
+ASK_BRAND = "品牌或店铺名称是？"
+ASK_LINK = "推广的商品链接是？"
+ASK_SELLING_POINTS = "核心卖点，一到三句话。"
+ASK_COPY = "希望文案或口播里提到哪些要点？"
+ASK_PUBLISH_TIME = "希望什么时候发布？"
+ASK_MENTIONS = "需要 @ 哪些账号？"
+ASK_IMAGES = "有参考图片吗？直接发图（可连发几张），发完回复「好了」；没有就发「跳过」。"
+ASK_AUDIENCE = "想触达的目标人群是？"
+ASK_CONTACT = "联系人和手机号？方便执行同事和你确认细节。"
+ASK_NOTES = "还有其他要求吗？没有就发「无」。"
+
+EXAMPLE_BRAND = "咖啡品牌A"
+EXAMPLE_LINK = "https://shop.example.com/coffee/new"
+EXAMPLE_SELLING_POINTS = "0 糖 0 脂的冷萃咖啡，3 秒速溶，冷水也能冲。"
+EXAMPLE_COPY = "突出早八通勤场景，提一句新品首发 8 折。"
+EXAMPLE_PUBLISH_TIME = "11月28日 19:00"
+EXAMPLE_MENTIONS = "@咖啡品牌A官方 @小鹿爱咖啡"
+EXAMPLE_IMAGES = "直接发产品图、包装图或你喜欢的风格参考图，发完回复「好了」。"
+EXAMPLE_AUDIENCE = "一二线城市 22–30 岁上班族，女性为主"
+EXAMPLE_CONTACT = "王芳 13800138000"
+EXAMPLE_NOTES = "不要出现竞品；视频里露出 logo 3 秒以上。"
+
+CONFIRM = "请确认：\n{lines}\n合计 {total}\n{answers}\n回复「确认」生成订单，「返回」修改，「取消」放弃。"
+CONFIRM_LINE = "{title} {package} × {qty} {subtotal}"
+CONFIRM_ANSWER = "{label}：{value}"
+ORDER_CREATED = (
+    "订单 {number} 已生成，待支付 {total}。\n"
+    "30 分钟内有效，支付功能即将开放，专属客服会联系你完成付款。发「我的订单」随时查看。"
+)
+ORDER_SOLD_OUT = "抱歉，「{names}」刚刚被抢完了 😢 已从这次下单里去掉，其他内容还在，发「结算」重新确认。"
+
+# --- My orders -----------------------------------------------------------------------------------
+
+NO_ORDERS = "你还没有订单。发「搜 关键词」找服务，看中后就能下单。"
+NO_ORDERS_WITH_STATUS = "没有{status}的订单。发「我的订单」看全部。"
+ORDERS_HEAD = "你的订单{status}（共 {total} 个）{page}：\n"
+ORDERS_LINE = "{n}. {number} · {status} · {total} · {title}"
+ORDERS_FOOT = "\n回复数字看详情{more}；可按状态看，如「我的订单 待支付」。"
+ORDER_NOT_FOUND = "没有找到订单 {number}，请检查单号，或发「我的订单」看看。"
+ORDER_DETAIL = (
+    "订单 {number} · {status}\n"
+    "{progress}\n"
+    "{lines}\n"
+    "合计 {total}\n"
+    "{answers}"
+    "{deliverables}"
+    "进度记录：\n{timeline}\n"
+    "{actions}"
+)
+ORDER_DELIVERABLES = "交付：\n{items}\n"
+ORDER_ACTION_UNPAID = "发「取消订单 {number}」可以取消。"
+ORDER_ACTION_PAID = "需要退款请发「申请退款 {number} 原因」。"
+ORDER_CANCELLED = "订单 {number} 已取消，占用的名额已释放。"
+ORDER_NOT_CANCELLABLE = (
+    "订单 {number} 现在是「{status}」，不能取消了。已付款的订单可以「申请退款 {number} 原因」。"
+)
+REFUND_NEEDS_REASON = "请带上退款原因，例如「申请退款 {number} 活动延期了」。"
+REFUND_REQUESTED = "已提交订单 {number} 的退款申请，客服会尽快处理，结果会第一时间通知你。"
+REFUND_NOT_ALLOWED = "订单 {number} 现在是「{status}」，还不能申请退款。"
+ORDER_USAGE = "请带上单号，例如「{command} 20261122-0042」。发「我的订单」查看单号。"
+ACTOR_NAMES = {"customer": "你", "staff": "客服", "system": "系统"}
+
+ORDER_NOTICES = {
+    "待审核": "✅ 已收到付款 {total}，订单 {number} 进入审核，通常 1 小时内完成。",
+    "已分配": "👤 订单 {number} 已安排专人负责，马上开始准备。进度 {bar}",
+    "执行中": "🚀 订单 {number} 开始执行。进度 {bar}",
+    "已完成": "🎉 订单 {number} 已完成！发「订单 {number}」查看交付内容。",
+    "已取消": "订单 {number} 已取消{reason}，占用的名额已释放。",
+    "退款中": "订单 {number} 进入退款处理{reason}，结果会第一时间通知你。",
+    "已退款": "💰 订单 {number} 已退款，请留意到账通知。",
+}
+
+# --- FAQ -----------------------------------------------------------------------------------------
+
+FAQ = (
+    (
+        ("多少钱", "价格", "报价", "收费", "费用"),
+        "每个服务的价格都写在套餐里，明码标价：搜索后回复数字看详情就能看到 ①②③ 各档价格。",
+    ),
+    (
+        ("退款", "退钱", "不想要了"),
+        "未付款的订单随时可以「取消订单 单号」；已付款还没完成的订单可以「申请退款 单号 原因」，客服会在 1 个工作日内处理。",
+    ),
+    (
+        ("多久", "几天", "周期", "什么时候发", "交付时间"),
+        "每个套餐都标了交付天数（详情里的「X 天交付」），从审核通过开始计算；发布时间可以在下单时约定。",
+    ),
+    (("发票", "开票"), "支持开具电子发票，订单完成后联系客服即可，付款与发票功能即将在聊天里直接开放。"),
+    (
+        ("怎么付", "支付", "付款", "微信支付"),
+        "下单后会生成待支付订单，30 分钟内有效；在线支付即将开放，客服会协助你完成付款。",
+    ),
+    (
+        ("刷粉", "刷量", "刷赞", "买粉", "刷播放"),
+        "我们只提供真人交付的真实服务，不做刷粉、刷量、刷赞这类数据造假，也请不要提这类需求 🙏",
+    ),
+    (
+        ("真实", "靠谱", "保障", "效果"),
+        "所有达人与服务都经过审核，数据来自平台后台；订单全程可在「我的订单」查看进度和交付物，不满意可申请退款。",
+    ),
+)
+
+# What the store's refusals (store.errors.DomainError codes) mean to a person.
+DOMAIN_ERRORS = {
+    "not_found": "没有找到这一项，发「购物车」或「我的订单」看看编号。",
+    "bad_quantity": QUANTITY_INVALID,
+    "cart_empty": CART_EMPTY,
+    "sold_out": "抱歉，「{names}」已经被抢完了 😢",
+    "not_yours": "没有找到这个订单，请检查单号。",
+    "illegal_transition": "订单现在是「{frm}」，不能变成「{to}」。",
+    "conflict": "订单刚刚有了变化，请发「我的订单」看看最新状态。",
+    "bad_image": IMAGE_BAD,
+    "image_too_large": IMAGE_TOO_LARGE,
+}

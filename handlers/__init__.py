@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from handlers import basic
+from handlers import basic, cart, catalog, faq, form, orders
 from handlers.router import Router
 
 
 def build_router() -> Router:
-    """The order matters: specific commands first, the catch-alls of `basic` last."""
+    """First match wins: the form's control words, then commands, then a form's answers,
+    then numbers picked from the last list, FAQ keywords, and the catch-alls."""
     root = Router("root")
-    root.include(basic.router)
+    root.include(
+        form.router,
+        basic.router,
+        catalog.router,
+        cart.router,
+        orders.router,
+        form.answers,
+        catalog.picks,
+        orders.picks,
+        faq.router,
+        basic.fallback,
+    )
     return root

@@ -7,6 +7,7 @@ from handlers.context import Ctx
 from handlers.router import Router
 
 router = Router("basic")
+fallback = Router("fallback")  # included last: what nothing else wanted
 
 
 @router.event("subscribe")
@@ -40,13 +41,13 @@ async def on_human(ctx: Ctx) -> None:
     ctx.say(texts.HUMAN)
 
 
-@router.message("image")
+@fallback.message("image")
 async def on_image(ctx: Ctx) -> None:
     """An image outside any form."""
     ctx.say(texts.IMAGE_RECEIVED)
 
 
-@router.message("voice")
+@fallback.message("voice")
 async def on_voice(ctx: Ctx) -> None:
     """Voice is not understood yet."""
     ctx.say(texts.VOICE_UNSUPPORTED)
@@ -57,19 +58,19 @@ async def on_silent_event(ctx: Ctx) -> None:
     """Events that need no answer."""
 
 
-@router.message("video", "shortvideo", "location", "link")
+@fallback.message("video", "shortvideo", "location", "link")
 async def on_other(ctx: Ctx) -> None:
     """Messages we cannot use yet."""
     ctx.say(texts.OTHER_MESSAGE)
 
 
-@router.message("text")
+@fallback.message("text")
 async def on_unknown_text(ctx: Ctx) -> None:
     """Anything else typed: say so, and show what works."""
     ctx.say(texts.UNKNOWN)
 
 
-@router.event("click")
+@fallback.event("click")
 async def on_unknown_click(ctx: Ctx) -> None:
     """A menu button from an older menu: show what works now."""
     ctx.say(texts.HELP)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from flows import texts
 from handlers.events import Event
 from settings import Settings
+from store.errors import DomainError
+from store.models import utcnow
 from store.outbox import Outgoing
 from store.turns import FlowState
 
@@ -22,6 +26,15 @@ class UserFacingError(Exception):
         super().__init__(text)
         self.text = text
         self.fmt = fmt
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Turn a store refusal (DomainError) into the person's sentence for it; nothing was changed."""
+    try:
+        yield
+    except DomainError as exc:
+        raise UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.SORRY), **exc.details) from None
 
 
 @dataclass(slots=True)
@@ -39,6 +52,9 @@ class Ctx:
     subscribed: bool
     state: FlowState
     command: str | None  # normalised text, or the command a menu click stands for
+    # Downloads a picture the person sent (WeChat media API); None where no API is configured.
+    media: Callable[[str], Awaitable[bytes]] | None = None
+    now: Callable[[], dt.datetime] = utcnow
     replies: list[Reply] = field(default_factory=list)
     later: list[Outgoing] = field(default_factory=list)
     on_commit: list[Callable[[], None]] = field(default_factory=list)
@@ -70,6 +86,12 @@ class Ctx:
     def send_later(self, message: Outgoing) -> None:
         """An outbox message written with this turn's changes (to this person or anyone else)."""
         self.later.append(message)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading (no commit)."""
+        async with self.sessionmaker() as session:
+            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -8,9 +8,12 @@ from flows import texts
 
 # (label, click key, the command it stands for); later capabilities add their buttons here.
 BUTTONS: list[tuple[str, str, str]] = [
-    (texts.MENU_HELP, "MENU_HELP", "帮助"),
+    (texts.MENU_BROWSE, "MENU_BROWSE", "分类"),
+    (texts.MENU_ORDERS, "MENU_ORDERS", "我的订单"),
 ]
 MORE: list[tuple[str, str, str]] = [
+    (texts.MENU_CART, "MENU_CART", "购物车"),
+    (texts.MENU_HELP, "MENU_HELP", "帮助"),
     (texts.MENU_ABOUT, "MENU_ABOUT", "关于"),
     (texts.MENU_HUMAN, "MENU_HUMAN", "人工"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flows import texts
+from flows.engine import OrderForm
 from handlers.context import Ctx, Reply, UserFacingError
 from handlers.menu import CLICK_COMMANDS
 from handlers.router import Router, normalise
@@ -31,13 +32,23 @@ async def run(router: Router, ctx: Ctx) -> str:
     try:
         await route.handler(ctx)
     except UserFacingError as exc:
-        _refuse(ctx, before, ctx.fmt(exc.text, **exc.fmt))
+        _refuse(ctx, before, _safe_format(ctx, exc))
     except Exception:
         # People never see a traceback: they get an apology, the log gets the details.
         log.exception("handler failed", extra={"route": route.name, "openid": ctx.openid})
         _refuse(ctx, before, ctx.fmt(texts.SORRY))
         return route.name + ":error"
+    _remind_of_form(ctx, route.name)
     return route.name
+
+
+def _remind_of_form(ctx: Ctx, route: str) -> None:
+    """Asked something else in the middle of a form: answer it, then say how to go back."""
+    if route.startswith(("form.", "form_answers.")) or not OrderForm.active(ctx.state):
+        return
+    last = ctx.replies[-1] if ctx.replies else None
+    if last is not None and last.kind == "text":
+        last.payload["content"] += OrderForm(ctx.state).paused_hint()
 
 
 def _refuse(ctx: Ctx, before: object, text: str) -> None:
@@ -45,3 +56,12 @@ def _refuse(ctx: Ctx, before: object, text: str) -> None:
     ctx.state = before  # type: ignore[assignment]
     ctx.later.clear()
     ctx.replies[:] = [Reply("text", {"content": text})]
+
+
+def _safe_format(ctx: Ctx, exc: UserFacingError) -> str:
+    """A refusal with a placeholder its raiser did not fill still gets an answer (and a log line)."""
+    try:
+        return ctx.fmt(exc.text, **exc.fmt)
+    except (KeyError, IndexError, ValueError):
+        log.exception("refusal text could not be formatted", extra={"text": exc.text})
+        return ctx.fmt(texts.SORRY)

@@ -283,6 +283,8 @@ class Material(Base):
     """An image a customer sent for an order form (downloaded from WeChat, checked, kept)."""
 
     __tablename__ = "materials"
+    # The same WeChat picture sent twice is kept once.
+    __table_args__ = (UniqueConstraint("account", "openid", "media_id", name="uq_materials_media"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     account: Mapped[str] = mapped_column(String(64))

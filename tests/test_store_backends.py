@@ -95,3 +95,22 @@ async def test_two_processes_share_one_person_lock_through_redis(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_migrations_match_the_models(db_url: str) -> None:
+    """A model changed without a migration would show up here as a difference."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from store.models import Base
+
+    engine = make_engine(db_url)
+    try:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []

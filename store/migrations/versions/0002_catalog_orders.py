@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("created_at", store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("account", "openid", "media_id", name="uq_materials_media"),
     )
     with op.batch_alter_table("materials", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_materials_openid"), ["openid"], unique=False)

@@ -1,0 +1,29 @@
+"""Messages to a customer when their order changes state (written to the outbox with the change)."""
+
+from __future__ import annotations
+
+from flows import texts
+from flows.format import bar, yuan
+from store.models import Order
+from store.orders import PROGRESS
+from store.outbox import Outgoing, text
+
+
+def order_notice(order: Order, frm: str | None, to: str, reason: str | None) -> list[Outgoing]:
+    """A short status message for changes the customer did not make themselves."""
+    template = texts.ORDER_NOTICES.get(to)
+    if template is None or frm is None:
+        return []
+    done = PROGRESS.index(to) + 1 if to in PROGRESS else 0
+    content = template.format(
+        number=order.number,
+        total=yuan(order.total_fen),
+        bar=bar(done, len(PROGRESS)),
+        reason=f"（{reason}）" if reason else "",
+    )
+    return [text(order.openid, content, dedupe_key=f"order:{order.id}:{to}:{frm}")]
+
+
+def quiet(order: Order, frm: str | None, to: str, reason: str | None) -> list[Outgoing]:
+    """For changes the customer made in chat: the passive reply already says it."""
+    return []

@@ -1,0 +1,191 @@
+"""The order form in chat: start it, answer step by step, 返回/取消/模板/继续, confirm into an order."""
+
+from __future__ import annotations
+
+from flows import texts
+from flows.engine import OrderForm
+from flows.format import yuan
+from flows.notices import quiet
+from flows.requirements import STEPS, InvalidInput, show
+from handlers.context import Ctx, UserFacingError
+from handlers.router import Router
+from store import catalog, orders
+from store.errors import DomainError
+
+router = Router("form")  # control words, tried before every other command
+answers = Router("form_answers")  # anything else while a form is open, tried after the commands
+
+
+def _in_form(ctx: Ctx) -> bool:
+    return OrderForm.active(ctx.state)
+
+
+def _said(ctx: Ctx, *words: str) -> bool:
+    return _in_form(ctx) and ctx.command in words
+
+
+async def begin_order_form(ctx: Ctx, lines: list[tuple[int, int]], *, from_cart: bool) -> None:
+    """Ask for the union of the packages' requirements, one at a time."""
+    keys: list[str] = []
+    async with ctx.read() as session:
+        for package_id, _ in lines:
+            found = await catalog.get_package(session, package_id)
+            if found:
+                keys.extend(found[1].requirements)
+    form = OrderForm.begin(ctx.state, keys, lines=[list(x) for x in lines], from_cart=from_cart)
+    steps = len(form.keys)
+    intro = texts.FORM_START.format(lines=len(lines), steps=steps, minutes=max(1, (steps + 1) // 2))
+    ctx.say(intro + await _next_question(ctx, form))
+
+
+async def _next_question(ctx: Ctx, form: OrderForm) -> str:
+    return await _summary(ctx, form) if form.at_confirm else form.prompt()
+
+
+async def _summary(ctx: Ctx, form: OrderForm) -> str:
+    lines, total = [], 0
+    async with ctx.read() as session:
+        for package_id, quantity in form.lines:
+            found = await catalog.get_package(session, package_id)
+            if found is None:
+                continue
+            card, package = found
+            subtotal = package.price_fen * quantity
+            total += subtotal
+            lines.append(
+                texts.CONFIRM_LINE.format(
+                    title=card.title, package=package.name, qty=quantity, subtotal=yuan(subtotal)
+                )
+            )
+    shown = [
+        texts.CONFIRM_ANSWER.format(label=STEPS[k].label, value=show(k, form.answers.get(k)))
+        for k in form.keys
+    ]
+    return ctx.fmt(texts.CONFIRM, lines="\n".join(lines), total=yuan(total), answers="\n".join(shown))
+
+
+@router.when(lambda ctx: _said(ctx, "返回", "上一步", "回到上一步"))
+async def on_back(ctx: Ctx) -> None:
+    """One step back, to change an answer."""
+    form = OrderForm(ctx.state)
+    prefix = "" if form.back() else texts.FORM_FIRST_STEP
+    ctx.say(prefix + await _next_question(ctx, form))
+
+
+@router.when(lambda ctx: _said(ctx, "取消", "放弃", "不要了", "算了", "取消下单"))
+async def on_cancel(ctx: Ctx) -> None:
+    """Abandon the form; the cart stays."""
+    OrderForm(ctx.state).end()
+    ctx.say(texts.FORM_CANCELLED)
+
+
+@router.when(lambda ctx: _said(ctx, "模板", "示例", "例子", "范例"))
+async def on_template(ctx: Ctx) -> None:
+    """An example answer for the current step."""
+    form = OrderForm(ctx.state)
+    ctx.say(form.example() + "\n\n" + form.prompt() if form.step else await _summary(ctx, form))
+
+
+@router.text("继续", "接着填", "继续下单", "继续填")
+async def on_resume(ctx: Ctx) -> None:
+    """Back to where the form was left."""
+    if not _in_form(ctx):
+        ctx.say(texts.FORM_NOTHING_TO_RESUME)
+        return
+    ctx.say(await _next_question(ctx, OrderForm(ctx.state)))
+
+
+@router.when(lambda ctx: _said(ctx, "确认", "确认下单", "确定", "提交") and OrderForm(ctx.state).at_confirm)
+async def on_confirm(ctx: Ctx) -> None:
+    """Create the order (stock reserved atomically); the form ends."""
+    form = OrderForm(ctx.state)
+    try:
+        async with ctx.transaction() as session:
+            order = await orders.create_order(
+                session,
+                account=ctx.event.account,
+                openid=ctx.openid,
+                lines=[orders.Line(p, q) for p, q in form.lines],
+                requirements=dict(form.answers),
+                source_key=f"order:{ctx.event.account}:{ctx.openid}:{ctx.event.key}",
+                notify=quiet,
+                material_ids=form.answers.get("ref_images", []),
+            )
+            if form.data.get("from_cart"):
+                await orders.cart_clear(
+                    session,
+                    account=ctx.event.account,
+                    openid=ctx.openid,
+                    package_ids=[p for p, _ in form.lines],
+                )
+    except DomainError as exc:
+        if exc.code != "sold_out":
+            raise
+        await _drop_sold_out(ctx, form, exc)
+        return
+    form.end()
+    ctx.say(texts.ORDER_CREATED, number=order.number, total=yuan(order.total_fen))
+
+
+async def _drop_sold_out(ctx: Ctx, form: OrderForm, exc: DomainError) -> None:
+    """Take what sold out meanwhile off the form, and show the rest to confirm again."""
+    keep = []
+    async with ctx.read() as session:
+        for package_id, quantity in form.lines:
+            found = await catalog.get_package(session, package_id)
+            if found and (found[1].stock is None or found[1].stock >= quantity):
+                keep.append([package_id, quantity])
+    names = "、".join(exc.details.get("packages", [])) or "部分套餐"
+    if not keep:
+        form.end()
+        raise UserFacingError(texts.DOMAIN_ERRORS["sold_out"], names=names)
+    form.data["lines"] = keep
+    ctx.say(texts.ORDER_SOLD_OUT.format(names=names) + "\n\n" + await _summary(ctx, form))
+
+
+@answers.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "text")
+async def on_answer(ctx: Ctx) -> None:
+    """The answer to the current step: kept and on to the next, or re-asked with the reason."""
+    form = OrderForm(ctx.state)
+    if form.at_confirm:
+        ctx.say(await _summary(ctx, form))
+        return
+    try:
+        form.answer(ctx.event.text, ctx.now())
+    except InvalidInput as exc:
+        ctx.say(ctx.fmt(exc.text, **exc.values) + "\n\n" + form.prompt())
+        return
+    ctx.say(await _next_question(ctx, form))
+
+
+@answers.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "image")
+async def on_image(ctx: Ctx) -> None:
+    """A picture for an image step: downloaded, checked and kept as the order's material."""
+    form = OrderForm(ctx.state)
+    step = form.step
+    if step is None or not step.images:
+        ctx.say(texts.IMAGE_NOT_NOW + "\n\n" + await _next_question(ctx, form))
+        return
+    if ctx.media is None:
+        raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED)
+    try:
+        data = await ctx.media(ctx.event.media_id)
+    except Exception:
+        raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED) from None
+    async with ctx.transaction() as session:
+        try:
+            material_id = await orders.save_material(
+                session,
+                account=ctx.event.account,
+                openid=ctx.openid,
+                media_id=ctx.event.media_id,
+                content_type="",
+                data=data,
+            )
+        except DomainError as exc:
+            raise UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.IMAGE_BAD)) from None
+    try:
+        n = form.add_image(material_id)
+    except InvalidInput as exc:
+        raise UserFacingError(exc.text, **exc.values) from None
+    ctx.say(texts.IMAGE_SAVED, n=n)
