@@ -108,6 +108,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
+        media=mp.get_media,
+        wake_outbox=outbox.wake,
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
     jobs = [

@@ -54,6 +54,7 @@ class Ctx:
     command: str | None  # normalised text, or the command a menu click stands for
     # Downloads a picture the person sent (WeChat media API); None where no API is configured.
     media: Callable[[str], Awaitable[bytes]] | None = None
+    wake_outbox: Callable[[], None] | None = None
     now: Callable[[], dt.datetime] = utcnow
     replies: list[Reply] = field(default_factory=list)
     later: list[Outgoing] = field(default_factory=list)
@@ -98,3 +99,5 @@ class Ctx:
         """A domain change that must be visible at once (an order, a payment); committed on exit."""
         async with self.sessionmaker.begin() as session:
             yield session
+        if self.wake_outbox is not None:  # messages it wrote go out now, not at the next poll
+            self.wake_outbox()

@@ -6,13 +6,16 @@ changes land atomically and share their commit with other people's turns.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, insert, literal, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.models import Conversation, InboundMessage, OutboxMessage, User
 from store.outbox import Outgoing
@@ -28,7 +31,8 @@ class FlowState:
     data: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> FlowState:
-        return FlowState(self.flow, self.step, dict(self.data))
+        """A deep copy: handlers change nested data, and the original must show what was loaded."""
+        return FlowState(self.flow, self.step, copy.deepcopy(self.data))
 
 
 @dataclass(slots=True)
@@ -40,8 +44,10 @@ class Snapshot:
     state: FlowState
 
 
-async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str) -> Snapshot:
-    """Everything a turn needs to start, in one query."""
+def _load_statement() -> Select[Any]:
+    """The one read of a turn, built once: SQLAlchemy memoizes its cache key and caches its compiled
+    form per dialect, so a turn pays neither construction nor compilation (they were most of its CPU)."""
+    account, openid, msg_key = bindparam("account"), bindparam("openid"), bindparam("msg_key")
     inbound = (
         select(literal(1).label("seen"), InboundMessage.reply_xml)
         .where(
@@ -57,7 +63,7 @@ async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str
         .where(Conversation.account == account, Conversation.openid == openid)
         .subquery()
     )
-    stmt = select(
+    return select(
         select(inbound.c.seen).scalar_subquery(),
         select(inbound.c.reply_xml).scalar_subquery(),
         select(user.c.subscribed).scalar_subquery(),
@@ -65,8 +71,24 @@ async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str
         select(conv.c.step).scalar_subquery(),
         select(conv.c.data).scalar_subquery(),
     )
-    row = (await conn.execute(stmt)).one()
-    data = Conversation.__table__.c.data.type.result_processor(conn.dialect, None)
+
+
+_LOAD = _load_statement()
+_JSON_RESULT: dict[str, Any] = {}  # dialect name -> the JSON column's result processor (or None)
+
+
+async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str) -> Snapshot:
+    """Everything a turn needs to start, in one query."""
+    params = {"account": account, "openid": openid, "msg_key": msg_key}
+    row = (await conn.execute(_LOAD, params)).one()
+    return _snapshot(row, conn.dialect)
+
+
+def _snapshot(row: Any, dialect: Any) -> Snapshot:
+    try:
+        data = _JSON_RESULT[dialect.name]
+    except KeyError:
+        data = _JSON_RESULT[dialect.name] = Conversation.__table__.c.data.type.result_processor(dialect, None)
     state_data = (data(row[5]) if data and isinstance(row[5], str) else row[5]) or {}
     return Snapshot(
         seen=row[0] is not None,
@@ -75,6 +97,105 @@ async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str
         subscribed=bool(row[2]) if row[2] is not None else True,
         state=FlowState(row[3], row[4], state_data),
     )
+
+
+def _batch_sql(n: int) -> str:
+    """`load` for n turns in one SQLite statement: row i answers the i-th (account, openid, msg_key)."""
+    m, u, c = InboundMessage.__table__, User.__table__, Conversation.__table__
+    person_u = f"u.{u.c.account.name} = k.account AND u.{u.c.openid.name} = k.openid"
+    person_c = f"c.{c.c.account.name} = k.account AND c.{c.c.openid.name} = k.openid"
+    message = (
+        f"m.{m.c.account.name} = k.account AND m.{m.c.sender.name} = k.openid"
+        f" AND m.{m.c.msg_key.name} = k.msg_key"
+    )
+    keys = ", ".join(["(?, ?, ?, ?)"] * n)
+    # One row holding a JSON array of rows: the driver fetches a single row, so it takes the GIL back
+    # once per read rather than once per turn (each of those waits for the busy event loop to yield it).
+    return (
+        f"WITH k(i, account, openid, msg_key) AS (VALUES {keys}) SELECT json_group_array(json_array(k.i,"
+        f" (SELECT 1 FROM {m.name} m WHERE {message}),"
+        f" (SELECT m.{m.c.reply_xml.name} FROM {m.name} m WHERE {message}),"
+        f" (SELECT u.{u.c.subscribed.name} FROM {u.name} u WHERE {person_u}),"
+        f" (SELECT c.{c.c.flow.name} FROM {c.name} c WHERE {person_c}),"
+        f" (SELECT c.{c.c.step.name} FROM {c.name} c WHERE {person_c}),"
+        f" (SELECT c.{c.c.data.name} FROM {c.name} c WHERE {person_c})))"
+        f" FROM k"
+    )
+
+
+class TurnReader:
+    """Runs `load` for the pipeline.
+
+    On SQLite, reads are grouped like the writes: the turns that want a snapshot while a read is
+    under way wait for the next one, and each read answers all of them with one statement (`_batch_sql`)
+    on a connection of the reader's own, through the driver's `execute_fetchall`. A turn pays a
+    fraction of one hop to the driver's thread, where a pooled SQLAlchemy execute takes five (cursor,
+    execute, fetch, close, reset on return) and each hop is a thread switch. The SELECT runs outside
+    any transaction (the driver only opens one for DML), so each read sees everything committed
+    before it started, exactly like a fresh pooled connection; a turn's read always starts after it
+    asked (and so after the previous turn of that person committed). Other databases use `load`.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite" and engine.dialect.driver == "aiosqlite"
+        self._conn: AsyncConnection | None = None
+        self._driver: Any = None
+        self._sql: dict[int, str] = {}
+        self._queue: list[tuple[tuple[str, str, str], asyncio.Future[Snapshot]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self, *, account: str, openid: str, msg_key: str) -> Snapshot:
+        if not self._sqlite:
+            async with self._engine.connect() as conn:
+                return await load(conn, account=account, openid=openid, msg_key=msg_key)
+        fut: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        self._queue.append(((account, openid, msg_key), fut))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="turn-reader")
+        return await fut  # a cancelled caller cancels `fut`; the batch then skips it
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            try:
+                rows = await self._read([key for key, _ in batch])
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            except BaseException:
+                for _, fut in batch:
+                    fut.cancel()
+                raise
+            dialect = self._engine.dialect
+            for row in json.loads(rows[0][0]):
+                fut = batch[row[0]][1]
+                if not fut.done():
+                    fut.set_result(_snapshot(row[1:], dialect))
+            for _, fut in batch:
+                if not fut.done():  # cannot happen: one row per key
+                    fut.set_exception(RuntimeError("turn snapshot missing from its batch"))
+
+    async def _read(self, keys: list[tuple[str, str, str]]) -> Any:
+        if self._driver is None:
+            conn = await self._engine.connect()
+            self._conn, self._driver = conn, (await conn.get_raw_connection()).driver_connection
+        n = len(keys)
+        sql = self._sql.get(n) or self._sql.setdefault(n, _batch_sql(n))
+        params = [v for i, key in enumerate(keys) for v in (i, *key)]
+        return await self._driver.execute_fetchall(sql, params)
+
+    async def close(self) -> None:
+        """Give the connection back (before the engine is disposed); a later load opens it again."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            await conn.close()
 
 
 class TurnStatements:

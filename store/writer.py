@@ -25,6 +25,7 @@ Write = tuple[Executable, dict[str, Any]]
 @dataclass(slots=True)
 class _Unit:
     writes: Sequence[Write]
+    notify: bool = True
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -43,17 +44,24 @@ class GroupWriter:
         self._after_commit = after_commit
         self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._last: _Unit | None = None
         self.batches = 0
         self.units = 0
 
-    async def write(self, writes: Sequence[Write]) -> None:
-        """Return once `writes` are committed; raise if their transaction failed."""
+    async def write(self, writes: Sequence[Write], *, notify: bool = True) -> None:
+        """Return once `writes` are committed; raise if their transaction failed.
+
+        `after_commit` runs after a commit that carried at least one unit written with `notify`.
+        """
         if not writes:
             return
-        unit = _Unit(writes)
+        unit = self._last = _Unit(writes, notify)
         self._queue.put_nowait(unit)
         self._ensure_running()
-        await asyncio.shield(unit.done)
+        # No shield: if the caller is cancelled, `done` is cancelled with it, and the unit is still
+        # committed with its batch (_settle skips futures already done). shield cost a future and
+        # two callbacks per turn.
+        await unit.done
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
@@ -61,8 +69,8 @@ class GroupWriter:
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""
-        while not self._queue.empty() and self._task and not self._task.done():
-            await asyncio.sleep(0.01)
+        if self._last is not None and self._task and not self._task.done():
+            await asyncio.gather(self._last.done, return_exceptions=True)  # units settle in order
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -91,7 +99,7 @@ class GroupWriter:
         self.units += len(batch)
         for unit in batch:
             _settle(unit, None)
-        if self._after_commit:
+        if self._after_commit and any(unit.notify for unit in batch):
             result = self._after_commit()
             if result is not None:
                 await result

@@ -173,3 +173,21 @@ async def test_outbox_is_empty_after_plain_chat(bot: TestClient, chat: WeChat) -
     """Passive replies travel in the HTTP answer: nothing extra goes through the API."""
     await chat.say("o_quiet", "帮助")
     assert await count(bot, OutboxMessage) == 0
+
+
+async def test_a_change_deep_inside_the_state_is_saved(make_settings: Callable[..., Settings]) -> None:
+    """Regression: a shallow copy of the loaded state hid nested changes from the save."""
+    router = Router("probe")
+
+    @router.text("记")
+    async def remember(ctx: Ctx) -> None:
+        ctx.state.data.setdefault("nested", {}).setdefault("items", []).append(
+            len(ctx.state.data["nested"]["items"])
+        )
+        ctx.say(str(len(ctx.state.data["nested"]["items"])))
+
+    client = await start_bot(make_settings(), router)
+    try:
+        assert [(await WeChat(client).say("o_deep", "记")).text for _ in range(3)] == ["1", "2", "3"]
+    finally:
+        await client.close()

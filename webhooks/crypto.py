@@ -36,6 +36,8 @@ class MpCrypto:
         self.token = token
         self.app_id = app_id
         self._crypto = WeChatCrypto(token, aes_key, app_id) if aes_key else None
+        # One AES context for every message: wechatpy builds a PrpCrypto (and its Cipher) per call.
+        self._prp = PrpCrypto(self._crypto.key) if self._crypto else None
 
     def check(self, query: Mapping[str, str]) -> None:
         """The plain `signature` WeChat puts on every callback, including URL verification."""
@@ -48,7 +50,7 @@ class MpCrypto:
 
     def open(self, query: Mapping[str, str], envelope: Mapping[str, Any]) -> str:
         """The plaintext XML of an `<Encrypt>` envelope, after checking `msg_signature`."""
-        if self._crypto is None:
+        if self._prp is None:
             raise Forbidden("encrypted message but WECHAT_AES_KEY is not set")
         encrypt = envelope.get("Encrypt")
         if not isinstance(encrypt, str):
@@ -57,7 +59,7 @@ class MpCrypto:
         if not _same(expected, query.get("msg_signature")):
             raise Forbidden("bad msg_signature")
         try:
-            return str(PrpCrypto(self._crypto.key).decrypt(encrypt, self.app_id))
+            return str(self._prp.decrypt(encrypt, self.app_id))
         except InvalidAppIdException:
             raise Forbidden("message for another app id") from None
         except (ValueError, IndexError, UnicodeDecodeError, struct.error) as exc:

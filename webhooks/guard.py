@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 import xmltodict
 from aiohttp import web
@@ -39,10 +40,41 @@ def _refuse_declarations(raw: bytes) -> None:
         raise BadRequest("xml declarations are not accepted")
 
 
+def _flat(text: bytes | str) -> dict[str, Any] | None:
+    """The fast path for the envelopes WeChat sends: `<xml>` holding only leaf elements, each once, without
+    attributes or namespaces. Parsed with the C ElementTree (expat, like xmltodict) into exactly the
+    dict xmltodict gives for such a document; None for anything else (the caller then takes the
+    xmltodict path, which also produces its errors). Declarations are refused before this runs.
+    """
+    try:
+        root = ElementTree.fromstring(text)
+    except Exception:  # malformed, bad encoding, ...: let xmltodict report it
+        return None
+    if root.tag != "xml" or root.attrib or len(root) == 0 or (root.text and root.text.strip()):
+        return None
+    out: dict[str, Any] = {}
+    for child in root:
+        tag = child.tag
+        if (
+            not isinstance(tag, str)
+            or tag in out
+            or "{" in tag
+            or child.attrib
+            or len(child)
+            or (child.tail and child.tail.strip())
+        ):
+            return None
+        value = child.text.strip() if child.text else None
+        out[tag] = value or None
+    return out
+
+
 def parse_xml(data: bytes | str) -> dict[str, Any]:
     """The <xml> element as a dict; refuses declarations and anything malformed."""
     raw = data.encode() if isinstance(data, str) else data
     _refuse_declarations(raw)
+    if (flat := _flat(raw)) is not None:
+        return flat
     try:
         doc = xmltodict.parse(raw, disable_entities=True)
     except Exception as exc:  # expat raises several types for broken input
