@@ -89,7 +89,9 @@ def _serve(settings: Settings) -> int:
 
 
 def _run_app(settings: Settings) -> int:
-    from bot.app import create_app
+    from bot.app import create_app, tune_gc
+
+    tune_gc()
 
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
