@@ -67,12 +67,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(host: str, port: int, var: Path) -> int:
-    from bot.demo import demo_settings
+    from bot.demo import demo_settings, prepare_demo
 
     settings = demo_settings(port=port, var_dir=var, host=host)
     logs.configure(settings.log_format)
-    asyncio.run(_upgrade(settings))
-    asyncio.run(_load_demo_catalog(settings))
+    if added := asyncio.run(prepare_demo(settings)):
+        print(f"demo catalog: {added} services loaded", flush=True)
     print(f"chatorder demo — open the sandbox console: {settings.public_url}/sandbox/", flush=True)
     return _run_app(settings)
 
@@ -104,19 +104,6 @@ async def _upgrade(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
-async def _load_demo_catalog(settings: Settings) -> None:
-    from store.catalog import load_demo_catalog
-    from store.db import make_engine, make_sessionmaker
-
-    engine = make_engine(settings.database_url)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            if added := await load_demo_catalog(session):
-                print(f"demo catalog: {added} services loaded", flush=True)
     finally:
         await engine.dispose()
 

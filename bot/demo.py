@@ -28,3 +28,18 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
         wechat_aes_key=DEMO_AES_KEY,
         wechat_api_base=f"{base}/sandbox/mp/cgi-bin/",
     )
+
+
+async def prepare_demo(settings: Settings) -> int:
+    """What the demo needs before it serves: the schema, and the demo catalog on first start."""
+    from store.catalog import load_demo_catalog
+    from store.db import make_engine, make_sessionmaker
+    from store.migrate import upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine).begin() as session:
+            return await load_demo_catalog(session)
+    finally:
+        await engine.dispose()

@@ -201,6 +201,7 @@ NO_ORDERS = "你还没有订单。发「搜 关键词」找服务，看中后就
 NO_ORDERS_WITH_STATUS = "没有{status}的订单。发「我的订单」看全部。"
 ORDERS_HEAD = "你的订单{status}（共 {total} 个）{page}：\n"
 ORDERS_LINE = "{n}. {number} · {status} · {total} · {title}"
+ORDERS_TITLE_MORE = "{title} 等 {lines} 项"
 ORDERS_FOOT = "\n回复数字看详情{more}；可按状态看，如「我的订单 待支付」。"
 ORDER_NOT_FOUND = "没有找到订单 {number}，请检查单号，或发「我的订单」看看。"
 ORDER_DETAIL = (

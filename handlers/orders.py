@@ -45,6 +45,7 @@ async def show_orders(ctx: Ctx, status: OrderStatus | None, page: int) -> None:
         found, total = await orders.list_orders(
             session, account=ctx.event.account, openid=ctx.openid, status=status, page=page, per_page=PER_PAGE
         )
+        firsts = await orders.first_items(session, [o.id for o in found])
     pages = max(1, -(-total // PER_PAGE))
     _listing(ctx).update(
         status=status.value if status else None, page=page, pages=pages, numbers=[o.number for o in found]
@@ -55,7 +56,7 @@ async def show_orders(ctx: Ctx, status: OrderStatus | None, page: int) -> None:
         return
     lines = [
         texts.ORDERS_LINE.format(
-            n=i, number=o.number, status=o.status, total=yuan(o.total_fen), title=_title(o)
+            n=i, number=o.number, status=o.status, total=yuan(o.total_fen), title=_title(firsts.get(o.id))
         )
         for i, o in enumerate(found, start=1)
     ]
@@ -68,8 +69,12 @@ async def show_orders(ctx: Ctx, status: OrderStatus | None, page: int) -> None:
     ctx.say(head + "\n".join(lines) + texts.ORDERS_FOOT.format(more=more))
 
 
-def _title(order: Any) -> str:
-    return str(getattr(order, "title", "") or order.requirements.get("brand", "") or "")
+def _title(first: tuple[str, int] | None) -> str:
+    """'小鹿爱咖啡' or '小鹿爱咖啡 等 3 项'."""
+    if first is None:
+        return ""
+    title, lines = first
+    return title if lines == 1 else texts.ORDERS_TITLE_MORE.format(title=title, lines=lines)
 
 
 @router.when(

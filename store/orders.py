@@ -611,6 +611,20 @@ async def list_orders(
     return list(await session.scalars(stmt)), total
 
 
+async def first_items(session: AsyncSession, order_ids: Collection[int]) -> dict[int, tuple[str, int]]:
+    """For each order: the title of its first line and how many lines it has (for lists)."""
+    rows = await session.execute(
+        select(OrderItem.order_id, OrderItem.service_title)
+        .where(OrderItem.order_id.in_(list(order_ids)))
+        .order_by(OrderItem.order_id, OrderItem.id)
+    )
+    found: dict[int, tuple[str, int]] = {}
+    for order_id, title in rows:
+        first, n = found.get(order_id, (title, 0))
+        found[order_id] = (first, n + 1)
+    return found
+
+
 async def _view(session: AsyncSession, order: Order) -> OrderView:
     items = await session.scalars(
         select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id)

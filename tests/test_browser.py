@@ -89,3 +89,37 @@ async def test_typing_help_shows_the_help_reply(
             await context.close()
         finally:
             await browser.close()
+
+
+async def test_a_customer_orders_a_course_in_the_console(
+    console_url: tuple[str, web.Application], tmp_path: Path
+) -> None:
+    """Search, open, order, answer the one question, confirm: the order number shows in the chat."""
+    from playwright.async_api import async_playwright, expect
+
+    url, _ = console_url
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+            page = await context.new_page()
+            await page.goto(url)
+            column = page.get_by_test_id("customer-column").first
+            box = column.get_by_test_id("chat-input")
+
+            async def say(text: str, expect_text: str) -> None:
+                await box.fill(text)
+                await box.press("Enter")
+                reply = column.get_by_test_id("msg-bot").filter(has_text=expect_text).last
+                await expect(reply).to_be_visible(timeout=10_000)
+
+            await say("搜 小红书运营实战课", "1. 小红书运营实战课")
+            await say("1", "【小红书运营实战课】")
+            await say("下单 ①", "第 1/1 步：" + texts.ASK_CONTACT)
+            await say("王芳 13800138000", "请确认")
+            await say("确认", "已生成，待支付 ¥299")
+            await say("我的订单", "待支付 · ¥299 · 小红书运营实战课")
+            await page.screenshot(path=str(tmp_path / "sandbox-order.png"))
+            await context.close()
+        finally:
+            await browser.close()

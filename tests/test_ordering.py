@@ -172,7 +172,7 @@ async def test_search_detail_cart_form_confirm_and_my_orders(customer: Customer,
     assert (await customer.say("购物车")) == texts.CART_EMPTY
 
     mine = await customer.say("我的订单")
-    assert f"1. {number.group(1)} · 待支付 · ¥1,800" in mine
+    assert f"1. {number.group(1)} · 待支付 · ¥1,800 · 小鹿爱咖啡 等 2 项" in mine
     shown = await customer.say("1")
     assert "进度 ▓░░░░ 待支付" in shown and "发布时间：" in shown and "参考图片：2 张" in shown
     async with shop.app[keys.SESSIONMAKER]() as s:

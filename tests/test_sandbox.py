@@ -21,12 +21,10 @@ from wechatpy.crypto import WeChatCrypto
 
 from bot import keys
 from bot.app import create_app
-from bot.demo import demo_settings
+from bot.demo import demo_settings, prepare_demo
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.state import Sandbox
 from flows import texts
-from store.db import make_engine
-from store.migrate import upgrade
 
 XIAOLU = "o_sandbox_xiaolu"
 AMU = "o_sandbox_amu"
@@ -88,11 +86,7 @@ async def serve_demo(var_dir: Path) -> AsyncIterator[tuple[str, web.Application]
     """
     port = free_port()
     settings = demo_settings(port=port, var_dir=var_dir)
-    engine = make_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
+    await prepare_demo(settings)
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
