@@ -27,6 +27,7 @@ from handlers.router import Router
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.models import utcnow
+from store.orders import StockGate
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
 from webhooks.crypto import MpCrypto
@@ -111,6 +112,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         media=mp.get_media,
         wake_outbox=outbox.wake,
+        stock_gate=StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None,
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
     jobs = [

@@ -141,9 +141,20 @@ async def _import_specs(settings: Settings, specs: list[ServiceSpec]) -> ImportR
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine).begin() as session:
-            return await import_catalog(session, specs)
+            report = await import_catalog(session, specs)
     finally:
         await engine.dispose()
+    if settings.redis_url:  # the flash-sale counters reload the new stock from the database
+        from redis.asyncio import Redis
+
+        from store.orders import StockGate
+
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            await StockGate(redis).forget_all()
+        finally:
+            await redis.aclose()
+    return report
 
 
 async def _schema_status(settings: Settings) -> tuple[set[str], set[str]]:

@@ -217,6 +217,7 @@ ORDER_DETAIL = (
 ORDER_DELIVERABLES = "交付：\n{items}\n"
 ORDER_ACTION_UNPAID = "发「取消订单 {number}」可以取消。"
 ORDER_ACTION_PAID = "需要退款请发「申请退款 {number} 原因」。"
+CANCEL_REASON_CUSTOMER = "客户取消"
 ORDER_CANCELLED = "订单 {number} 已取消，占用的名额已释放。"
 ORDER_NOT_CANCELLABLE = (
     "订单 {number} 现在是「{status}」，不能取消了。已付款的订单可以「申请退款 {number} 原因」。"

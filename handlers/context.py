@@ -15,6 +15,7 @@ from handlers.events import Event
 from settings import Settings
 from store.errors import DomainError
 from store.models import utcnow
+from store.orders import StockGate
 from store.outbox import Outgoing
 from store.turns import FlowState
 
@@ -55,6 +56,7 @@ class Ctx:
     # Downloads a picture the person sent (WeChat media API); None where no API is configured.
     media: Callable[[str], Awaitable[bytes]] | None = None
     wake_outbox: Callable[[], None] | None = None
+    stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
     now: Callable[[], dt.datetime] = utcnow
     replies: list[Reply] = field(default_factory=list)
     later: list[Outgoing] = field(default_factory=list)

@@ -110,6 +110,7 @@ async def on_confirm(ctx: Ctx) -> None:
                 source_key=f"order:{ctx.event.account}:{ctx.openid}:{ctx.event.key}",
                 notify=quiet,
                 material_ids=form.answers.get("ref_images", []),
+                gate=ctx.stock_gate,
             )
             if form.data.get("from_cart"):
                 await orders.cart_clear(

@@ -171,8 +171,9 @@ async def on_cancel(ctx: Ctx) -> None:
                 session,
                 order_id=view.order.id,
                 actor=f"customer:{ctx.openid}",
-                reason="客户取消",
+                reason=texts.CANCEL_REASON_CUSTOMER,
                 notify=quiet,
+                gate=ctx.stock_gate,
             )
     ctx.say(texts.ORDER_CANCELLED, number=number)
 

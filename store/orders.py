@@ -183,6 +183,11 @@ class StockGate:
     def _key(self, package_id: int) -> str:
         return f"{self._prefix}{package_id}"
 
+    async def forget_all(self) -> int:
+        """Drop every counter (after a catalog import changed stock): each reloads from the database."""
+        keys = [key async for key in self._redis.scan_iter(match=f"{self._prefix}*")]
+        return int(await self._redis.delete(*keys)) if keys else 0
+
     async def reserve(self, package_id: int, qty: int, db_stock_loader: StockLoader) -> bool:
         """Take `qty` units if there are enough (loading the counter from the DB the first time)."""
         key = self._key(package_id)

@@ -18,7 +18,7 @@ from flows.notices import order_notice
 from settings import Settings
 from store import catalog, orders
 from store.models import Material, Order, Package
-from tests.conftest import eventually, start_bot
+from tests.conftest import REDIS_URL, eventually, needs_redis, start_bot
 from tests.wechat import ACCOUNT, WeChat
 
 CATALOG = """
@@ -278,3 +278,49 @@ async def test_two_customers_race_for_the_last_unit(
     answers = await asyncio.gather(a.say("确认"), b.say("确认"))
     assert sum("已生成" in x for x in answers) == 1 and sum("被抢完了" in x for x in answers) == 1
     assert await stock_of(shop, "阿杰探店", "1 篇图文笔记") == 0
+
+
+async def test_an_abandoned_form_gets_one_reminder(
+    customer: Customer, shop: TestClient, mp_sim: tuple[MpSimulator, str]
+) -> None:
+    from sqlalchemy import update
+
+    from bot.locks import PersonLocks
+    from flows.reminders import remind_abandoned_forms
+    from store.models import Conversation, utcnow
+
+    await customer.say("搜 课程")
+    await customer.say("1")
+    await customer.say("下单 ①")
+    sessionmaker = shop.app[keys.SESSIONMAKER]
+    locks = PersonLocks()
+    assert await remind_abandoned_forms(sessionmaker, locks, utcnow()) == 0  # not idle yet
+    async with sessionmaker.begin() as s:
+        await s.execute(update(Conversation).values(updated_at=utcnow() - dt.timedelta(minutes=31)))
+    assert await remind_abandoned_forms(sessionmaker, locks, utcnow()) == 1
+    assert await remind_abandoned_forms(sessionmaker, locks, utcnow()) == 0  # only one reminder
+    shop.app[keys.OUTBOX].wake()
+    reminder = await eventually(lambda: [m for m in mp_sim[0].sent if m.openid == customer.openid])
+    assert reminder[0].payload["content"] == texts.FORM_REMINDER.format(n=1, total=1)
+    assert texts.ASK_CONTACT in await customer.say("继续")  # and the form is still there
+
+
+@needs_redis
+async def test_with_redis_the_flash_sale_gate_guards_the_last_unit(
+    make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str], redis_client: object
+) -> None:
+    client = await start_bot(make_settings(redis_url=REDIS_URL))
+    try:
+        specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+        async with client.app[keys.SESSIONMAKER].begin() as session:
+            await catalog.import_catalog(session, specs)
+        racers = [Customer(client, mp_sim[0], f"o_gate_{i}") for i in range(4)]
+        for c in racers:
+            for said in ("搜 阿杰", "1", "下单 ①", "品牌", "https://shop.example.com/x", "@阿杰"):
+                await c.say(said)
+        answers = await asyncio.gather(*(c.say("确认") for c in racers))
+        assert sum("已生成" in x for x in answers) == 1
+        assert [k async for k in redis_client.scan_iter(match="chatorder:stock:*")]  # type: ignore[attr-defined]
+        assert await stock_of(client, "阿杰探店", "1 篇图文笔记") == 0
+    finally:
+        await client.close()

@@ -27,6 +27,7 @@ from handlers.router import Router
 from settings import Settings
 from store import turns as store_turns
 from store.models import utcnow
+from store.orders import StockGate
 from store.outbox import Outgoing
 from store.writer import GroupWriter
 
@@ -59,6 +60,7 @@ class Pipeline:
         metrics: Metrics,
         media: Callable[[str], Awaitable[bytes]] | None = None,
         wake_outbox: Callable[[], None] | None = None,
+        stock_gate: StockGate | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -69,6 +71,7 @@ class Pipeline:
         self._metrics = metrics
         self._media = media
         self._wake_outbox = wake_outbox
+        self._stock_gate = stock_gate
         self._stmts = store_turns.TurnStatements(engine.dialect.name)
         self._reader = store_turns.TurnReader(engine)
         self._inflight: dict[tuple[str, str, str], _Turn] = {}
@@ -132,6 +135,7 @@ class Pipeline:
             command=turns.command_of(ev.kind, ev.name, ev.text, ev.event_key),
             media=self._media,
             wake_outbox=self._wake_outbox,
+            stock_gate=self._stock_gate,
         )
         route = await turns.run(self._router, ctx)
         if route.endswith(":error"):
