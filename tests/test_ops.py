@@ -134,3 +134,26 @@ async def test_doctor_checks_credentials_against_the_api(
     assert "✓ wechat" in capsys.readouterr().out
     await run_doctor(load_settings(**fresh, wechat_app_secret="wrong"))
     assert "✗ wechat" in capsys.readouterr().out
+
+
+async def test_menu_push_creates_the_menu_through_the_api(
+    tmp_path: Path, mp_sim: tuple[object, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import _menu
+    from handlers.menu import menu_json
+    from store.db import make_engine
+    from store.migrate import upgrade
+    from tests import wechat
+
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'menu.db'}",
+        wechat_app_id=wechat.APP_ID,
+        wechat_app_secret="test-secret",
+        wechat_api_base=mp_sim[1],
+    )
+    engine = make_engine(settings.database_url)
+    await upgrade(engine)
+    await engine.dispose()
+    assert await _menu(settings, push=True) == 0
+    assert mp_sim[0].menu == menu_json()  # type: ignore[attr-defined]
+    assert "menu pushed" in capsys.readouterr().out
