@@ -295,3 +295,116 @@ class Material(Base):
     size: Mapped[int] = mapped_column()
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Money: balances, payments, refunds, invoices ------------------------------------------------
+
+
+class Balance(Base):
+    """A customer's balance: the cached sum of their ledger entries, never negative."""
+
+    __tablename__ = "balances"
+    __table_args__ = (CheckConstraint("balance_fen >= 0", name="ck_balances_not_negative"),)
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One movement of a customer's balance. Append-only; `key` makes each real-world event count once."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_person", "account", "openid", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # + credit, - debit
+    kind: Mapped[str] = mapped_column(String(24))  # topup | order_payment | refund | late_payment
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    """One attempt to collect money through WeChat Pay (an order, or a balance top-up)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        Index("ix_payments_status", "status", "created_at"),
+        CheckConstraint("amount_fen > 0", name="ck_payments_amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    out_trade_no: Mapped[str] = mapped_column(String(32), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # order | topup
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    trade_type: Mapped[str] = mapped_column(String(16))  # NATIVE | JSAPI
+    status: Mapped[str] = mapped_column(String(16), default="created")  # created | paid | failed | closed
+    code_url: Mapped[str | None] = mapped_column(String(256))
+    prepay_id: Mapped[str | None] = mapped_column(String(64))
+    transaction_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    payer_openid: Mapped[str | None] = mapped_column(String(64))
+    flag: Mapped[str | None] = mapped_column(String(32))  # amount_mismatch | late_payment …, for staff
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Refund(Base):
+    """Money given back for an order: to the balance, or back through WeChat Pay."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="ck_refunds_amount_positive"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    out_refund_no: Mapped[str] = mapped_column(String(32), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    destination: Mapped[str] = mapped_column(String(16))  # balance | wechat
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | succeeded | failed
+    refund_id: Mapped[str | None] = mapped_column(String(32), unique=True)  # WeChat's
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class InvoiceTitle(Base):
+    """A saved invoice header (抬头 and 税号) of a customer."""
+
+    __tablename__ = "invoice_titles"
+    __table_args__ = (UniqueConstraint("account", "openid", "title", name="uq_invoice_titles_person_title"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(100))
+    tax_no: Mapped[str | None] = mapped_column(String(20))  # empty for a personal invoice
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Invoice(Base):
+    """An e-invoice asked for on a completed order; staff issue it."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(100))
+    tax_no: Mapped[str | None] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="requested")  # requested | issued | rejected
+    url: Mapped[str | None] = mapped_column(String(512))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
