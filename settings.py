@@ -68,6 +68,12 @@ class Settings(BaseSettings):
 
     wechatpay_mch_id: str = Field("", validation_alias=_env("WECHATPAY_MCH_ID"))
     wechatpay_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHATPAY_API_KEY"))
+    # Signature of WeChat Pay v2 requests we send: MD5 or HMAC-SHA256 (notifications are checked by their sign_type).
+    wechatpay_sign_type: str = Field(
+        "HMAC-SHA256", pattern="^(MD5|HMAC-SHA256)$", validation_alias=_env("WECHATPAY_SIGN_TYPE")
+    )
+    # Minutes an unpaid order keeps its stock before it is cancelled (one reminder comes first).
+    order_ttl_minutes: int = Field(30, ge=5, le=24 * 60, validation_alias=_env("CHATORDER_ORDER_TTL_MINUTES"))
     wechatpay_api_base: str = Field(
         "https://api.mch.weixin.qq.com/", validation_alias=_env("WECHATPAY_API_BASE")
     )

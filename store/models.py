@@ -237,6 +237,7 @@ class Order(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column()  # an unpaid order lapses then
+    payment_reminded_at: Mapped[dt.datetime | None] = mapped_column()  # the one reminder before it lapses
 
 
 class OrderItem(Base):
