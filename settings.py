@@ -68,7 +68,7 @@ class Settings(BaseSettings):
 
     wechatpay_mch_id: str = Field("", validation_alias=_env("WECHATPAY_MCH_ID"))
     wechatpay_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHATPAY_API_KEY"))
-    # Signature of WeChat Pay v2 requests we send: MD5 or HMAC-SHA256 (notifications are checked by their sign_type).
+    # Signature of the WeChat Pay v2 requests we send (a notification is checked by its own sign_type).
     wechatpay_sign_type: str = Field(
         "HMAC-SHA256", pattern="^(MD5|HMAC-SHA256)$", validation_alias=_env("WECHATPAY_SIGN_TYPE")
     )

@@ -21,32 +21,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
 import multiprocessing
 import os
-import platform
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from bench.common import (
+    ACCOUNT,
+    AES_KEY,
+    APP_ID,
+    BRAND,
+    RESULTS,
+    ROOT,
+    TOKEN,
+    Server,
+    bench_settings,
+    busy_cpu,
+    listen,
+    machine,
+    open_reply,
+    pct,
+    pin,
+    prepare_database,
+    proc_cpu,
+    seal_request,
+    text_xml,
+    tune_gc_like_the_product,
+)
 
-TOKEN = "benchtoken"
-AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-APP_ID = "wx2c2769f8efd9abc2"
-ACCOUNT = "gh_bench_account"
-BRAND = "星推"
 FIRST_MSG_ID = 7_000_000_000_000_000_000
 
 # What people say, in proportion (cycled), and which text of flows.texts answers it.
@@ -69,63 +78,24 @@ def expected_texts() -> dict[str, str]:
     return {said: getattr(texts, name).format(brand=BRAND) for said, name in MIX}
 
 
-def _pin(cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
-
-
 # --------------------------------------------------------------------------------------------------
 # Servers (run as `python -m bench.webhook --serve full|echo --cpu N --dir D`)
-
-
-def _listen() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    return sock
 
 
 def serve_full(workdir: Path) -> None:
     from aiohttp import web
 
-    from bot import logs
     from bot.app import create_app
-    from settings import load_settings
-    from store.db import make_engine
-    from store.migrate import upgrade
 
-    settings = load_settings(
-        database_url=f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-        wechat_app_id=APP_ID,
-        wechat_app_secret="bench-secret",
-        wechat_token=TOKEN,
-        wechat_aes_key=AES_KEY,
-        # Passive replies never call the MP API; nothing listens here, on purpose.
-        wechat_api_base="http://127.0.0.1:9/cgi-bin/",
-        log_format="text",
-        brand=BRAND,
-        redis_url=None,
-        sandbox=False,
-    )
-    logs.configure(settings.log_format, logging.WARNING)
-
-    async def migrate() -> None:
-        engine = make_engine(settings.database_url)
-        await upgrade(engine)
-        await engine.dispose()
-
-    asyncio.run(migrate())
-    logs.configure(settings.log_format, logging.WARNING)  # alembic's fileConfig may have reset it
-    sock = _listen()
+    # Passive replies never call the MP API; nothing listens at this base, on purpose.
+    settings = bench_settings(workdir, "http://127.0.0.1:9/cgi-bin/")
+    prepare_database(settings)
+    sock = listen()
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    if os.environ.get("BENCH_GC_THRESHOLD"):  # experiment only: what the collector costs the tail
-        import gc
-
-        gc.set_threshold(*(int(x) for x in os.environ["BENCH_GC_THRESHOLD"].split(",")))
     if os.environ.get("BENCH_WRITER_STATS"):  # experiment only: group-commit batch sizes and times
         _instrument_writer()
-    # Same call as `chatorder serve` (bot/cli.py), on our socket.
+    # As `chatorder serve` (bot/cli.py `_run_app`): the GC policy, then run_app, here on our socket.
+    tune_gc_like_the_product()
     web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
 
 
@@ -198,7 +168,7 @@ def serve_echo() -> None:
     from aiohttp import web
 
     logging.basicConfig(level=logging.WARNING)
-    sock = _listen()
+    sock = listen()
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     web.run_app(echo_app(), sock=sock, print=None, access_log=None)
 
@@ -218,12 +188,7 @@ class Req:
 
 def build_requests(mode: str, start: int, count: int, people: int) -> list[Req]:
     """Signed (and, in safe mode, encrypted) callbacks exactly as WeChat sends them."""
-    from urllib.parse import urlencode
-
     from wechatpy.crypto import WeChatCrypto
-    from yarl import URL
-
-    from webhooks.crypto import sign
 
     crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
     now = str(int(time.time()))
@@ -231,43 +196,21 @@ def build_requests(mode: str, start: int, count: int, people: int) -> list[Req]:
     for i in range(start, start + count):
         openid = f"oBench{i % people:07d}"
         said = MIX[i % len(MIX)][0]
-        xml = (
-            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime>"
-            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{said}]]></Content>"
-            f"<MsgId>{FIRST_MSG_ID + i}</MsgId></xml>"
-        )
-        nonce = f"n{i:09d}"
-        query = {"signature": sign(TOKEN, now, nonce), "timestamp": now, "nonce": nonce, "openid": openid}
-        if mode == "safe":
-            sealed = crypto.encrypt_message(xml, nonce, now)
-            encrypt = sealed.split("<Encrypt><![CDATA[", 1)[1].split("]]>", 1)[0]
-            query |= {"encrypt_type": "aes", "msg_signature": sign(TOKEN, now, nonce, encrypt)}
-            xml = (
-                f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-                f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-            )
-        url = URL("/wechat/mp?" + urlencode(query), encoded=True)
-        out.append(Req(url, xml.encode(), openid, said, query))
+        xml = text_xml(openid, said, FIRST_MSG_ID + i, now)
+        url, body, query = seal_request(crypto, xml, openid, f"n{i:09d}", now, mode)
+        out.append(Req(url, body, openid, said, query))
     return out
 
 
 def check_reply(crypto: Any, req: Req, status: int, body: bytes, expected: dict[str, str]) -> str | None:
     """None if the reply is right; else what is wrong with it."""
-    import xmltodict
-
     if status != 200:
         return f"http {status}"
-    text = body.decode()
-    if text in ("", "success"):
+    reply = open_reply(crypto, body, req.query.get("encrypt_type") == "aes")
+    if reply is None:
         return "no passive reply"
-    try:
-        if req.query.get("encrypt_type") == "aes":
-            env = xmltodict.parse(text)["xml"]
-            text = crypto.decrypt_message(text, env["MsgSignature"], env["TimeStamp"], env["Nonce"])
-        reply = xmltodict.parse(text)["xml"]
-    except Exception as exc:
-        return f"unreadable reply: {type(exc).__name__}"
+    if isinstance(reply, str):
+        return reply
     if reply.get("ToUserName") != req.openid or reply.get("FromUserName") != ACCOUNT:
         return "reply addressed wrongly"
     if reply.get("MsgType") != "text" or reply.get("Content") != expected[req.said]:
@@ -275,20 +218,8 @@ def check_reply(crypto: Any, req: Req, status: int, body: bytes, expected: dict[
     return None
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by `pid`."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _busy_cpu() -> float:
-    """CPU seconds spent busy on the whole machine so far (all CPUs; /proc/stat, minus idle and iowait)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def generator_main(cfg: dict[str, Any], conn: Any) -> None:
-    _pin(cfg["cpu"])
+    pin(cfg["cpu"])
     try:
         conn.send(("result", asyncio.run(_generate(cfg, conn))))
     except BaseException as exc:
@@ -344,12 +275,12 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
         build_s = time.perf_counter() - build0
         del results[:]
         conn.send(("measure", seconds))
-        cpu_srv0, cpu_gen0, cpu_all0 = _proc_cpu(cfg["server_pid"]), time.process_time(), _busy_cpu()
+        cpu_srv0, cpu_gen0, cpu_all0 = proc_cpu(cfg["server_pid"]), time.process_time(), busy_cpu()
         start = time.perf_counter()
         await run(measured, warm_n, start + seconds)
         end = max((r[4] for r in results), default=start)
-        cpu_srv, cpu_gen = _proc_cpu(cfg["server_pid"]) - cpu_srv0, time.process_time() - cpu_gen0
-        cpu_other = _busy_cpu() - cpu_all0 - cpu_srv - cpu_gen
+        cpu_srv, cpu_gen = proc_cpu(cfg["server_pid"]) - cpu_srv0, time.process_time() - cpu_gen0
+        cpu_other = busy_cpu() - cpu_all0 - cpu_srv - cpu_gen
 
     # Verify every measured reply, after the clock stopped.
     crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
@@ -366,9 +297,9 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
         "exhausted": len(results) >= len(measured),
         "elapsed_s": round(elapsed, 3),
         "msgs_per_s": round(len(results) / elapsed, 1) if elapsed > 0 else 0.0,
-        "p50_ms": round(_pct(lat, 50), 2),
-        "p90_ms": round(_pct(lat, 90), 2),
-        "p99_ms": round(_pct(lat, 99), 2),
+        "p50_ms": round(pct(lat, 50), 2),
+        "p90_ms": round(pct(lat, 90), 2),
+        "p99_ms": round(pct(lat, 99), 2),
         "max_ms": round(lat[-1], 2) if lat else 0.0,
         "errors": sum(errors.values()),
         "error_kinds": errors,
@@ -380,13 +311,6 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
         # here shows up as a big number, and then the run is not to be trusted.
         "other_cpu_pct": round(100 * max(cpu_other, 0.0) / elapsed, 1) if elapsed > 0 else 0.0,
     }
-
-
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[k]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -402,47 +326,8 @@ class Run:
     profile: str | None = None
 
 
-class Server:
-    def __init__(self, stack: str, cpu: int | None) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix=f"bench-{stack}-")
-        cmd = [sys.executable, "-m", "bench.webhook", "--serve", stack, "--dir", self.dir.name]
-        if cpu is not None:
-            cmd += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"{stack} server did not start (said {line!r})")
-        self.port = int(line.split()[1])
-        self._wait_healthy()
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            url = f"http://127.0.0.1:{self.port}/healthz"
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not become healthy")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # run_app shuts down cleanly on SIGTERM
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.dir.cleanup()
-
-
 def bench_one(run: Run, args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> None:
-    server = Server(run.stack, cpus[0])
+    server = Server("bench.webhook", [run.stack], cpus[0])
     try:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
@@ -509,33 +394,6 @@ def _medians(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = 0
-    with contextlib.suppress(OSError, ValueError):
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
-    import aiohttp
-    import sqlalchemy
-    import wechatpy
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem / 2**30, 1),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "aiohttp": aiohttp.__version__,
-        "sqlalchemy": sqlalchemy.__version__,
-        "wechatpy": wechatpy.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
@@ -556,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--gc-threshold",
         metavar="G0,G1,G2",
-        help="experiment: gc.set_threshold(...) in the full-stack server (the product keeps the default)",
+        help="experiment: gc.set_threshold(...) in the full-stack server after bot.app.tune_gc()",
     )
     p.add_argument("--serve", choices=["full", "echo"], help=argparse.SUPPRESS)
     p.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -564,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.serve:
-        _pin(args.cpu)
+        pin(args.cpu)
         if args.serve == "full":
             serve_full(args.dir)
         else:
@@ -600,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             "people": args.people,
             "mix": [said for said, _ in MIX],
             "pinned": cpus,
-            "gc_threshold": args.gc_threshold,
+            "gc_policy": "bot.app.tune_gc()",
+            "gc_threshold_override": args.gc_threshold,
             "rounds": args.rounds,
         },
         "runs": [asdict(r) for r in runs],
