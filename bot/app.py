@@ -23,6 +23,7 @@ from bot.outbox import OutboxDispatcher
 from bot.scheduler import Job, run_jobs
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
+from handlers.context import Services
 from handlers.router import Router
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
@@ -110,9 +111,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
-        media=mp.get_media,
-        wake_outbox=outbox.wake,
-        stock_gate=StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None,
+        services=Services(
+            media=mp,
+            stock_gate=StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None,
+            wake_outbox=outbox.wake,
+        ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
     jobs = [

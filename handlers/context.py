@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +18,9 @@ from store.models import utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing
 from store.turns import FlowState
+
+if TYPE_CHECKING:
+    from bot.channels.pay import PayClient
 
 
 class UserFacingError(Exception):
@@ -38,6 +41,23 @@ def refusals() -> Iterator[None]:
         raise UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.SORRY), **exc.details) from None
 
 
+class MediaApi(Protocol):
+    """The part of the WeChat media API handlers use (bot.channels.mp.MpClient in production)."""
+
+    async def get_media(self, media_id: str) -> bytes: ...
+    async def upload_media(self, kind: str, filename: str, data: bytes) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What handlers may call beyond the database; each is None where it is not configured."""
+
+    media: MediaApi | None = None
+    pay: PayClient | None = None
+    stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
+    wake_outbox: Callable[[], None] | None = None
+
+
 @dataclass(slots=True)
 class Reply:
     kind: str  # text | image | news
@@ -53,10 +73,7 @@ class Ctx:
     subscribed: bool
     state: FlowState
     command: str | None  # normalised text, or the command a menu click stands for
-    # Downloads a picture the person sent (WeChat media API); None where no API is configured.
-    media: Callable[[str], Awaitable[bytes]] | None = None
-    wake_outbox: Callable[[], None] | None = None
-    stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
+    services: Services = field(default_factory=lambda: Services())
     now: Callable[[], dt.datetime] = utcnow
     replies: list[Reply] = field(default_factory=list)
     later: list[Outgoing] = field(default_factory=list)
@@ -101,5 +118,5 @@ class Ctx:
         """A domain change that must be visible at once (an order, a payment); committed on exit."""
         async with self.sessionmaker.begin() as session:
             yield session
-        if self.wake_outbox is not None:  # messages it wrote go out now, not at the next poll
-            self.wake_outbox()
+        if self.services.wake_outbox is not None:  # what it wrote to the outbox goes out now
+            self.services.wake_outbox()

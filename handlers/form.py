@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flows import texts
 from flows.engine import OrderForm
 from flows.format import yuan
@@ -11,6 +13,8 @@ from handlers.context import Ctx, UserFacingError
 from handlers.router import Router
 from store import catalog, orders
 from store.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 router = Router("form")  # control words, tried before every other command
 answers = Router("form_answers")  # anything else while a form is open, tried after the commands
@@ -110,7 +114,7 @@ async def on_confirm(ctx: Ctx) -> None:
                 source_key=f"order:{ctx.event.account}:{ctx.openid}:{ctx.event.key}",
                 notify=quiet,
                 material_ids=form.answers.get("ref_images", []),
-                gate=ctx.stock_gate,
+                gate=ctx.services.stock_gate,
             )
             if form.data.get("from_cart"):
                 await orders.cart_clear(
@@ -167,11 +171,12 @@ async def on_image(ctx: Ctx) -> None:
     if step is None or not step.images:
         ctx.say(texts.IMAGE_NOT_NOW + "\n\n" + await _next_question(ctx, form))
         return
-    if ctx.media is None:
+    if ctx.services.media is None:
         raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED)
     try:
-        data = await ctx.media(ctx.event.media_id)
+        data = await ctx.services.media.get_media(ctx.event.media_id)
     except Exception:
+        log.warning("media download failed", exc_info=True, extra={"media_id": ctx.event.media_id})
         raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED) from None
     async with ctx.transaction() as session:
         try:

@@ -173,7 +173,7 @@ async def on_cancel(ctx: Ctx) -> None:
                 actor=f"customer:{ctx.openid}",
                 reason=texts.CANCEL_REASON_CUSTOMER,
                 notify=quiet,
-                gate=ctx.stock_gate,
+                gate=ctx.services.stock_gate,
             )
     ctx.say(texts.ORDER_CANCELLED, number=number)
 

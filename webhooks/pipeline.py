@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,13 +20,12 @@ from wechatpy.replies import ArticlesReply, ImageReply, TextReply
 from bot.locks import PersonLocks
 from bot.metrics import Metrics
 from handlers import turn as turns
-from handlers.context import Ctx, Reply
+from handlers.context import Ctx, Reply, Services
 from handlers.events import Event
 from handlers.router import Router
 from settings import Settings
 from store import turns as store_turns
 from store.models import utcnow
-from store.orders import StockGate
 from store.outbox import Outgoing
 from store.writer import GroupWriter
 
@@ -58,9 +56,7 @@ class Pipeline:
         router: Router,
         locks: PersonLocks,
         metrics: Metrics,
-        media: Callable[[str], Awaitable[bytes]] | None = None,
-        wake_outbox: Callable[[], None] | None = None,
-        stock_gate: StockGate | None = None,
+        services: Services | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -69,9 +65,7 @@ class Pipeline:
         self._router = router
         self._locks = locks
         self._metrics = metrics
-        self._media = media
-        self._wake_outbox = wake_outbox
-        self._stock_gate = stock_gate
+        self._services = services or Services()
         self._stmts = store_turns.TurnStatements(engine.dialect.name)
         self._reader = store_turns.TurnReader(engine)
         self._inflight: dict[tuple[str, str, str], _Turn] = {}
@@ -133,9 +127,7 @@ class Pipeline:
             subscribed=snap.subscribed,
             state=snap.state.copy(),
             command=turns.command_of(ev.kind, ev.name, ev.text, ev.event_key),
-            media=self._media,
-            wake_outbox=self._wake_outbox,
-            stock_gate=self._stock_gate,
+            services=self._services,
         )
         route = await turns.run(self._router, ctx)
         if route.endswith(":error"):
