@@ -21,8 +21,10 @@ HELP = (
     "下单\n"
     "· 加购 ① — 放进购物车；购物车 — 查看；结算 — 一起下单\n"
     "· 下单 ① — 直接下单；填写中可发「返回」「模板」「取消」「继续」\n"
-    "订单\n"
+    "订单与支付\n"
     "· 我的订单 — 查看进度；取消订单 单号；申请退款 单号 原因\n"
+    "· 支付 单号 — 支付二维码；余额支付；余额；充值 金额\n"
+    "· 发票 — 保存抬头、申请电子发票\n"
     "其他\n"
     "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以"
 )
@@ -190,8 +192,8 @@ CONFIRM = "请确认：\n{lines}\n合计 {total}\n{answers}\n回复「确认」�
 CONFIRM_LINE = "{title} {package} × {qty} {subtotal}"
 CONFIRM_ANSWER = "{label}：{value}"
 ORDER_CREATED = (
-    "订单 {number} 已生成，待支付 {total}。\n"
-    "30 分钟内有效，支付功能即将开放，专属客服会联系你完成付款。发「我的订单」随时查看。"
+    "订单 {number} 已生成，待支付 {total}，{minutes} 分钟内有效。\n"
+    "回复「余额支付」用余额支付（余额 {balance}），或稍后发「支付 {number}」获取支付二维码。"
 )
 ORDER_SOLD_OUT = "抱歉，「{names}」刚刚被抢完了 😢 已从这次下单里去掉，其他内容还在，发「结算」重新确认。"
 
@@ -247,16 +249,16 @@ FAQ = (
     ),
     (
         ("退款", "退钱", "不想要了"),
-        "未付款的订单随时可以「取消订单 单号」；已付款还没完成的订单可以「申请退款 单号 原因」，客服会在 1 个工作日内处理。",
+        "未付款的订单随时可以「取消订单 单号」；已付款的订单可以「申请退款 单号 原因」，客服会在 1 个工作日内处理，可退回余额或原路退回。",
     ),
     (
         ("多久", "几天", "周期", "什么时候发", "交付时间"),
         "每个套餐都标了交付天数（详情里的「X 天交付」），从审核通过开始计算；发布时间可以在下单时约定。",
     ),
-    (("发票", "开票"), "支持开具电子发票，订单完成后联系客服即可，付款与发票功能即将在聊天里直接开放。"),
+    (("发票", "开票"), "支持开具电子发票：先发「发票抬头 公司名称 税号」保存抬头，订单完成后发「开发票 订单号」。"),
     (
-        ("怎么付", "支付", "付款", "微信支付"),
-        "下单后会生成待支付订单，30 分钟内有效；在线支付即将开放，客服会协助你完成付款。",
+        ("怎么付", "怎么支付", "付款方式", "微信支付"),
+        "下单后会收到支付二维码，长按识别即可用微信支付；也可以先「充值」再回复「余额支付」。未支付的订单 30 分钟后自动取消。",
     ),
     (
         ("刷粉", "刷量", "刷赞", "买粉", "刷播放"),
@@ -268,6 +270,52 @@ FAQ = (
     ),
 )
 
+
+# --- Paying ----------------------------------------------------------------------------------------
+
+ORDER_CREATED_PAY = (
+    "订单 {number} 已生成，待支付 {total}。\n"
+    "长按识别下方二维码用微信支付，或回复「余额支付」（余额 {balance}）。{minutes} 分钟内有效。{link}"
+)
+PAY_LINK = "\n也可以打开支付页面：{url}"
+PAY_AGAIN = "订单 {number} 待支付 {total}，长按识别下方二维码支付，或回复「余额支付」（余额 {balance}）。{link}"
+PAY_UNAVAILABLE = "支付通道暂时不可用 😣 订单已保留，请稍后发「支付 {number}」再试，或回复「余额支付」。"
+TOPUP_UNAVAILABLE = "充值通道暂时不可用 😣 请稍后再试。"
+PAY_NO_ORDER = "请带上要支付的订单号，例如「支付 20261122-0042」。发「我的订单 待支付」查看。"
+PAY_NOT_NEEDED = "订单 {number} 现在是「{status}」，不需要支付了。"
+PAID_BY_BALANCE = "✅ 已用余额支付 {total}，订单 {number} 进入审核，通常 1 小时内完成。余额还剩 {balance}。"
+BALANCE_SHORT = "余额不足：需要 {needed}，余额 {balance}。发「充值 {topup}」充值，或长按二维码用微信支付。"
+BALANCE = "💰 余额 {balance}\n{entries}\n发「充值 金额」充值，例如「充值 500」。"
+BALANCE_ENTRY = "{at} {amount} {what}"
+BALANCE_NO_ENTRIES = "还没有余额变动。"
+LEDGER_KINDS = {"topup": "充值", "order_payment": "支付订单", "refund": "退款", "late_payment": "订单取消后到账"}
+TOPUP_USAGE = "请带上金额（元），例如「充值 500」，单次 1–50,000 元。"
+TOPUP_QR = "充值 {amount}：长按识别下方二维码用微信支付，到账后会通知你。{link}"
+TOPUP_CREDITED = "💰 充值 {amount} 已到账，余额 {balance}。"
+PAYMENT_REMINDER = "⏰ 订单 {number} 还有 {minutes} 分钟未支付就会自动取消，发「支付 {number}」继续支付。"
+EXPIRED_REASON = "超时未支付"
+LATE_PAYMENT_CREDITED = "订单 {number} 已超时取消，刚到账的 {total} 已存入你的余额，可直接用于下单或联系客服退款。"
+REFUNDED_TO_BALANCE = "💰 订单 {number} 的退款 {amount} 已退到余额，余额 {balance}。"
+REFUNDED_TO_WECHAT = "💰 订单 {number} 的退款 {amount} 已原路退回，请留意微信支付通知。"
+
+INVOICE_HELP = (
+    "开发票：\n"
+    "1. 先保存抬头：「发票抬头 公司名称 税号」（个人发票只写名字）\n"
+    "2. 订单完成后：「开发票 订单号」（有多个抬头时加编号，如「开发票 20261122-0042 2」）\n"
+    "{titles}{invoices}"
+)
+INVOICE_TITLES = "\n已保存的抬头：\n{lines}"
+INVOICE_LIST = "\n发票进度：\n{lines}"
+INVOICE_TITLE_SAVED = "已保存抬头「{title}」{tax_no}。订单完成后发「开发票 订单号」即可。"
+INVOICE_TITLE_USAGE = "请按「发票抬头 公司名称 税号」发送，个人发票只写名字。"
+INVOICE_TAX_NO = "（税号 {tax_no}）"
+INVOICE_NO_TITLE = "还没有发票抬头，请先发「发票抬头 公司名称 税号」。"
+INVOICE_PICK_TITLE = "你有多个抬头，请在单号后加编号，例如「开发票 {number} 1」。\n{lines}"
+INVOICE_REQUESTED = "已提交订单 {number} 的发票申请（抬头：{title}，金额 {amount}），开好后会第一时间发给你。"
+INVOICE_STATUS = {"requested": "开具中", "issued": "已开具", "rejected": "未通过"}
+PAY_BODY_ORDER = "{brand}-订单{number}"
+PAY_BODY_TOPUP = "{brand}-余额充值"
+
 # What the store's refusals (store.errors.DomainError codes) mean to a person.
 DOMAIN_ERRORS = {
     "not_found": "没有找到这一项，发「购物车」或「我的订单」看看编号。",
@@ -277,6 +325,13 @@ DOMAIN_ERRORS = {
     "not_yours": "没有找到这个订单，请检查单号。",
     "illegal_transition": "订单现在是「{frm}」，不能变成「{to}」。",
     "conflict": "订单刚刚有了变化，请发「我的订单」看看最新状态。",
+    "already_paid": "这个订单已经付过款了，发「我的订单」看看进度。",
+    "insufficient_balance": "余额不足：需要 {needed}，余额 {balance}。",
+    "bad_amount": TOPUP_USAGE,
+    "bad_tax_no": "税号应为 15–20 位数字或大写字母，请检查后再发。",
+    "not_invoiceable": "订单完成后才能开发票哦，发「我的订单」看看进度。",
+    "invoice_exists": "这个订单已经申请过发票了，发「发票」查看进度。",
+    "not_payable": "这个订单现在不能支付了，发「我的订单」看看状态。",
     "bad_image": IMAGE_BAD,
     "image_too_large": IMAGE_TOO_LARGE,
 }

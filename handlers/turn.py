@@ -38,13 +38,13 @@ async def run(router: Router, ctx: Ctx) -> str:
         log.exception("handler failed", extra={"route": route.name, "openid": ctx.openid})
         _refuse(ctx, before, ctx.fmt(texts.SORRY))
         return route.name + ":error"
-    _remind_of_form(ctx, route.name)
+    _remind_of_form(ctx, route.name, was_in_form=OrderForm.active(before))
     return route.name
 
 
-def _remind_of_form(ctx: Ctx, route: str) -> None:
+def _remind_of_form(ctx: Ctx, route: str, *, was_in_form: bool) -> None:
     """Asked something else in the middle of a form: answer it, then say how to go back."""
-    if route.startswith(("form.", "form_answers.")) or not OrderForm.active(ctx.state):
+    if route.startswith(("form.", "form_answers.")) or not (was_in_form and OrderForm.active(ctx.state)):
         return
     last = ctx.replies[-1] if ctx.replies else None
     if last is not None and last.kind == "text":
