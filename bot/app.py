@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import keys
 from bot.channels.mp import MpClient
+from bot.channels.pay import PayClient
 from bot.channels.tokens import make_token_store
 from bot.locks import PersonLocks
 from bot.logs import request_id_middleware
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
+from bot.reconcile import reconcile
 from bot.scheduler import Job, run_jobs
+from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
 from handlers.context import Services
@@ -29,8 +35,10 @@ from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.models import utcnow
 from store.orders import StockGate
+from store.payments import payments_to_reconcile
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
+from webhooks import pay as pay_webhook
 from webhooks.crypto import MpCrypto
 from webhooks.pipeline import Pipeline
 
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 
 
 ROUTER = web.AppKey("router", Router)
+# A payment still 'created' this long after it was made is asked about (its notification may be lost).
+RECONCILE_AFTER = dt.timedelta(minutes=5)
 
 
 def create_app(settings: Settings, *, router: Router | None = None) -> web.Application:
@@ -57,6 +67,12 @@ def create_app(settings: Settings, *, router: Router | None = None) -> web.Appli
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    pay_webhook.setup(
+        app,
+        apply=lambda fields: _money_moved(app, on_pay_notification, fields),
+        apply_refund=lambda fields: _money_moved(app, on_refund_notification, fields),
+        settings=settings,
+    )
     if settings.sandbox:
         from bot.sandbox.console import setup_sandbox  # only imported when the sandbox is on
 
@@ -102,6 +118,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
+    pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
+    gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
     locks = PersonLocks(app[keys.REDIS])
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
@@ -111,16 +129,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
-        services=Services(
-            media=mp,
-            stock_gate=StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None,
-            wake_outbox=outbox.wake,
-        ),
+        services=Services(media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
     jobs = [
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
+        Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
+        Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
     ]
+    if pay is not None:
+        jobs.append(Job("reconcile-payments", 300, lambda: _reconcile(app, pay)))
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(outbox.run_forever(stop), name="outbox"),
@@ -132,6 +150,28 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     outbox.wake()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _money_moved(
+    app: web.Application,
+    apply: Callable[[async_sessionmaker[AsyncSession], dict[str, Any]], Awaitable[str]],
+    fields: dict[str, Any],
+) -> str:
+    """A pay or refund notification, applied in one transaction; what it tells people goes out now."""
+    outcome = await apply(app[keys.SESSIONMAKER], fields)
+    app[keys.OUTBOX].wake()
+    return outcome
+
+
+async def _reconcile(app: web.Application, pay: PayClient) -> int:
+    """Ask WeChat Pay about payments whose notification never came (it can be lost)."""
+    async with app[keys.SESSIONMAKER]() as session:
+        due = await payments_to_reconcile(session, older_than=RECONCILE_AFTER, now=utcnow())
+    return await reconcile(
+        query=pay.order_query,
+        pending=[(p.out_trade_no, p.amount_fen) for p in due],
+        apply=lambda fields: _money_moved(app, on_pay_notification, fields),
+    )
 
 
 def tune_gc() -> None:

@@ -11,6 +11,8 @@ DEMO_APP_ID = "wxd0c0ffee5a4db3e1"
 DEMO_APP_SECRET = "sandbox-app-secret-not-real"
 DEMO_TOKEN = "sandboxtoken"
 DEMO_AES_KEY = "c2FuZGJveC1kZW1vLWtleS0zMi1ieXRlcy1sb25nISE"
+DEMO_MCH_ID = "1900000109"
+DEMO_PAY_KEY = "sandboxpaykey0123456789abcdefABC"  # 32 characters, like a real v2 API key
 
 
 def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = "127.0.0.1") -> Settings:
@@ -27,6 +29,9 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
         wechat_token=DEMO_TOKEN,
         wechat_aes_key=DEMO_AES_KEY,
         wechat_api_base=f"{base}/sandbox/mp/cgi-bin/",
+        wechatpay_mch_id=DEMO_MCH_ID,
+        wechatpay_api_key=DEMO_PAY_KEY,
+        wechatpay_api_base=f"{base}/sandbox/pay/",
     )
 
 

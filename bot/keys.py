@@ -8,8 +8,10 @@ from aiohttp import ClientSession, web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.mp import MpClient
+from bot.channels.pay import PayClient
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
+from bot.sandbox.pay_sim import PaySimulator
 from bot.sandbox.state import Sandbox
 from settings import Settings
 from webhooks.pipeline import Pipeline
@@ -24,3 +26,5 @@ MP = web.AppKey("mp", MpClient)
 OUTBOX = web.AppKey("outbox", OutboxDispatcher)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SANDBOX = web.AppKey("sandbox", Sandbox)
+PAY_SIM = web.AppKey("pay_sim", PaySimulator)  # only when the sandbox is on
+PAY: web.AppKey[PayClient | None] = web.AppKey("pay")  # None where WeChat Pay is not configured

@@ -255,7 +255,10 @@ FAQ = (
         ("多久", "几天", "周期", "什么时候发", "交付时间"),
         "每个套餐都标了交付天数（详情里的「X 天交付」），从审核通过开始计算；发布时间可以在下单时约定。",
     ),
-    (("发票", "开票"), "支持开具电子发票：先发「发票抬头 公司名称 税号」保存抬头，订单完成后发「开发票 订单号」。"),
+    (
+        ("发票", "开票"),
+        "支持开具电子发票：先发「发票抬头 公司名称 税号」保存抬头，订单完成后发「开发票 订单号」。",
+    ),
     (
         ("怎么付", "怎么支付", "付款方式", "微信支付"),
         "下单后会收到支付二维码，长按识别即可用微信支付；也可以先「充值」再回复「余额支付」。未支付的订单 30 分钟后自动取消。",
@@ -278,7 +281,9 @@ ORDER_CREATED_PAY = (
     "长按识别下方二维码用微信支付，或回复「余额支付」（余额 {balance}）。{minutes} 分钟内有效。{link}"
 )
 PAY_LINK = "\n也可以打开支付页面：{url}"
-PAY_AGAIN = "订单 {number} 待支付 {total}，长按识别下方二维码支付，或回复「余额支付」（余额 {balance}）。{link}"
+PAY_AGAIN = (
+    "订单 {number} 待支付 {total}，长按识别下方二维码支付，或回复「余额支付」（余额 {balance}）。{link}"
+)
 PAY_UNAVAILABLE = "支付通道暂时不可用 😣 订单已保留，请稍后发「支付 {number}」再试，或回复「余额支付」。"
 TOPUP_UNAVAILABLE = "充值通道暂时不可用 😣 请稍后再试。"
 PAY_NO_ORDER = "请带上要支付的订单号，例如「支付 20261122-0042」。发「我的订单 待支付」查看。"
@@ -288,13 +293,20 @@ BALANCE_SHORT = "余额不足：需要 {needed}，余额 {balance}。发「充�
 BALANCE = "💰 余额 {balance}\n{entries}\n发「充值 金额」充值，例如「充值 500」。"
 BALANCE_ENTRY = "{at} {amount} {what}"
 BALANCE_NO_ENTRIES = "还没有余额变动。"
-LEDGER_KINDS = {"topup": "充值", "order_payment": "支付订单", "refund": "退款", "late_payment": "订单取消后到账"}
+LEDGER_KINDS = {
+    "topup": "充值",
+    "order_payment": "支付订单",
+    "refund": "退款",
+    "late_payment": "订单取消后到账",
+}
 TOPUP_USAGE = "请带上金额（元），例如「充值 500」，单次 1–50,000 元。"
 TOPUP_QR = "充值 {amount}：长按识别下方二维码用微信支付，到账后会通知你。{link}"
 TOPUP_CREDITED = "💰 充值 {amount} 已到账，余额 {balance}。"
 PAYMENT_REMINDER = "⏰ 订单 {number} 还有 {minutes} 分钟未支付就会自动取消，发「支付 {number}」继续支付。"
 EXPIRED_REASON = "超时未支付"
-LATE_PAYMENT_CREDITED = "订单 {number} 已超时取消，刚到账的 {total} 已存入你的余额，可直接用于下单或联系客服退款。"
+LATE_PAYMENT_CREDITED = (
+    "订单 {number} 已超时取消，刚到账的 {total} 已存入你的余额，可直接用于下单或联系客服退款。"
+)
 REFUNDED_TO_BALANCE = "💰 订单 {number} 的退款 {amount} 已退到余额，余额 {balance}。"
 REFUNDED_TO_WECHAT = "💰 订单 {number} 的退款 {amount} 已原路退回，请留意微信支付通知。"
 

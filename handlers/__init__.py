@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import basic, cart, catalog, faq, form, orders
+from handlers import basic, cart, catalog, faq, form, invoices, orders, pay
 from handlers.router import Router
 
 
@@ -16,6 +16,8 @@ def build_router() -> Router:
         catalog.router,
         cart.router,
         orders.router,
+        pay.router,
+        invoices.router,
         form.answers,
         catalog.picks,
         orders.picks,

@@ -32,13 +32,18 @@ class UserFacingError(Exception):
         self.fmt = fmt
 
 
+def refusal(exc: DomainError) -> UserFacingError:
+    """The person's sentence for a store refusal (DomainError)."""
+    return UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.SORRY), **exc.details)
+
+
 @contextmanager
 def refusals() -> Iterator[None]:
-    """Turn a store refusal (DomainError) into the person's sentence for it; nothing was changed."""
+    """Turn a store refusal into the person's sentence for it; nothing was changed."""
     try:
         yield
     except DomainError as exc:
-        raise UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.SORRY), **exc.details) from None
+        raise refusal(exc) from None
 
 
 class MediaApi(Protocol):

@@ -10,6 +10,7 @@ from flows.format import yuan
 from flows.notices import quiet
 from flows.requirements import STEPS, InvalidInput, show
 from handlers.context import Ctx, UserFacingError
+from handlers.pay import offer_payment
 from handlers.router import Router
 from store import catalog, orders
 from store.errors import DomainError
@@ -129,7 +130,7 @@ async def on_confirm(ctx: Ctx) -> None:
         await _drop_sold_out(ctx, form, exc)
         return
     form.end()
-    ctx.say(texts.ORDER_CREATED, number=order.number, total=yuan(order.total_fen))
+    await offer_payment(ctx, order, intro=texts.ORDER_CREATED_PAY)
 
 
 async def _drop_sold_out(ctx: Ctx, form: OrderForm, exc: DomainError) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from bot import keys
+from bot.sandbox import pay_sim
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.state import Delivery, Sandbox, valid_openid, valid_scene
 from settings import Settings
@@ -39,6 +40,7 @@ def setup_sandbox(app: web.Application, settings: Settings) -> None:
     sandbox = Sandbox(settings, sim)
     app[keys.SANDBOX] = sandbox
     app.add_subapp("/sandbox/mp/", sim.app)
+    app[keys.PAY_SIM] = pay_sim.mount(app, settings)  # WeChat Pay API + pay page at /sandbox/pay/
     app.add_routes(routes)
     app.router.add_static("/sandbox/static/", STATIC, name="sandbox-static")
 

@@ -1,0 +1,173 @@
+"""Paying in chat: the pay QR after an order, 支付 / 余额支付, 余额, 充值, and invoices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from flows import texts
+from flows.format import yuan
+from flows.notices import quiet
+from flows.requirements import BEIJING
+from handlers.context import Ctx, UserFacingError, refusal
+from handlers.router import Router
+from posters.qr import qr_png
+from store import orders, payments
+from store.errors import DomainError
+from store.models import Order, Payment
+from store.orders import OrderStatus
+
+log = logging.getLogger(__name__)
+router = Router("pay")
+
+NUMBER = re.compile(r"\b(\d{8}-\d{4})\b")
+_AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
+
+
+async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
+    """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again)."""
+    ctx.state.data["paying"] = order.number
+    async with ctx.read() as session:
+        balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
+    values = {
+        "number": order.number,
+        "total": yuan(order.total_fen),
+        "balance": yuan(balance),
+        "minutes": ctx.settings.order_ttl_minutes,
+    }
+    try:
+        payment, media_id = await _pay_qr(ctx, purpose="order", amount_fen=order.total_fen, order=order)
+    except Exception:
+        log.warning("pay QR unavailable", exc_info=True, extra={"order": order.number})
+        ctx.say(texts.ORDER_CREATED if intro == texts.ORDER_CREATED_PAY else texts.PAY_UNAVAILABLE, **values)
+        return
+    ctx.say(intro, link=_link(ctx, payment), **values)
+    ctx.image(media_id)
+
+
+async def _pay_qr(ctx: Ctx, *, purpose: str, amount_fen: int, order: Order | None) -> tuple[Payment, str]:
+    """Create the payment, ask WeChat Pay for its code_url, and upload it as a QR image."""
+    pay, media = ctx.services.pay, ctx.services.media
+    if pay is None or media is None:
+        raise RuntimeError("WeChat Pay is not configured")
+    async with ctx.transaction() as session:
+        payment = await payments.create_payment(
+            session,
+            purpose=purpose,
+            account=ctx.event.account,
+            openid=ctx.openid,
+            amount_fen=amount_fen,
+            order_id=order.id if order else None,
+        )
+    body = ctx.fmt(
+        texts.PAY_BODY_ORDER if order else texts.PAY_BODY_TOPUP, number=order.number if order else ""
+    )
+    answer = await pay.unified_order(
+        out_trade_no=payment.out_trade_no,
+        body=body,
+        total_fee=amount_fen,
+        trade_type="NATIVE",
+        notify_url=f"{ctx.settings.public_url}/pay/wechat/notify",
+        product_id=payment.out_trade_no,
+    )
+    async with ctx.transaction() as session:
+        await payments.set_prepay(session, payment_id=payment.id, code_url=answer["code_url"])
+    png = await asyncio.to_thread(qr_png, answer["code_url"])
+    return payment, await media.upload_media("image", f"pay-{payment.out_trade_no}.png", png)
+
+
+def _link(ctx: Ctx, payment: Payment) -> str:
+    """In the sandbox, the simulator's pay page stands in for scanning the code with a phone."""
+    if not ctx.settings.sandbox:
+        return ""
+    return texts.PAY_LINK.format(url=f"{ctx.settings.public_url}/sandbox/pay/page/{payment.out_trade_no}")
+
+
+async def _unpaid(ctx: Ctx, command: str) -> Order:
+    """The order named in the command, or the one just created; it must still be 待支付."""
+    match = NUMBER.search(ctx.command or "")
+    number = match.group(1) if match else ctx.state.data.get("paying")
+    if not number:
+        raise UserFacingError(texts.PAY_NO_ORDER)
+    async with ctx.read() as session:
+        view = await orders.find_order(session, account=ctx.event.account, openid=ctx.openid, number=number)
+    if view is None:
+        raise UserFacingError(texts.ORDER_NOT_FOUND, number=number)
+    if view.order.status != OrderStatus.PENDING_PAYMENT:
+        raise UserFacingError(texts.PAY_NOT_NEEDED, number=number, status=view.order.status)
+    return view.order
+
+
+@router.when(
+    lambda ctx: (
+        (ctx.command or "").startswith(("支付", "付款", "去支付")) and "余额" not in (ctx.command or "")
+    )
+)
+async def on_pay(ctx: Ctx) -> None:
+    """'支付 20261122-0042' (or just 支付 after ordering): a fresh pay QR."""
+    order = await _unpaid(ctx, "支付")
+    await offer_payment(ctx, order, intro=texts.PAY_AGAIN)
+
+
+@router.prefix("余额支付", "用余额支付", "用余额付")
+async def on_pay_by_balance(ctx: Ctx) -> None:
+    """Pay an unpaid order from the balance, atomically (never negative, never twice)."""
+    order = await _unpaid(ctx, "余额支付")
+    try:
+        async with ctx.transaction() as session:
+            await payments.pay_with_balance(
+                session, order_id=order.id, account=ctx.event.account, openid=ctx.openid, notify=quiet
+            )
+            balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
+    except DomainError as exc:
+        if exc.code != "insufficient_balance":
+            raise refusal(exc) from None
+        short = max(100, exc.details.get("needed", 0) - exc.details.get("balance", 0))
+        raise UserFacingError(
+            texts.BALANCE_SHORT,
+            needed=yuan(exc.details.get("needed", 0)),
+            balance=yuan(exc.details.get("balance", 0)),
+            topup=-(-short // 100),
+        ) from None
+    ctx.state.data.pop("paying", None)
+    ctx.say(texts.PAID_BY_BALANCE, total=yuan(order.total_fen), number=order.number, balance=yuan(balance))
+
+
+@router.text("余额", "我的余额", "查余额", "钱包")
+async def on_balance(ctx: Ctx) -> None:
+    """The balance and its latest movements."""
+    async with ctx.read() as session:
+        balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
+        entries = await payments.recent_entries(
+            session, account=ctx.event.account, openid=ctx.openid, limit=5
+        )
+    lines = [
+        texts.BALANCE_ENTRY.format(
+            at=f"{e.created_at.astimezone(BEIJING):%m-%d %H:%M}",
+            amount=("+" if e.amount_fen > 0 else "") + yuan(e.amount_fen),
+            what=texts.LEDGER_KINDS.get(e.kind, e.kind) + (f" {e.note}" if e.note else ""),
+        )
+        for e in entries
+    ]
+    ctx.say(texts.BALANCE, balance=yuan(balance), entries="\n".join(lines) or texts.BALANCE_NO_ENTRIES)
+
+
+@router.prefix("充值")
+async def on_topup(ctx: Ctx) -> None:
+    """'充值 500': a pay QR that credits the balance when paid."""
+    match = _AMOUNT.match(ctx.argument.replace(",", "").replace("，", ""))
+    if not match:
+        raise UserFacingError(texts.TOPUP_USAGE)
+    fen = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+    if not 100 <= fen <= 5_000_000:
+        raise UserFacingError(texts.TOPUP_USAGE)
+    try:
+        payment, media_id = await _pay_qr(ctx, purpose="topup", amount_fen=fen, order=None)
+    except DomainError:
+        raise UserFacingError(texts.TOPUP_USAGE) from None
+    except Exception:
+        log.warning("top-up QR unavailable", exc_info=True)
+        raise UserFacingError(texts.TOPUP_UNAVAILABLE) from None
+    ctx.say(texts.TOPUP_QR, amount=yuan(fen), link=_link(ctx, payment))
+    ctx.image(media_id)

@@ -1,0 +1,237 @@
+"""Paying through chat end to end: WeChat Pay (simulated over real HTTP), balance, expiry, refunds."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select, update
+from wechatpy.pay.utils import dict_to_xml
+
+from bot import keys
+from bot.sandbox.mp_sim import MpSimulator
+from bot.sandbox.pay_sim import PaySimulator, sign
+from flows import texts
+from flows.notices import order_notice
+from flows.payments import expire_unpaid
+from settings import Settings
+from store import catalog, payments
+from store.models import LedgerEntry, Order, Payment, utcnow
+from tests import wechat
+from tests.conftest import eventually, start_bot
+from tests.test_ordering import CATALOG, Customer
+
+MCH_ID, PAY_KEY = "1900000109", "testpaykey0123456789abcdefABCDEF"
+
+
+@pytest.fixture
+async def pay_sim() -> AsyncIterator[tuple[PaySimulator, str]]:
+    sim = PaySimulator(wechat.APP_ID, MCH_ID, PAY_KEY, retry_delay=0.05)
+    server = TestServer(sim.app, host="127.0.0.1")
+    await server.start_server()
+    yield sim, str(server.make_url("/"))
+    await sim.idle()
+    await server.close()
+
+
+@pytest.fixture
+async def shop(
+    make_settings: Callable[..., Settings], pay_sim: tuple[PaySimulator, str]
+) -> AsyncIterator[TestClient]:
+    sim, base = pay_sim
+    client = await start_bot(
+        make_settings(wechatpay_mch_id=MCH_ID, wechatpay_api_key=PAY_KEY, wechatpay_api_base=base)
+    )
+    sim.notify_base = str(client.make_url("")).rstrip("/")  # notifications reach this test server
+    specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+    async with client.app[keys.SESSIONMAKER].begin() as session:
+        await catalog.import_catalog(session, specs)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def customer(shop: TestClient, mp_sim: tuple[MpSimulator, str]) -> Customer:
+    return Customer(shop, mp_sim[0], "o_payer")
+
+
+async def order_course(customer: Customer) -> str:
+    for said in ("搜 课程", "1", "下单 ①", "王芳 13800138000"):
+        await customer.say(said)
+    created = await customer.say("确认")
+    number = re.search(r"订单 (\d{8}-\d{4}) 已生成，待支付 ¥299", created)
+    assert number, created
+    return number.group(1)
+
+
+async def payment_of(shop: TestClient, number: str) -> Payment:
+    async with shop.app[keys.SESSIONMAKER]() as s:
+        order = await s.scalar(select(Order).where(Order.number == number))
+        assert order is not None
+        payment = await s.scalar(
+            select(Payment).where(Payment.order_id == order.id).order_by(Payment.id.desc())
+        )
+    assert payment is not None
+    return payment
+
+
+async def status_of(shop: TestClient, number: str) -> str:
+    async with shop.app[keys.SESSIONMAKER]() as s:
+        return str(await s.scalar(select(Order.status).where(Order.number == number)))
+
+
+async def test_order_pay_with_wechat_and_see_it_move_to_review(
+    customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    number = await order_course(customer)
+    sent = [m for m in mp_sim[0].sent if m.openid == customer.openid]
+    assert [m.kind for m in sent][-1] == "image"  # the pay QR, drawn from WeChat Pay's code_url
+    payment = await payment_of(shop, number)
+    assert payment.code_url and payment.code_url.startswith("weixin://wxpay/bizpayurl")
+
+    await pay_sim[0].pay(payment.out_trade_no)
+    assert await status_of(shop, number) == "待审核"
+    notice = await eventually(
+        lambda: [m for m in mp_sim[0].sent if m.openid == customer.openid and "进入审核" in str(m.payload)]
+    )
+    assert "¥299" in notice[0].payload["content"]
+
+
+async def test_a_notification_replayed_twenty_times_credits_once(
+    customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str]
+) -> None:
+    for said in ("充值 500",):
+        assert "充值 ¥500" in await customer.say(said)
+    async with shop.app[keys.SESSIONMAKER]() as s:
+        topup = await s.scalar(select(Payment).where(Payment.purpose == "topup"))
+    assert topup is not None
+    sent = await pay_sim[0].pay(topup.out_trade_no)
+    assert sent is not None
+    unsigned = {k: v for k, v in sent.fields.items() if k != "sign"}
+    body = dict_to_xml(unsigned, sent.fields["sign"]).encode()  # exactly what WeChat Pay resends
+    answers = await asyncio.gather(*(shop.post("/pay/wechat/notify", data=body) for _ in range(20)))
+    assert [a.status for a in answers] == [200] * 20
+    bodies = [await a.text() for a in answers]
+    assert all("SUCCESS" in b for b in bodies)
+    async with shop.app[keys.SESSIONMAKER]() as s:
+        assert await payments.balance_of(s, account=wechat.ACCOUNT, openid=customer.openid) == 50_000
+        entries = (await s.scalars(select(LedgerEntry))).all()
+    assert [e.amount_fen for e in entries] == [50_000]
+    assert "余额 ¥500" in await customer.say("余额")
+
+
+async def test_forged_and_mismatched_notifications_credit_nothing(
+    customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str]
+) -> None:
+    number = await order_course(customer)
+    payment = await payment_of(shop, number)
+    fields = {
+        "appid": wechat.APP_ID,
+        "mch_id": MCH_ID,
+        "nonce_str": "n1",
+        "result_code": "SUCCESS",
+        "return_code": "SUCCESS",
+        "openid": customer.openid,
+        "trade_type": "NATIVE",
+        "total_fee": "1",
+        "transaction_id": "4200000000000001",
+        "out_trade_no": payment.out_trade_no,
+        "time_end": "20261122120000",
+    }
+    forged = dict_to_xml(fields, sign(fields, "not-our-key", "MD5")).encode()
+    assert (await shop.post("/pay/wechat/notify", data=forged)).status == 403
+    mismatch = dict_to_xml(fields, sign(fields, PAY_KEY, "MD5")).encode()  # signed, but ¥0.01 for ¥299
+    assert (await shop.post("/pay/wechat/notify", data=mismatch)).status == 200
+    assert await status_of(shop, number) == "待支付"
+    assert (await payment_of(shop, number)).flag == "amount_mismatch"
+
+
+async def test_balance_payment_and_its_refusal(customer: Customer, shop: TestClient) -> None:
+    number = await order_course(customer)
+    short = await customer.say("余额支付")
+    assert short.startswith("余额不足：需要 ¥299，余额 ¥0")
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        await payments.credit(
+            s,
+            account=wechat.ACCOUNT,
+            openid=customer.openid,
+            amount_fen=30_000,
+            kind="topup",
+            key="test-topup",
+        )
+    assert await customer.say("余额支付") == texts.PAID_BY_BALANCE.format(
+        total="¥299", number=number, balance="¥1"
+    )
+    assert await status_of(shop, number) == "待审核"
+    assert "不需要支付了" in await customer.say(f"余额支付 {number}")
+
+
+async def test_payment_for_an_expired_order_goes_to_the_balance(
+    customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str]
+) -> None:
+    number = await order_course(customer)
+    payment = await payment_of(shop, number)
+    sessionmaker = shop.app[keys.SESSIONMAKER]
+    async with sessionmaker.begin() as s:
+        await s.execute(update(Order).values(expires_at=utcnow() - dt.timedelta(minutes=1)))
+    assert await expire_unpaid(sessionmaker, utcnow(), None) == 1
+    assert await status_of(shop, number) == "已取消"
+    await pay_sim[0].pay(payment.out_trade_no)  # the customer paid at the last second anyway
+    async with sessionmaker() as s:
+        assert await payments.balance_of(s, account=wechat.ACCOUNT, openid=customer.openid) == 29_900
+    assert (await payment_of(shop, number)).flag == "late_payment"
+
+
+async def test_refund_to_balance_tells_the_customer(customer: Customer, shop: TestClient) -> None:
+    number = await order_course(customer)
+    await customer.say("余额支付")  # refused: nothing in the balance
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        order = await s.scalar(select(Order).where(Order.number == number))
+        assert order is not None
+        await payments.credit(
+            s, account=wechat.ACCOUNT, openid=customer.openid, amount_fen=29_900, kind="topup", key="t2"
+        )
+    await customer.say("余额支付")
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        await payments.refund(
+            s,
+            order_id=order.id,
+            amount_fen=10_000,
+            destination="balance",
+            actor="staff:wf",
+            reason="少发一篇",
+            notify=order_notice,
+        )
+        await payments.refund(
+            s,
+            order_id=order.id,
+            amount_fen=19_900,
+            destination="balance",
+            actor="staff:wf",
+            reason="全部退回",
+            notify=order_notice,
+        )
+    assert await status_of(shop, number) == "已退款"
+    assert "余额 ¥299" in await customer.say("余额")
+
+
+async def test_reconciliation_finds_a_lost_notification(
+    customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str]
+) -> None:
+    from bot.app import _reconcile
+
+    number = await order_course(customer)
+    payment = await payment_of(shop, number)
+    pay_sim[0].drop_next_notification()
+    await pay_sim[0].pay(payment.out_trade_no)
+    assert await status_of(shop, number) == "待支付"  # the notification never came
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        await s.execute(update(Payment).values(created_at=utcnow() - dt.timedelta(minutes=6)))
+    pay = shop.app[keys.PAY]
+    assert pay is not None
+    assert await _reconcile(shop.app, pay) == 1
+    assert await status_of(shop, number) == "待审核"
