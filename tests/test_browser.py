@@ -123,3 +123,47 @@ async def test_a_customer_orders_a_course_in_the_console(
             await context.close()
         finally:
             await browser.close()
+
+
+async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
+    console_url: tuple[str, web.Application], tmp_path: Path
+) -> None:
+    """Order, open the pay link, press 确认支付 on the simulated WeChat Pay page, see 进入审核."""
+    from playwright.async_api import async_playwright, expect
+
+    url, _ = console_url
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+            page = await context.new_page()
+            await page.goto(url)
+            column = page.get_by_test_id("customer-column").first
+            box = column.get_by_test_id("chat-input")
+            for said, seen in (
+                ("搜 小红书运营实战课", "1. 小红书运营实战课"),
+                ("1", "【小红书运营实战课】"),
+                ("下单 ①", texts.ASK_CONTACT),
+                ("王芳 13800138000", "请确认"),
+            ):
+                await box.fill(said)
+                await box.press("Enter")
+                await expect(column.get_by_test_id("msg-bot").filter(has_text=seen).last).to_be_visible()
+            await box.fill("确认")
+            await box.press("Enter")
+            created = column.get_by_test_id("msg-bot").filter(has_text="已生成，待支付 ¥299").last
+            await expect(created).to_be_visible(timeout=10_000)
+            await expect(column.locator(".msg-bot img, [data-testid=msg-bot] img").last).to_be_visible()
+
+            async with context.expect_page() as opened:
+                await created.locator("a").first.click()
+            pay_page = await opened.value
+            await pay_page.get_by_role("button", name="确认支付").click()
+            await pay_page.close()
+
+            reviewed = column.get_by_test_id("msg-bot").filter(has_text="进入审核")
+            await expect(reviewed).to_be_visible(timeout=10_000)
+            await page.screenshot(path=str(tmp_path / "sandbox-paid.png"))
+            await context.close()
+        finally:
+            await browser.close()
