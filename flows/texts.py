@@ -344,6 +344,8 @@ DOMAIN_ERRORS = {
     "not_invoiceable": "订单完成后才能开发票哦，发「我的订单」看看进度。",
     "invoice_exists": "这个订单已经申请过发票了，发「发票」查看进度。",
     "not_payable": "这个订单现在不能支付了，发「我的订单」看看状态。",
+    "expired": "这个订单已超时取消，占用的名额已释放，请重新下单。",
+    "bad_title": "发票抬头需要 {min_chars}–{max_chars} 个字，请检查后再发。",
     "bad_image": IMAGE_BAD,
     "image_too_large": IMAGE_TOO_LARGE,
 }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -91,79 +93,73 @@ async def test_typing_help_shows_the_help_reply(
             await browser.close()
 
 
-async def test_a_customer_orders_a_course_in_the_console(
-    console_url: tuple[str, web.Application], tmp_path: Path
-) -> None:
-    """Search, open, order, answer the one question, confirm: the order number shows in the chat."""
-    from playwright.async_api import async_playwright, expect
+@asynccontextmanager
+async def console(url: str) -> AsyncIterator[tuple[Any, Any]]:
+    """The console open in Chromium: (browser context, page)."""
+    from playwright.async_api import async_playwright
 
-    url, _ = console_url
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
             page = await context.new_page()
             await page.goto(url)
-            column = page.get_by_test_id("customer-column").first
-            box = column.get_by_test_id("chat-input")
-
-            async def say(text: str, expect_text: str) -> None:
-                await box.fill(text)
-                await box.press("Enter")
-                reply = column.get_by_test_id("msg-bot").filter(has_text=expect_text).last
-                await expect(reply).to_be_visible(timeout=10_000)
-
-            await say("搜 小红书运营实战课", "1. 小红书运营实战课")
-            await say("1", "【小红书运营实战课】")
-            await say("下单 ①", "第 1/1 步：" + texts.ASK_CONTACT)
-            await say("王芳 13800138000", "请确认")
-            await say("确认", "已生成，待支付 ¥299")
-            await say("我的订单", "待支付 · ¥299 · 小红书运营实战课")
-            await page.screenshot(path=str(tmp_path / "sandbox-order.png"))
+            yield context, page
             await context.close()
         finally:
             await browser.close()
+
+
+async def say(column: Any, text: str, seen: str) -> Any:
+    """Type into a customer's chat and wait for the bot's answer containing `seen`."""
+    from playwright.async_api import expect
+
+    box = column.get_by_test_id("chat-input")
+    await box.fill(text)
+    await box.press("Enter")
+    reply = column.get_by_test_id("msg-bot").filter(has_text=seen).last
+    await expect(reply).to_be_visible(timeout=10_000)
+    return reply
+
+
+ORDER_A_COURSE = (
+    ("搜 小红书运营实战课", "1. 小红书运营实战课"),
+    ("1", "【小红书运营实战课】"),
+    ("下单 ①", "第 1/1 步：" + texts.ASK_CONTACT),
+    ("王芳 13800138000", "请确认"),
+)
+
+
+async def test_a_customer_orders_a_course_in_the_console(
+    console_url: tuple[str, web.Application], tmp_path: Path
+) -> None:
+    """Search, open, order, answer the one question, confirm: the order number shows in the chat."""
+    async with console(console_url[0]) as (_, page):
+        column = page.get_by_test_id("customer-column").first
+        for text, seen in ORDER_A_COURSE:
+            await say(column, text, seen)
+        await say(column, "确认", "已生成，待支付 ¥299")
+        await say(column, "我的订单", "待支付 · ¥299 · 小红书运营实战课")
+        await page.screenshot(path=str(tmp_path / "sandbox-order.png"))
 
 
 async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
     console_url: tuple[str, web.Application], tmp_path: Path
 ) -> None:
     """Order, open the pay link, press 确认支付 on the simulated WeChat Pay page, see 进入审核."""
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    url, _ = console_url
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-            page = await context.new_page()
-            await page.goto(url)
-            column = page.get_by_test_id("customer-column").first
-            box = column.get_by_test_id("chat-input")
-            for said, seen in (
-                ("搜 小红书运营实战课", "1. 小红书运营实战课"),
-                ("1", "【小红书运营实战课】"),
-                ("下单 ①", texts.ASK_CONTACT),
-                ("王芳 13800138000", "请确认"),
-            ):
-                await box.fill(said)
-                await box.press("Enter")
-                await expect(column.get_by_test_id("msg-bot").filter(has_text=seen).last).to_be_visible()
-            await box.fill("确认")
-            await box.press("Enter")
-            created = column.get_by_test_id("msg-bot").filter(has_text="已生成，待支付 ¥299").last
-            await expect(created).to_be_visible(timeout=10_000)
-            await expect(column.locator(".msg-bot img, [data-testid=msg-bot] img").last).to_be_visible()
-
-            async with context.expect_page() as opened:
-                await created.locator("a").first.click()
-            pay_page = await opened.value
-            await pay_page.get_by_role("button", name="确认支付").click()
-            await pay_page.close()
-
-            reviewed = column.get_by_test_id("msg-bot").filter(has_text="进入审核")
-            await expect(reviewed).to_be_visible(timeout=10_000)
-            await page.screenshot(path=str(tmp_path / "sandbox-paid.png"))
-            await context.close()
-        finally:
-            await browser.close()
+    async with console(console_url[0]) as (context, page):
+        column = page.get_by_test_id("customer-column").first
+        for text, seen in ORDER_A_COURSE:
+            await say(column, text, seen)
+        created = await say(column, "确认", "已生成，待支付 ¥299")
+        await expect(column.locator("[data-testid=msg-bot] img").last).to_be_visible()  # the pay QR
+        async with context.expect_page() as opened:
+            await created.locator("a").first.click()
+        pay_page = await opened.value
+        await pay_page.get_by_role("button", name="确认支付").click()
+        await pay_page.close()
+        reviewed = column.get_by_test_id("msg-bot").filter(has_text="进入审核")
+        await expect(reviewed).to_be_visible(timeout=10_000)
+        await page.screenshot(path=str(tmp_path / "sandbox-paid.png"))
