@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import keys
+from bot import keys, paypage
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
 from bot.channels.tokens import make_token_store
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, router: Router | None = None) -> web.Appli
             settings.wechat_app_id,
         ),
     )
+    paypage.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     pay_webhook.setup(

@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     menu = sub.add_parser("menu", help="the Official Account's custom menu")
     menu.add_argument("action", choices=["push", "show"])
     sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
+    refund = sub.add_parser(
+        "refund", help="refund an order, fully or partly (until staff do it in work chat)"
+    )
+    refund.add_argument("number", help="order number, e.g. 20261122-0042")
+    refund.add_argument("--amount", help="yuan, e.g. 100 or 99.50 (default: all that is left)")
+    refund.add_argument("--to", choices=["balance", "wechat"], default="balance", dest="destination")
+    refund.add_argument("--reason", required=True)
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -61,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "catalog":
         return _catalog_import(settings, args.file)
+    if args.command == "refund":
+        return asyncio.run(_refund(settings, args))
     if args.command == "menu":
         return asyncio.run(_menu(settings, push=args.action == "push"))
     return 2
@@ -183,3 +192,50 @@ async def _menu(settings: Settings, *, push: bool) -> int:
         await mp.create_menu(menu)
     print("menu pushed:", ", ".join(b["name"] for b in menu["button"]))
     return 0
+
+
+async def _refund(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from bot.channels.pay import PayClient, PayError
+    from flows.format import yuan
+    from flows.payments import refund_order
+    from store.db import make_engine, make_sessionmaker
+    from store.errors import DomainError
+
+    amount = _fen(args.amount) if args.amount else None
+    if args.amount and amount is None:
+        print(f"--amount {args.amount!r}: write yuan with at most two decimals, e.g. 99.50", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            pay = PayClient(http, settings) if settings.wechatpay_mch_id else None
+            made = await refund_order(
+                make_sessionmaker(engine),
+                pay,
+                number=args.number,
+                amount_fen=amount,
+                destination=args.destination,
+                actor="operator:cli",
+                reason=args.reason,
+                notify_url=f"{settings.public_url}/pay/wechat/refund-notify",
+            )
+    except DomainError as exc:
+        print(f"refused: {exc.code} {exc.details}", file=sys.stderr)
+        return 1
+    except PayError as exc:
+        print(f"WeChat Pay refused the refund: {exc.code} {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"refund {made.out_refund_no}: {yuan(made.amount_fen)} to {made.destination}, {made.status}")
+    return 0
+
+
+def _fen(yuan: str) -> int | None:
+    """'99.5' → 9950, exactly; None for anything else."""
+    whole, _, cents = yuan.strip().partition(".")
+    if not whole.isdigit() or len(cents) > 2 or (cents and not cents.isdigit()):
+        return None
+    return int(whole) * 100 + int(cents.ljust(2, "0") or 0)

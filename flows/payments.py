@@ -7,11 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.pay import PayClient, PayError
 from flows import texts
 from flows.format import yuan
 from flows.notices import order_notice
-from store import payments
-from store.models import Order
+from store import orders, payments
+from store.errors import DomainError
+from store.models import Order, Payment, Refund
 from store.orders import StockGate
 from store.outbox import Outgoing, enqueue, text
 
@@ -55,9 +57,9 @@ async def _money_notice(session: AsyncSession, out_trade_no: str, outcome: str) 
 async def on_refund_notification(
     sessionmaker: async_sessionmaker[AsyncSession], fields: dict[str, Any]
 ) -> str:
-    """A decrypted refund notification: settle the refund once (the order moves on when fully refunded)."""
+    """A decrypted refund notification: settle the refund once, and tell the customer it is on its way."""
     async with sessionmaker.begin() as session:
-        return await payments.apply_refund_notification(
+        outcome = await payments.apply_refund_notification(
             session,
             out_refund_no=fields["out_refund_no"],
             refund_id=fields.get("refund_id", ""),
@@ -65,6 +67,90 @@ async def on_refund_notification(
             refund_fee=int(fields.get("refund_fee", 0)),
             notify=order_notice,
         )
+        if outcome == "done":
+            refund = await payments.get_refund(session, out_refund_no=fields["out_refund_no"])
+            if refund is not None:
+                enqueue(session, *await _refund_notice(session, refund))
+    return outcome
+
+
+async def _refund_notice(session: AsyncSession, refund: Refund) -> list[Outgoing]:
+    order = await session.get(Order, refund.order_id)
+    if order is None:
+        return []
+    if refund.destination == "balance":
+        balance = await payments.balance_of(session, account=order.account, openid=order.openid)
+        content = texts.REFUNDED_TO_BALANCE.format(
+            number=order.number, amount=yuan(refund.amount_fen), balance=yuan(balance)
+        )
+    else:
+        content = texts.REFUNDED_TO_WECHAT.format(number=order.number, amount=yuan(refund.amount_fen))
+    return [text(order.openid, content, dedupe_key=f"refund:{refund.out_refund_no}")]
+
+
+async def refund_order(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    pay: PayClient | None,
+    *,
+    number: str,
+    amount_fen: int | None,
+    destination: str,
+    actor: str,
+    reason: str,
+    notify_url: str,
+) -> Refund:
+    """Refund all that is left (or `amount_fen`) of an order; a WeChat refund is then asked of WeChat Pay."""
+    async with sessionmaker.begin() as session:
+        order = await orders.order_by_number(session, number)
+        if order is None:
+            raise DomainError("not_found", number=number)
+        if amount_fen is None:
+            amount_fen = await payments.paid_for(session, order.id) - await payments.refunded(
+                session, order.id
+            )
+        made = await payments.refund(
+            session,
+            order_id=order.id,
+            amount_fen=amount_fen,
+            destination=destination,  # type: ignore[arg-type]
+            actor=actor,
+            reason=reason,
+            notify=order_notice,
+        )
+        if made.status == "succeeded":
+            enqueue(session, *await _refund_notice(session, made))
+    if destination == "wechat":
+        await _ask_wechat(sessionmaker, pay, made, notify_url)
+    return made
+
+
+async def _ask_wechat(
+    sessionmaker: async_sessionmaker[AsyncSession], pay: PayClient | None, made: Refund, notify_url: str
+) -> None:
+    """The refund API call; if WeChat Pay refuses it, the refund is closed (and no longer counted)."""
+    async with sessionmaker() as session:
+        payment = await session.get(Payment, made.payment_id) if made.payment_id else None
+    try:
+        if pay is None or payment is None:
+            raise PayError("NOT_CONFIGURED", "WeChat Pay is not configured")
+        await pay.refund(
+            out_trade_no=payment.out_trade_no,
+            out_refund_no=made.out_refund_no,
+            total_fee=payment.amount_fen,
+            refund_fee=made.amount_fen,
+            notify_url=notify_url,
+        )
+    except PayError:
+        async with sessionmaker.begin() as session:
+            await payments.apply_refund_notification(
+                session,
+                out_refund_no=made.out_refund_no,
+                refund_id="",
+                refund_status="REFUNDCLOSE",
+                refund_fee=made.amount_fen,
+                notify=order_notice,
+            )
+        raise
 
 
 def payment_reminder(order: Order) -> list[Outgoing]:

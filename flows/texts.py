@@ -349,3 +349,10 @@ DOMAIN_ERRORS = {
     "bad_image": IMAGE_BAD,
     "image_too_large": IMAGE_TOO_LARGE,
 }
+
+PAY_PAGE_HEAD = "微信支付"
+PAY_PAGE_TITLE = "订单 {number} · 待支付 {total}"
+PAY_PAGE_BUTTON = "微信支付"
+PAY_PAGE_DONE = "支付成功，回到聊天查看订单进度。"
+PAY_PAGE_OPEN_IN_WECHAT = "没有完成支付。请在微信里打开这个页面再试一次。"
+PAY_PAGE_NOT_FOUND = "没有找到这个支付，请回到聊天发「支付 订单号」重新获取。"

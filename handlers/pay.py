@@ -78,10 +78,14 @@ async def _pay_qr(ctx: Ctx, *, purpose: str, amount_fen: int, order: Order | Non
 
 
 def _link(ctx: Ctx, payment: Payment) -> str:
-    """In the sandbox, the simulator's pay page stands in for scanning the code with a phone."""
-    if not ctx.settings.sandbox:
-        return ""
-    return texts.PAY_LINK.format(url=f"{ctx.settings.public_url}/sandbox/pay/page/{payment.out_trade_no}")
+    """The JSAPI pay page (opened inside WeChat) when we have a public HTTPS address; in the sandbox,
+    the simulator's pay page stands in for scanning the code with a phone."""
+    base = ctx.settings.public_url
+    if ctx.settings.sandbox:
+        return texts.PAY_LINK.format(url=f"{base}/sandbox/pay/page/{payment.out_trade_no}")
+    if base.startswith("https://") and payment.order_id is not None:
+        return texts.PAY_LINK.format(url=f"{base}/pay/page/{payment.out_trade_no}")
+    return ""
 
 
 async def _unpaid(ctx: Ctx, command: str) -> Order:

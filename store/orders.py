@@ -803,3 +803,8 @@ async def save_material(
     session.add(material)
     await session.flush()
     return material.id
+
+
+async def order_by_number(session: AsyncSession, number: str) -> Order | None:
+    """Any order by its number (for staff and operators; customers use find_order)."""
+    return await session.scalar(select(Order).where(Order.number == number))

@@ -799,3 +799,8 @@ async def invoices_of(session: AsyncSession, *, account: str, openid: str) -> li
 async def get_payment(session: AsyncSession, *, out_trade_no: str) -> Payment | None:
     """A payment by our trade number."""
     return await session.scalar(select(Payment).where(Payment.out_trade_no == out_trade_no))
+
+
+async def get_refund(session: AsyncSession, *, out_refund_no: str) -> Refund | None:
+    """A refund by our refund number."""
+    return await session.scalar(select(Refund).where(Refund.out_refund_no == out_refund_no))

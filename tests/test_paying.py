@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -235,3 +236,64 @@ async def test_reconciliation_finds_a_lost_notification(
     assert pay is not None
     assert await _reconcile(shop.app, pay) == 1
     assert await status_of(shop, number) == "待审核"
+
+
+async def test_refund_back_through_wechat_pay(
+    customer: Customer,
+    shop: TestClient,
+    pay_sim: tuple[PaySimulator, str],
+    mp_sim: tuple[MpSimulator, str],
+) -> None:
+    from flows.payments import refund_order
+
+    number = await order_course(customer)
+    await pay_sim[0].pay((await payment_of(shop, number)).out_trade_no)
+    made = await refund_order(
+        shop.app[keys.SESSIONMAKER],
+        shop.app[keys.PAY],
+        number=number,
+        amount_fen=None,
+        destination="wechat",
+        actor="operator:test",
+        reason="活动取消",
+        notify_url=str(shop.make_url("/pay/wechat/refund-notify")),
+    )
+    assert made.status == "pending" and made.amount_fen == 29_900
+    await pay_sim[0].idle()  # the simulator's encrypted refund notification has been delivered
+    assert await status_of(shop, number) == "已退款"
+    told = await eventually(
+        lambda: [m for m in mp_sim[0].sent if m.openid == customer.openid and "原路退回" in str(m.payload)]
+    )
+    assert "¥299" in told[0].payload["content"]
+
+
+def test_refund_command_refuses_an_unknown_order(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {"CHATORDER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", "PATH": "/usr/bin:/bin"}
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "bot", *a], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run("db", "upgrade").returncode == 0
+    refused = run("refund", "20261122-9999", "--reason", "测试")
+    assert refused.returncode == 1 and "not_found" in refused.stderr
+    assert run("refund", "20261122-9999", "--amount", "1.234", "--reason", "x").returncode == 2
+
+
+async def test_the_jsapi_pay_page_prepares_wechat_pay_for_the_owner(
+    customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str]
+) -> None:
+    number = await order_course(customer)
+    shown = await payment_of(shop, number)
+    page = await shop.get(f"/pay/page/{shown.out_trade_no}")
+    body = await page.text()
+    assert (
+        page.status == 200 and "getBrandWCPayRequest" in body and "prepay_id=" in body and "paySign" in body
+    )
+    jsapi = await payment_of(shop, number)
+    assert jsapi.trade_type == "JSAPI" and jsapi.openid == customer.openid and jsapi.prepay_id
+    assert (await shop.get("/pay/page/CO-no-such-payment")).status == 404
+    await pay_sim[0].pay(jsapi.out_trade_no)
+    paid = await (await shop.get(f"/pay/page/{shown.out_trade_no}")).text()
+    assert "不需要支付了" in paid
