@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import keys, paypage
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
+from bot.channels.robot import RobotClient
 from bot.channels.tokens import make_token_store
 from bot.locks import PersonLocks
 from bot.logs import request_id_middleware
@@ -70,7 +72,7 @@ def create_app(settings: Settings, *, router: Router | None = None) -> web.Appli
     app.router.add_get("/metrics", metrics)
     pay_webhook.setup(
         app,
-        apply=lambda fields: _money_moved(app, on_pay_notification, fields),
+        apply=lambda fields: _money_moved(app, partial(on_pay_notification, settings=settings), fields),
         apply_refund=lambda fields: _money_moved(app, on_refund_notification, fields),
         settings=settings,
     )
@@ -117,6 +119,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     outbox = OutboxDispatcher(
         sessionmaker, mp, settings, worker_id=_worker_id(), observe=app[keys.METRICS].outbox_outcome
     )
+    if settings.wecom_robot_key.get_secret_value():
+        outbox.register("robot", RobotClient(app[keys.HTTP], settings).send)
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
@@ -166,12 +170,13 @@ async def _money_moved(
 
 async def _reconcile(app: web.Application, pay: PayClient) -> int:
     """Ask WeChat Pay about payments whose notification never came (it can be lost)."""
+    notification = partial(on_pay_notification, settings=app[keys.SETTINGS])
     async with app[keys.SESSIONMAKER]() as session:
         due = await payments_to_reconcile(session, older_than=RECONCILE_AFTER, now=utcnow())
     return await reconcile(
         query=pay.order_query,
         pending=[(p.out_trade_no, p.amount_fen) for p in due],
-        apply=lambda fields: _money_moved(app, on_pay_notification, fields),
+        apply=lambda fields: _money_moved(app, notification, fields),
     )
 
 

@@ -12,6 +12,7 @@ DEMO_APP_SECRET = "sandbox-app-secret-not-real"
 DEMO_TOKEN = "sandboxtoken"
 DEMO_AES_KEY = "c2FuZGJveC1kZW1vLWtleS0zMi1ieXRlcy1sb25nISE"
 DEMO_MCH_ID = "1900000109"
+DEMO_ROBOT_KEY = "sandbox-robot-key"
 DEMO_PAY_KEY = "sandboxpaykey0123456789abcdefABC"  # 32 characters, like a real v2 API key
 
 
@@ -32,6 +33,8 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
         wechatpay_mch_id=DEMO_MCH_ID,
         wechatpay_api_key=DEMO_PAY_KEY,
         wechatpay_api_base=f"{base}/sandbox/pay/",
+        wecom_api_base=f"{base}/sandbox/wecom/cgi-bin/",
+        wecom_robot_key=DEMO_ROBOT_KEY,
     )
 
 

@@ -11,6 +11,8 @@ from bot.channels.pay import PayClient, PayError
 from flows import texts
 from flows.format import yuan
 from flows.notices import order_notice
+from flows.staff import staff_alert
+from settings import Settings
 from store import orders, payments
 from store.errors import DomainError
 from store.models import Order, Payment, Refund
@@ -20,8 +22,11 @@ from store.outbox import Outgoing, enqueue, text
 REMIND_BEFORE = dt.timedelta(minutes=10)
 
 
-async def on_pay_notification(sessionmaker: async_sessionmaker[AsyncSession], fields: dict[str, Any]) -> str:
-    """A verified pay notification (or a reconciled query): credit once, tell the customer."""
+async def on_pay_notification(
+    sessionmaker: async_sessionmaker[AsyncSession], fields: dict[str, Any], settings: Settings
+) -> str:
+    """A verified pay notification (or a reconciled query): credit once, tell the customer (and staff
+    when something is off: a wrong amount, money for an order that lapsed)."""
     async with sessionmaker.begin() as session:
         outcome = await payments.apply_notification(
             session,
@@ -32,8 +37,33 @@ async def on_pay_notification(sessionmaker: async_sessionmaker[AsyncSession], fi
             notify=order_notice,
         )
         if outcome in ("credited", "late"):
-            enqueue(session, *await _money_notice(session, fields["out_trade_no"], outcome))
+            await enqueue(session, *await _money_notice(session, fields["out_trade_no"], outcome))
+        if outcome in ("mismatch", "late"):
+            await enqueue(session, *await _staff_notice(session, settings, fields, outcome))
     return outcome
+
+
+async def _staff_notice(
+    session: AsyncSession, settings: Settings, fields: dict[str, Any], outcome: str
+) -> list[Outgoing]:
+    """The evidence staff need to sort out a payment that could not simply be credited."""
+    payment = await payments.get_payment(session, out_trade_no=fields["out_trade_no"])
+    if payment is None:
+        return []
+    order = await session.get(Order, payment.order_id) if payment.order_id else None
+    number = order.number if order else "—"
+    values = {
+        "number": number,
+        "out_trade_no": payment.out_trade_no,
+        "transaction_id": fields["transaction_id"],
+    }
+    if outcome == "mismatch":
+        content = texts.STAFF_PAY_MISMATCH.format(
+            expected=yuan(payment.amount_fen), got=yuan(int(fields["total_fee"])), **values
+        )
+    else:
+        content = texts.STAFF_LATE_PAYMENT.format(total=yuan(payment.amount_fen), **values)
+    return staff_alert(settings, content, key=f"{outcome}:{fields['transaction_id']}")
 
 
 async def _money_notice(session: AsyncSession, out_trade_no: str, outcome: str) -> list[Outgoing]:
@@ -70,7 +100,7 @@ async def on_refund_notification(
         if outcome == "done":
             refund = await payments.get_refund(session, out_refund_no=fields["out_refund_no"])
             if refund is not None:
-                enqueue(session, *await _refund_notice(session, refund))
+                await enqueue(session, *await _refund_notice(session, refund))
     return outcome
 
 
@@ -118,7 +148,7 @@ async def refund_order(
             notify=order_notice,
         )
         if made.status == "succeeded":
-            enqueue(session, *await _refund_notice(session, made))
+            await enqueue(session, *await _refund_notice(session, made))
     if destination == "wechat":
         await _ask_wechat(sessionmaker, pay, made, notify_url)
     return made

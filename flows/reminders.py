@@ -69,5 +69,7 @@ async def _remind(
             if form.at_confirm
             else texts.FORM_REMINDER.format(n=n, total=total)
         )
-        enqueue(session, text(openid, message, dedupe_key=f"form-reminder:{account}:{openid}:{conv.version}"))
+        await enqueue(
+            session, text(openid, message, dedupe_key=f"form-reminder:{account}:{openid}:{conv.version}")
+        )
     return 1

@@ -356,3 +356,18 @@ PAY_PAGE_BUTTON = "微信支付"
 PAY_PAGE_DONE = "支付成功，回到聊天查看订单进度。"
 PAY_PAGE_OPEN_IN_WECHAT = "没有完成支付。请在微信里打开这个页面再试一次。"
 PAY_PAGE_NOT_FOUND = "没有找到这个支付，请回到聊天发「支付 订单号」重新获取。"
+
+# --- To staff (work group robot; markdown) --------------------------------------------------------
+
+STAFF_PAY_MISMATCH = (
+    "**⚠️ 支付金额不符，未入账**\n> 订单：{number}\n> 应付：{expected}　通知金额：{got}\n"
+    "> 商户单号：{out_trade_no}\n> 微信交易号：{transaction_id}\n请核对后处理。"
+)
+STAFF_LATE_PAYMENT = (
+    "**💰 超时订单收到付款，已存入客户余额**\n> 订单：{number}（已取消）\n> 金额：{total}\n"
+    "> 微信交易号：{transaction_id}\n如客户需要，可协助重新下单或退款。"
+)
+STAFF_REFUND_REQUESTED = (
+    "**↩️ 退款申请**\n> 订单：{number}　金额：{total}\n> 原因：{reason}\n请在 1 个工作日内处理。"
+)
+STAFF_INVOICE_REQUESTED = "**🧾 发票申请**\n> 订单：{number}　金额：{amount}\n> 抬头：{title}\n> 税号：{tax_no}\n开具后请回传发票链接。"

@@ -6,9 +6,11 @@ import re
 
 from flows import texts
 from flows.format import yuan
+from flows.staff import staff_alert
 from handlers.context import Ctx, UserFacingError, refusals
 from handlers.router import Router
 from store import orders, payments
+from store.outbox import enqueue
 
 router = Router("invoices")
 
@@ -84,4 +86,8 @@ async def on_request(ctx: Ctx) -> None:
                 order_id=view.order.id,
                 title_id=title.id,
             )
+        alert = texts.STAFF_INVOICE_REQUESTED.format(
+            number=number, amount=yuan(invoice.amount_fen), title=invoice.title, tax_no=invoice.tax_no or "—"
+        )
+        await enqueue(session, *staff_alert(ctx.settings, alert, key=f"invoice:{invoice.id}"))
     ctx.say(texts.INVOICE_REQUESTED, number=number, title=invoice.title, amount=yuan(invoice.amount_fen))

@@ -9,10 +9,12 @@ from flows import texts
 from flows.format import bar, yuan
 from flows.notices import quiet
 from flows.requirements import BEIJING, STEPS, show
+from flows.staff import staff_alert
 from handlers.context import Ctx, UserFacingError, refusals
 from handlers.router import Router
 from store import orders
 from store.orders import PROGRESS, OrderStatus, OrderView
+from store.outbox import enqueue
 
 router = Router("orders")
 picks = Router("orders_picks")
@@ -200,6 +202,10 @@ async def on_refund(ctx: Ctx) -> None:
             await orders.request_refund(
                 session, order_id=view.order.id, openid=ctx.openid, reason=reason[:200], notify=quiet
             )
+        alert = texts.STAFF_REFUND_REQUESTED.format(
+            number=number, total=yuan(view.order.total_fen), reason=reason[:200]
+        )
+        await enqueue(session, *staff_alert(ctx.settings, alert, key=f"refund-request:{view.order.id}"))
     ctx.say(texts.REFUND_REQUESTED, number=number)
 
 

@@ -389,7 +389,7 @@ async def create_order(
             to_status=OrderStatus.PENDING_PAYMENT,
         )
     )
-    enqueue(session, *notify(order, None, OrderStatus.PENDING_PAYMENT, None))
+    await enqueue(session, *notify(order, None, OrderStatus.PENDING_PAYMENT, None))
     await session.flush()
     return order
 
@@ -508,7 +508,7 @@ async def _apply(
     )
     if to is OrderStatus.CANCELLED:
         await _release_stock(session, changed.id, gate)
-    enqueue(session, *notify(changed, frm, to, reason))
+    await enqueue(session, *notify(changed, frm, to, reason))
     await session.flush()
     return changed
 

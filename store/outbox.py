@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import OutboxMessage
@@ -36,6 +37,14 @@ def text(recipient: str, content: str, *, dedupe_key: str | None = None) -> Outg
     return Outgoing("mp", recipient, "text", {"content": content}, dedupe_key)
 
 
-def enqueue(session: AsyncSession, *messages: Outgoing) -> None:
-    """Add messages to the caller's transaction; they are sent only if it commits."""
-    session.add_all(OutboxMessage(**m.row()) for m in messages)
+async def enqueue(session: AsyncSession, *messages: Outgoing) -> None:
+    """Add messages to the caller's transaction; they are sent only if it commits.
+
+    A message whose dedupe_key is already in the outbox is skipped, so the same notice caused by a
+    resent notification (or a retried job) goes out once.
+    """
+    if not messages:
+        return
+    dialect_insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    await session.execute(stmt, [{**m.row(), "status": "pending", "attempts": 0} for m in messages])

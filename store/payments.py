@@ -666,7 +666,7 @@ async def remind_expiring(
         )
         order = (await session.scalars(stmt, execution_options={"populate_existing": True})).one_or_none()
         if order is not None:
-            enqueue(session, *notify_reminder(order))
+            await enqueue(session, *notify_reminder(order))
             reminded += 1
     await session.flush()
     return reminded

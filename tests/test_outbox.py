@@ -58,7 +58,7 @@ class Env:
 
     async def enqueue(self, *messages: Outgoing) -> None:
         async with self.sm() as session, session.begin():
-            enqueue(session, *messages)
+            await enqueue(session, *messages)
 
     async def rows(self) -> list[OutboxMessage]:
         async with self.sm() as session:

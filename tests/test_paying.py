@@ -297,3 +297,62 @@ async def test_the_jsapi_pay_page_prepares_wechat_pay_for_the_owner(
     await pay_sim[0].pay(jsapi.out_trade_no)
     paid = await (await shop.get(f"/pay/page/{shown.out_trade_no}")).text()
     assert "不需要支付了" in paid
+
+
+async def test_staff_group_is_told_of_a_wrong_amount_with_the_evidence(
+    make_settings: Callable[..., Settings],
+    pay_sim: tuple[PaySimulator, str],
+    mp_sim: tuple[MpSimulator, str],
+) -> None:
+    from aiohttp import web
+
+    posts: list[dict[str, object]] = []
+
+    async def robot(request: web.Request) -> web.Response:
+        assert request.query["key"] == "robot-key"
+        posts.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    group = web.Application()
+    group.router.add_post("/cgi-bin/webhook/send", robot)
+    server = TestServer(group, host="127.0.0.1")
+    await server.start_server()
+    client = await start_bot(
+        make_settings(
+            wechatpay_mch_id=MCH_ID,
+            wechatpay_api_key=PAY_KEY,
+            wechatpay_api_base=pay_sim[1],
+            wecom_robot_key="robot-key",
+            wecom_api_base=str(server.make_url("/cgi-bin/")),
+        )
+    )
+    try:
+        specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+        async with client.app[keys.SESSIONMAKER].begin() as session:
+            await catalog.import_catalog(session, specs)
+        customer = Customer(client, mp_sim[0], "o_mismatch")
+        number = await order_course(customer)
+        payment = await payment_of(client, number)
+        fields = {
+            "appid": wechat.APP_ID,
+            "mch_id": MCH_ID,
+            "nonce_str": "n2",
+            "result_code": "SUCCESS",
+            "return_code": "SUCCESS",
+            "openid": customer.openid,
+            "trade_type": "NATIVE",
+            "total_fee": "100",
+            "transaction_id": "4200000000000002",
+            "out_trade_no": payment.out_trade_no,
+        }
+        body = dict_to_xml(fields, sign(fields, PAY_KEY, "MD5")).encode()
+        for _ in range(3):  # WeChat Pay resends: the staff group hears of it once
+            assert (await client.post("/pay/wechat/notify", data=body)).status == 200
+        alert = await eventually(lambda: posts)
+        content = alert[0]["markdown"]["content"]  # type: ignore[index]
+        assert "支付金额不符" in content and number in content and "¥299" in content and "¥1" in content
+        await asyncio.sleep(0.2)
+        assert len(posts) == 1
+    finally:
+        await client.close()
+        await server.close()

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from bot import keys
-from bot.sandbox import pay_sim
+from bot.sandbox import pay_sim, robot_sim
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.state import Delivery, Sandbox, valid_openid, valid_scene
 from settings import Settings
@@ -41,6 +41,8 @@ def setup_sandbox(app: web.Application, settings: Settings) -> None:
     app[keys.SANDBOX] = sandbox
     app.add_subapp("/sandbox/mp/", sim.app)
     app[keys.PAY_SIM] = pay_sim.mount(app, settings)  # WeChat Pay API + pay page at /sandbox/pay/
+    # The staff work group's robot (WECOM_API_BASE = <server>/sandbox/wecom/cgi-bin/).
+    app.add_subapp(robot_sim.MOUNT, robot_sim.robot_app(sandbox, settings.wecom_robot_key.get_secret_value()))
     app.add_routes(routes)
     app.router.add_static("/sandbox/static/", STATIC, name="sandbox-static")
 
