@@ -17,6 +17,9 @@ async def run_doctor(settings: Settings) -> int:
         await _redis(settings),
         _fonts(settings),
         await _wechat(settings, database_ok=database[0] == OK),
+        await _ledger(settings)
+        if database[0] == OK
+        else (INFO, "ledger", "skipped until the database is fixed"),
         _chromium(),
     ]
     for mark, name, detail in results:
@@ -89,6 +92,25 @@ async def _wechat(settings: Settings, *, database_ok: bool) -> tuple[str, str, s
     except Exception as exc:
         return BAD, "wechat", f"token request to {settings.wechat_api_base} failed: {exc}"
     return OK, "wechat", f"access token obtained from {settings.wechat_api_base}"
+
+
+async def _ledger(settings: Settings) -> tuple[str, str, str]:
+    """Every cached balance must equal the sum of its ledger entries (money never drifts)."""
+    from store.db import make_engine, make_sessionmaker
+    from store.payments import check_balances
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            wrong = await check_balances(session)
+    finally:
+        await engine.dispose()
+    if wrong:
+        shown = "; ".join(
+            f"{openid}: cached {cached} fen, entries {summed} fen" for _, openid, cached, summed in wrong[:5]
+        )
+        return BAD, "ledger", f"{len(wrong)} balance(s) differ from their entries — {shown}"
+    return OK, "ledger", "every balance equals the sum of its entries"
 
 
 def _chromium() -> tuple[str, str, str]:

@@ -53,6 +53,7 @@ SORRY = "抱歉，刚才出了点问题，我们已经在处理了。请稍后�
 MENU_BROWSE = "找服务"
 MENU_ORDERS = "我的订单"
 MENU_CART = "购物车"
+MENU_BALANCE = "我的余额"
 MENU_HELP = "使用帮助"
 MENU_ABOUT = "关于我们"
 MENU_HUMAN = "人工客服"

@@ -157,3 +157,28 @@ async def test_menu_push_creates_the_menu_through_the_api(
     assert await _menu(settings, push=True) == 0
     assert mp_sim[0].menu == menu_json()  # type: ignore[attr-defined]
     assert "menu pushed" in capsys.readouterr().out
+
+
+async def test_doctor_finds_a_balance_that_drifted_from_its_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import update
+
+    from bot.doctor import run_doctor
+    from store.db import make_engine, make_sessionmaker
+    from store.migrate import upgrade
+    from store.models import Balance
+    from store.payments import credit
+
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    engine = make_engine(settings.database_url)
+    await upgrade(engine)
+    async with make_sessionmaker(engine).begin() as session:
+        await credit(session, account="gh", openid="o_l", amount_fen=500, kind="topup", key="k1")
+    await run_doctor(settings)
+    assert "✓ ledger" in capsys.readouterr().out
+    async with make_sessionmaker(engine).begin() as session:
+        await session.execute(update(Balance).values(balance_fen=501))
+    await engine.dispose()
+    assert await run_doctor(settings) == 1
+    assert "✗ ledger: 1 balance(s) differ" in capsys.readouterr().out
