@@ -205,7 +205,7 @@ class Conversation:
 
 
 class Failed(Exception):
-    pass
+    """A conversation went off script (the bench counts it as an error)."""
 
 
 class Chat:

@@ -9,6 +9,7 @@ bounded transcript that the console long-polls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -173,11 +174,9 @@ class Sandbox:
         if self._last_seq > after or self._closed or seconds <= 0:
             return
         event = self._changed
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await event.wait()
-        except TimeoutError:
-            pass
 
     def chat(self, openid: str) -> list[Entry]:
         """One customer's lines, oldest first (handy in tests)."""
