@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.sandbox.mp_sim import MpSimulator
 from handlers.router import Router
 from settings import Settings, load_settings
-from store.db import make_engine
+from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from tests import wechat
 
@@ -71,6 +72,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def sm(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated database on each backend, as a session factory."""
+    engine = make_engine(db_url)
+    await upgrade(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated SQLite database, for logic that does not depend on the backend."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'lite.db'}")
+    await upgrade(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store import orders
-from store.db import make_engine, make_sessionmaker
 from store.errors import DomainError
-from store.migrate import upgrade
 from store.models import (
     CartItem,
     Material,
@@ -29,66 +23,14 @@ from store.models import (
     Service,
 )
 from store.orders import Line, OrderStatus
-from store.outbox import Outgoing
 from tests.conftest import needs_redis
+from tests.factories import Maker, Recorder, add_package
 
-Maker = async_sessionmaker[AsyncSession]
 ACCOUNT = "gh_test"
 JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 60
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 60
 GIF = b"GIF89a" + b"\0" * 60
-_codes = itertools.count(1)
 WEBP = b"RIFF\x40\0\0\0WEBPVP8 " + b"\0" * 60
-
-
-@pytest.fixture
-async def sm(db_url: str) -> AsyncIterator[Maker]:
-    """A migrated database on each backend."""
-    engine = make_engine(db_url)
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[Maker]:
-    """A migrated SQLite database, for logic that does not depend on the backend."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'lite.db'}")
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
-
-
-class Recorder:
-    """A Notify that remembers its calls and asks for one text message per change."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, str | None, str, str | None]] = []
-
-    def __call__(self, order: Order, frm: str | None, to: str, reason: str | None) -> list[Outgoing]:
-        self.calls.append((order.id, frm, to, reason))
-        return [Outgoing("mp", order.openid, "text", {"content": f"{order.number}: {frm} → {to}"})]
-
-
-async def add_package(
-    sm: Maker, *, stock: int | None = None, price_fen: int = 10_000, status: str = "listed", code: str = ""
-) -> int:
-    async with sm.begin() as s:
-        service = Service(
-            code=code or f"svc{next(_codes)}",
-            title="小红书美妆达人",
-            platform="小红书",
-            category="达人营销",
-            status=status,
-        )
-        s.add(service)
-        await s.flush()
-        package = Package(
-            service_id=service.id, position=1, name="1 篇图文", price_fen=price_fen, stock=stock
-        )
-        s.add(package)
-        await s.flush()
-        return package.id
 
 
 async def stock_of(sm: Maker, package_id: int) -> int | None:

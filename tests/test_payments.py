@@ -6,18 +6,13 @@ import asyncio
 import datetime as dt
 import itertools
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store import orders, payments
-from store.db import make_engine, make_sessionmaker
 from store.errors import DomainError
-from store.migrate import upgrade
 from store.models import (
     Balance,
     Invoice,
@@ -29,61 +24,15 @@ from store.models import (
     Package,
     Payment,
     Refund,
-    Service,
     utcnow,
 )
 from store.orders import Line, OrderStatus
 from store.outbox import Outgoing
+from tests.factories import Maker, Recorder, add_package
 
-Maker = async_sessionmaker[AsyncSession]
 ACCOUNT = "gh_pay"
 ALICE, BOB = "o_alice", "o_bob"
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-async def sm(db_url: str) -> AsyncIterator[Maker]:
-    """A migrated database on each backend."""
-    engine = make_engine(db_url)
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[Maker]:
-    """A migrated SQLite database, for logic that does not depend on the backend."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'lite.db'}")
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
-
-
-class Recorder:
-    """A Notify that remembers its calls and asks for one text message per change."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, str | None, str, str | None]] = []
-
-    def __call__(self, order: Order, frm: str | None, to: str, reason: str | None) -> list[Outgoing]:
-        self.calls.append((order.id, frm, to, reason))
-        return [Outgoing("mp", order.openid, "text", {"content": f"{order.number}: {frm} → {to}"})]
-
-
-async def add_package(sm: Maker, *, price_fen: int = 10_000, stock: int | None = None) -> int:
-    async with sm.begin() as s:
-        n = next(_ids)
-        service = Service(
-            code=f"pay{n}", title="抖音达人", platform="抖音", category="达人营销", status="listed"
-        )
-        s.add(service)
-        await s.flush()
-        package = Package(
-            service_id=service.id, position=1, name="1 条视频", price_fen=price_fen, stock=stock
-        )
-        s.add(package)
-        await s.flush()
-        return package.id
 
 
 async def place(sm: Maker, package_id: int, *, openid: str = ALICE, qty: int = 1, **kw: Any) -> Order:
