@@ -116,7 +116,9 @@ DETAIL = (
 DETAIL_METRICS = "粉丝 {followers} · 互动率 {engagement} · 预估曝光 {exposure}\n"
 DETAIL_AUDIENCE = "受众：{audience}\n"
 DETAIL_CASES = "案例：{cases}\n"
-DETAIL_PACKAGE = "{mark} {name} {price} · {lead_days} 天交付 · {availability}\n   {deliverables}"
+DETAIL_PACKAGE = "{mark} {name} {price} · {lead} · {availability}\n   {deliverables}"
+LEAD_DAYS = "{days} 天交付"
+LEAD_NOW = "即时开通"
 NO_VIEWING = "先选一个服务：搜索后回复数字看详情，再发「加购 ①」或「下单 ①」。"
 NO_SUCH_PACKAGE = "这个服务没有第 {n} 个套餐，可选 {choices}。"
 PACKAGE_SOLD_OUT = "「{name}」已售罄，看看其他套餐或别的服务吧。"
@@ -138,7 +140,7 @@ CART_USAGE = "发「数量 行号 数量」改数量（如「数量 1 2」），
 
 # --- Order form ----------------------------------------------------------------------------------
 
-FORM_START = "一共 {lines} 项，需要先填 {steps} 项推广要求，约 {minutes} 分钟。随时发「返回」改上一项，「取消」放弃。\n\n"
+FORM_START = "一共 {lines} 项，需要先填 {steps} 项信息，约 {minutes} 分钟。随时发「返回」改上一项，「取消」放弃。\n\n"
 FORM_STEP = "第 {n}/{total} 步：{prompt}"
 FORM_TEMPLATE_HINT = "（发「模板」看示例）"
 FORM_TEMPLATE = "示例：\n{example}\n\n照这个格式发给我就行。"

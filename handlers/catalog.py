@@ -190,7 +190,7 @@ def render_detail(d: ServiceDetail) -> str:
             mark=circled(p.position),
             name=p.name,
             price=yuan(p.price_fen),
-            lead_days=p.lead_days,
+            lead=texts.LEAD_DAYS.format(days=p.lead_days) if p.lead_days else texts.LEAD_NOW,
             availability=p.availability,
             deliverables=p.deliverables or "—",
         )

@@ -137,7 +137,7 @@ async def test_search_detail_cart_form_confirm_and_my_orders(customer: Customer,
     assert "1. 小鹿爱咖啡 · 1 篇图文笔记 × 1 = ¥1,000" in cart and "合计 ¥1,800" in cart
 
     start = await customer.say("结算")
-    assert "一共 2 项，需要先填 6 项推广要求" in start and start.endswith(
+    assert "一共 2 项，需要先填 6 项信息" in start and start.endswith(
         "第 1/6 步：品牌或店铺名称是？" + texts.FORM_TEMPLATE_HINT
     )
     assert "第 2/6 步：推广的商品链接是？" in await customer.say("咖啡品牌A")
