@@ -374,3 +374,7 @@ STAFF_REFUND_REQUESTED = (
     "**↩️ 退款申请**\n> 订单：{number}　金额：{total}\n> 原因：{reason}\n请在 1 个工作日内处理。"
 )
 STAFF_INVOICE_REQUESTED = "**🧾 发票申请**\n> 订单：{number}　金额：{amount}\n> 抬头：{title}\n> 税号：{tax_no}\n开具后请回传发票链接。"
+
+INVITE_POSTER = "这是你的专属邀请海报 👇 长按保存，发到群里或朋友圈。\n邀请码 {code}：好友扫码关注后就会加入你的团队。"
+INVITE_UNAVAILABLE = "海报生成遇到了点问题，请稍后再发「邀请」试试。"
+MENU_INVITE = "邀请好友"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import basic, cart, catalog, faq, form, invoices, orders, pay
+from handlers import basic, cart, catalog, faq, form, invite, invoices, orders, pay
 from handlers.router import Router
 
 
@@ -18,6 +18,7 @@ def build_router() -> Router:
         orders.router,
         pay.router,
         invoices.router,
+        invite.router,
         form.answers,
         catalog.picks,
         orders.picks,

@@ -47,10 +47,11 @@ def refusals() -> Iterator[None]:
 
 
 class MediaApi(Protocol):
-    """The part of the WeChat media API handlers use (bot.channels.mp.MpClient in production)."""
+    """The part of the WeChat API handlers use (bot.channels.mp.MpClient in production)."""
 
     async def get_media(self, media_id: str) -> bytes: ...
     async def upload_media(self, kind: str, filename: str, data: bytes) -> str: ...
+    async def create_qrcode(self, scene_str: str, *, permanent: bool = True) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

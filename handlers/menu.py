@@ -14,8 +14,8 @@ BUTTONS: list[tuple[str, str, str]] = [
 MORE: list[tuple[str, str, str]] = [
     (texts.MENU_CART, "MENU_CART", "购物车"),
     (texts.MENU_BALANCE, "MENU_BALANCE", "余额"),
+    (texts.MENU_INVITE, "MENU_INVITE", "邀请"),
     (texts.MENU_HELP, "MENU_HELP", "帮助"),
-    (texts.MENU_ABOUT, "MENU_ABOUT", "关于"),
     (texts.MENU_HUMAN, "MENU_HUMAN", "人工"),
 ]
 

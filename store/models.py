@@ -409,3 +409,22 @@ class Invoice(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Creators --------------------------------------------------------------------------------------
+
+
+class Creator(Base):
+    """A person who invites others: their invite code, permanent QR and the last poster sent."""
+
+    __tablename__ = "creators"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    qr_url: Mapped[str | None] = mapped_column(String(256))  # WeChat's URL for scene inv_<code>
+    # The poster is redrawn when its key (template, nickname, QR) changes or the media expires (3 days).
+    poster_key: Mapped[str | None] = mapped_column(String(256))
+    poster_media_id: Mapped[str | None] = mapped_column(String(128))
+    poster_uploaded_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -29,8 +29,19 @@ async def test_help_matches_loosely(chat: WeChat) -> None:
 
 
 async def test_menu_click_routes_like_the_text(chat: WeChat) -> None:
-    key = next(k for k, command in CLICK_COMMANDS.items() if command == "关于")
-    assert (await chat.event("o_dan", "CLICK", key)).text == brand(texts.ABOUT)
+    key = next(k for k, command in CLICK_COMMANDS.items() if command == "我的订单")
+    assert (await chat.event("o_dan", "CLICK", key)).text == texts.NO_ORDERS
+
+
+def test_the_menu_fits_wechat_limits() -> None:
+    """WeChat refuses a menu with more than 3 buttons, 5 sub-buttons each, or long labels."""
+    from handlers.menu import menu_json
+
+    buttons = menu_json()["button"]
+    assert len(buttons) <= 3
+    for b in buttons:
+        assert len(b["name"]) <= 4 and len(b.get("sub_button", [])) <= 5
+        assert all(len(s["name"]) <= 8 for s in b.get("sub_button", []))
 
 
 async def test_returning_follower_is_welcomed_back(chat: WeChat) -> None:
