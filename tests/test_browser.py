@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -88,9 +90,9 @@ async def test_typing_help_shows_the_help_reply(
 
             await page.screenshot(path=str(tmp_path / "sandbox-console.png"))
             assert errors == []
-            await context.close()
+            await _bounded(context.close())
         finally:
-            await browser.close()
+            await _bounded(browser.close())
 
 
 @asynccontextmanager
@@ -105,9 +107,17 @@ async def console(url: str) -> AsyncIterator[tuple[Any, Any]]:
             page = await context.new_page()
             await page.goto(url)
             yield context, page
-            await context.close()
+            await _bounded(context.close())
         finally:
-            await browser.close()
+            await _bounded(browser.close())
+
+
+async def _bounded(closing: Awaitable[None]) -> None:
+    """Closing Chromium has no timeout of its own, and once in a while it never returns; the driver
+    exiting with `async_playwright()` ends the browser anyway, so a test never hangs on cleanup."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(15):
+            await closing
 
 
 async def say(column: Any, text: str, seen: str) -> Any:
@@ -159,7 +169,9 @@ async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
             await created.locator("a").first.click()
         pay_page = await opened.value
         await pay_page.get_by_role("button", name="确认支付").click()
-        await pay_page.close()
+        await expect(
+            pay_page.get_by_text("商户已确认收到通知")
+        ).to_be_visible()  # the notification was answered
         reviewed = column.get_by_test_id("msg-bot").filter(has_text="进入审核")
         await expect(reviewed).to_be_visible(timeout=10_000)
         await page.screenshot(path=str(tmp_path / "sandbox-paid.png"))
