@@ -9,7 +9,7 @@ import base64
 import binascii
 from typing import Self
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,26 @@ class SettingsError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class Level(BaseModel):
+    """One rung of the creators' ladder: reached with `invites` direct invitees and `team_sales_fen`
+    of completed team sales; `team_bp` is the team reward on orders two and three levels down."""
+
+    name: str
+    invites: int = Field(ge=0)
+    team_sales_fen: int = Field(0, ge=0)
+    team_bp: tuple[int, int] = (0, 0)
+
+
+DEFAULT_LEVELS = (
+    Level(name="一星", invites=0, team_bp=(300, 100)),
+    Level(name="二星", invites=3, team_bp=(500, 300)),
+    Level(name="三星", invites=10, team_sales_fen=500_000, team_bp=(600, 400)),
+    Level(name="百星", invites=30, team_sales_fen=5_000_000, team_bp=(800, 500)),
+    Level(name="千星", invites=100, team_sales_fen=20_000_000, team_bp=(1000, 600)),
+)
+REFERRAL_POLICIES = ("first_touch", "time_limited", "new_users", "first_paid")
 
 
 class Settings(BaseSettings):
@@ -77,6 +97,33 @@ class Settings(BaseSettings):
     wechatpay_api_base: str = Field(
         "https://api.mch.weixin.qq.com/", validation_alias=_env("WECHATPAY_API_BASE")
     )
+    # Creators: referral binding, commission, withdrawals (docs in README, "Creators").
+    referral_policy: str = Field(
+        "first_touch",
+        pattern="^(first_touch|time_limited|new_users|first_paid)$",
+        validation_alias=_env("CHATORDER_REFERRAL_POLICY"),
+    )
+    referral_rebind_days: int = Field(30, ge=1, validation_alias=_env("CHATORDER_REFERRAL_REBIND_DAYS"))
+    poster_template: str = Field(
+        "default", pattern=r"^[a-z0-9_-]{1,40}$", validation_alias=_env("CHATORDER_POSTER_TEMPLATE")
+    )  # a file in posters/templates/
+    # Multi-level payouts beyond three levels are illegal in China: the cap is in the type.
+    commission_depth: int = Field(3, ge=1, le=3, validation_alias=_env("CHATORDER_COMMISSION_DEPTH"))
+    freeze_days: int = Field(7, ge=0, le=90, validation_alias=_env("CHATORDER_FREEZE_DAYS"))
+    levels: tuple[Level, ...] = Field(DEFAULT_LEVELS, min_length=1, validation_alias=_env("CHATORDER_LEVELS"))
+    withdraw_min_fen: int = Field(10_000, ge=100, validation_alias=_env("CHATORDER_WITHDRAW_MIN_FEN"))
+    withdraw_fee_bp: int = Field(100, ge=0, le=2000, validation_alias=_env("CHATORDER_WITHDRAW_FEE_BP"))
+    withdraw_daily_limit_fen: int = Field(
+        500_000, ge=100, validation_alias=_env("CHATORDER_WITHDRAW_DAILY_LIMIT_FEN")
+    )
+    # More than `invite_burst_count` new invitees within `invite_burst_minutes`: their commissions are held.
+    invite_burst_count: int = Field(20, ge=2, validation_alias=_env("CHATORDER_INVITE_BURST_COUNT"))
+    invite_burst_minutes: int = Field(60, ge=1, validation_alias=_env("CHATORDER_INVITE_BURST_MINUTES"))
+    # Staff in WeCom work chat (README, "Staff").
+    staff_max_open: int = Field(10, ge=1, validation_alias=_env("CHATORDER_STAFF_MAX_OPEN"))
+    escalate_minutes: int = Field(30, ge=1, validation_alias=_env("CHATORDER_ESCALATE_MINUTES"))
+    report_hour: int = Field(9, ge=0, le=23, validation_alias=_env("CHATORDER_REPORT_HOUR"))
+    publish_remind_hours: int = Field(2, ge=1, le=72, validation_alias=_env("CHATORDER_PUBLISH_REMIND_HOURS"))
 
     @model_validator(mode="after")
     def _normalise(self) -> Self:
@@ -85,6 +132,8 @@ class Settings(BaseSettings):
             if not value.endswith("/"):
                 setattr(self, name, value + "/")
         self.public_url = self.public_url.rstrip("/")
+        if any(a.invites > b.invites for a, b in zip(self.levels, self.levels[1:], strict=False)):
+            raise ValueError("CHATORDER_LEVELS must be ordered from the lowest level up")
         return self
 
     @property

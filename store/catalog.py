@@ -16,6 +16,7 @@ YAML — a list of services, or a mapping with a `services` list:
       description: …
       followers: 52000                  # or "5.2万"; optional
       engagement: 8.1%                  # optional
+      commission: 15%                   # what the buyer's inviter earns; default 10%
       exposure: 30000                   # estimated exposure per placement; optional
       audience: {gender: {女: 82, 男: 18}, age: {18-24: 40, …}, region: {华东: 46, …}}  # each sums to 100
       cover_url: ""
@@ -32,7 +33,7 @@ YAML — a list of services, or a mapping with a `services` list:
 CSV — UTF-8 (a BOM is fine), a header row, then one row per package. The service columns are repeated
 on every row of the same code (or left empty on the later rows); they must agree:
 
-    code,title,platform,category,forms,tags,summary,description,followers,engagement,exposure,
+    code,title,platform,category,forms,tags,summary,description,followers,engagement,commission,exposure,
     audience_gender,audience_age,audience_region,cover_url,cases,status,
     position,package_name,price,deliverables,lead_days,stock,requirements
 
@@ -80,6 +81,7 @@ REQUIREMENT_KEYS = (
     "notes",
 )
 STATUSES = ("draft", "listed", "unlisted")
+DEFAULT_COMMISSION_BP = 1000  # 10 % to the buyer's inviter when the catalog says nothing
 SORTS = ("engagement", "price", "price_desc", "followers", "exposure")
 LOW_STOCK = 3
 DEMO_CATALOG = "demo_catalog.yaml"
@@ -418,6 +420,7 @@ class ServiceSpec:
     description: str = ""
     followers: int | None = None
     engagement_bp: int | None = None
+    commission_bp: int | None = None
     exposure: int | None = None
     audience: dict[str, dict[str, int]] = field(default_factory=dict)
     cover_url: str = ""
@@ -437,6 +440,7 @@ SERVICE_FIELDS = (
     "description",
     "followers",
     "engagement",
+    "commission",
     "exposure",
     "audience",
     "cover_url",
@@ -818,6 +822,7 @@ def _service(raw: _Raw, index: int, errors: list[RowError]) -> ServiceSpec | Non
         description=c.text("description"),
         followers=c.count("followers"),
         engagement_bp=c.engagement_bp("engagement"),
+        commission_bp=c.engagement_bp("commission"),
         exposure=c.count("exposure"),
         audience=c.audience("audience"),
         cover_url=c.text("cover_url", max_len=512),
@@ -947,6 +952,7 @@ def _apply_service(service: Service, spec: ServiceSpec) -> None:
     service.description = spec.description
     service.followers = spec.followers
     service.engagement_bp = spec.engagement_bp
+    service.commission_bp = DEFAULT_COMMISSION_BP if spec.commission_bp is None else spec.commission_bp
     service.exposure = spec.exposure
     service.audience = spec.audience
     service.cover_url = spec.cover_url or None

@@ -1,4 +1,5 @@
-"""Typed SQLAlchemy models: people, inbound log, conversation state, outbox, tokens, catalog, orders."""
+"""Typed SQLAlchemy models: people, inbound log, conversation state, outbox, tokens, catalog, orders,
+money, creators and their earnings, staff."""
 
 from __future__ import annotations
 
@@ -170,6 +171,8 @@ class Service(Base):
     )  # {"gender": {...}, "age": {...}, "region": {...}}
     cover_url: Mapped[str | None] = mapped_column(String(512))
     cases: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{"title", "result", "url"}]
+    # What the buyer's inviter earns on this service, in basis points (10 % = 1000).
+    commission_bp: Mapped[int] = mapped_column(default=1000, server_default="1000")
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)  # draft | listed | unlisted
     search_text: Mapped[str] = mapped_column(Text, default="")  # lower-cased title, tags, platform … for 搜
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -238,6 +241,13 @@ class Order(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column()  # an unpaid order lapses then
     payment_reminded_at: Mapped[dt.datetime | None] = mapped_column()  # the one reminder before it lapses
+    # Staff: who owns the order, and the review of the customer's materials.
+    assignee: Mapped[str | None] = mapped_column(String(64), index=True)  # Staff.userid
+    assigned_at: Mapped[dt.datetime | None] = mapped_column()
+    review: Mapped[str | None] = mapped_column(String(16))  # None | approved | resubmit
+    review_note: Mapped[str | None] = mapped_column(Text)  # why the materials were sent back
+    escalated_at: Mapped[dt.datetime | None] = mapped_column()  # the one escalation of a waiting order
+    publish_reminded_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class OrderItem(Base):
@@ -255,6 +265,7 @@ class OrderItem(Base):
     quantity: Mapped[int] = mapped_column()
     # Whether stock was taken for this line (so a release gives back exactly what was taken).
     reserved: Mapped[bool] = mapped_column(default=False)
+    commission_bp: Mapped[int] = mapped_column(default=0, server_default="0")  # the service's, when ordered
 
 
 class OrderEvent(Base):
@@ -427,4 +438,206 @@ class Creator(Base):
     poster_key: Mapped[str | None] = mapped_column(String(256))
     poster_media_id: Mapped[str | None] = mapped_column(String(128))
     poster_uploaded_at: Mapped[dt.datetime | None] = mapped_column()
+    level: Mapped[int] = mapped_column(default=0, server_default="0")  # index into Settings.levels
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Referral(Base):
+    """Who brought whom: an invitee and the creator whose QR scene they came through.
+
+    `status` is 'bound' once the binding counts, or 'candidate' while the policy waits for the
+    invitee's first paid order. `flag` marks bindings that hold their commissions for review.
+    """
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        Index("ix_referrals_inviter", "account", "inviter_openid", "bound_at"),
+        CheckConstraint("inviter_openid <> invitee_openid", name="ck_referrals_not_self"),
+    )
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invitee_openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    inviter_openid: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="bound")  # bound | candidate
+    source: Mapped[str] = mapped_column(String(16))  # subscribe | scan
+    touched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    bound_at: Mapped[dt.datetime | None] = mapped_column()
+    flag: Mapped[str | None] = mapped_column(String(32))  # burst
+    note: Mapped[str | None] = mapped_column(Text)  # the evidence behind a flag, for staff
+
+
+class Commission(Base):
+    """What one order earns one creator: the direct commission (depth 1) or a team reward (2, 3).
+
+    `status`: pending (until the order is complete and frozen long enough) → available; review
+    (held by a fraud rule until staff decide); reversed (fully refunded). `reversed_fen` grows with refunds.
+    """
+
+    __tablename__ = "commissions"
+    __table_args__ = (
+        UniqueConstraint("order_id", "depth", name="uq_commissions_order_depth"),
+        Index("ix_commissions_beneficiary", "account", "openid", "created_at"),
+        Index("ix_commissions_status", "status"),
+        CheckConstraint("depth BETWEEN 1 AND 3", name="ck_commissions_depth"),
+        CheckConstraint("amount_fen > 0", name="ck_commissions_amount_positive"),
+        CheckConstraint("reversed_fen BETWEEN 0 AND amount_fen", name="ck_commissions_reversed"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))  # the creator who earns it
+    buyer_openid: Mapped[str] = mapped_column(String(64))
+    depth: Mapped[int] = mapped_column()
+    base_fen: Mapped[int] = mapped_column(BigInteger)
+    rate_bp: Mapped[int] = mapped_column()
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reversed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    flag: Mapped[str | None] = mapped_column(String(32))  # same_payer | burst
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Earnings(Base):
+    """A creator's cached totals per bucket, each the sum of their EarningEntry rows in it.
+
+    `available_fen` may go negative: a refund after the money was released or withdrawn is carried
+    as a debt, netted against future earnings, and blocks withdrawals until repaid.
+    """
+
+    __tablename__ = "earnings"
+    __table_args__ = (
+        CheckConstraint("pending_fen >= 0", name="ck_earnings_pending"),
+        CheckConstraint("held_fen >= 0", name="ck_earnings_held"),
+        CheckConstraint("withdrawn_fen >= 0", name="ck_earnings_withdrawn"),
+    )
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pending_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    available_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    held_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # asked for, waiting for payout
+    withdrawn_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EarningEntry(Base):
+    """One movement of a creator's earnings into or out of a bucket. Append-only; `key` counts once."""
+
+    __tablename__ = "earning_entries"
+    __table_args__ = (Index("ix_earning_entries_person", "account", "openid", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    bucket: Mapped[str] = mapped_column(String(16))  # pending | available | held | withdrawn
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # + into the bucket, - out of it
+    kind: Mapped[str] = mapped_column(String(24))  # commission release clawback withdraw payout return
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    commission_id: Mapped[int | None] = mapped_column(ForeignKey("commissions.id"))
+    withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Withdrawal(Base):
+    """A creator's request to be paid: requested → approved → paid, or refused / failed (money returned)."""
+
+    __tablename__ = "withdrawals"
+    __table_args__ = (
+        Index("ix_withdrawals_status", "status", "created_at"),
+        Index("ix_withdrawals_person", "account", "openid", "created_at"),
+        CheckConstraint("amount_fen > 0", name="ck_withdrawals_amount_positive"),
+        CheckConstraint("fee_fen >= 0 AND fee_fen < amount_fen", name="ck_withdrawals_fee"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    trade_no: Mapped[str] = mapped_column(String(32), unique=True)  # partner_trade_no of the transfer
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # taken from the balance
+    fee_fen: Mapped[int] = mapped_column(BigInteger)  # kept; the creator receives amount - fee
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    reason: Mapped[str | None] = mapped_column(Text)  # why refused or failed
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    payment_no: Mapped[str | None] = mapped_column(String(64))  # WeChat's, once paid
+    paid_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Staff -----------------------------------------------------------------------------------------
+
+
+class Staff(Base):
+    """A member of staff in WeCom: roles say what they may do, skills which orders they get."""
+
+    __tablename__ = "staff"
+
+    userid: Mapped[str] = mapped_column(String(64), primary_key=True)  # WeCom userid
+    name: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)  # admin | ops | reviewer | finance
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)  # catalog categories; empty = all
+    on_duty: Mapped[bool] = mapped_column(default=True)
+    max_open: Mapped[int | None] = mapped_column()  # NULL = CHATORDER_STAFF_MAX_OPEN
+    active: Mapped[bool] = mapped_column(default=True)  # removed staff stay for the audit trail
+    last_assigned_at: Mapped[dt.datetime | None] = mapped_column()  # round-robin order
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Every staff action and registry change: who, when, what, on which order or request. Append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_target", "target", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))  # staff:<userid> | cli | system
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(64))  # order:<number> | withdrawal:<id> | staff:<userid>
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WorkCard(Base):
+    """A template card sent to staff, so that a click can be answered once and the card updated."""
+
+    __tablename__ = "work_cards"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)  # order:<id> | withdrawal:<id>
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    done_by: Mapped[str | None] = mapped_column(String(64))
+    done_action: Mapped[str | None] = mapped_column(String(32))
+    done_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OrderMessage(Base):
+    """The thread kept under an order: what the customer and staff said to each other. Append-only."""
+
+    __tablename__ = "order_messages"
+    __table_args__ = (Index("ix_order_messages_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    direction: Mapped[str] = mapped_column(String(8))  # in (customer) | out (staff) | note
+    author: Mapped[str] = mapped_column(String(80))  # customer:<openid> | staff:<userid>
+    kind: Mapped[str] = mapped_column(String(16), default="text")  # text | image
+    content: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class QuickReply(Base):
+    """A staff member's canned reply (快捷回复), used by name in 回复."""
+
+    __tablename__ = "quick_replies"
+    __table_args__ = (UniqueConstraint("userid", "name", name="uq_quick_replies_user_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(32))
+    content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -321,6 +321,7 @@ async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dic
             Service.title,
             Service.platform,
             Service.status,
+            Service.commission_bp,
         )
         .join(Service, Service.id == Package.service_id)
         .where(Package.id.in_(package_ids))
@@ -444,6 +445,7 @@ async def _place(
             unit_price_fen=rows[p].price_fen,
             quantity=q,
             reserved=p in taken,
+            commission_bp=rows[p].commission_bp,
         )
         for p, q in wanted.items()
     )
