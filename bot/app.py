@@ -17,20 +17,24 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import keys, paypage
+from bot import files, keys, paypage
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
 from bot.channels.robot import RobotClient
 from bot.channels.tokens import make_token_store
+from bot.channels.wecom import WeComClient, make_wecom_token_store
 from bot.locks import PersonLocks
 from bot.logs import request_id_middleware
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from bot.reconcile import reconcile
 from bot.scheduler import Job, run_jobs
+from flows import desk
+from flows.creators import pay_out, release_commissions
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
+from handlers import work as work_handlers
 from handlers.context import Services
 from handlers.router import Router
 from settings import Settings
@@ -41,6 +45,7 @@ from store.payments import payments_to_reconcile
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
 from webhooks import pay as pay_webhook
+from webhooks import work as work_webhook
 from webhooks.crypto import MpCrypto
 from webhooks.pipeline import Pipeline
 
@@ -52,8 +57,11 @@ ROUTER = web.AppKey("router", Router)
 RECONCILE_AFTER = dt.timedelta(minutes=5)
 
 
-def create_app(settings: Settings, *, router: Router | None = None) -> web.Application:
-    """`router` defaults to every handler of the product; tests pass their own to add probes."""
+def create_app(
+    settings: Settings, *, router: Router | None = None, work_handler: work_handlers.WorkHandler | None = None
+) -> web.Application:
+    """`router` defaults to every handler of the product, `work_handler` (staff in WeCom) to
+    `staff_desk(app)`; tests pass their own to add probes."""
     app = web.Application(middlewares=[request_id_middleware])
     app[keys.SETTINGS] = settings
     app[ROUTER] = router or build_router()
@@ -67,7 +75,9 @@ def create_app(settings: Settings, *, router: Router | None = None) -> web.Appli
             settings.wechat_app_id,
         ),
     )
+    work_webhook.setup(app, crypto=_work_crypto(settings), handle=work_handler or staff_desk(app))
     paypage.setup(app)
+    files.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     pay_webhook.setup(
@@ -81,6 +91,27 @@ def create_app(settings: Settings, *, router: Router | None = None) -> web.Appli
 
         setup_sandbox(app, settings)
     return app
+
+
+def staff_desk(app: web.Application) -> work_handlers.WorkHandler:
+    """What handles staff messages and card clicks from /wechat/work."""
+    return lambda event: work_handlers.build(
+        app[keys.SETTINGS],
+        app[keys.SESSIONMAKER],
+        Services(pay=app[keys.PAY], wake_outbox=app[keys.OUTBOX].wake),
+    )(event)
+
+
+def _work_crypto(settings: Settings) -> work_webhook.WorkCrypto | None:
+    """WeCom callback crypto, or None (/wechat/work answers 503) until all three values are set."""
+    token, aes_key = settings.wecom_token.get_secret_value(), settings.wecom_aes_key.get_secret_value()
+    if not (token and aes_key and settings.wecom_corp_id):
+        return None
+    try:
+        return work_webhook.WorkCrypto(token, aes_key, settings.wecom_corp_id)
+    except ValueError as exc:
+        log.error("/wechat/work is off: %s", exc)
+        return None
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -112,7 +143,7 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    """MP client, outbox dispatcher, group writer and the inbound pipeline, with their background tasks."""
+    """API clients, outbox dispatcher, group writer and the inbound pipeline, with their background tasks."""
     settings, sessionmaker = app[keys.SETTINGS], app[keys.SESSIONMAKER]
     tokens = make_token_store(settings, app[keys.REDIS], sessionmaker)
     mp = MpClient(app[keys.HTTP], settings, tokens)
@@ -121,6 +152,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     if settings.wecom_robot_key.get_secret_value():
         outbox.register("robot", RobotClient(app[keys.HTTP], settings).send)
+    wecom = app[keys.WECOM] = _wecom_client(app)
+    if wecom is not None:
+        outbox.register("wecom", wecom.send)
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
@@ -141,9 +175,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
         Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
+        Job("staff-backlog", 60, lambda: desk.hand_out_backlog(sessionmaker, settings, utcnow())),
+        Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
+        Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),
+        Job("daily-report", 300, lambda: desk.daily_report(sessionmaker, settings, utcnow())),
+        Job("release-commissions", 600, lambda: release_commissions(sessionmaker, settings, utcnow())),
     ]
     if pay is not None:
         jobs.append(Job("reconcile-payments", 300, lambda: _reconcile(app, pay)))
+        jobs.append(Job("payouts", 60, lambda: pay_out(sessionmaker, pay, settings, utcnow())))
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(outbox.run_forever(stop), name="outbox"),
@@ -155,6 +195,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     outbox.wake()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _wecom_client(app: web.Application) -> WeComClient | None:
+    """The WeCom app API client, when WECOM_CORP_ID and WECOM_SECRET are set."""
+    settings = app[keys.SETTINGS]
+    if not (settings.wecom_corp_id and settings.wecom_secret.get_secret_value()):
+        return None
+    tokens = make_wecom_token_store(settings, app[keys.REDIS], app[keys.SESSIONMAKER])
+    return WeComClient(app[keys.HTTP], settings, tokens)
 
 
 async def _money_moved(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 
-from bot import logs
+from bot import creators_cli, logs, staff_cli
 from settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     refund.add_argument("--amount", help="yuan, e.g. 100 or 99.50 (default: all that is left)")
     refund.add_argument("--to", choices=["balance", "wechat"], default="balance", dest="destination")
     refund.add_argument("--reason", required=True)
+    staff_cli.add_parser(sub)
+    creators_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -68,6 +70,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "catalog":
         return _catalog_import(settings, args.file)
+    if args.command == "staff":
+        return staff_cli.run(args, settings)
+    if args.command == "withdrawals":
+        return asyncio.run(creators_cli.withdrawals(settings, args))
+    if args.command == "commissions":
+        return asyncio.run(creators_cli.commissions(settings, args))
     if args.command == "refund":
         return asyncio.run(_refund(settings, args))
     if args.command == "menu":

@@ -14,6 +14,11 @@ DEMO_AES_KEY = "c2FuZGJveC1kZW1vLWtleS0zMi1ieXRlcy1sb25nISE"
 DEMO_MCH_ID = "1900000109"
 DEMO_ROBOT_KEY = "sandbox-robot-key"
 DEMO_PAY_KEY = "sandboxpaykey0123456789abcdefABC"  # 32 characters, like a real v2 API key
+DEMO_CORP_ID = "ww5a4db3e1c0ffee00"  # ww + 16 hex, like a real CorpID
+DEMO_AGENT_ID = "1000002"
+DEMO_WECOM_SECRET = "sandbox-wecom-secret-not-real"
+DEMO_WECOM_TOKEN = "sandboxworktoken"
+DEMO_WECOM_AES_KEY = "c2FuZGJveC13ZWNvbS1rZXktMzItYnl0ZXMtbG9uZyE"
 
 
 def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = "127.0.0.1") -> Settings:
@@ -34,6 +39,11 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
         wechatpay_api_key=DEMO_PAY_KEY,
         wechatpay_api_base=f"{base}/sandbox/pay/",
         wecom_api_base=f"{base}/sandbox/wecom/cgi-bin/",
+        wecom_corp_id=DEMO_CORP_ID,
+        wecom_agent_id=DEMO_AGENT_ID,
+        wecom_secret=DEMO_WECOM_SECRET,
+        wecom_token=DEMO_WECOM_TOKEN,
+        wecom_aes_key=DEMO_WECOM_AES_KEY,
         wecom_robot_key=DEMO_ROBOT_KEY,
     )
 
@@ -43,11 +53,13 @@ async def prepare_demo(settings: Settings) -> int:
     from store.catalog import load_demo_catalog
     from store.db import make_engine, make_sessionmaker
     from store.migrate import upgrade
+    from store.staff import ensure_demo_staff
 
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)
         async with make_sessionmaker(engine).begin() as session:
+            await ensure_demo_staff(session)  # 张三 (zhangsan), every role, to act as in the staff pane
             return await load_demo_catalog(session)
     finally:
         await engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from settings import Settings
 
@@ -16,7 +18,9 @@ async def run_doctor(settings: Settings) -> int:
         database,
         await _redis(settings),
         _fonts(settings),
+        _poster_template(settings),
         await _wechat(settings, database_ok=database[0] == OK),
+        await _wecom(settings, database_ok=database[0] == OK),
         await _ledger(settings)
         if database[0] == OK
         else (INFO, "ledger", "skipped until the database is fixed"),
@@ -80,37 +84,79 @@ def _fonts(settings: Settings) -> tuple[str, str, str]:
 async def _wechat(settings: Settings, *, database_ok: bool) -> tuple[str, str, str]:
     if not (settings.wechat_app_id and settings.wechat_app_secret.get_secret_value()):
         return INFO, "wechat", "credentials not set; skipped the token check"
+    from bot.tools import mp_client
+
+    return await _token_check("wechat", mp_client(settings), settings.wechat_api_base, database_ok)
+
+
+async def _token_check(
+    name: str, client: AbstractAsyncContextManager[Any], base: str, database_ok: bool
+) -> tuple[str, str, str]:
     if not database_ok:
         # The token is cached in the database (or Redis): a token fetched around that cache would
         # make the server's own token stale, so the check waits for a working database.
-        return INFO, "wechat", "skipped the token check until the database is fixed"
-    from bot.tools import mp_client
+        return INFO, name, "skipped the token check until the database is fixed"
+    try:
+        async with client as api:
+            await api.check_credentials()
+    except Exception as exc:
+        return BAD, name, f"token request to {base} failed: {exc}"
+    return OK, name, f"access token obtained from {base}"
+
+
+def _poster_template(settings: Settings) -> tuple[str, str, str]:
+    from posters.render import load_template
 
     try:
-        async with mp_client(settings) as mp:
-            await mp.check_credentials()
+        load_template(settings.poster_template)
     except Exception as exc:
-        return BAD, "wechat", f"token request to {settings.wechat_api_base} failed: {exc}"
-    return OK, "wechat", f"access token obtained from {settings.wechat_api_base}"
+        return BAD, "poster", f"CHATORDER_POSTER_TEMPLATE={settings.poster_template}: {exc}"
+    return OK, "poster", f"template {settings.poster_template}"
+
+
+async def _wecom(settings: Settings, *, database_ok: bool) -> tuple[str, str, str]:
+    """Staff work chat: the callback needs token, AES key and CorpID; alerts need the app secret."""
+    missing = [
+        name
+        for name, value in (
+            ("WECOM_CORP_ID", settings.wecom_corp_id),
+            ("WECOM_AGENT_ID", settings.wecom_agent_id),
+            ("WECOM_SECRET", settings.wecom_secret.get_secret_value()),
+            ("WECOM_TOKEN", settings.wecom_token.get_secret_value()),
+            ("WECOM_AES_KEY", settings.wecom_aes_key.get_secret_value()),
+        )
+        if not value
+    ]
+    if missing:
+        return INFO, "wecom", f"{', '.join(missing)} not set: staff work chat is off (企业微信 → 应用管理)"
+    from bot.tools import wecom_client
+
+    return await _token_check("wecom", wecom_client(settings), settings.wecom_api_base, database_ok)
 
 
 async def _ledger(settings: Settings) -> tuple[str, str, str]:
-    """Every cached balance must equal the sum of its ledger entries (money never drifts)."""
+    """Every cached balance and creator's earnings must equal the sums of their entries."""
     from store.db import make_engine, make_sessionmaker
+    from store.earnings import check_earnings
     from store.payments import check_balances
 
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
             wrong = await check_balances(session)
+            drifts = await check_earnings(session)
     finally:
         await engine.dispose()
-    if wrong:
+    if wrong or drifts:
         shown = "; ".join(
-            f"{openid}: cached {cached} fen, entries {summed} fen" for _, openid, cached, summed in wrong[:5]
+            [
+                f"{openid}: cached {cached} fen, entries {summed} fen"
+                for _, openid, cached, summed in wrong[:5]
+            ]
+            + [f"{d.openid} {d.bucket}: cached {d.cached} fen, entries {d.summed} fen" for d in drifts[:5]]
         )
-        return BAD, "ledger", f"{len(wrong)} balance(s) differ from their entries — {shown}"
-    return OK, "ledger", "every balance equals the sum of its entries"
+        return BAD, "ledger", f"{len(wrong) + len(drifts)} total(s) differ from their entries — {shown}"
+    return OK, "ledger", "every balance and every creator's earnings equal the sums of their entries"
 
 
 def _chromium() -> tuple[str, str, str]:

@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
+from bot.channels.wecom import WeComClient
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from bot.sandbox.pay_sim import PaySimulator
 from bot.sandbox.state import Sandbox
+from bot.sandbox.wecom_sim import WeComSimulator
 from settings import Settings
 from webhooks.pipeline import Pipeline
 
@@ -28,3 +30,5 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 SANDBOX = web.AppKey("sandbox", Sandbox)
 PAY_SIM = web.AppKey("pay_sim", PaySimulator)  # only when the sandbox is on
 PAY: web.AppKey[PayClient | None] = web.AppKey("pay")  # None where WeChat Pay is not configured
+WECOM: web.AppKey[WeComClient | None] = web.AppKey("wecom")  # None where WECOM_CORP_ID/SECRET are unset
+WECOM_SIM = web.AppKey("wecom_sim", WeComSimulator)  # only when the sandbox is on

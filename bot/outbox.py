@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.mp import MpClient, WeChatApiError
-from flows.texts import NOTICE_REMARK, NOTICE_TITLE
+from flows.notices import notice_payload
 from settings import Settings
 from store.models import OutboxMessage, utcnow
 from store.outbox import Outgoing
@@ -26,7 +26,6 @@ Observer = Callable[[str, str], None]  # (channel, outcome: sent | template | re
 MAX_ATTEMPTS = 8
 RATE_LIMIT_WAIT = 60.0  # 45009: the quota is counted per minute at best, so retry no sooner
 SEND_TIMEOUT = 25.0  # one send: token refresh + retried call, each under the 10 s HTTP timeout
-_BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
 class OutboxDispatcher:
@@ -194,14 +193,7 @@ class OutboxDispatcher:
 
     def _notice(self, msg: Outgoing, template_id: str) -> dict[str, Any]:
         text = msg.payload.get("content") if msg.kind == "text" else None
-        when = self._clock().astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M")
-        data = {
-            "first": {"value": text or NOTICE_TITLE},
-            "keyword1": {"value": NOTICE_TITLE},
-            "keyword2": {"value": when},
-            "remark": {"value": NOTICE_REMARK},
-        }
-        return {"template_id": template_id, "data": data}
+        return notice_payload(text or "", template_id, self._clock())
 
     async def _retry(self, row: OutboxMessage, error: str, *, rate_limited: bool = False) -> None:
         if row.attempts >= MAX_ATTEMPTS:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from flows import texts
 from flows.format import bar, yuan
+from flows.requirements import BEIJING
 from store.models import Order
 from store.orders import PROGRESS
 from store.outbox import Outgoing, text
@@ -27,3 +31,16 @@ def order_notice(order: Order, frm: str | None, to: str, reason: str | None) -> 
 def quiet(order: Order, frm: str | None, to: str, reason: str | None) -> list[Outgoing]:
     """For changes the customer made in chat: the passive reply already says it."""
     return []
+
+
+def notice_payload(content: str, template_id: str, now: dt.datetime) -> dict[str, Any]:
+    """The notice template (WECHAT_NOTICE_TEMPLATE_ID: first, keyword1, keyword2, remark), laid out
+    exactly as the outbox's 45015 fallback does it."""
+    when = now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    data = {
+        "first": {"value": content or texts.NOTICE_TITLE},
+        "keyword1": {"value": texts.NOTICE_TITLE},
+        "keyword2": {"value": when},
+        "remark": {"value": texts.NOTICE_REMARK},
+    }
+    return {"template_id": template_id, "data": data}

@@ -9,13 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.pay import PayClient, PayError
 from flows import texts
+from flows.creators import refund_settled
 from flows.format import yuan
 from flows.notices import order_notice
+from flows.paid import after_paid
 from flows.staff import staff_alert
 from settings import Settings
 from store import orders, payments
 from store.errors import DomainError
-from store.models import Order, Payment, Refund
+from store.models import Order, Payment, Refund, utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing, enqueue, text
 
@@ -38,9 +40,19 @@ async def on_pay_notification(
         )
         if outcome in ("credited", "late"):
             await enqueue(session, *await _money_notice(session, fields["out_trade_no"], outcome))
+        if outcome == "credited":
+            await _order_paid(session, fields["out_trade_no"], settings)
         if outcome in ("mismatch", "late"):
             await enqueue(session, *await _staff_notice(session, settings, fields, outcome))
     return outcome
+
+
+async def _order_paid(session: AsyncSession, out_trade_no: str, settings: Settings) -> None:
+    payment = await payments.get_payment(session, out_trade_no=out_trade_no)
+    if payment is not None and payment.purpose == "order" and payment.order_id is not None:
+        order = await session.get(Order, payment.order_id)
+        if order is not None:
+            await after_paid(session, order, settings, utcnow())
 
 
 async def _staff_notice(
@@ -101,6 +113,7 @@ async def on_refund_notification(
             refund = await payments.get_refund(session, out_refund_no=fields["out_refund_no"])
             if refund is not None:
                 await enqueue(session, *await _refund_notice(session, refund))
+                await refund_settled(session, refund.order_id, utcnow())
     return outcome
 
 
@@ -149,6 +162,7 @@ async def refund_order(
         )
         if made.status == "succeeded":
             await enqueue(session, *await _refund_notice(session, made))
+            await refund_settled(session, order.id, utcnow())
     if destination == "wechat":
         await _ask_wechat(sessionmaker, pay, made, notify_url)
     return made

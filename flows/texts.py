@@ -58,6 +58,9 @@ MENU_HELP = "使用帮助"
 MENU_ABOUT = "关于我们"
 MENU_HUMAN = "人工客服"
 MENU_MORE = "更多"
+MENU_MINE = "我的"
+MENU_EARNINGS = "我的收益"
+MENU_TEAM = "我的团队"
 
 # The template message sent when a customer-service message is refused (45015, outside 48 hours).
 NOTICE_TITLE = "您有一条新消息"
@@ -140,7 +143,9 @@ CART_USAGE = "发「数量 行号 数量」改数量（如「数量 1 2」），
 
 # --- Order form ----------------------------------------------------------------------------------
 
-FORM_START = "一共 {lines} 项，需要先填 {steps} 项信息，约 {minutes} 分钟。随时发「返回」改上一项，「取消」放弃。\n\n"
+FORM_START = (
+    "一共 {lines} 项，需要先填 {steps} 项信息，约 {minutes} 分钟。随时发「返回」改上一项，「取消」放弃。\n\n"
+)
 FORM_STEP = "第 {n}/{total} 步：{prompt}"
 FORM_TEMPLATE_HINT = "（发「模板」看示例）"
 FORM_TEMPLATE = "示例：\n{example}\n\n照这个格式发给我就行。"
@@ -375,6 +380,260 @@ STAFF_REFUND_REQUESTED = (
 )
 STAFF_INVOICE_REQUESTED = "**🧾 发票申请**\n> 订单：{number}　金额：{amount}\n> 抬头：{title}\n> 税号：{tax_no}\n开具后请回传发票链接。"
 
-INVITE_POSTER = "这是你的专属邀请海报 👇 长按保存，发到群里或朋友圈。\n邀请码 {code}：好友扫码关注后就会加入你的团队。"
+INVITE_POSTER = (
+    "这是你的专属邀请海报 👇 长按保存，发到群里或朋友圈。\n邀请码 {code}：好友扫码关注后就会加入你的团队。"
+)
 INVITE_UNAVAILABLE = "海报生成遇到了点问题，请稍后再发「邀请」试试。"
 MENU_INVITE = "邀请好友"
+
+# --- Creators: team, earnings, withdrawals --------------------------------------------------------
+
+JOINED_TEAM = "你已通过 {inviter} 的邀请加入 TA 的团队 🤝 以后你的推广需求，TA 也能帮你一起参谋。"
+OWN_INVITE = "这是你自己的邀请码哦 😄 把海报发给好友，好友扫码关注后就会加入你的团队。"
+NEW_MEMBER = "🎉 新成员 {name} 加入了你的团队！\n{progress}"
+PROGRESS_NEXT = "已邀请 {invites} 人，还差 {gap}升级为{level}。"
+PROGRESS_INVITES = "{n} 人"
+PROGRESS_SALES = "团队业绩 {amount}"
+PROGRESS_AND = "和"
+PROGRESS_TOP = "已邀请 {invites} 人，你已经是最高等级「{level}」啦 👑"
+LEVEL_UP = "🎖 恭喜升级为「{level}」！团队奖励提高到：二级成员订单 {r2}，三级成员订单 {r3}。"
+MEMBER_FALLBACK_NAME = "微信用户{tail}"
+
+COMMISSION_EARNED = (
+    "💰 {who}的订单 {number} 已付款，预计为你带来 {amount} 收益（{kind}）。\n"
+    "订单完成 {days} 天后到账，可随时发「收益」查看。"
+)
+COMMISSION_HELD = "（这笔收益需要人工核对后才能结算，我们会尽快处理。）"
+COMMISSION_KINDS = {1: "直推佣金", 2: "团队奖励", 3: "团队奖励"}
+COMMISSION_WHO = {1: "你邀请的好友", 2: "团队成员", 3: "团队成员"}
+COMMISSIONS_RELEASED = "✅ {amount} 收益已结算到账，当前可提现 {available}。发「提现 金额」即可申请提现。"
+COMMISSION_CLAWBACK = "订单 {number} 已退款，对应收益 {amount} 已扣回。"
+COMMISSION_DEBT = "当前可提现余额为 {available}，之后的收益会先用来抵扣，补齐前暂不能提现。"
+
+EARNINGS = (
+    "💼 我的收益\n"
+    "可提现　{available}\n"
+    "待结算　{pending}（订单完成 {days} 天后到账）\n"
+    "提现中　{held}\n"
+    "已提现　{withdrawn}\n"
+    "{recent}\n"
+    "发「提现 金额」申请提现（最低 {minimum}，手续费 {fee}），发「团队」看看你的团队。"
+)
+EARNINGS_DEBT = "可提现为负：有退款订单的收益已扣回，之后的收益会先抵扣。"
+EARNINGS_RECENT = "最近收益："
+EARNINGS_NONE = "还没有收益。发「邀请」领取专属海报，好友下单后你就能获得佣金。"
+EARNINGS_LINE = "· {date} 订单 {number} {kind} {amount} {status}"
+EARNINGS_STATUS = {"pending": "待结算", "review": "核对中", "available": "已到账", "reversed": "已退款扣回"}
+EARNINGS_PART_REVERSED = "（已扣回 {amount}）"
+
+TEAM = (
+    "👥 我的团队 · {level}\n"
+    "一级成员 {d1} 人 · 二级 {d2} 人 · 三级 {d3} 人\n"
+    "本月团队业绩 {month}，累计 {total}\n"
+    "{top}"
+    "{progress}"
+)
+TEAM_TOP = "业绩榜：\n{lines}\n"
+TEAM_TOP_LINE = "{rank} {name} {amount}"
+TEAM_EMPTY = "你的团队还没有成员。发「邀请」领取专属海报，分享到群里，好友扫码关注就会加入 👇"
+TEAM_TREE_UNAVAILABLE = "团队图生成遇到了点问题，先看文字版吧。"
+
+WITHDRAW_USAGE = (
+    "提现请发「提现 金额」，例如「提现 100」。\n当前可提现 {available}，最低 {minimum}，手续费 {fee}，"
+    "每天最多 {limit}。审核通过后打款到你的微信零钱。"
+)
+WITHDRAW_REQUESTED = (
+    "提现申请已提交 ✅\n申请 {amount}，手续费 {fee}，实际到账 {net}。\n"
+    "审核通过后会直接打款到你的微信零钱，一般 1 个工作日内，到账后会通知你。"
+)
+WITHDRAW_APPROVED = "你的提现 {amount} 已审核通过，正在打款到微信零钱。"
+WITHDRAW_PAID = "💸 提现到账：{net} 已打入你的微信零钱（申请 {amount}，手续费 {fee}）。"
+WITHDRAW_REFUSED = "你的提现 {amount} 未通过审核：{reason}\n金额已退回可提现余额，有疑问可发「人工客服」。"
+WITHDRAW_FAILED = "你的提现 {amount} 打款没有成功（{reason}），金额已退回可提现余额，请稍后重新申请。"
+WITHDRAW_FAILURE_REASONS = {
+    "NAME_MISMATCH": "实名信息不符",
+    "V2_ACCOUNT_SIMPLE_BAN": "微信账号未实名",
+    "NOTENOUGH": "商户余额不足，我们正在处理",
+    "SENDNUM_LIMIT": "今日收款次数已达上限",
+}
+WITHDRAW_FAILURE_DEFAULT = "微信支付暂时无法打款"
+PAYOUT_DESC = "{brand} 收益提现"
+
+STAFF_WITHDRAW_REQUESTED = (
+    "**💸 提现申请 #{id}**\n> 创作者：{name}\n> 金额：{amount}（手续费 {fee}，到账 {net}）\n"
+    "> 可提现余额：{available}\n在工作台发「提现」审批。"
+)
+STAFF_COMMISSION_FLAG = (
+    "**🚩 佣金已暂扣待核对**\n> 订单：{number}　金额：{total}\n> 规则：{rule}\n> 证据：{note}\n"
+    "> 涉及佣金：{amounts}\n核对后在工作台处理。"
+)
+STAFF_FLAG_RULES = {"same_payer": "多个账号由同一付款人支付", "burst": "短时间内大量邀请"}
+STAFF_INVITE_BURST = (
+    "**🚩 邀请异常**\n> 邀请人：{name}（邀请码 {code}）\n> {note}\n该邀请人的新成员订单佣金将暂扣待核对。"
+)
+STAFF_PAYOUT_WAITING = "**⚠️ 提现 #{id} 暂时无法打款**\n> 原因：{code}（商户账户余额不足或超限）\n请给商户号充值，系统会自动重试。"
+STAFF_PAYOUT_FAILED = (
+    "**⚠️ 提现打款失败 #{id}**\n> 金额：{amount}\n> 原因：{code} {reason}\n金额已退回创作者可提现余额。"
+)
+
+DOMAIN_ERRORS.update(
+    {
+        "below_minimum": "提现最低 {min}，请再攒一攒～发「收益」看看可提现金额。",
+        "in_debt": "有退款订单的收益已扣回，目前还差 {debt} 待抵扣，补齐之前暂不能提现。之后的收益会先用来抵扣。",
+        "insufficient_available": "可提现余额不足：当前可提现 {available}。",
+        "over_daily_limit": "今天还能提现 {left}（每天最多 {limit}），明天再来吧。",
+        "one_pending": "你还有一笔 {amount} 的提现在处理中，到账后再申请下一笔吧。",
+    }
+)
+
+# --- Creators: the name on the poster, the team picture -------------------------------------------
+
+# --- 邀请 poster: the name printed on it ----------------------------------------------------------
+
+POSTER_NAME_HINT = (
+    "小提示：微信没有告诉我们你的昵称，海报上暂时写着「微信用户」。"
+    "发「海报昵称 你的名字」（例如「海报昵称 小雨」），就能把名字印上去。"
+)
+POSTER_NAME_HOW = (
+    "想在邀请海报上印上自己的名字？发「海报昵称 你的名字」就行，例如「海报昵称 小雨」，1–12 个字。"
+)
+POSTER_NAME_CURRENT = "你的海报现在写的是「{name}」。想换一个，就发「海报昵称 新名字」，1–12 个字。"
+POSTER_NAME_BAD = "这个名字用不了哦：海报昵称要 1–12 个字，不能只有空格、表情或特殊符号。换一个试试？"
+POSTER_NAME_SET = "好的，海报上的名字改成「{name}」啦 ✨ 新海报在上面，长按就能保存。"
+POSTER_NAME_SAVED = "好的，海报上的名字改成「{name}」啦 ✨ 新海报正在生成，稍后发「邀请」就能拿到。"
+
+# --- 团队 picture ---------------------------------------------------------------------------------
+
+TREE_TITLE = "{name} 的团队"
+TREE_SUMMARY = "共 {count} 人"
+TREE_LEVELS = ("一级成员", "二级成员", "三级成员")
+TREE_COUNT = "{count} 人"
+TREE_MORE = "+{count} 人"
+TREE_LEVEL_EMPTY = "暂无成员"
+TREE_EMPTY = "还没有成员，把邀请海报发给好友，TA 扫码关注后就会出现在这里。"
+
+
+# --- Relay to staff, and materials sent back for review ---------------------------------------
+
+# --- Customer: talking to the order's staff member -------------------------------------------------
+
+RELAY_START = (
+    "好的，已为你接通订单 {number} 的客服 👩‍💼\n"
+    "直接发文字或图片，都会转给负责这单的同事，回复会在这里通知你。\n"
+    "发「结束」退出；「我的订单」「帮助」等指令照常可用。"
+)
+RELAY_ACK = "已转给客服，我们会尽快回复 🙏 接下来的消息会直接转过去，不再逐条提示。"
+RELAY_ENDED = "好的，已结束和客服的对话。需要时再发「联系客服」就行。"
+RELAY_NOT_ACTIVE = "现在没有和客服的对话。关于订单的问题，发「联系客服」就能找到负责的同事。"
+RELAY_WHICH = (
+    "你有 {count} 个进行中的订单，想咨询哪一个？\n{lines}\n发「联系客服 单号」，例如「联系客服 {first}」。"
+)
+RELAY_WHICH_LINE = "· {number} · {status} · {title}"
+RELAY_NOT_OPEN = (
+    "订单 {number} 现在是「{status}」，已经不在服务中了。其他问题可以直接留言，工作时间客服会尽快回复你。"
+)
+HUMAN_ORDERS_HINT = "\n\n如果是关于订单的问题，发「联系客服 单号」可以直接联系负责的客服：{numbers}"
+
+THREAD_HEAD = "订单 {number} 的对话记录（最近 {count} 条）：\n"
+THREAD_EMPTY = "订单 {number} 还没有对话记录。发「联系客服 {number}」可以直接联系负责的客服。"
+THREAD_FOOT = "\n发「联系客服 {number}」继续沟通。"
+THREAD_LINE = "{at} {who}：{content}"
+THREAD_YOU = "你"
+THREAD_STAFF = "客服 {name}"
+THREAD_IMAGE = "[图片]"
+THREAD_USAGE = "请带上单号，例如「查看对话 20261122-0042」。"
+
+# What a staff member's 回复 looks like to the customer.
+STAFF_REPLY = "【客服 {name} · 订单 {number}】\n{content}\n\n直接回复就能继续沟通，发「结束」结束对话。"
+# Outside the 48-hour window only a template message gets through, and its fields are short.
+STAFF_REPLY_NOTICE = "客服 {name} 回复了你的订单 {number}：{content}"
+NOTICE_CUT = "…（发「查看对话 {number}」看完整内容）"
+
+# --- Customer: materials sent back by the reviewer --------------------------------------------------
+
+RESUBMIT_ASK = (
+    "📝 订单 {number} 的资料需要再补充一下。\n"
+    "审核意见：{reason}\n"
+    "需要重新提交：{labels}\n"
+    "发「不变」可以保留原来的内容；想直接问客服就发「取消」。\n\n"
+    "{question}"
+)
+RESUBMIT_DONE = "✅ 收到，订单 {number} 的资料已更新并重新提交审核，结果会第一时间通知你。谢谢配合！"
+RESUBMIT_NOT_NEEDED = "订单 {number} 现在不需要再补充资料了，发「订单 {number}」看看最新状态。"
+RESUBMIT_CANCELLED = (
+    "好的，先不补充了。你可以直接在这里说明情况，消息会转给负责订单 {number} 的客服；发「结束」退出。\n"
+    "想好了随时发「重新提交 {number}」继续补充。"
+)
+RESUBMIT_NOTHING = "订单 {number} 现在不需要补充资料哦。"
+RESUBMIT_USAGE = "请带上单号，例如「重新提交 20261122-0042」。"
+RESUBMIT_FOR_ORDER = "订单 {number} 的资料："
+RESUBMIT_RESUME = "\n\n——\n接着刚才的：\n{question}"
+RESUBMIT_KEEP_WORDS = ("不变", "保留", "不用改", "不改", "保持不变", "和原来一样")
+
+# --- Staff (WeCom work chat) ---------------------------------------------------------------------
+
+STAFF_RELAY_TEXT = "💬 订单 {number} · {who}\n{content}\n——\n回复：回复 {number} 你的内容（#名称 用快捷回复）"
+RELAY_CUT = "…（完整内容见查单）"
+STAFF_RELAY_IMAGE = (
+    "🖼 订单 {number} · {who} 发来一张图片（7 天内有效）：\n{url}\n——\n回复：回复 {number} 你的内容"
+)
+STAFF_RELAY_START = (
+    "🙋 订单 {number} · {who} 想联系客服，接下来的消息会转到这里。\n回复：回复 {number} 你的内容"
+)
+STAFF_RESUBMIT_DECLINED = (
+    "ℹ️ 订单 {number} · {who} 暂不重新提交资料，转为和客服沟通，接下来的消息会转到这里。\n"
+    "回复：回复 {number} 你的内容"
+)
+CUSTOMER_FALLBACK_NAME = "客户…{tail}"
+IMAGE_LINK_UNAVAILABLE = "（图片链接不可用：未配置 WECOM_SECRET / WECHAT_APP_SECRET）"
+
+# The materials card (WeCom markdown: headings, bold, quotes, links).
+REVIEW_HEAD = "**📋 订单 {number} · 资料待审核**"
+RESUBMITTED_HEAD = "**🔁 订单 {number} · 客户已重新提交资料**"
+REVIEW_META = "> 客户：{who}　金额：{total}\n> 项目：{items}"
+REVIEW_ANSWER = "> {label}：{value}"
+REVIEW_CHANGED = "（已更新）"
+REVIEW_IMAGES = "> {label}：{links}"
+REVIEW_IMAGES_NO_LINKS = "{n} 张" + IMAGE_LINK_UNAVAILABLE
+REVIEW_IMAGE_LINK = "[图{n}]({url})"
+REVIEW_NOTE = "> 上次驳回原因：{reason}"
+REVIEW_FOOT = "图片链接 7 天内有效。"
+REVIEW_CUT = "…"
+NOTE_SENT_BACK = "驳回资料：{reason}（需重新提交：{labels}）"
+NOTE_RESUBMITTED = "客户重新提交了资料：{labels}"
+NOTE_DECLINED = "客户暂不重新提交资料，转为和客服沟通"
+
+QUICK_LIST_HEAD = "你的快捷回复（{count} 条）：\n{lines}\n用法：回复 单号 #名称"
+QUICK_LIST_LINE = "· #{name}：{content}"
+QUICK_LIST_EMPTY = (
+    "还没有快捷回复。发「快捷回复 添加 名称 内容」添加一条，之后「回复 单号 #名称」就能直接用。"
+)
+QUICK_SAVED = "已保存快捷回复 #{name}。用法：回复 单号 #{name}"
+QUICK_DELETED = "已删除快捷回复 #{name}。"
+QUICK_USAGE = (
+    "快捷回复的用法：\n"
+    "· 快捷回复 — 查看全部\n"
+    "· 快捷回复 添加 名称 内容 — 例如「快捷回复 添加 报价 您好，这个套餐的报价是…」\n"
+    "· 快捷回复 删除 名称\n"
+    "回复客户时用「回复 单号 #名称」。"
+)
+
+# What the relay and review refusals (DomainError codes) mean to staff; the desk renders them.
+STAFF_ERRORS = {
+    "unknown_quick_reply": "没有名为 #{name} 的快捷回复，发「快捷回复」查看全部。",
+    "order_not_open": "订单 {number} 现在是「{status}」，不能再通过这里回复客户了。",
+    "empty_reply": "回复内容是空的，请写上要对客户说的话。",
+    "reply_too_long": "回复太长了（{got} 字），一次最多 {max} 字，请分几次发。",
+    "customer_unreachable": (
+        "客户超过 48 小时没有发消息，微信不允许再主动发客服消息；"
+        "配置通知模板（WECHAT_NOTICE_TEMPLATE_ID）后可以用模板消息通知客户。"
+    ),
+    "not_in_review": "订单 {number} 现在是「{status}」，只有「待审核」的订单可以驳回资料。",
+    "bad_reason": "请写明驳回原因（1–{max} 字），客户会看到它。",
+    "bad_steps": "不认识这些资料项：{keys}。可选：{choices}。",
+    "nothing_to_resubmit": "订单 {number} 没有可以重新提交的资料项。",
+    "conflict": "订单 {number} 刚刚有了变化，请查单后再试。",
+    "bad_quick_reply_name": "快捷回复的名称需要 1–{max} 个字，不能有空格，例如「报价」。",
+    "bad_quick_reply_content": "快捷回复的内容需要 1–{max} 个字。",
+    "too_many_quick_replies": "快捷回复最多 {max} 条，先删掉一些不用的吧。",
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import basic, cart, catalog, faq, form, invite, invoices, orders, pay
+from handlers import basic, cart, catalog, creators, faq, form, invite, invoices, orders, pay, relay, resubmit
 from handlers.router import Router
 
 
@@ -11,7 +11,10 @@ def build_router() -> Router:
     then numbers picked from the last list, FAQ keywords, and the catch-alls."""
     root = Router("root")
     root.include(
+        resubmit.router,  # materials sent back: its control words first while redoing them
+        relay.router,  # 联系客服 / 人工客服 / 结束 / 查看对话, before the form's 继续 and basic's 人工
         form.router,
+        creators.router,  # before basic: a subscribe through an invite QR binds, then welcomes
         basic.router,
         catalog.router,
         cart.router,
@@ -19,6 +22,8 @@ def build_router() -> Router:
         pay.router,
         invoices.router,
         invite.router,
+        resubmit.answers,  # answers to the steps being redone
+        relay.answers,  # free text and images in relay mode go to the order's staff
         form.answers,
         catalog.picks,
         orders.picks,

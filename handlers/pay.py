@@ -9,6 +9,7 @@ import re
 from flows import texts
 from flows.format import yuan
 from flows.notices import quiet
+from flows.paid import after_paid
 from flows.requirements import BEIJING
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.router import Router
@@ -120,9 +121,10 @@ async def on_pay_by_balance(ctx: Ctx) -> None:
     order = await _unpaid(ctx, "余额支付")
     try:
         async with ctx.transaction() as session:
-            await payments.pay_with_balance(
+            paid = await payments.pay_with_balance(
                 session, order_id=order.id, account=ctx.event.account, openid=ctx.openid, notify=quiet
             )
+            await after_paid(session, paid, ctx.settings, ctx.now())
             balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
     except DomainError as exc:
         if exc.code != "insufficient_balance":

@@ -181,4 +181,4 @@ async def test_doctor_finds_a_balance_that_drifted_from_its_ledger(
         await session.execute(update(Balance).values(balance_fen=501))
     await engine.dispose()
     assert await run_doctor(settings) == 1
-    assert "✗ ledger: 1 balance(s) differ" in capsys.readouterr().out
+    assert "✗ ledger: 1 total(s) differ" in capsys.readouterr().out

@@ -11,6 +11,7 @@ import aiohttp
 from wechatpy.constants import WeChatErrorCode
 from wechatpy.exceptions import WeChatClientException
 
+from bot.channels.http import read_capped
 from bot.channels.tokens import TokenStore
 from settings import Settings
 from store.outbox import Outgoing
@@ -20,6 +21,10 @@ log = logging.getLogger(__name__)
 NETWORK_ERROR = -2  # no answer: connection refused, reset, timeout
 BAD_RESPONSE = -3  # an answer that is not the JSON WeChat documents
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+# A WeChat avatar (headimgurl) is a 132 px JPEG of a few KB, 640 px at most: anything far bigger is not one.
+MAX_AVATAR = 2 * 1024 * 1024
+AVATAR_TIMEOUT = aiohttp.ClientTimeout(total=5)
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 _TOKEN_ERRORS = {WeChatErrorCode.INVALID_CREDENTIAL, WeChatErrorCode.EXPIRED_ACCESS_TOKEN}
 _RETRYABLE = {
     WeChatErrorCode.SYSTEM_BUSY,
@@ -106,6 +111,35 @@ class MpClient:
         if "expire_seconds" in answer:
             result["expire_seconds"] = answer["expire_seconds"]
         return result
+
+    async def user_info(self, openid: str) -> dict[str, Any]:
+        """The follower's profile (user/info); "nickname" and "headimgurl" are "" when WeChat gives none.
+
+        Since December 2021 WeChat leaves both out for almost everyone: callers must cope without."""
+        if not openid:
+            raise ValueError("user_info needs an openid")
+        body = await self._call("GET", "user/info", params={"openid": openid, "lang": "zh_CN"})
+        for name in ("nickname", "headimgurl"):
+            value = body.get(name)
+            body[name] = value.strip() if isinstance(value, str) else ""
+        return body
+
+    async def fetch_avatar(self, url: str) -> bytes | None:
+        """The picture at a headimgurl (no token: it is a public CDN), or None if it is not one.
+
+        Never raises: a poster is drawn with a placeholder rather than not at all."""
+        if not url.startswith(("https://", "http://")):
+            return None
+        try:
+            async with self._http.get(url, timeout=AVATAR_TIMEOUT, allow_redirects=True) as resp:
+                status, data = resp.status, await read_capped(resp, MAX_AVATAR)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            log.info("avatar download failed: %r", exc)
+            return None
+        if status != 200 or len(data) > MAX_AVATAR or not _is_image(data):
+            log.info("avatar ignored: HTTP %s, %d bytes, image=%s", status, len(data), _is_image(data))
+            return None
+        return data
 
     async def create_menu(self, menu: dict[str, Any]) -> None:
         """Replace the account's custom menu."""
@@ -208,6 +242,11 @@ class MpClient:
 def _is_json(content_type: str) -> bool:
     # Errors of media/get come back as JSON labelled text/plain.
     return content_type in ("application/json", "text/plain")
+
+
+def _is_image(data: bytes | bytearray) -> bool:
+    # By the first bytes, not the Content-Type: a CDN error page often says image/jpeg.
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def _parse(path: str, payload: bytes) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import aiohttp
 from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac, dict_to_xml
 from wechatpy.utils import random_string
 
+from bot.channels.http import read_capped
 from settings import Settings
 from webhooks.guard import BadRequest, parse_xml
 
@@ -30,6 +31,10 @@ MAX_ANSWER = 64 * 1024
 BEIJING = timezone(timedelta(hours=8))  # WeChat Pay times (time_expire, time_end) are Beijing time
 # err_code values WeChat documents as "call again with the same parameters".
 _RETRYABLE = {"SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED", "NETWORK", "BAD_RESPONSE"}
+# 企业付款: err_codes after which the payout's outcome is unknown — call again with the same
+# partner_trade_no (WeChat pays it at most once) or ask transfer_query.
+_TRANSFER_RETRYABLE = {"SYSTEMERROR", "SEND_FAILED", "FREQ_LIMIT", "FREQUENCY_LIMITED"}
+_TRADE_NO_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _INT_FIELDS = ("total_fee", "cash_fee", "refund_fee", "settlement_total_fee", "settlement_refund_fee")
 
 
@@ -85,7 +90,7 @@ def beijing_time(moment: datetime) -> str:
 
 
 class PayClient:
-    """unifiedorder, orderquery and refund for one merchant, on a shared aiohttp session."""
+    """One merchant's pay APIs (orders, refunds, transfers to balances), on a shared aiohttp session."""
 
     def __init__(
         self, http: aiohttp.ClientSession, settings: Settings, *, cert: ssl.SSLContext | None = None
@@ -152,6 +157,77 @@ class PayClient:
         }
         return with_ints(await self._call("secapi/pay/refund", params, ssl_context=self._cert))
 
+    async def transfer(
+        self, *, partner_trade_no: str, openid: str, amount_fen: int, desc: str, client_ip: str = "127.0.0.1"
+    ) -> dict[str, Any]:
+        """Pay `amount_fen` into the person's WeChat balance (企业付款到零钱): {payment_no, payment_time}.
+
+        Nothing was paid only when WeChat says so: return_code FAIL (code "FAIL") or a final err_code
+        (NOTENOUGH, NAME_MISMATCH, V2_ACCOUNT_SIMPLE_BAN, …; after NOTENOUGH the same number may be
+        tried again once the merchant account is topped up). Every other error is `retryable` — it
+        leaves the outcome unknown (SYSTEMERROR, NETWORK, and here also BAD_SIGN and BAD_RESPONSE):
+        call again with the same partner_trade_no (WeChat pays one number once) or ask transfer_query."""
+        _trade_no(partner_trade_no)
+        if not openid or not desc.strip():
+            raise ValueError("a transfer needs the payee's openid and a desc")
+        params = {
+            "mch_appid": self.app_id,
+            "mchid": self.mch_id,
+            "partner_trade_no": partner_trade_no,
+            "openid": openid,
+            "check_name": "NO_CHECK",
+            "amount": _fen(amount_fen),
+            "desc": desc,
+            "spbill_create_ip": client_ip,
+        }
+        answer = await self._transfer_call(
+            "mmpaymkttransfers/promotion/transfers", params, ("mch_appid", "mchid")
+        )
+        if not answer.get("payment_no"):
+            raise PayError("BAD_RESPONSE", "transfers answered without payment_no", retryable=True)
+        return {"payment_no": answer["payment_no"], "payment_time": str(answer.get("payment_time") or "")}
+
+    async def transfer_query(self, partner_trade_no: str) -> dict[str, Any]:
+        """A payout as WeChat sees it: status SUCCESS | FAILED | PROCESSING, payment_no, payment_amount
+        (int fen), openid, payment_time, reason. PayError NOT_FOUND: no payout has that number."""
+        _trade_no(partner_trade_no)
+        params = {"appid": self.app_id, "mch_id": self.mch_id, "partner_trade_no": partner_trade_no}
+        answer = await self._transfer_call("mmpaymkttransfers/gettransferinfo", params, ("appid", "mch_id"))
+        amount = str(answer.get("payment_amount") or "")
+        if answer.get("status") not in ("SUCCESS", "FAILED", "PROCESSING") or not amount.isdigit():
+            raise PayError(
+                "BAD_RESPONSE", "gettransferinfo answered without status or amount", retryable=True
+            )
+        return dict(answer) | {"payment_no": answer.get("detail_id", ""), "payment_amount": int(amount)}
+
+    async def _transfer_call(
+        self, path: str, params: Mapping[str, Any], ids: tuple[str, str]
+    ) -> dict[str, Any]:
+        # 企业付款 differs from the pay APIs: merchant fields named by `ids`, MD5 signs only, the
+        # merchant certificate always, and answers that Tencent does not sign (a sign, if any, must hold).
+        # An answer we cannot trust says nothing about the money: retryable, as retrying is harmless.
+        request = {k: str(v) for k, v in params.items()} | {"nonce_str": random_string(32)}
+        if any("]]>" in v for v in request.values()):
+            raise ValueError("a WeChat Pay field cannot contain ']]>' (it would end its CDATA)")
+        xml = dict_to_xml(request, sign(request, self._key, "MD5"))
+        answer = await self._post(path, xml.encode(), self._cert)
+        if answer.get("return_code") != "SUCCESS" and not answer.get("err_code"):
+            raise PayError("FAIL", str(answer.get("return_msg") or "return_code is not SUCCESS"))
+        if "sign" in answer and not self.verify(answer):
+            log.warning("wechat pay answer with a bad sign", extra={"path": path})
+            raise PayError("BAD_SIGN", f"{path} answered with a wrong sign", retryable=True)
+        app_field, mch_field = ids
+        for field, mine in ((app_field, self.app_id), (mch_field, self.mch_id)):
+            if answer.get(field) not in (None, mine):
+                raise PayError("BAD_RESPONSE", f"{path} answered for another {field}", retryable=True)
+        if answer.get("result_code") != "SUCCESS" or answer.get("return_code") != "SUCCESS":
+            code = str(answer.get("err_code") or "FAIL")
+            message = str(answer.get("err_code_des") or answer.get("return_msg") or code)
+            raise PayError(code, message, retryable=code in _TRANSFER_RETRYABLE or None)
+        if answer.get("partner_trade_no") not in (None, request["partner_trade_no"]):
+            raise PayError("BAD_RESPONSE", f"{path} answered for another partner_trade_no", retryable=True)
+        return answer
+
     def jsapi_params(self, prepay_id: str) -> dict[str, str]:
         """What the pay page hands to WeixinJSBridge 'getBrandWCPayRequest' (signType as in unifiedorder)."""
         params = {
@@ -189,7 +265,7 @@ class PayClient:
             async with self._http.post(
                 self._base + path, data=body, headers=headers, timeout=TIMEOUT, ssl=ssl_context or True
             ) as resp:
-                raw = await resp.content.read(MAX_ANSWER + 1)
+                raw = await read_capped(resp, MAX_ANSWER)
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise PayError("NETWORK", f"{path}: {exc!r}") from exc
@@ -215,6 +291,12 @@ class PayClient:
             code = str(answer.get("err_code") or "FAIL")
             raise PayError(code, str(answer.get("err_code_des") or code))
         return answer
+
+
+def _trade_no(value: str) -> None:
+    # WeChat: 商户订单号, letters and digits only, at most 32.
+    if not 1 <= len(value) <= 32 or not set(value) <= _TRADE_NO_CHARS:
+        raise ValueError(f"partner_trade_no must be 1-32 letters and digits, not {value!r}")
 
 
 def _fen(amount: int) -> int:

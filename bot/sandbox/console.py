@@ -7,22 +7,34 @@ real signed, encrypted XML to this same server's /wechat/mp, exactly as WeChat w
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import keys
 from bot.sandbox import pay_sim, robot_sim
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.state import Delivery, Sandbox, valid_openid, valid_scene
+from bot.sandbox.wecom_sim import CardClosed, Push, WeComSimulator
 from settings import Settings
+from store.models import Staff
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 2000  # characters; WeChat cuts a user's text message at about this length
 MAX_KEY = 128  # bytes; WeChat's limit for a menu button key
 MAX_IMAGE = 10 * 1024 * 1024  # WeChat accepts pictures up to 10 MB
 LONG_POLL = 10.0  # seconds a transcript request waits for something new
+USERID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # WeCom userids: 1–64 of these characters
+MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the simulator's media ids (and WeChat's)
+MAX_TASK_ID = 128  # bytes; WeCom's limit for a template card's task_id
+MAX_BUTTON_KEY = 1024  # bytes; WeCom's limit for a card button's key
 # Formats WeChat delivers as image messages, recognised by their first bytes, not by the label.
 IMAGE_MAGIC = {
     b"\xff\xd8\xff": "image/jpeg",
@@ -35,14 +47,19 @@ routes = web.RouteTableDef()
 
 
 def setup_sandbox(app: web.Application, settings: Settings) -> None:
-    """Mount the MP API simulator at /sandbox/mp/ and the console at /sandbox/."""
+    """Mount the MP, WeCom and Pay simulators under /sandbox/ and the console at /sandbox/."""
     sim = MpSimulator(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value())
     sandbox = Sandbox(settings, sim)
     app[keys.SANDBOX] = sandbox
     app.add_subapp("/sandbox/mp/", sim.app)
     app[keys.PAY_SIM] = pay_sim.mount(app, settings)  # WeChat Pay API + pay page at /sandbox/pay/
-    # The staff work group's robot (WECOM_API_BASE = <server>/sandbox/wecom/cgi-bin/).
-    app.add_subapp(robot_sim.MOUNT, robot_sim.robot_app(sandbox, settings.wecom_robot_key.get_secret_value()))
+    # WECOM_API_BASE = <server>/sandbox/wecom/cgi-bin/: the group robot's webhook/send, and beside it
+    # the app API (gettoken, message/send, message/update_template_card).
+    wecom = app[keys.WECOM_SIM] = WeComSimulator.from_settings(settings)
+    sandbox.attach_wecom(wecom)
+    robot = robot_sim.robot_app(sandbox, settings.wecom_robot_key.get_secret_value())
+    robot.add_subapp("/cgi-bin/", wecom.api)
+    app.add_subapp(robot_sim.MOUNT, robot)
     app.add_routes(routes)
     app.router.add_static("/sandbox/static/", STATIC, name="sandbox-static")
 
@@ -61,6 +78,16 @@ class BadInput(web.HTTPBadRequest):
     """400 with a JSON body that says what is wrong."""
 
     def __init__(self, message: str) -> None:
+        super().__init__(
+            text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json"
+        )
+
+
+class NoQr(web.HTTPNotFound):
+    """404: the picture is unknown (or not in that chat) or holds no QR code the simulator issued."""
+
+    def __init__(self) -> None:
+        message = "no QR code issued by the simulator in this picture"
         super().__init__(
             text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json"
         )
@@ -157,6 +184,44 @@ async def scan(request: web.Request) -> web.Response:
     return _delivered(await sandbox.scan_qr(_origin(request), body["openid"], scene))
 
 
+@routes.get("/sandbox/api/scan-media")
+async def media_qr(request: web.Request) -> web.Response:
+    """?media_id=: the parametric QR code (issued by the MP simulator) in that picture, or 404.
+
+    The console asks this for each picture in a chat, to offer 「用另一位客户扫码」 under posters."""
+    media_id = request.query.get("media_id", "")
+    if not MEDIA_ID_RE.fullmatch(media_id):
+        raise BadInput("media_id must be 1–128 letters, digits, _ or -")
+    issued = await request.app[keys.SANDBOX].media_qr(media_id)
+    if issued is None:
+        raise NoQr()
+    return _json({"media_id": media_id, "scene": issued.scene, "url": issued.url})
+
+
+@routes.post("/sandbox/api/scan-media")
+async def scan_media(request: web.Request) -> web.Response:
+    """{openid, media_id, as_openid?}: another customer scans the QR code in a picture of openid's chat.
+
+    The code is read from the picture and mapped to its scene through the MP simulator's qrcodes
+    (ticket -> scene); the scanner — as_openid, else the first customer the account has never heard of,
+    else a new one — then sends subscribe with qrscene_<scene>, or SCAN when already following. 404
+    when the picture is not in openid's chat or holds no code the simulator issued."""
+    body = await _body(request)
+    media_id = body.get("media_id")
+    if not isinstance(media_id, str) or not MEDIA_ID_RE.fullmatch(media_id):
+        raise BadInput("media_id must be 1–128 letters, digits, _ or -")
+    scanner = body.get("as_openid")
+    if scanner is not None and not valid_openid(scanner):
+        raise BadInput("as_openid must look like o_sandbox_<name>")
+    sandbox = request.app[keys.SANDBOX]
+    done = await sandbox.scan_media(_origin(request), body["openid"], media_id, scanner)
+    if done is None:
+        raise NoQr()
+    who, issued, delivery = done
+    scanner_json = who.to_json() | {"following": who.openid in sandbox.following}
+    return _json(_delivery(delivery) | {"scene": issued.scene, "as": scanner_json})
+
+
 @routes.post("/sandbox/api/unsubscribe")
 async def unsubscribe(request: web.Request) -> web.Response:
     """The customer unfollows the account."""
@@ -190,6 +255,70 @@ async def send_image(request: web.Request) -> web.Response:
         raise BadInput("file must be a JPEG, PNG or GIF picture")
     sandbox = request.app[keys.SANDBOX]
     return _delivered(await sandbox.send_image(_origin(request), openid, data, content_type))
+
+
+@routes.get("/sandbox/api/staff")
+async def list_staff(request: web.Request) -> web.Response:
+    """Staff members to act as: the registered ones, then any userid the work chat has seen."""
+    found: dict[str, str] = {}
+    try:
+        async with request.app[keys.SESSIONMAKER]() as session:
+            rows = await session.execute(select(Staff.userid, Staff.name).where(Staff.active.is_(True)))
+            found = {userid: name for userid, name in rows}
+    except SQLAlchemyError as exc:  # a database without the staff table yet: list what the chat saw
+        log.info("sandbox staff list without the staff table: %r", exc)
+    for userid in request.app[keys.SANDBOX].staff_members():
+        found.setdefault(userid, userid)
+    staff = [{"userid": u, "name": n} for u, n in found.items()]
+    return _json({"staff": staff, "configured": _wecom_ready(request)})
+
+
+@routes.post("/sandbox/api/staff/say")
+async def staff_say(request: web.Request) -> web.Response:
+    """A staff member types in the work chat: a real encrypted callback to /wechat/work."""
+    body = await _staff_body(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("text must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise BadInput(f"text must be at most {MAX_TEXT} characters")
+    wecom = request.app[keys.WECOM_SIM]
+    return _pushed(await wecom.say(_origin(request), body["userid"], text))
+
+
+@routes.post("/sandbox/api/staff/click")
+async def staff_click(request: web.Request) -> web.Response:
+    """A staff member taps a card button: a template_card_event callback to /wechat/work."""
+    body = await _staff_body(request)
+    task_id, key = body.get("task_id"), body.get("key")
+    if not isinstance(task_id, str) or not task_id or len(task_id.encode()) > MAX_TASK_ID:
+        raise BadInput(f"task_id must be a non-empty string of at most {MAX_TASK_ID} bytes")
+    if not isinstance(key, str) or not key or len(key.encode()) > MAX_BUTTON_KEY:
+        raise BadInput(f"key must be a non-empty string of at most {MAX_BUTTON_KEY} bytes")
+    wecom = request.app[keys.WECOM_SIM]
+    try:
+        push = await wecom.click(_origin(request), body["userid"], task_id, key)
+    except CardClosed as exc:
+        raise BadInput(str(exc)) from None
+    return _pushed(push)
+
+
+async def _staff_body(request: web.Request) -> dict[str, Any]:
+    if not _wecom_ready(request):
+        raise BadInput("WECOM_CORP_ID, WECOM_TOKEN and WECOM_AES_KEY must be set to act as staff")
+    body = await _body(request, openid=False)
+    if not isinstance(body.get("userid"), str) or not USERID_RE.fullmatch(body["userid"]):
+        raise BadInput("userid must be 1–64 letters, digits or _.@-")
+    return body
+
+
+def _wecom_ready(request: web.Request) -> bool:
+    s = request.app[keys.SETTINGS]
+    return bool(s.wecom_corp_id and s.wecom_token.get_secret_value() and s.wecom_aes_key.get_secret_value())
+
+
+def _pushed(push: Push) -> web.Response:
+    return _json({"ok": push.ok, "status": push.status, "attempts": push.attempts})
 
 
 @routes.get("/sandbox/api/transcript")
@@ -271,7 +400,11 @@ def _origin(request: web.Request) -> str:
 
 
 def _delivered(delivery: Delivery) -> web.Response:
-    return _json({"ok": True, "status": delivery.status, "entries": [e.to_json() for e in delivery.entries]})
+    return _json(_delivery(delivery))
+
+
+def _delivery(delivery: Delivery) -> dict[str, Any]:
+    return {"ok": True, "status": delivery.status, "entries": [e.to_json() for e in delivery.entries]}
 
 
 def _json(data: Any) -> web.Response:

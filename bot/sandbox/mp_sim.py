@@ -42,11 +42,24 @@ _ROUTES = {
     "template_send": ("POST", "message/template/send"), "qrcode": ("POST", "qrcode/create"),
     "showqrcode": ("GET", "showqrcode"), "media_upload": ("POST", "media/upload"),
     "media_get": ("GET", "media/get"), "menu_create": ("POST", "menu/create"),
-    "menu_get": ("GET", "menu/get"),
+    "menu_get": ("GET", "menu/get"), "user_info": ("GET", "user/info"),
 }
+# Served without a token, like Tencent's avatar CDN (thirdwx.qlogo.cn/mmopen/<id>/<size>).
+_PUBLIC = {"token", "showqrcode", "avatar"}
+_LANGS = {"zh_CN", "zh_TW", "en"}
 # fmt: on
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What user/info tells about one follower; by default nothing, like WeChat since 2021."""
+
+    nickname: str = ""
+    avatar: bytes | None = None
+    avatar_id: str = ""  # a new id for each picture, as WeChat gives a new headimgurl
+    subscribed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +83,8 @@ def _error_body(errcode: int) -> dict[str, Any]:
 
 
 class MpSimulator:
-    """Stands in for api.weixin.qq.com: tokens, messages, QR codes, media and menus, with fault injection."""
+    """Stands in for api.weixin.qq.com: tokens, messages, QR codes, media, menus and profiles (with
+    their avatar pictures), with fault injection."""
 
     def __init__(self, app_id: str, app_secret: str) -> None:
         self.app_id = app_id
@@ -81,6 +95,7 @@ class MpSimulator:
         self.menu: dict[str, Any] | None = None
         self.calls: collections.Counter[str] = collections.Counter()
         self.qrcodes: dict[str, dict[str, Any]] = {}  # ticket -> answer + {"scene": {"scene_str"}}
+        self.profiles: dict[str, Profile] = {}  # openid -> what user/info answers
         # Tests clear the gate to hold sends in flight (e.g. to crash a worker mid-send).
         self.gate = asyncio.Event()
         self.gate.set()
@@ -92,10 +107,25 @@ class MpSimulator:
         self.app = web.Application()
         for api, (method, path) in _ROUTES.items():
             self.app.router.add_route(method, f"/cgi-bin/{path}", self._wrap(api, getattr(self, f"_{api}")))
+        self.app.router.add_get("/mmopen/{avatar_id}/{size}", self._wrap("avatar", self._avatar))
 
     def fail_next(self, api: str, errcode: int, times: int = 1) -> None:
         """Answer the next `times` calls of `api` with `errcode` (500 means an HTTP 500)."""
         self._failures[api].extend([errcode] * times)
+
+    def set_profile(
+        self,
+        openid: str,
+        *,
+        nickname: str = "",
+        avatar_png: bytes | None = None,
+        subscribed: bool = True,
+    ) -> None:
+        """What user/info answers for `openid`: a nickname, and a headimgurl serving `avatar_png`.
+
+        Any image bytes do for `avatar_png` (JPEG, PNG…); each call gives the picture a new URL."""
+        avatar_id = secrets.token_urlsafe(24) if avatar_png else ""
+        self.profiles[openid] = Profile(nickname, avatar_png, avatar_id, subscribed)
 
     def expire_tokens(self) -> None:
         """Make every issued token expire now: its next use answers 42001."""
@@ -115,7 +145,7 @@ class MpSimulator:
             try:
                 if self._failures[api]:
                     raise ApiError(self._failures[api].popleft())
-                if api not in ("token", "showqrcode"):
+                if api not in _PUBLIC:
                     self._check_token(request.query.get("access_token"))
                 return await handler(request)
             except ApiError as exc:
@@ -229,6 +259,43 @@ class MpSimulator:
         content_type, data = self.media[media_id]
         headers = {"Content-disposition": f'attachment; filename="{media_id}"'}
         return web.Response(body=data, content_type=content_type, headers=headers)
+
+    async def _user_info(self, request: web.Request) -> web.Response:
+        openid = request.query.get("openid", "")
+        if not openid or len(openid) > 64:
+            raise ApiError(E.INVALID_OPENID)
+        profile = self.profiles.get(openid, Profile())
+        lang = request.query.get("lang", "zh_CN")
+        if not profile.subscribed:  # an unsubscribed person: WeChat tells only that
+            return web.json_response({"subscribe": 0, "openid": openid, "tagid_list": []})
+        answer: dict[str, Any] = {
+            "subscribe": 1,
+            "openid": openid,
+            "language": lang if lang in _LANGS else "zh_CN",
+            "subscribe_time": int(time.time()) - 86400,
+            "remark": "",
+            "groupid": 0,
+            "tagid_list": [],
+            "subscribe_scene": "ADD_SCENE_QR_CODE",
+            "qr_scene": 0,
+            "qr_scene_str": "",
+        }
+        if profile.nickname:
+            answer["nickname"] = profile.nickname
+        if profile.avatar_id:
+            # Absolute, on this simulator wherever it is mounted (the sandbox puts it under /sandbox/mp/).
+            root = request.path[: -len("cgi-bin/user/info")]
+            answer["headimgurl"] = str(request.url.origin()) + f"{root}mmopen/{profile.avatar_id}/132"
+        # WeChat sends Chinese as raw UTF-8, not \uXXXX escapes.
+        return web.json_response(answer, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+    async def _avatar(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["avatar_id"]
+        found = next((p.avatar for p in self.profiles.values() if p.avatar_id == wanted and p.avatar), None)
+        if found is None:
+            raise web.HTTPNotFound()
+        content_type = "image/png" if found.startswith(b"\x89PNG") else "image/jpeg"
+        return web.Response(body=found, content_type=content_type)
 
     async def _menu_create(self, request: web.Request) -> web.Response:
         body = await self._json(request)

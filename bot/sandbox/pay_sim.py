@@ -1,6 +1,7 @@
 """A simulator of WeChat Pay API v2 over real HTTP: signed XML in, signed XML out, real notifications.
 
-It plays api.mch.weixin.qq.com (unifiedorder, orderquery, refund) and the payer's phone (a small pay
+It plays api.mch.weixin.qq.com (unifiedorder, orderquery, refund, and 企业付款: transfers and
+gettransferinfo) and the payer's phone (a small pay
 page with 「确认支付」 and 「模拟失败」). Paying POSTs a signed result notification to the order's
 notify_url, and a refund POSTs an encrypted refund notification, exactly as WeChat Pay does.
 """
@@ -37,10 +38,49 @@ BEIJING = timezone(timedelta(hours=8))
 MAX_BODY = 64 * 1024
 _XML = {"Content-Type": "text/xml; charset=utf-8"}
 # API name (as in `calls` and `fail_next`) -> path; handled by the method `_<name>`.
-_ROUTES = {"unifiedorder": "pay/unifiedorder", "orderquery": "pay/orderquery", "refund": "secapi/pay/refund"}
+_ROUTES = {
+    "unifiedorder": "pay/unifiedorder",
+    "orderquery": "pay/orderquery",
+    "refund": "secapi/pay/refund",
+    "transfers": "mmpaymkttransfers/promotion/transfers",
+    "gettransferinfo": "mmpaymkttransfers/gettransferinfo",
+}
+# 企业付款 names the merchant differently (per API: app field, mch field), signs with MD5 only, and
+# answers without a sign.
+_MERCHANT_FIELDS = {"transfers": ("mch_appid", "mchid")}
+_TRANSFER_APIS = {"transfers", "gettransferinfo"}
+MIN_TRANSFER = 30  # fen: WeChat's lowest payout (0.3 yuan)
+# err_code_des as Tencent words them, for errors injected with fail_next.
+_ERR_TEXT = {
+    "SYSTEMERROR": "系统繁忙，请稍后再试。",
+    "NOTENOUGH": "余额不足",
+    "V2_ACCOUNT_SIMPLE_BAN": "无法给未实名用户付款",
+    "NAME_MISMATCH": "姓名校验出错",
+    "SEND_FAILED": "付款错误",
+    "FREQ_LIMIT": "超过频率限制，请稍后再试。",
+}
 _STATE_TEXT = {"NOTPAY": "待支付", "SUCCESS": "支付成功", "PAYERROR": "支付失败", "REFUND": "转入退款"}
 
 ApiHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SimTransfer:
+    """One payout to a person's balance (企业付款到零钱), as the simulator made it."""
+
+    partner_trade_no: str
+    openid: str
+    amount: int
+    desc: str
+    check_name: str
+    payment_no: str
+    payment_time: str  # yyyy-MM-dd HH:mm:ss, Beijing time
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    code: str
+    after_effect: bool  # the call takes effect, then answers the error (a lost success)
 
 
 class PayFail(Exception):
@@ -123,13 +163,16 @@ class PaySimulator:
         self.retry_delay = retry_delay
         # Some notifications carry sign_type, most after an HMAC-SHA256 order do not (WxJava #1585, #1407).
         self.declare_sign_type = False
+        # Tencent does not sign 企业付款 answers; tests turn this on to check a sign that is present.
+        self.sign_transfer_answers = False
+        self.transfers: dict[str, SimTransfer] = {}  # partner_trade_no -> the payout
         self.orders: dict[str, SimOrder] = {}
         self.sent_notifications: list[SentNotification] = []
         self.failures: list[str] = []  # out_trade_no of each 「模拟失败」
         self.calls: collections.Counter[str] = collections.Counter()
         self._drops = 0
         self._tamper = 0
-        self._fail_next: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+        self._fail_next: dict[str, collections.deque[_Failure]] = collections.defaultdict(collections.deque)
         self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -149,9 +192,16 @@ class PaySimulator:
         """The next `times` API answers have a field changed after signing (a forged answer)."""
         self._tamper += times
 
-    def fail_next(self, api: str, err_code: str, times: int = 1) -> None:
-        """Answer the next `times` calls of `api` with result_code FAIL and `err_code`."""
-        self._fail_next[api].extend([err_code] * times)
+    def fail_next(self, api: str, err_code: str, times: int = 1, *, after_effect: bool = False) -> None:
+        """Answer the next `times` calls of `api` with result_code FAIL and `err_code`.
+
+        With `after_effect` the call is carried out first (e.g. the transfer is paid) and only the
+        answer says it failed: a success whose answer was lost, as after a SYSTEMERROR."""
+        self._fail_next[api].extend([_Failure(err_code, after_effect)] * times)
+
+    def transferred(self, openid: str) -> int:
+        """Fen paid out to `openid` by transfers so far."""
+        return sum(t.amount for t in self.transfers.values() if t.openid == openid)
 
     def paid(self, out_trade_no: str) -> bool:
         order = self.orders.get(out_trade_no)
@@ -169,30 +219,39 @@ class PaySimulator:
     def _wrap(self, api: str, handler: ApiHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def view(request: web.Request) -> web.Response:
             self.calls[api] += 1
+            fields = _MERCHANT_FIELDS.get(api, ("appid", "mch_id"))
+            transfer = api in _TRANSFER_APIS
             try:
-                req = self._request_fields(await request.content.read(MAX_BODY + 1))
-                if self._fail_next[api]:
-                    code = self._fail_next[api].popleft()
-                    raise PayFail(code, code)
+                req = self._request_fields(await request.content.read(MAX_BODY + 1), fields, md5=transfer)
+                failure = self._fail_next[api].popleft() if self._fail_next[api] else None
+                if failure is not None and not failure.after_effect:
+                    raise PayFail(failure.code, _ERR_TEXT.get(failure.code, failure.code))
                 result = {"result_code": "SUCCESS", **await handler(req)}
+                if failure is not None:
+                    raise PayFail(failure.code, _ERR_TEXT.get(failure.code, failure.code))
             except ReturnFail as exc:
                 return self._xml({"return_code": "FAIL", "return_msg": exc.args[0]})
             except PayFail as exc:
                 result = {"result_code": "FAIL", "err_code": exc.args[0], "err_code_des": exc.args[1]}
+            if transfer:
+                return self._xml(self._transfer_answer(result, fields))
             return self._xml(self._signed_answer(result, req.get("sign_type") or "MD5"))
 
         return view
 
-    def _request_fields(self, raw: bytes) -> dict[str, Any]:
+    def _request_fields(
+        self, raw: bytes, fields: tuple[str, str] = ("appid", "mch_id"), *, md5: bool = False
+    ) -> dict[str, Any]:
         if len(raw) > MAX_BODY:
             raise ReturnFail("请求包过大")
         try:
             req = parse_xml(raw)
         except BadRequest:
             raise ReturnFail("XML格式错误") from None
-        if req.get("appid") != self.app_id or req.get("mch_id") != self.mch_id:
-            raise ReturnFail("appid和mch_id不匹配")
-        sign_type = req.get("sign_type") or "MD5"
+        app_field, mch_field = fields
+        if req.get(app_field) != self.app_id or req.get(mch_field) != self.mch_id:
+            raise ReturnFail(f"{app_field}和{mch_field}不匹配")
+        sign_type = "MD5" if md5 else req.get("sign_type") or "MD5"
         if sign_type not in ("MD5", "HMAC-SHA256"):
             raise ReturnFail("sign_type参数格式错误")
         given = str(req.get("sign") or "")
@@ -216,6 +275,23 @@ class PaySimulator:
         if self._tamper:
             self._tamper -= 1
             answer["nonce_str"] = random_string(16)  # signed, then changed on the way
+        return answer
+
+    def _transfer_answer(self, result: dict[str, Any], fields: tuple[str, str]) -> dict[str, Any]:
+        app_field, mch_field = fields
+        answer = {
+            "return_code": "SUCCESS",
+            "return_msg": "",
+            app_field: self.app_id,
+            mch_field: self.mch_id,
+            "nonce_str": random_string(16),
+            **{k: str(v) for k, v in result.items() if v is not None},
+        }
+        if self.sign_transfer_answers:
+            answer["sign"] = sign(answer, self._key, "MD5")
+        if self._tamper:
+            self._tamper -= 1
+            answer["nonce_str"] = random_string(16)  # changed on the way: only a sign can tell
         return answer
 
     def _xml(self, fields: dict[str, Any]) -> web.Response:
@@ -320,6 +396,61 @@ class PaySimulator:
         order.refunds[out_refund_no] = answer
         order.state = "REFUND"
         return answer
+
+    async def _transfers(self, req: dict[str, Any]) -> dict[str, Any]:
+        for name in ("partner_trade_no", "openid", "check_name", "amount", "desc"):
+            if not req.get(name):
+                raise ReturnFail(f"{name}参数缺失")
+        no, amount = req["partner_trade_no"], _int(req["amount"])
+        if len(no) > 32 or not no.isalnum() or not no.isascii():
+            raise PayFail("PARAM_ERROR", "商户订单号只能是字母或者数字，长度不超过32位")
+        if req["check_name"] not in ("NO_CHECK", "FORCE_CHECK"):
+            raise PayFail("PARAM_ERROR", "check_name参数错误")
+        if req["check_name"] == "FORCE_CHECK" and not req.get("re_user_name"):
+            raise PayFail("PARAM_ERROR", "校验姓名时收款用户姓名必填")
+        if amount is None:
+            raise PayFail("PARAM_ERROR", "金额格式错误")
+        if (old := self.transfers.get(no)) is not None:
+            # The same number is the same payout: a retry gets the first answer and pays nothing more.
+            if (old.openid, old.amount) != (req["openid"], amount):
+                raise PayFail("PARAM_ERROR", "商户订单号重复，且与原请求参数不一致")
+            return self._transfer_result(old)
+        if amount < MIN_TRANSFER:
+            raise PayFail("AMOUNT_LIMIT", "付款金额不能小于最低限额")
+        done = SimTransfer(
+            partner_trade_no=no,
+            openid=req["openid"],
+            amount=amount,
+            desc=req["desc"],
+            check_name=req["check_name"],
+            payment_no=f"10100{next(self._seq):07d}{_now_beijing()[:8]}{random_string(8).lower()}",
+            payment_time=datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+        self.transfers[no] = done
+        return self._transfer_result(done)
+
+    def _transfer_result(self, t: SimTransfer) -> dict[str, Any]:
+        return {
+            "partner_trade_no": t.partner_trade_no,
+            "payment_no": t.payment_no,
+            "payment_time": t.payment_time,
+        }
+
+    async def _gettransferinfo(self, req: dict[str, Any]) -> dict[str, Any]:
+        found = self.transfers.get(req.get("partner_trade_no") or "")
+        if found is None:
+            raise PayFail("NOT_FOUND", "指定单号数据不存在")
+        return {
+            "partner_trade_no": found.partner_trade_no,
+            "detail_id": found.payment_no,
+            "status": "SUCCESS",
+            "openid": found.openid,
+            "transfer_name": "",
+            "payment_amount": found.amount,
+            "transfer_time": found.payment_time,
+            "payment_time": found.payment_time,
+            "desc": found.desc,
+        }
 
     async def pay(self, out_trade_no: str, openid: str | None = None) -> SentNotification | None:
         """The payer pays: the order becomes SUCCESS and its notification is delivered (or dropped)."""

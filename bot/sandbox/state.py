@@ -10,29 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import io
 import itertools
 import logging
 import re
 import secrets
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
+import qrcode
 import xmltodict
+from PIL import Image
+from qrcode.constants import ERROR_CORRECT_H, ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
+try:  # a dev dependency: a real decoder when installed, the recogniser below otherwise
+    import zxingcpp
+except ImportError:  # pragma: no cover - depends on the environment
+    zxingcpp = None
+
 if TYPE_CHECKING:
     from bot.sandbox.mp_sim import MpSimulator, SentMessage
+    from bot.sandbox.wecom_sim import WeComSimulator, WorkRecord
     from settings import Settings
 
 log = logging.getLogger(__name__)
 
 Who = Literal["user", "bot", "system"]
 Via = Literal["passive", "api", "user", "sandbox", "robot"]
+_WORK_VIA: dict[str, Via] = {"bot": "api", "user": "user", "system": "sandbox"}
 
 OPENID_RE = re.compile(r"^o_sandbox_[A-Za-z0-9_-]{1,40}$")
 # Scene strings of parametric QR codes: WeChat allows 1–64 characters.
@@ -56,7 +69,9 @@ class Entry:
     seq: int
     openid: str
     who: Who
-    kind: str  # text | image | news | template | event | notice (+ WeCom kinds on the staff pane)
+    # text | image | news | template | event | notice; on the staff pane also markdown, template_card
+    # and card_update (see wecom_sim.WorkRecord)
+    kind: str
     payload: dict[str, Any]
     via: Via
     at: float
@@ -80,6 +95,15 @@ class Customer:
 
     def to_json(self) -> dict[str, str]:
         return {"openid": self.openid, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedQr:
+    """A parametric QR code the MP simulator issued (qrcode/create), found in a picture."""
+
+    ticket: str
+    url: str
+    scene: str
 
 
 @dataclass(slots=True)
@@ -122,10 +146,27 @@ class Sandbox:
         self._last_seq = 0
         self._msg_ids = itertools.count(int(time.time()) * 1000)
         self._last_create: dict[str, int] = {}
+        # media id -> (the QR code found in it, or None, and how many codes were issued when looked)
+        self._media_qr: dict[str, tuple[IssuedQr | None, int]] = {}
         self._changed = asyncio.Event()
         self._closed = False
         self._session: aiohttp.ClientSession | None = None
+        self.wecom: WeComSimulator | None = None
         sim.listeners.append(self._on_api_send)
+
+    def attach_wecom(self, wecom: WeComSimulator) -> None:
+        """Show the WeCom simulator's work chat (app messages, cards, staff actions) in the staff pane."""
+        self.wecom = wecom
+        wecom.listeners.append(self._on_work)
+
+    def _on_work(self, record: WorkRecord) -> None:
+        self.add_staff_entry(
+            record.kind, dict(record.payload), userid=record.userid, who=record.who, via=_WORK_VIA[record.who]
+        )
+
+    def staff_members(self) -> list[str]:
+        """Userids the work chat has seen (recipients and actors), in order of appearance."""
+        return list(self.wecom.seen) if self.wecom is not None else []
 
     @property
     def last_seq(self) -> int:
@@ -214,28 +255,89 @@ class Sandbox:
         fields = {"MsgType": "event", "Event": "CLICK", "EventKey": key}
         return await self._push(base_url, openid, fields, message=False)
 
-    async def subscribe(self, base_url: str, openid: str, scene: str | None = None) -> Delivery:
-        """The customer follows the account, through a parametric QR code when `scene` is given."""
+    async def subscribe(
+        self, base_url: str, openid: str, scene: str | None = None, *, ticket: str | None = None
+    ) -> Delivery:
+        """The customer follows the account, through a parametric QR code when `scene` is given
+        (`ticket`: the code's real ticket when known, else a stand-in derived from the scene)."""
         payload: dict[str, Any] = {"event": "subscribe"}
         fields = {"MsgType": "event", "Event": "subscribe", "EventKey": ""}
         if scene:
             payload["scene"] = scene
-            fields |= {"EventKey": f"qrscene_{scene}", "Ticket": self._ticket(scene)}
+            fields |= {"EventKey": f"qrscene_{scene}", "Ticket": ticket or self._ticket(scene)}
         self.record(openid, "user", "event", payload, "user")
         self.following.add(openid)
         return await self._push(base_url, openid, fields, message=False)
 
-    async def scan_qr(self, base_url: str, openid: str, scene: str) -> Delivery:
+    async def scan_qr(self, base_url: str, openid: str, scene: str, *, ticket: str | None = None) -> Delivery:
         """What scanning a parametric QR code sends: subscribe for a newcomer, SCAN for a follower."""
         if openid in self.following:
-            return await self.scan(base_url, openid, scene)
-        return await self.subscribe(base_url, openid, scene)
+            return await self.scan(base_url, openid, scene, ticket=ticket)
+        return await self.subscribe(base_url, openid, scene, ticket=ticket)
 
-    async def scan(self, base_url: str, openid: str, scene: str) -> Delivery:
+    async def scan(self, base_url: str, openid: str, scene: str, *, ticket: str | None = None) -> Delivery:
         """An existing follower scans a parametric QR code (SCAN event: EventKey has no prefix)."""
         self.record(openid, "user", "event", {"event": "SCAN", "scene": scene}, "user")
-        fields = {"MsgType": "event", "Event": "SCAN", "EventKey": scene, "Ticket": self._ticket(scene)}
+        fields = {
+            "MsgType": "event",
+            "Event": "SCAN",
+            "EventKey": scene,
+            "Ticket": ticket or self._ticket(scene),
+        }
         return await self._push(base_url, openid, fields, message=False)
+
+    async def media_qr(self, media_id: str) -> IssuedQr | None:
+        """The parametric QR code in picture `media_id`, found the way a phone finds it: the picture is
+        read (see `find_issued_qr`) and the URL in it is looked up among the codes the MP simulator
+        issued, which map ticket -> scene as WeChat's servers do. None: no such picture, or no code of
+        ours in it (a payment QR, a photo…)."""
+        found = self.sim.media.get(media_id)
+        if found is None:
+            return None
+        by_url = {str(q.get("url")): (ticket, q) for ticket, q in self.sim.qrcodes.items()}
+        cached = self._media_qr.get(media_id)
+        # A picture does not change; only a code issued since the last look could newly match.
+        if cached is not None and (cached[0] is not None or cached[1] == len(by_url)):
+            return cached[0]
+        url = await asyncio.to_thread(find_issued_qr, found[1], list(by_url))
+        issued = None
+        if url is not None:
+            ticket, answer = by_url[url]
+            scene = answer.get("scene") or {}
+            name = scene.get("scene_str") or scene.get("scene_id")
+            issued = IssuedQr(ticket, url, str(name)) if name not in (None, "") else None
+        self._media_qr[media_id] = (issued, len(by_url))
+        return issued
+
+    def shown_to(self, openid: str, media_id: str) -> bool:
+        """Whether the picture is in this customer's chat (sent by them or to them)."""
+        return any(e.kind == "image" and e.payload.get("media_id") == media_id for e in self.chat(openid))
+
+    def newcomer(self, besides: str) -> Customer:
+        """Someone else to scan with: the first customer, other than `besides`, the account has never
+        heard of (not following, nothing in their chat); a new customer when there is none."""
+        active = {e.openid for e in self.entries}
+        fresh = (
+            c
+            for c in self.customers.values()
+            if c.openid != besides and c.openid not in self.following and c.openid not in active
+        )
+        return next(fresh, None) or self.add_customer()
+
+    async def scan_media(
+        self, base_url: str, openid: str, media_id: str, scanner: str | None = None
+    ) -> tuple[Customer, IssuedQr, Delivery] | None:
+        """Another customer (`scanner`, else a newcomer) scans the QR code in a picture of `openid`'s
+        chat: subscribe with qrscene_<scene> if they do not follow yet, else SCAN — with the real
+        ticket. None when the picture is not in that chat or holds no code the simulator issued."""
+        if not self.shown_to(openid, media_id):
+            return None
+        issued = await self.media_qr(media_id)
+        if issued is None:
+            return None
+        who = self.customer(scanner) if scanner else self.newcomer(openid)
+        delivery = await self.scan_qr(base_url, who.openid, issued.scene, ticket=issued.ticket)
+        return who, issued, delivery
 
     async def unsubscribe(self, base_url: str, openid: str) -> Delivery:
         """The customer unfollows; WeChat ignores any reply to this event."""
@@ -358,6 +460,10 @@ class Sandbox:
             self._session = None
         if self._on_api_send in self.sim.listeners:
             self.sim.listeners.remove(self._on_api_send)
+        if self.wecom is not None:
+            if self._on_work in self.wecom.listeners:
+                self.wecom.listeners.remove(self._on_work)
+            await self.wecom.close()
 
     def release_waiters(self) -> None:
         """Wake every long-poll now (on shutdown), so the server does not wait for them."""
@@ -406,3 +512,122 @@ def valid_openid(value: object) -> bool:
 
 def valid_scene(value: object) -> bool:
     return isinstance(value, str) and bool(SCENE_RE.match(value))
+
+
+# --- Reading QR codes in pictures ---------------------------------------------------------------------
+
+MAX_QR_PIXELS = 4_000_000  # larger pictures are not searched
+_FINDER = (1, 1, 3, 1, 1)  # a finder pattern crossed through its centre: dark, light, dark ×3, light, dark
+_QR_LEVELS = (ERROR_CORRECT_M, ERROR_CORRECT_L, ERROR_CORRECT_Q, ERROR_CORRECT_H)
+
+
+def find_issued_qr(data: bytes, issued: Iterable[str]) -> str | None:
+    """Which of the `issued` URLs the QR code in the picture `data` encodes, if any.
+
+    A phone decodes the code on a poster and WeChat's servers map its URL to a ticket and a scene; the
+    sandbox does the same. zxing-cpp decodes the picture when it is installed (it is only a dev
+    dependency). Without it a small recogniser in Pillow and qrcode (both runtime dependencies) stands
+    in: it decodes nothing in general but, since the simulator knows every URL it issued, samples the
+    module grid of each upright code it finds (through the three finder patterns) and tells which
+    issued URL's code is drawn there. That is exact for what the bot sends (crisp, upright, whole-pixel
+    modules) and survives JPEG and rescaling; a tilted photo of a poster needs zxing-cpp. Reading the
+    picture, rather than remembering which code the bot created before which upload, keeps it right
+    when a poster is redrawn from a cached QR URL, and never pins an unrelated picture (a payment QR
+    code) to a scene."""
+    urls = list(issued)
+    if not urls:
+        return None
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_QR_PIXELS:
+            return None
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if zxingcpp is not None:
+        found = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+        texts = {r.text for r in found}
+        return next((u for u in urls if u in texts), None)
+    return recognise_issued_qr(image, urls)
+
+
+def recognise_issued_qr(image: Image.Image, urls: Iterable[str]) -> str | None:
+    """The URL among `urls` whose QR code is drawn upright in `image` (≤ 2 % of modules off), if any."""
+    grey = image.convert("L")
+    w, h = grey.size
+    dark = grey.point(lambda v: 1 if v < 128 else 0).tobytes()
+    finders = _finder_centres(dark, w, h)
+    # Three finders of one code: top-left, top-right on its row, bottom-left as far below.
+    layouts = [
+        (tl, tr[0] - tl[0])
+        for tl, tr, bl in itertools.permutations(finders, 3)
+        if tr[0] - tl[0] > 10 * tl[2]
+        and abs(tr[1] - tl[1]) < tl[2]
+        and abs(bl[0] - tl[0]) < tl[2]
+        and abs(bl[1] - tl[1] - (tr[0] - tl[0])) < 2 * tl[2]
+    ]
+    if not layouts:
+        return None
+    for url in urls:
+        for matrix in _qr_matrices(url):
+            n = len(matrix)
+            for (x, y, unit), span in layouts:
+                module = span / (n - 7)  # finder centres are 3.5 modules in from the edges
+                if abs(module - unit) > unit / 4:
+                    continue
+                if _misses(dark, w, h, x, y, module, matrix) <= n * n // 50:
+                    return url
+    return None
+
+
+def _finder_centres(dark: bytes, w: int, h: int) -> list[tuple[float, float, float]]:
+    """(x, y, module size) of each finder pattern: rows whose dark/light runs go 1:1:3:1:1, stacked."""
+    stacks: list[list[float]] = []  # [Σx, Σy, Σunit, rows, last row]
+    for y in range(h):
+        runs: list[tuple[int, int, int]] = []  # (start, length, dark)
+        x = 0
+        for value, same in itertools.groupby(dark[y * w : (y + 1) * w]):
+            n = sum(1 for _ in same)
+            runs.append((x, n, value))
+            x += n
+        for i in range(len(runs) - 4):
+            sizes = [r[1] for r in runs[i : i + 5]]
+            unit = sum(sizes) / 7
+            off = (abs(size - k * unit) > unit / 2 for size, k in zip(sizes, _FINDER, strict=True))
+            if not runs[i][2] or any(off):
+                continue
+            cx = runs[i + 2][0] + sizes[2] / 2
+            stack = next((s for s in stacks if abs(s[0] / s[3] - cx) < unit and 0 < y - s[4] <= 2), None)
+            if stack is None:
+                stacks.append([cx, y, unit, 1, y])
+            else:
+                stack[:] = [stack[0] + cx, stack[1] + y, stack[2] + unit, stack[3] + 1, y]
+    # The centre square is 3 modules tall: a real finder is crossed by about 3 × unit rows.
+    return [(s[0] / s[3], s[1] / s[3] + 0.5, s[2] / s[3]) for s in stacks if s[3] >= 2 * s[2] / s[3]]
+
+
+def _misses(
+    dark: bytes, w: int, h: int, x: float, y: float, module: float, matrix: tuple[tuple[bool, ...], ...]
+) -> int:
+    """How many modules of `matrix` differ from the picture, sampled at their centres from the
+    top-left finder's centre (x, y)."""
+    x0, y0 = x - 3.5 * module, y - 3.5 * module
+    misses = 0
+    for i, row in enumerate(matrix):
+        py = int(y0 + (i + 0.5) * module)
+        for j, cell in enumerate(row):
+            px = int(x0 + (j + 0.5) * module)
+            misses += (0 <= px < w and 0 <= py < h and dark[py * w + px] == 1) != cell
+    return misses
+
+
+@functools.lru_cache(maxsize=512)
+def _qr_matrices(url: str) -> tuple[tuple[tuple[bool, ...], ...], ...]:
+    """The module grid (no quiet zone) of `url`'s QR code at each error-correction level."""
+    grids = []
+    for level in _QR_LEVELS:
+        code = qrcode.QRCode(error_correction=level, border=0)
+        code.add_data(url)
+        code.make(fit=True)
+        grids.append(tuple(tuple(row) for row in code.get_matrix()))
+    return tuple(grids)

@@ -1,5 +1,6 @@
 // chatorder sandbox console: several simulated customers side by side + the staff work chat.
-// Every action goes to /sandbox/api/…, which pushes real signed, encrypted XML to /wechat/mp.
+// Every action goes to /sandbox/api/…, which pushes real signed, encrypted XML to /wechat/mp
+// (customers) or /wechat/work (staff, through the WeCom simulator).
 
 const API = "/sandbox/api";
 const MEDIA = "/sandbox/media/";
@@ -12,7 +13,10 @@ const state = {
   seen: new Set(), // seqs already rendered
   lastSeq: 0,
   menu: [], // [{name, key}] CLICK buttons of the pushed menu
+  staff: new Set(), // staff userids offered in the "current staff" picker
+  cards: new Map(), // "<task_id> <userid>" -> {node, card}: each recipient's copy of a template card
 };
+const ROBOT = "工作群机器人";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -150,7 +154,39 @@ function renderEntry(entry) {
     const label = entry.kind === "template" ? "模板消息" : VIA_LABEL[entry.via];
     li.append(el("span", { class: "via", text: label }));
   }
+  if (entry.kind === "image" && entry.payload?.media_id) offerScan(li, entry);
   return li;
+}
+
+// A picture holding a parametric QR code the account issued (an invite poster): offer to scan it as
+// another customer. The server reads the code in the picture and maps it to its scene.
+async function offerScan(li, entry) {
+  const mediaId = entry.payload.media_id;
+  const resp = await fetch(`${API}/scan-media?media_id=${encodeURIComponent(mediaId)}`).catch(() => null);
+  if (!resp || !resp.ok) return;
+  const qr = await resp.json();
+  const button = el("button", {
+    type: "button", class: "btn small scan-poster", "data-testid": "scan-poster", "data-scene": qr.scene,
+    title: `以另一位客户的身份扫描图中的二维码（场景 ${qr.scene}）`, text: "用另一位客户扫码",
+  });
+  button.addEventListener("click", () => scanPoster(entry, button));
+  $(".bubble", li).after(button);
+}
+
+async function scanPoster(entry, button) {
+  const from = state.columns.get(entry.openid);
+  button.disabled = true;
+  try {
+    const done = await api("/scan-media", { openid: entry.openid, media_id: entry.payload.media_id });
+    state.customers.set(done.as.openid, done.as);
+    const col = addColumn(done.as);
+    showFollowing(col, done.as.following);
+    col.scrollIntoView({ behavior: "smooth", block: "nearest", inline: "nearest" });
+  } catch (err) {
+    if (from) flash(from, err.message);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function appendTo(list, node) {
@@ -259,15 +295,166 @@ function flash(col, message) {
   appendTo(list, el("li", { class: "line meta system", "data-testid": "msg-error" }, el("span", { text: `⚠ ${message}` })));
 }
 
-// staff pane
+// staff pane: the WeCom work chat (app messages, template cards, robot posts, what staff typed)
+
+function staffLabel(entry) {
+  if (entry.via === "robot") return entry.openid || ROBOT;
+  if (entry.who === "user") return entry.openid;
+  return entry.openid ? `→ ${entry.openid.split("|").join("、")}` : "工作台";
+}
+
+function cardKey(taskId, userid) {
+  return `${taskId} ${userid}`;
+}
+
+// A WeCom template card: titles, key-value rows, and buttons that click through the real callback.
+function fillCard(node, card, replaceName) {
+  node.replaceChildren();
+  node.dataset.cardType = card.card_type || "";
+  node.dataset.state = replaceName ? "done" : "open";
+  const source = card.source?.desc;
+  if (source) node.append(el("div", { class: "card-kicker", text: source }));
+  const main = card.main_title || {};
+  if (main.title) node.append(el("div", { class: "card-title", text: main.title }));
+  if (main.desc) node.append(el("p", { class: "card-desc", text: main.desc }));
+  const emphasis = card.emphasis_content;
+  if (emphasis?.title) {
+    node.append(el("div", { class: "card-emphasis" },
+      el("strong", { text: emphasis.title }), emphasis.desc ? el("span", { text: emphasis.desc }) : null));
+  }
+  if (card.sub_title_text) node.append(el("p", { class: "card-sub" }, richText(card.sub_title_text)));
+  const rows = card.horizontal_content_list || [];
+  if (rows.length) {
+    const dl = el("dl");
+    for (const row of rows) dl.append(el("dt", { text: row.keyname || "" }), el("dd", { text: row.value || "" }));
+    node.append(dl);
+  }
+  if (replaceName) {
+    node.append(el("div", { class: "card-done", "data-testid": "card-done", text: replaceName }));
+    return;
+  }
+  const buttons = card.button_list || [];
+  if (!buttons.length) return;
+  const bar = el("div", { class: "card-buttons", role: "group" });
+  for (const b of buttons) {
+    bar.append(el("button", {
+      type: "button", class: `card-btn style-${b.style || 1}`, "data-testid": "card-button", "data-key": b.key, text: b.text,
+      onclick: () => clickCard(node, b.key),
+    }));
+  }
+  node.append(bar);
+}
+
+function workCard(entry) {
+  const p = entry.payload || {};
+  const card = p.template_card || {};
+  const node = el("div", {
+    class: "card template work", "data-testid": "staff-card", "data-task-id": p.task_id || card.task_id || "",
+    "data-userid": entry.openid,
+  });
+  fillCard(node, card, null);
+  state.cards.set(cardKey(node.dataset.taskId, entry.openid), { node, card });
+  return node;
+}
+
+// card_update: every named recipient's copy shows the new label (buttons gone) or the new card.
+function updateCards(p) {
+  for (const userid of p.userids || []) {
+    const found = state.cards.get(cardKey(p.task_id, userid));
+    if (!found) continue;
+    if (p.template_card) {
+      found.card = p.template_card;
+      fillCard(found.node, found.card, null);
+    } else {
+      fillCard(found.node, found.card, p.button?.replace_name || "已处理");
+    }
+  }
+}
+
+function staffMeta(entry) {
+  const p = entry.payload || {};
+  if (entry.kind === "card_update") {
+    const what = p.template_card ? "卡片内容已更新" : `卡片已更新为「${p.button?.replace_name ?? ""}」`;
+    return `${what}（${(p.userids || []).join("、")}）`;
+  }
+  if (entry.kind === "event") return `${entry.openid} 点击了卡片按钮「${p.button || p.key}」`;
+  return p.text || "";
+}
 
 function renderStaff(entry) {
-  const li = el("li", { class: `staff-line ${entry.who}`, "data-testid": "staff-entry", "data-seq": entry.seq });
+  if (entry.kind === "card_update" || entry.kind === "event" || entry.who === "system") {
+    const testid = entry.who === "system" ? "staff-notice" : "staff-event";
+    return el("li", { class: `staff-line meta ${entry.who}`, "data-testid": testid, "data-seq": entry.seq },
+      el("span", { text: staffMeta(entry) }));
+  }
+  const li = el("li", { class: `staff-line ${entry.who}`, "data-testid": "staff-entry", "data-kind": entry.kind, "data-seq": entry.seq });
   const head = el("div", { class: "staff-meta" },
-    el("span", { class: "staff-to", text: entry.openid || (entry.via === "robot" ? "工作群机器人" : "工作台") }),
+    el("span", { class: "staff-to", text: staffLabel(entry) }),
     el("time", { text: new Date(entry.at * 1000).toLocaleTimeString("zh-CN", { hour12: false }) }));
-  li.append(head, body(entry));
+  li.append(head, entry.kind === "template_card" ? workCard(entry) : body(entry));
   return li;
+}
+
+function noteStaff(userid) {
+  if (!userid || userid.includes("|") || userid === ROBOT || state.staff.has(userid)) return;
+  state.staff.add(userid);
+  $("#staff-list").append(el("option", { value: userid }));
+  if (!$("#staff-user").value) $("#staff-user").value = userid;
+}
+
+function staffFlash(message) {
+  appendTo($("#staff-log"), el("li", { class: "staff-line meta system", "data-testid": "staff-error" }, el("span", { text: `⚠ ${message}` })));
+  $("#staff-empty").hidden = true;
+}
+
+async function staffAct(path, payload, busy) {
+  busy.classList.add("busy");
+  try {
+    await api(path, payload);
+  } catch (err) {
+    staffFlash(err.message);
+  } finally {
+    busy.classList.remove("busy");
+  }
+}
+
+// A button on a card is tapped by that card's recipient, as WeCom would: a template_card_event.
+function clickCard(node, key) {
+  node.querySelectorAll("[data-testid=card-button]").forEach((b) => { b.disabled = true; });
+  staffAct("/staff/click", { userid: node.dataset.userid, task_id: node.dataset.taskId, key }, node).finally(() => {
+    node.querySelectorAll("[data-testid=card-button]").forEach((b) => { b.disabled = false; });
+  });
+}
+
+async function setupStaff() {
+  const form = $("#staff-composer");
+  const input = $("#staff-input");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = input.value;
+    const userid = $("#staff-user").value.trim();
+    if (!text.trim()) return;
+    if (!userid) {
+      staffFlash("请先填写当前员工的 userid");
+      $("#staff-user").focus();
+      return;
+    }
+    input.value = "";
+    noteStaff(userid);
+    await staffAct("/staff/say", { userid, text }, form);
+  });
+  const resp = await fetch(`${API}/staff`);
+  if (!resp.ok) return;
+  const info = await resp.json();
+  for (const member of info.staff || []) {
+    noteStaff(member.userid);
+    const option = $(`#staff-list option[value="${CSS.escape(member.userid)}"]`);
+    if (option && member.name !== member.userid) option.label = member.name;
+  }
+  if (!info.configured) {
+    input.disabled = true;
+    input.placeholder = "未配置企业微信应用（WECOM_CORP_ID / TOKEN / AES_KEY）";
+  }
 }
 
 // transcript long-poll
@@ -301,7 +488,9 @@ function apply(data) {
   for (const entry of data.staff || []) {
     if (state.seen.has(entry.seq)) continue;
     state.seen.add(entry.seq);
+    if (entry.via !== "robot") noteStaff(entry.openid);
     appendTo(staffLog, renderStaff(entry));
+    if (entry.kind === "card_update") updateCards(entry.payload || {});
   }
   $("#staff-empty").hidden = staffLog.children.length > 0;
   state.lastSeq = Math.max(state.lastSeq, data.last_seq || 0);
@@ -338,6 +527,7 @@ async function start() {
   if (info.brand) $("#account-name").textContent = `公众号「${info.brand}」模拟器`;
   for (const c of info.customers) state.customers.set(c.openid, c);
   info.customers.slice(0, INITIAL_COLUMNS).forEach(addColumn);
+  await setupStaff().catch((err) => staffFlash(err.message));
   document.body.dataset.ready = "true";
   poll();
 }

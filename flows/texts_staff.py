@@ -1,0 +1,245 @@
+"""The staff desk's sentences (zh-CN): work chat, cards, group alerts, and what customers hear of it.
+
+Work chat is for busy people: short lines, the order number first, the next command spelled out.
+(To be merged into flows/texts.py; code and tests refer to these names.)
+"""
+
+from __future__ import annotations
+
+ROLE_NAMES = {"admin": "管理员", "ops": "运营", "reviewer": "审核", "finance": "财务"}
+# What staff may type for a role in 「员工 添加」 (English names work too).
+ROLE_WORDS = {"管理员": "admin", "管理": "admin", "运营": "ops", "审核": "reviewer", "财务": "finance"}
+REVIEW_STATES = {None: "待审核", "approved": "已通过", "resubmit": "待客户补充"}
+UNASSIGNED = "未分配"
+CUSTOMER_FALLBACK = "客户…{tail}"
+ITEMS_MORE = "{first} 等 {n} 项"
+NOBODY = "—"
+
+# --- Access --------------------------------------------------------------------------------------
+
+NOT_STAFF = "你好～ 这里是「{brand}」的工作台，只有登记过的同事可以操作 🙏 需要开通请联系管理员。"
+FORBIDDEN = "「{command}」需要{roles}权限，你目前是{mine}。需要的话请找管理员开通。"
+SORRY = "出了点问题，这次操作没有生效，请稍后再试。"
+CANCELLED = "好的，已取消。"
+
+HELP = (
+    "工作台指令（单号如 20261122-0042）：\n"
+    "订单\n"
+    "· 查单 单号 · 待办 · 今日\n"
+    "· 通过 单号 · 驳回 单号 原因\n"
+    "· 接单 单号 · 分配 单号 成员\n"
+    "· 开始 单号 · 发布 单号 链接 · 完成 单号\n"
+    "· 回复 单号 内容 · 对话 单号 · 快捷回复\n"
+    "· 退款 单号 [金额] 原因 [原路]\n"
+    "其他\n"
+    "· 提现 — 待审提现 · 上班 / 下班\n"
+    "· 员工 列表 / 添加 / 移除 / 值班（管理员）"
+)
+UNKNOWN = "没看懂「{text}」🤔\n\n" + HELP
+DID_YOU_MEAN = "没有「{word}」这个指令，是不是想用：\n{usage}"
+USAGE_LINE = "用法：{usage}"
+USAGE = {
+    "查单": "查单 单号\n例如：查单 20261122-0042",
+    "通过": "通过 单号\n例如：通过 20261122-0042",
+    "驳回": "驳回 单号 原因（客户会看到原因）\n例如：驳回 20261122-0042 商品链接打不开，请重新发一个",
+    "接单": "接单 单号\n例如：接单 20261122-0042",
+    "分配": "分配 单号 成员（姓名或账号）\n例如：分配 20261122-0042 李四",
+    "开始": "开始 单号\n例如：开始 20261122-0042",
+    "发布": "发布 单号 链接 [标题]\n例如：发布 20261122-0042 https://www.xiaohongshu.com/… 探店笔记",
+    "完成": "完成 单号\n例如：完成 20261122-0042",
+    "退款": (
+        "退款 单号 [金额] 原因 [原路]\n"
+        "不写金额退剩余全部；默认退到客户余额，末尾加「原路」退回微信。\n"
+        "例如：退款 20261122-0042 100 活动取消"
+    ),
+    "回复": "回复 单号 内容\n例如：回复 20261122-0042 卖点里的“0 糖”需要检测报告，可以补一张吗？",
+    "待办": "待办",
+    "今日": "今日",
+    "提现": "提现 · 提现 通过 编号 · 提现 拒绝 编号 原因\n例如：提现 拒绝 12 收款信息不完整",
+    "上班": "上班",
+    "下班": "下班",
+    "员工": (
+        "员工 列表\n"
+        "员工 添加 账号 姓名 角色,… [技能,…]\n"
+        "员工 移除 账号\n"
+        "员工 值班 账号 开|关\n"
+        "角色：管理员 运营 审核 财务；技能为服务类别，如 达人营销,广告投放"
+    ),
+    "对话": "对话 单号\n例如：对话 20261122-0042",
+    "帮助": "帮助",
+}
+
+# --- Orders ---------------------------------------------------------------------------------------
+
+ORDER_NOT_FOUND = "没有找到订单 {number}，请检查单号。"
+APPROVED = "✅ {number} 审核通过{next}"
+APPROVED_OWNED = "，由 {assignee} 负责，客户已收到通知。"
+APPROVED_WAITING = "，等有人接单（有空的同事上班后会自动分配，或「分配 {number} 成员」）。"
+CLAIMED = "👌 {number} 由你负责了{next}"
+CLAIMED_READY = "，可以「开始 {number}」了。"
+CLAIMED_WAITING = "，审核通过后就可以开始。"
+ASSIGNED = "📌 {number} 已分配给 {name}。"
+STARTED = "🚀 {number} 开始执行，客户已收到通知。发布后发「发布 {number} 链接」。"
+PUBLISHED = "📣 {number} 已登记发布并告诉客户：{url}"
+COMPLETED = "🎉 {number} 已完成，客户已收到通知。"
+REJECT_ASK = "请直接回复驳回 {number} 的原因（10 分钟内，客户会看到）。发「取消」不驳回。"
+REJECTED = "↩️ {number} 已驳回，已请客户补充：{reason}"
+REPLY_SENT = "💬 已发给 {number} 的客户。"
+REFUNDED_TO_BALANCE = "↩️ {number} 已退款 {amount} 到客户余额，客户已收到通知。"
+REFUND_ASKED = "↩️ {number} 已向微信支付申请原路退款 {amount}，到账后会通知客户。"
+REFUND_REFUSED = (
+    "⚠️ {number} 的原路退款没有成功（{reason}），钱没有退出。可改为退到余额：「退款 {number} 原因」。"
+)
+NOT_READY = "这个功能还在接入中，暂时用不了 🙏"
+
+ORDER_DETAIL = (
+    "订单 {number} · {status} · {total}\n"
+    "客户：{customer}\n"
+    "负责：{assignee} · 审核：{review}\n"
+    "{lines}\n"
+    "{answers}"
+    "{materials}"
+    "{deliverables}"
+    "{note}"
+    "记录：\n{timeline}"
+)
+DETAIL_LINE = "· {title} {package} × {qty} {subtotal}"
+DETAIL_ANSWER = "{label}：{value}\n"
+DETAIL_MATERIALS = "素材：{n} 张图\n"
+DETAIL_DELIVERABLES = "交付：\n{items}\n"
+DETAIL_DELIVERABLE = "· {title} {url}"
+DETAIL_NOTE = "驳回原因：{note}\n"
+DETAIL_EVENT = "{at} {to}（{who}）{reason}"
+DETAIL_EVENTS = 8  # the latest state changes shown
+ACTOR_NAMES = {"customer": "客户", "system": "系统", "wechatpay": "微信支付", "operator": "后台"}
+
+QUEUE_HEAD = "你的待办（{n}）：\n{lines}"
+QUEUE_LINE = "{i}. {number} · {status} · {total} · {title}{when}"
+QUEUE_PUBLISH = " · {when} 发布"
+QUEUE_EMPTY = "👍 你手上没有待办订单。"
+QUEUE_REVIEWS = "\n\n待审核（{n}）：\n{lines}"
+QUEUE_REVIEW_LINE = "{i}. {number} · {total} · 已等 {minutes} 分钟"
+QUEUE_BACKLOG = "\n\n待分配 {n} 单，发「分配 单号 成员」指定负责人。"
+
+TODAY = (
+    "📊 今日（截至 {time}）\n"
+    "GMV {gmv} · 付款订单 {paid} · 完成 {completed}\n"
+    "待审核 {reviews} · 已分配 {assigned} · 执行中 {working} · 退款中 {refunding}\n"
+    "新客户 {customers} · 新创作者 {creators} · 待审提现 {withdrawals}"
+)
+
+# --- Duty and the registry -------------------------------------------------------------------------
+
+ON_DUTY = "✅ 已上班，新订单会自动分给你。"
+OFF_DUTY = "👋 已下班，不再给你分新单；手上的 {n} 单仍由你负责。"
+DUTY_SET = "{name} 已{state}。"
+DUTY_ON, DUTY_OFF = "上班", "下班"
+DUTY_WORDS = {"on": True, "开": True, "上班": True, "off": False, "关": False, "下班": False}
+STAFF_LIST = "员工（{n}）：\n{lines}"
+STAFF_LINE = "· {name}（{userid}）{roles} · {duty} · 在办 {open}/{limit}{skills}"
+STAFF_SKILLS = " · {skills}"
+STAFF_NONE = "还没有登记员工。发「员工 添加 账号 姓名 角色」添加。"
+STAFF_ADDED = "✅ 已登记 {name}（{userid}）：{roles}{skills}。"
+STAFF_REMOVED = "已移除 {name}（{userid}），操作记录保留。"
+STAFF_REMOVED_KEPT = "\n名下还有 {n} 单：{numbers}，请用「分配 单号 成员」转给其他人。"
+REMOVE_SELF = "不能移除自己哦，请另一位管理员操作。"
+
+# --- Withdrawals -----------------------------------------------------------------------------------
+
+WITHDRAWALS_NONE = "👍 没有待审的提现申请。"
+WITHDRAWALS_HEAD = "待审提现 {n} 笔（卡片上可直接批准或拒绝）：\n{lines}"
+WITHDRAWAL_LINE = "#{id} · {amount}（到账 {net}）· {who} · {at}"
+WITHDRAWAL_APPROVED = "✅ 提现 #{id} 已批准，{amount} 将打给 {who}。"
+WITHDRAWAL_REFUSED = "提现 #{id} 已拒绝：{reason}"
+WITHDRAWAL_ASK = "请直接回复拒绝提现 #{id} 的原因（10 分钟内，对方会看到）。发「取消」作罢。"
+WITHDRAWAL_NOT_FOUND = "没有找到提现 #{id}，发「提现」看看列表。"
+WITHDRAWAL_STATES = {
+    "requested": "待审",
+    "approved": "已批准",
+    "paid": "已打款",
+    "refused": "已拒绝",
+    "failed": "打款失败",
+}
+WITHDRAWALS_SHOWN = 10  # cards sent at most per 「提现」
+
+# --- Cards ------------------------------------------------------------------------------------------
+
+CARD_SOURCE = "{brand} · 工作台"
+CARD_TITLE = "订单 {number} · {total}"
+CARD_DESC = "{status} · 审核：{review}"
+CARD_SERVICE, CARD_CUSTOMER, CARD_ASSIGNEE, CARD_PUBLISH = "服务", "客户", "负责", "发布"
+BUTTONS = {"approve": "通过", "reject": "驳回", "claim": "接单", "wd_approve": "批准", "wd_refuse": "拒绝"}
+DONE_VERBS = {"approve": "通过", "reject": "驳回", "claim": "接单", "wd_approve": "批准", "wd_refuse": "拒绝"}
+CARD_DONE_LABEL = "已{verb} · {name}"
+CARD_DONE = "{subject} 已由 {name} {verb}，不用再处理了。"
+CARD_SUBJECT_ORDER = "订单 {number}"
+CARD_SUBJECT_WITHDRAWAL = "提现 #{id}"
+CARD_UNKNOWN = "这张卡片已失效，请用指令操作，例如「查单 单号」。"
+WITHDRAWAL_CARD_TITLE = "提现 #{id} · {amount}"
+WITHDRAWAL_CARD_DESC = "申请于 {at}"
+WITHDRAWAL_CARD_WHO, WITHDRAWAL_CARD_NET, WITHDRAWAL_CARD_FEE = "申请人", "到账", "手续费"
+
+# --- To staff, unasked ------------------------------------------------------------------------------
+
+ASSIGNED_TO_YOU = "📌 {number} · {total} 分给你了{by}。发「查单 {number}」看详情。"
+ASSIGNED_BY = "（{name} 指派）"
+REASSIGNED_AWAY = "{number} 已由 {by} 转给 {name}，不用再跟进了。"
+PUBLISH_REMINDER = "⏰ {number} 约定 {when} 发布（还有约 {hours} 小时），发布后发「发布 {number} 链接」。"
+ESCALATION_TEXT = (
+    "⏰ {number}（{total}）付款后已等 {minutes} 分钟还在{waiting}，负责：{assignee}。请尽快处理。"
+)
+WAITING_REVIEW = "待审核"
+WAITING_OWNER = "等人接单"
+
+# Markdown for the work group (the group robot): WeCom's subset — bold, quotes, <font color>.
+PAID_ALERT = "**🆕 新订单 {number}** · {total}\n> {items}\n> 客户：{customer}\n> 负责：{assignee}"
+ESCALATION_ALERT = (
+    '**<font color="warning">⏰ 订单等待过久</font>**\n'
+    "> {number} · {total}\n> 付款后已等 {minutes} 分钟还在{waiting}\n> 负责：{assignee}"
+)
+REPORT = (
+    "**📊 日报 {day}**\n"
+    "> GMV：{gmv}\n"
+    "> 付款订单：{paid}　完成：{completed}\n"
+    "> 新客户：{customers}　新创作者：{creators}\n"
+    "当前：待审核 {reviews} · 已分配 {assigned} · 执行中 {working} · 退款中 {refunding}\n"
+    "待审提现：{withdrawals}"
+)
+
+# --- To customers ----------------------------------------------------------------------------------
+
+DELIVERABLE_PUBLISHED = "📣 订单 {number}：{title}已发布 → {url}\n进度 {bar} {status}"
+
+# --- Refusals: store.errors.DomainError codes --------------------------------------------------------
+
+DOMAIN_ERRORS = {
+    "not_found": ORDER_NOT_FOUND,
+    "withdrawal_not_found": WITHDRAWAL_NOT_FOUND,
+    "withdrawal_decided": "提现 #{id} 已经处理过了（{status}）。",
+    "already_approved": "{number} 已经审核通过了。",
+    "not_reviewable": "{number} 现在是「{status}」，不在审核阶段。",
+    "already_yours": "{number} 已经由你负责了。",
+    "taken": "{number} 已由 {assignee} 负责，需要调整请找管理员「分配」。",
+    "not_claimable": "{number} 现在是「{status}」，不能接单了。",
+    "not_assignable": "{number} 现在是「{status}」，不能再分配。",
+    "already_assigned": "{number} 已经由 {assignee} 负责了。",
+    "not_yours": "{number} 由 {assignee} 负责，只有负责人或管理员可以操作。",
+    "cannot_start": "{number} 现在是「{status}」，审核通过并分配后（已分配）才能开始。",
+    "cannot_complete": "{number} 现在是「{status}」，执行中的订单才能完成。",
+    "not_publishable": "{number} 现在是「{status}」，分配后才能登记发布。",
+    "bad_url": "链接需要以 http:// 或 https:// 开头，请检查后再发。",
+    "no_member": "没有找到成员「{who}」，发「员工 列表」看看。",
+    "bad_roles": "角色只能是 管理员、运营、审核、财务（或 admin、ops、reviewer、finance），用逗号隔开。",
+    "bad_userid": "账号只能包含字母、数字和 _.@-，最长 64 位。",
+    "bad_name": "姓名需要 1–{max_chars} 个字。",
+    "bad_max_open": "同时在办上限至少是 1。",
+    "illegal_transition": "订单现在是「{frm}」，不能变成「{to}」。",
+    "conflict": "订单刚刚有了变化，请「查单」看看最新状态。",
+    "not_refundable": "订单现在是「{status}」，不能退款。",
+    "refund_exceeds": "最多还能退 {refundable}。",
+    "no_wechat_payment": "这个订单不是用微信支付的，不能原路退回；去掉「原路」就会退到客户余额。",
+    "bad_reason": "请写上原因，200 字以内。",
+    "bad_amount": "金额不对，请写元，例如「退款 20261122-0042 100 活动取消」。",
+}
+REFUSED = "没有办成（{code}），请检查后再试。"
+FORBIDDEN_OR = "或"
