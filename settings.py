@@ -88,6 +88,10 @@ class Settings(BaseSettings):
 
     wechatpay_mch_id: str = Field("", validation_alias=_env("WECHATPAY_MCH_ID"))
     wechatpay_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHATPAY_API_KEY"))
+    # The merchant's API client certificate (apiclient_cert.pem / apiclient_key.pem from the merchant
+    # platform): WeChat Pay requires it for refunds through WeChat and for transfers (creator payouts).
+    wechatpay_cert_file: str = Field("", validation_alias=_env("WECHATPAY_CERT_FILE"))
+    wechatpay_key_file: str = Field("", validation_alias=_env("WECHATPAY_KEY_FILE"))
     # Signature of the WeChat Pay v2 requests we send (a notification is checked by its own sign_type).
     wechatpay_sign_type: str = Field(
         "HMAC-SHA256", pattern="^(MD5|HMAC-SHA256)$", validation_alias=_env("WECHATPAY_SIGN_TYPE")

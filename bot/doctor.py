@@ -21,6 +21,7 @@ async def run_doctor(settings: Settings) -> int:
         _poster_template(settings),
         await _wechat(settings, database_ok=database[0] == OK),
         await _wecom(settings, database_ok=database[0] == OK),
+        _merchant_certificate(settings),
         await _ledger(settings)
         if database[0] == OK
         else (INFO, "ledger", "skipped until the database is fixed"),
@@ -112,6 +113,25 @@ def _poster_template(settings: Settings) -> tuple[str, str, str]:
     except Exception as exc:
         return BAD, "poster", f"CHATORDER_POSTER_TEMPLATE={settings.poster_template}: {exc}"
     return OK, "poster", f"template {settings.poster_template}"
+
+
+def _merchant_certificate(settings: Settings) -> tuple[str, str, str]:
+    """Refunds through WeChat and creator payouts are refused by WeChat Pay without the certificate."""
+    if not settings.wechatpay_mch_id:
+        return INFO, "wechat pay", "WECHATPAY_MCH_ID not set: WeChat Pay is off"
+    if not settings.wechatpay_cert_file:
+        where = "商户平台 → 账户中心 → API安全 → API证书"
+        if settings.wechatpay_api_base.startswith("https://api.mch.weixin.qq.com"):
+            need = "refunds and payouts need them"
+            return BAD, "wechat pay", f"set WECHATPAY_CERT_FILE and WECHATPAY_KEY_FILE ({where}): {need}"
+        return INFO, "wechat pay", f"no merchant certificate (fine for {settings.wechatpay_api_base})"
+    from bot.channels.pay import merchant_tls
+
+    try:
+        merchant_tls(settings)
+    except (OSError, ValueError) as exc:
+        return BAD, "wechat pay", f"merchant certificate {settings.wechatpay_cert_file} unusable: {exc}"
+    return OK, "wechat pay", f"merchant certificate {settings.wechatpay_cert_file} loaded"
 
 
 async def _wecom(settings: Settings, *, database_ok: bool) -> tuple[str, str, str]:

@@ -21,7 +21,7 @@ from flows.notices import order_notice
 from flows.requirements import STEPS, show
 from flows.staff import staff_alert
 from settings import Settings
-from store import orders
+from store import orders, payments
 from store import staff as desk
 from store.errors import DomainError
 from store.models import Order, OrderItem, Staff, User, Withdrawal
@@ -441,10 +441,12 @@ async def order_detail(session: AsyncSession, order: Order) -> str:
         )
         for e in view.events[-ts.DETAIL_EVENTS :]
     ]
+    back = await payments.refunded(session, order.id, statuses=("succeeded",))
     return ts.ORDER_DETAIL.format(
         number=order.number,
         status=order.status,
         total=yuan(order.total_fen),
+        refunded=ts.DETAIL_REFUNDED.format(amount=yuan(back)) if back else "",
         customer=await customer_name(session, order),
         assignee=await member_name(session, order.assignee),
         review=ts.REVIEW_STATES.get(order.review, order.review),

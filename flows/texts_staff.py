@@ -93,7 +93,7 @@ REFUND_REFUSED = (
 NOT_READY = "这个功能还在接入中，暂时用不了 🙏"
 
 ORDER_DETAIL = (
-    "订单 {number} · {status} · {total}\n"
+    "订单 {number} · {status} · {total}{refunded}\n"
     "客户：{customer}\n"
     "负责：{assignee} · 审核：{review}\n"
     "{lines}\n"
@@ -103,6 +103,7 @@ ORDER_DETAIL = (
     "{note}"
     "记录：\n{timeline}"
 )
+DETAIL_REFUNDED = "（已退 {amount}）"
 DETAIL_LINE = "· {title} {package} × {qty} {subtotal}"
 DETAIL_ANSWER = "{label}：{value}\n"
 DETAIL_MATERIALS = "素材：{n} 张图\n"
@@ -216,6 +217,10 @@ DOMAIN_ERRORS = {
     "not_found": ORDER_NOT_FOUND,
     "withdrawal_not_found": WITHDRAWAL_NOT_FOUND,
     "withdrawal_decided": "提现 #{id} 已经处理过了（{status}）。",
+    "in_debt": (
+        "提现 #{withdrawal_id} 暂不能批准：申请之后有订单退款，扣回的佣金让创作者还欠 {debt_fen}。"
+        "请「拒绝」这笔提现，退回的金额会先抵扣欠款。"
+    ),
     "already_approved": "{number} 已经审核通过了。",
     "not_reviewable": "{number} 现在是「{status}」，不在审核阶段。",
     "already_yours": "{number} 已经由你负责了。",

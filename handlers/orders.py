@@ -12,7 +12,7 @@ from flows.requirements import BEIJING, STEPS, show
 from flows.staff import staff_alert
 from handlers.context import Ctx, UserFacingError, refusals
 from handlers.router import Router
-from store import orders
+from store import orders, payments
 from store.orders import PROGRESS, OrderStatus, OrderView
 from store.outbox import enqueue
 
@@ -115,12 +115,13 @@ async def on_pick(ctx: Ctx) -> None:
 async def show_order(ctx: Ctx, number: str) -> None:
     async with ctx.read() as session:
         view = await orders.find_order(session, account=ctx.event.account, openid=ctx.openid, number=number)
+        back = await payments.refunded(session, view.order.id, statuses=("succeeded",)) if view else 0
     if view is None:
         raise UserFacingError(texts.ORDER_NOT_FOUND, number=number)
-    ctx.say(render_order(view))
+    ctx.say(render_order(view, refunded_fen=back))
 
 
-def render_order(view: OrderView) -> str:
+def render_order(view: OrderView, *, refunded_fen: int = 0) -> str:
     order = view.order
     status = OrderStatus(order.status)
     if status in PROGRESS:
@@ -153,6 +154,7 @@ def render_order(view: OrderView) -> str:
         progress=progress,
         lines=lines,
         total=yuan(order.total_fen),
+        refunded=texts.ORDER_REFUNDED.format(amount=yuan(refunded_fen)) if refunded_fen else "",
         answers=answers,
         deliverables=deliverables,
         timeline=timeline,

@@ -286,7 +286,7 @@ async def refusal(turn: Turn, exc: DomainError) -> str:
     if values.get("assignee"):
         async with turn.read() as session:
             values["assignee"] = await desk.member_name(session, values["assignee"])
-    for key in ("refundable", "amount_fen", "balance", "needed"):
+    for key in ("refundable", "amount_fen", "balance", "needed", "debt_fen"):
         if isinstance(values.get(key), int):
             values[key] = yuan(values[key])
     try:

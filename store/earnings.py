@@ -621,7 +621,16 @@ def _reason(reason: str) -> str:
 async def approve_withdrawal(
     session: AsyncSession, *, withdrawal_id: int, actor: str, now: dt.datetime
 ) -> Withdrawal:
-    """Staff approve a request (requested → approved); the payout job pays it."""
+    """Staff approve a request (requested → approved); the payout job pays it.
+
+    A refund clawed back after the request may have left a debt: paying out now would pay money the
+    creator owes, so approval waits (refusing returns the held amount, which nets the debt).
+    """
+    w = await get_withdrawal(session, withdrawal_id)
+    if w is not None and w.status == "requested":
+        held = await _hold_earnings(session, w.account, w.openid)
+        if held is not None and held.available_fen < 0:
+            raise DomainError("in_debt", withdrawal_id=withdrawal_id, debt_fen=-held.available_fen)
     return await _decide(session, withdrawal_id, "requested", "approved", decided_by=actor, decided_at=now)
 
 

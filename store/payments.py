@@ -546,7 +546,7 @@ async def refund(
         raise DomainError(
             "not_refundable", order_id=order_id, status=(await _order(session, order_id)).status
         )
-    refundable = await paid_for(session, order_id) - await refunded(session, order_id)
+    left = refundable = await paid_for(session, order_id) - await refunded(session, order_id)
     payment_id = None
     if destination == "wechat":
         found = await _wechat_payment(session, order_id)
@@ -555,7 +555,8 @@ async def refund(
         payment_id, refundable = found[0].id, min(refundable, found[1])
     if amount_fen > refundable:
         raise DomainError("refund_exceeds", refundable=max(refundable, 0), amount_fen=amount_fen)
-    if order.status != OrderStatus.REFUNDING:
+    # Only a refund of everything left ends the order; after a partial one the work goes on.
+    if amount_fen == left and order.status != OrderStatus.REFUNDING:
         await orders.transition(
             session, order_id=order_id, to=OrderStatus.REFUNDING, actor=actor, reason=reason, notify=notify
         )

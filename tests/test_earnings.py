@@ -325,6 +325,27 @@ async def test_a_refund_after_withdrawal_leaves_a_debt_netted_by_later_earnings(
     assert (await withdraw(sm, "o_a", 10_000)).status == "requested"
 
 
+async def test_a_debt_that_appears_after_the_request_stops_its_approval(sm: Maker) -> None:
+    await chain(sm, "o_a", "o_buyer")
+    first = await paid_order(sm, "o_buyer", [(200_000, 1, 1000)])
+    second = await paid_order(sm, "o_buyer", [(100_000, 1, 1000)])
+    for order_id in (first, second):
+        await earn(sm, order_id)
+        await complete(sm, order_id)
+    await release(sm, FROZEN)
+    w = await withdraw(sm, "o_a", 30_000)
+    await refund(sm, first, 200_000)  # clawed back while the request waits
+    assert await buckets(sm, "o_a") == (0, -20_000, 30_000, 0)
+    error = await refused(
+        sm, "in_debt", earnings.approve_withdrawal, withdrawal_id=w.id, actor="staff:fin", now=utcnow()
+    )
+    assert error.details == {"withdrawal_id": w.id, "debt_fen": 20_000}
+    assert (await run(sm, earnings.get_withdrawal, withdrawal_id=w.id)).status == "requested"
+    refuse = earnings.refuse_withdrawal
+    await run(sm, refuse, withdrawal_id=w.id, actor="staff:fin", reason="有欠款", now=utcnow())
+    assert await buckets(sm, "o_a") == (0, 10_000, 0, 0)  # the held money paid the debt
+
+
 async def test_a_partial_refund_of_a_released_commission_comes_out_of_available(sm: Maker) -> None:
     await chain(sm, "o_a", "o_buyer")
     order_id = await paid_order(sm, "o_buyer")
@@ -332,6 +353,18 @@ async def test_a_partial_refund_of_a_released_commission_comes_out_of_available(
     await complete(sm, order_id)
     await release(sm, FROZEN)
     await refund(sm, order_id, 25_000)
+    assert await commissions(sm, order_id) == [(1, "o_a", 10_000, 2_500, "available")]
+    assert await buckets(sm, "o_a") == (0, 7_500, 0, 0)
+
+
+async def test_a_partly_refunded_order_still_completes_and_releases_the_rest(sm: Maker) -> None:
+    await chain(sm, "o_a", "o_buyer")
+    order_id = await paid_order(sm, "o_buyer")
+    await earn(sm, order_id)
+    await refund(sm, order_id, 25_000)  # a quarter back while the work goes on
+    assert await buckets(sm, "o_a") == (7_500, 0, 0, 0)
+    await complete(sm, order_id)
+    assert await release(sm, FROZEN)
     assert await commissions(sm, order_id) == [(1, "o_a", 10_000, 2_500, "available")]
     assert await buckets(sm, "o_a") == (0, 7_500, 0, 0)
 

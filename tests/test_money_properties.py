@@ -283,7 +283,8 @@ class MoneyMachine(RuleBasedStateMachine):
             assert got == "refund_exceeds"
         else:
             assert isinstance(got, Refund)
-            model.status = _S.REFUNDING
+            if fen == left:  # only a refund of everything left ends the order
+                model.status = _S.REFUNDING
             if to_wechat:
                 assert got.status == "pending"
                 model.pending += fen

@@ -182,3 +182,54 @@ async def test_doctor_finds_a_balance_that_drifted_from_its_ledger(
     await engine.dispose()
     assert await run_doctor(settings) == 1
     assert "✗ ledger: 1 total(s) differ" in capsys.readouterr().out
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key, like the merchant platform's apiclient_cert/key.pem."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "1900000109")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "apiclient_cert.pem", tmp_path / "apiclient_key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_doctor_asks_for_the_merchant_certificate_that_refunds_and_payouts_need(tmp_path: Path) -> None:
+    from bot.channels.pay import merchant_tls
+    from bot.doctor import _merchant_certificate
+
+    cert_file, key_file = _self_signed(tmp_path)
+    real = load_settings(wechatpay_mch_id="1900000109")
+    assert _merchant_certificate(real)[0] == "✗" and "WECHATPAY_CERT_FILE" in _merchant_certificate(real)[2]
+    simulated = load_settings(wechatpay_mch_id="1900000109", wechatpay_api_base="http://127.0.0.1:9/")
+    assert _merchant_certificate(simulated)[0] == "·"
+    good = load_settings(
+        wechatpay_mch_id="1900000109", wechatpay_cert_file=str(cert_file), wechatpay_key_file=str(key_file)
+    )
+    assert _merchant_certificate(good)[0] == "✓" and merchant_tls(good) is not None
+    wrong_key = good.model_copy(update={"wechatpay_key_file": str(cert_file)})
+    assert _merchant_certificate(wrong_key)[0] == "✗"
+    missing = good.model_copy(update={"wechatpay_cert_file": str(tmp_path / "nope.pem")})
+    assert _merchant_certificate(missing)[0] == "✗"

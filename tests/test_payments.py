@@ -514,7 +514,7 @@ async def test_partial_then_full_refund_to_the_balance(sm: Maker) -> None:
     part = await run(sm, payments.refund, amount_fen=3_000, reason="少发一条", **args)
     assert (part.status, part.destination, part.amount_fen) == ("succeeded", "balance", 3_000)
     assert re.fullmatch(r"RF\d{14}[A-Z2-7]{12}", part.out_refund_no)
-    assert await status_of(sm, order.id) == OrderStatus.REFUNDING
+    assert await status_of(sm, order.id) == OrderStatus.PENDING_REVIEW  # a partial refund: work goes on
     assert await balance(sm) == 3_000
     error = await refused(sm, "refund_exceeds", payments.refund, amount_fen=7_001, reason="多退", **args)
     assert error.details["refundable"] == 7_000
@@ -629,7 +629,7 @@ async def test_a_closed_wechat_refund_fails_and_can_be_asked_again(sm: Maker) ->
         notify=Recorder(),
     )
     assert outcome == "failed"
-    assert await status_of(sm, order.id) == OrderStatus.REFUNDING
+    assert await status_of(sm, order.id) == OrderStatus.PENDING_REVIEW
     again = await run(
         sm, payments.refund, amount_fen=6_000, reason="全部", **args
     )  # the failed one is not counted

@@ -338,7 +338,9 @@ async def test_finance_refunds_to_the_balance_from_chat(office: Office) -> None:
     assert too_much == ts.DOMAIN_ERRORS["refund_exceeds"].format(refundable="¥299")
     done = await office.say("zhaocai", f"退款 {order.number} 100 活动取消")
     assert done == ts.REFUNDED_TO_BALANCE.format(number=order.number, amount="¥100")
-    assert (await office.order(order.id)).status == "退款中"  # ¥199 still paid
+    assert (await office.order(order.id)).status == order.status  # ¥199 still paid: the work goes on
+    assert "· 待审核 · ¥299（已退 ¥100）" in await office.say("zhaocai", f"查单 {order.number}")
+    assert "合计 ¥299（已退 ¥100）" in await office.customer.say(order.number)
     assert await office.say("zhaocai", f"退款 {order.number} 活动取消") == ts.REFUNDED_TO_BALANCE.format(
         number=order.number, amount="¥199"
     )

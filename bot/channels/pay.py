@@ -89,6 +89,15 @@ def beijing_time(moment: datetime) -> str:
     return moment.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
 
 
+def merchant_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context that presents the merchant certificate, or None when none is configured."""
+    if not settings.wechatpay_cert_file:
+        return None
+    context = ssl.create_default_context()
+    context.load_cert_chain(settings.wechatpay_cert_file, settings.wechatpay_key_file or None)
+    return context
+
+
 class PayClient:
     """One merchant's pay APIs (orders, refunds, transfers to balances), on a shared aiohttp session."""
 
@@ -102,7 +111,7 @@ class PayClient:
         self.sign_type: SignType = "MD5" if settings.wechatpay_sign_type == "MD5" else "HMAC-SHA256"
         self._base = settings.wechatpay_api_base
         # refund is a secapi call: Tencent requires the merchant's client certificate (apiclient_cert).
-        self._cert = cert
+        self._cert = cert if cert is not None else merchant_tls(settings)
 
     async def unified_order(
         self,
