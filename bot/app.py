@@ -98,7 +98,7 @@ def staff_desk(app: web.Application) -> work_handlers.WorkHandler:
     return lambda event: work_handlers.build(
         app[keys.SETTINGS],
         app[keys.SESSIONMAKER],
-        Services(pay=app[keys.PAY], wake_outbox=app[keys.OUTBOX].wake),
+        Services(pay=app[keys.PAY], wake_outbox=app[keys.OUTBOX].wake, locks=app[keys.LOCKS]),
     )(event)
 
 
@@ -159,7 +159,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
-    locks = PersonLocks(app[keys.REDIS])
+    locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
 from bot.channels.wecom import WeComClient
+from bot.locks import PersonLocks
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from bot.sandbox.pay_sim import PaySimulator
@@ -27,6 +28,7 @@ METRICS = web.AppKey("metrics", Metrics)
 MP = web.AppKey("mp", MpClient)
 OUTBOX = web.AppKey("outbox", OutboxDispatcher)
 PIPELINE = web.AppKey("pipeline", Pipeline)
+LOCKS = web.AppKey("locks", PersonLocks)  # customers' per-person locks (also taken by staff changes)
 SANDBOX = web.AppKey("sandbox", Sandbox)
 PAY_SIM = web.AppKey("pay_sim", PaySimulator)  # only when the sandbox is on
 PAY: web.AppKey[PayClient | None] = web.AppKey("pay")  # None where WeChat Pay is not configured

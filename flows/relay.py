@@ -335,8 +335,8 @@ async def update_conversation(
 ) -> None:
     """Apply `change` to the person's flow state (optimistic: retried if a turn wrote meanwhile).
 
-    Staff act without the person's lock; a customer turn running at that very moment may still
-    write over this change (the turn writer does not compare versions)."""
+    The caller holds the person's lock (handlers.work Turn.change): the turn writer does not compare
+    versions, so a customer turn running at the same moment would otherwise write over this change."""
     for _ in range(3):
         conv = await session.get(Conversation, (account, openid), populate_existing=True)
         if conv is None:

@@ -21,6 +21,7 @@ from store.turns import FlowState
 
 if TYPE_CHECKING:
     from bot.channels.pay import PayClient
+    from bot.locks import PersonLocks
 
 
 class UserFacingError(Exception):
@@ -64,6 +65,7 @@ class Services:
     pay: PayClient | None = None
     stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
     wake_outbox: Callable[[], None] | None = None
+    locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
 
 
 @dataclass(slots=True)

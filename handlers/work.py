@@ -14,10 +14,11 @@ import logging
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.pay import PayError
@@ -110,11 +111,19 @@ class Turn:
         self.after.append(lambda: desk.hand_out_backlog(self.sessionmaker, self.settings, utcnow()))
 
     @asynccontextmanager
-    async def change(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: the change, its audit entry and the messages it causes commit together."""
+    async def change(self, customer: tuple[str, str] | None = None) -> AsyncIterator[AsyncSession]:
+        """One transaction: the change, its audit entry and the messages it causes commit together.
+
+        A change that writes a customer's conversation holds their lock (taken before the transaction,
+        as their own turns do), so a message of theirs handled meanwhile cannot write over it.
+        """
+        locks = self.services.locks
         mark = len(self.out)
         try:
-            async with self.sessionmaker.begin() as session:
+            async with (
+                locks.hold(*customer) if customer and locks else nullcontext(),
+                self.sessionmaker.begin() as session,
+            ):
                 yield session
                 await enqueue(session, *self.out)
         except BaseException:
@@ -122,6 +131,13 @@ class Turn:
             raise
         self.out.clear()
         self.wake()
+
+    async def customer_of(self, *, number: str = "", order_id: int = 0) -> tuple[str, str] | None:
+        """The (account, openid) of an order's customer, or None when there is no such order."""
+        async with self.sessionmaker() as session:
+            where = Order.number == number if number else Order.id == order_id
+            found = (await session.execute(select(Order.account, Order.openid).where(where))).first()
+        return (found[0], found[1]) if found else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -415,8 +431,9 @@ async def answer(turn: Turn, question: dict[str, Any], text: str) -> None:
             turn.say(ts.CANCELLED)
         return
     turn.word = ts.BUTTONS.get(kind, "")
+    customer = await turn.customer_of(order_id=ref) if kind == "reject" else None
     try:
-        async with turn.change() as session:
+        async with turn.change(customer) as session:
             await staff.drop_question(session, account=turn.account, userid=turn.userid)
             if kind == "reject":
                 staff.check(turn.member, "reject")
@@ -615,7 +632,7 @@ async def on_reject(turn: Turn) -> None:
     number, reason = turn.args()
     if not reason:
         raise Usage
-    async with turn.change() as session:
+    async with turn.change(await turn.customer_of(number=number)) as session:
         await reject(turn, session, await desk.order_by_number(session, number), reason)
 
 
@@ -769,7 +786,7 @@ async def on_reply(turn: Turn) -> None:
     number, content = turn.args()
     if not content:
         raise Usage
-    async with turn.change() as session:
+    async with turn.change(await turn.customer_of(number=number)) as session:
         order = await desk.order_by_number(session, number)
         await relay.staff_reply(
             session, order=order, userid=turn.userid, content=content, settings=turn.settings, now=turn.now

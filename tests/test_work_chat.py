@@ -20,10 +20,12 @@ from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.pay_sim import PaySimulator
 from bot.sandbox.wecom_sim import Push, WeComSimulator
+from flows import relay
 from flows import texts_staff as ts
 from settings import Settings
 from store import catalog, earnings, staff
-from store.models import AuditEntry, Earnings, Order, Withdrawal, utcnow
+from store.models import AuditEntry, Conversation, Earnings, Order, Withdrawal, utcnow
+from store.turns import FlowState
 from tests import wecom
 from tests.conftest import eventually
 from tests.test_ordering import CATALOG, Customer
@@ -348,3 +350,21 @@ async def test_finance_refunds_to_the_balance_from_chat(office: Office) -> None:
     assert [a for a in await office.audit(order.number) if a[1] == "refund"] == [
         ("staff:zhaocai", "refund")
     ] * 2
+
+
+async def test_a_reply_waits_while_a_turn_of_the_customer_is_under_way(office: Office) -> None:
+    """Staff changes to a customer's conversation take the customer's lock, as their own turns do: a
+    message of theirs handled at that instant cannot write over the relay mode the reply turns on."""
+    order = await office.paid_order()
+    await eventually(lambda: [t for t in office.texts_to("wangfang") if "分给你了" in t])
+    locks = office.client.app[keys.LOCKS]
+    async with locks.hold(order.account, order.openid):  # a customer turn under way
+        reply = asyncio.create_task(office.say("wangfang", f"回复 {order.number} 明天上午开始"))
+        await asyncio.sleep(0.3)
+        assert not reply.done()
+        async with office.sessionmaker() as s:
+            assert await relay.thread(s, order.id) == []
+    assert await reply == ts.REPLY_SENT.format(number=order.number)
+    async with office.sessionmaker() as s:
+        conv = await s.get(Conversation, (order.account, order.openid))
+    assert conv is not None and relay.relay_state(FlowState(conv.flow, conv.step, conv.data), utcnow())
