@@ -20,7 +20,7 @@ from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.pay_sim import PaySimulator
 from bot.sandbox.wecom_sim import Push, WeComSimulator
-from flows import relay
+from flows import relay, texts
 from flows import texts_staff as ts
 from settings import Settings
 from store import catalog, earnings, staff
@@ -368,3 +368,25 @@ async def test_a_reply_waits_while_a_turn_of_the_customer_is_under_way(office: O
     async with office.sessionmaker() as s:
         conv = await s.get(Conversation, (order.account, order.openid))
     assert conv is not None and relay.relay_state(FlowState(conv.flow, conv.step, conv.data), utcnow())
+
+
+async def test_finance_refunds_through_wechat_pay_from_chat(office: Office) -> None:
+    """`退款 … 原路`: WeChat Pay is asked, its refund notification finishes the order, the customer is told;
+    a refund WeChat Pay refuses is reported to staff and counts for nothing."""
+    order = await office.paid_order()
+    async with office.sessionmaker.begin() as s:
+        await staff.add_member(s, userid="zhaocai", name="赵财", roles=["finance"], actor="cli", now=utcnow())
+    office.pay.fail_next("refund", "NOTENOUGH")
+    refused = await office.say("zhaocai", f"退款 {order.number} 活动取消 原路")
+    assert refused == ts.REFUND_REFUSED.format(number=order.number, reason="余额不足")
+    # Still to be refunded (退款中), but nothing went out and nothing is counted as refunded.
+    assert (await office.order(order.id)).status == "退款中"
+    assert sum(o.refunded for o in office.pay.orders.values()) == 0
+    assert ("staff:zhaocai", "refund_failed") in await office.audit(order.number)
+
+    asked = await office.say("zhaocai", f"退款 {order.number} 活动取消 原路")
+    assert asked == ts.REFUND_ASKED.format(number=order.number, amount="¥299")
+    told = texts.REFUNDED_TO_WECHAT.format(number=order.number, amount="¥299")
+    await eventually(lambda: [m for m in office.customer.sim.sent if m.payload.get("content") == told])
+    assert (await office.order(order.id)).status == "已退款"
+    assert sum(o.refunded for o in office.pay.orders.values()) == 29_900
