@@ -151,6 +151,13 @@ class Form:
         n, total = self.position()
         return texts.FORM_PAUSED.format(n=n, total=total)
 
+    def reminder(self) -> str:
+        """The one message sent when the form has been left idle (flows.reminders)."""
+        if self.at_confirm:
+            return texts.FORM_PAUSED_CONFIRM.strip("\n—")
+        n, total = self.position()
+        return texts.FORM_REMINDER.format(n=n, total=total)
+
 
 class OrderForm(Form):
     """The requirements of an order: the union of what its packages need, then a summary to confirm."""

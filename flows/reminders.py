@@ -1,4 +1,4 @@
-"""One reminder for an order form left half-filled (sent once, through the outbox)."""
+"""One reminder for a form left half-filled — an order, or materials sent back (once, through the outbox)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.locks import PersonLocks
-from flows import texts
-from flows.engine import OrderForm
+from flows.engine import Form, OrderForm
+from flows.review import ResubmitForm
 from store.models import Conversation
 from store.outbox import enqueue, text
 from store.turns import FlowState
 
+FORMS: dict[str, type[Form]] = {OrderForm.name: OrderForm, ResubmitForm.name: ResubmitForm}
 IDLE = dt.timedelta(minutes=30)
 # Forms idle for longer than this are not reminded any more (the person has moved on).
 HORIZON = dt.timedelta(days=1)
@@ -27,7 +28,7 @@ async def remind_abandoned_forms(
         rows = (
             await session.execute(
                 select(Conversation.account, Conversation.openid).where(
-                    Conversation.flow == OrderForm.name,
+                    Conversation.flow.in_(list(FORMS)),
                     Conversation.updated_at < now - IDLE,
                     Conversation.updated_at > now - HORIZON,
                 )
@@ -45,10 +46,10 @@ async def _remind(
 ) -> int:
     async with sessionmaker.begin() as session:
         conv = await session.get(Conversation, (account, openid))
-        if conv is None or conv.flow != OrderForm.name or conv.updated_at >= now - IDLE:
+        if conv is None or conv.flow not in FORMS or conv.updated_at >= now - IDLE:
             return 0
         state = FlowState(conv.flow, conv.step, dict(conv.data))
-        form = OrderForm(state)
+        form = FORMS[conv.flow](state)
         if form.data.get("reminded"):
             return 0
         form.data["reminded"] = True
@@ -63,13 +64,8 @@ async def _remind(
         )
         if changed.rowcount != 1:  # type: ignore[attr-defined]
             return 0
-        n, total = form.position()
-        message = (
-            texts.FORM_PAUSED_CONFIRM.strip("\n—")
-            if form.at_confirm
-            else texts.FORM_REMINDER.format(n=n, total=total)
-        )
         await enqueue(
-            session, text(openid, message, dedupe_key=f"form-reminder:{account}:{openid}:{conv.version}")
+            session,
+            text(openid, form.reminder(), dedupe_key=f"form-reminder:{account}:{openid}:{conv.version}"),
         )
     return 1

@@ -88,6 +88,14 @@ class ResubmitForm(Form):
         self.answers.pop(self.state.step or "", None)
         self._advance()
 
+    def paused_hint(self) -> str:
+        n, total = self.position()
+        return t.RESUBMIT_PAUSED.format(number=self.number, n=n, total=total)
+
+    def reminder(self) -> str:
+        n, total = self.position()
+        return t.RESUBMIT_REMINDER.format(number=self.number, n=n, total=total)
+
     def finish(self) -> None:
         """Leave, and put back the flow this one interrupted."""
         paused = self.data.get("paused")

@@ -569,6 +569,11 @@ RESUBMIT_NOTHING = "订单 {number} 现在不需要补充资料哦。"
 RESUBMIT_USAGE = "请带上单号，例如「重新提交 20261122-0042」。"
 RESUBMIT_FOR_ORDER = "订单 {number} 的资料："
 RESUBMIT_RESUME = "\n\n——\n接着刚才的：\n{question}"
+RESUBMIT_PAUSED = "\n\n——\n订单 {number} 的资料还在修改（第 {n}/{total} 步），发「继续」接着改。"
+RESUBMIT_REMINDER = (
+    "订单 {number} 的资料还差一点没改完（第 {n}/{total} 步）📝 改好后才能继续审核。\n"
+    "发「继续」接着改；想直接问客服就发「取消」。"
+)
 RESUBMIT_KEEP_WORDS = ("不变", "保留", "不用改", "不改", "保持不变", "和原来一样")
 
 # --- Staff (WeCom work chat) ---------------------------------------------------------------------

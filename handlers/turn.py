@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from flows import texts
-from flows.engine import OrderForm
+from flows.engine import Form, OrderForm
+from flows.review import ResubmitForm
 from handlers.context import Ctx, Reply, UserFacingError
 from handlers.menu import CLICK_COMMANDS
 from handlers.router import Router, normalise
+from store.turns import FlowState
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +40,25 @@ async def run(router: Router, ctx: Ctx) -> str:
         log.exception("handler failed", extra={"route": route.name, "openid": ctx.openid})
         _refuse(ctx, before, ctx.fmt(texts.SORRY))
         return route.name + ":error"
-    _remind_of_form(ctx, route.name, was_in_form=OrderForm.active(before))
+    _remind_of_form(ctx, route.name, was_in=_form_of(before))
     return route.name
 
 
-def _remind_of_form(ctx: Ctx, route: str, *, was_in_form: bool) -> None:
+FORM_ROUTES = ("form.", "form_answers.", "resubmit.", "resubmit_answers.")
+
+
+def _form_of(state: FlowState) -> type[Form] | None:
+    """The kind of form the person is filling in, if any (an order, or materials sent back)."""
+    return next((kind for kind in (OrderForm, ResubmitForm) if kind.active(state)), None)
+
+
+def _remind_of_form(ctx: Ctx, route: str, *, was_in: type[Form] | None) -> None:
     """Asked something else in the middle of a form: answer it, then say how to go back."""
-    if route.startswith(("form.", "form_answers.")) or not (was_in_form and OrderForm.active(ctx.state)):
+    if route.startswith(FORM_ROUTES) or was_in is None or _form_of(ctx.state) is not was_in:
         return
     last = ctx.replies[-1] if ctx.replies else None
     if last is not None and last.kind == "text":
-        last.payload["content"] += OrderForm(ctx.state).paused_hint()
+        last.payload["content"] += was_in(ctx.state).paused_hint()
 
 
 def _refuse(ctx: Ctx, before: object, text: str) -> None:

@@ -3,6 +3,7 @@ resubmit in chat (resuming a paused order form afterwards), 取消 → staff, an
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from bot import keys
 from flows import review, texts
 from flows import texts as t
 from flows.notices import quiet
+from flows.reminders import remind_abandoned_forms
 from flows.requirements import STEPS
 from store import orders
 from store.errors import DomainError
@@ -170,6 +172,30 @@ async def test_cancel_to_talk_to_staff_and_resubmit_later(customer: Customer, sh
     order = await load(shop, number)
     assert order.review is None and order.requirements["copy"] == copy
     assert await customer.say(f"重新提交 {number}") == t.RESUBMIT_NOTHING.format(number=number)
+
+
+async def test_redoing_materials_is_paused_by_other_questions_and_reminded_once(
+    customer: Customer, shop: TestClient
+) -> None:
+    number = await coffee_order(customer, shop)
+    before = len(customer.sim.sent)
+    await send_back(shop, number, "卖点再具体一些", steps=["selling_points"])
+    await received(customer, "text", before)
+    # Another question in the middle: answered, then a line on how to get back to the materials.
+    mine = await customer.say("我的订单")
+    assert number in mine and mine.endswith(t.RESUBMIT_PAUSED.format(number=number, n=1, total=1))
+    assert "第 1/1 步：" in await customer.say("继续")
+
+    # Left idle: one reminder through the outbox, never a second.
+    sessionmaker, locks = shop.app[keys.SESSIONMAKER], shop.app[keys.LOCKS]
+    later = utcnow() + dt.timedelta(minutes=31)
+    before = len(customer.sim.sent)
+    assert await remind_abandoned_forms(sessionmaker, locks, later) == 1
+    assert await remind_abandoned_forms(sessionmaker, locks, later) == 0
+    shop.app[keys.OUTBOX].wake()
+    reminded = (await received(customer, "text", before))[0].payload["content"]
+    assert reminded == t.RESUBMIT_REMINDER.format(number=number, n=1, total=1)
+    assert await customer.say("卖点：3 秒速溶，0 糖") == t.RESUBMIT_DONE.format(number=number)
 
 
 async def test_send_back_refusals_and_a_review_decided_meanwhile(
