@@ -117,6 +117,27 @@ async def _add_to_total(session: AsyncSession, account: str, openid: str, bucket
     return True
 
 
+async def _lock_people(session: AsyncSession, account: str, openids: Collection[str]) -> None:
+    """Hold the Earnings rows of everyone a transaction will touch, in one order (by openid).
+
+    A payment (the buyer's chain) and the release job (many chains) touch several rows each; taken in
+    whatever order they come, two such transactions can deadlock on PostgreSQL. SQLite serialises
+    writers, so there this is only the insert of missing rows."""
+    people = sorted(set(openids))
+    if not people:
+        return
+    zero = {f"{b}_fen": 0 for b in BUCKETS}
+    for openid in people:
+        stmt = _insert(session, Earnings).values(account=account, openid=openid, updated_at=utcnow(), **zero)
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["account", "openid"]))
+    await session.execute(
+        select(Earnings.openid)
+        .where(Earnings.account == account, Earnings.openid.in_(people))
+        .order_by(Earnings.openid)
+        .with_for_update()
+    )
+
+
 async def _move(
     session: AsyncSession,
     account: str,
@@ -283,8 +304,10 @@ async def on_order_paid(
     if not chain:
         return []
     flag, note = await _fraud(session, order)
+    shares = await _shares(session, order, chain, settings.levels)
+    await _lock_people(session, order.account, [share[1] for share in shares])
     made: list[Commission] = []
-    for d, beneficiary, base, rate, amount in await _shares(session, order, chain, settings.levels):
+    for d, beneficiary, base, rate, amount in shares:
         commission = await _add_commission(
             session,
             order_id=order.id,
@@ -335,11 +358,16 @@ def _completed_before(cutoff: dt.datetime) -> ColumnElement[bool]:
 async def release_due(session: AsyncSession, *, now: dt.datetime, freeze_days: int) -> list[Commission]:
     """Pending commissions of orders completed at least `freeze_days` ago → available."""
     due = _completed_before(now - dt.timedelta(days=freeze_days))
-    ids = list(
-        await session.scalars(
-            select(Commission.id).where(Commission.status == "pending", due).order_by(Commission.id)
+    rows = (
+        await session.execute(
+            select(Commission.id, Commission.account, Commission.openid)
+            .where(Commission.status == "pending", due)
+            .order_by(Commission.id)
         )
-    )
+    ).all()
+    for account in sorted({row.account for row in rows}):
+        await _lock_people(session, account, [row.openid for row in rows if row.account == account])
+    ids = [row.id for row in rows]
     released: list[Commission] = []
     for commission_id in ids:
         # WHERE status = 'pending': of two workers only one releases it; reversed_fen is read atomically.
@@ -428,13 +456,17 @@ async def settle_refunds(session: AsyncSession, *, order_id: int, now: dt.dateti
     back = await payments.refunded(session, order_id, statuses=("succeeded",))
     if paid <= 0 or back <= 0:
         return []
-    ids = await session.scalars(
-        select(Commission.id)
-        .where(Commission.order_id == order_id, Commission.status.in_(REVERSIBLE))
-        .order_by(Commission.id)
-    )
+    rows = (
+        await session.execute(
+            select(Commission.id, Commission.account, Commission.openid)
+            .where(Commission.order_id == order_id, Commission.status.in_(REVERSIBLE))
+            .order_by(Commission.id)
+        )
+    ).all()
+    if rows:
+        await _lock_people(session, rows[0].account, [row.openid for row in rows])
     changed: list[Commission] = []
-    for commission_id in list(ids):
+    for commission_id in [row.id for row in rows]:
         done = await _reverse(
             session,
             commission_id,
