@@ -164,24 +164,22 @@ async def on_answer(ctx: Ctx) -> None:
     ctx.say(await _next_question(ctx, form))
 
 
-@answers.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "image")
-async def on_image(ctx: Ctx) -> None:
-    """A picture for an image step: downloaded, checked and kept as the order's material."""
-    form = OrderForm(ctx.state)
-    step = form.step
-    if step is None or not step.images:
-        ctx.say(texts.IMAGE_NOT_NOW + "\n\n" + await _next_question(ctx, form))
-        return
+async def fetch_image(ctx: Ctx) -> bytes:
+    """The picture the person just sent, downloaded from WeChat (as the order form does it)."""
     if ctx.services.media is None:
         raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED)
     try:
-        data = await ctx.services.media.get_media(ctx.event.media_id)
+        return await ctx.services.media.get_media(ctx.event.media_id)
     except Exception:
         log.warning("media download failed", exc_info=True, extra={"media_id": ctx.event.media_id})
         raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED) from None
+
+
+async def keep_image(ctx: Ctx, data: bytes) -> int:
+    """Keep the picture as the person's material (checked by its bytes); returns its id."""
     async with ctx.transaction() as session:
         try:
-            material_id = await orders.save_material(
+            return await orders.save_material(
                 session,
                 account=ctx.event.account,
                 openid=ctx.openid,
@@ -191,6 +189,17 @@ async def on_image(ctx: Ctx) -> None:
             )
         except DomainError as exc:
             raise UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.IMAGE_BAD)) from None
+
+
+@answers.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "image")
+async def on_image(ctx: Ctx) -> None:
+    """A picture for an image step: downloaded, checked and kept as the order's material."""
+    form = OrderForm(ctx.state)
+    step = form.step
+    if step is None or not step.images:
+        ctx.say(texts.IMAGE_NOT_NOW + "\n\n" + await _next_question(ctx, form))
+        return
+    material_id = await keep_image(ctx, await fetch_image(ctx))
     try:
         n = form.add_image(material_id)
     except InvalidInput as exc:

@@ -12,8 +12,8 @@ from flows import relay, texts
 from flows import texts as t
 from flows.engine import OrderForm
 from handlers.context import Ctx, UserFacingError, refusals
+from handlers.form import fetch_image
 from handlers.orders import NUMBER
-from handlers.resubmit import fetch_image
 from handlers.router import Router, normalise
 from store import orders
 from store.models import Order

@@ -18,10 +18,10 @@ from flows.review import (
     keys_sent_back,
 )
 from handlers.context import Ctx, UserFacingError
+from handlers.form import fetch_image, keep_image
 from handlers.orders import NUMBER
 from handlers.router import Router, normalise
 from store import orders
-from store.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +37,6 @@ KEEP = {normalise(w) for w in t.RESUBMIT_KEEP_WORDS}
 
 def _redoing(ctx: Ctx, words: set[str] | None = None) -> bool:
     return ResubmitForm.active(ctx.state) and (words is None or ctx.command in words)
-
-
-async def fetch_image(ctx: Ctx) -> bytes:
-    """The picture the person just sent, downloaded from WeChat (as the order form does it)."""
-    if ctx.services.media is None:
-        raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED)
-    try:
-        return await ctx.services.media.get_media(ctx.event.media_id)
-    except Exception:
-        log.warning("media download failed", exc_info=True, extra={"media_id": ctx.event.media_id})
-        raise UserFacingError(texts.IMAGE_DOWNLOAD_FAILED) from None
-
-
-async def keep_image(ctx: Ctx, data: bytes) -> int:
-    """Keep the picture as the person's material (checked by its bytes); returns its id."""
-    async with ctx.transaction() as session:
-        try:
-            return await orders.save_material(
-                session,
-                account=ctx.event.account,
-                openid=ctx.openid,
-                media_id=ctx.event.media_id,
-                content_type="",
-                data=data,
-            )
-        except DomainError as exc:
-            raise UserFacingError(texts.DOMAIN_ERRORS.get(exc.code, texts.IMAGE_BAD)) from None
 
 
 def _ask(ctx: Ctx, before: str, form: ResubmitForm) -> None:
