@@ -9,12 +9,18 @@ from flows import texts
 from flows.format import bar, yuan
 from flows.requirements import BEIJING
 from store.models import Order
-from store.orders import PROGRESS
+from store.orders import PAID, PROGRESS, OrderStatus
 from store.outbox import Outgoing, text
 
 
 def order_notice(order: Order, frm: str | None, to: str, reason: str | None) -> list[Outgoing]:
     """A short status message for changes the customer did not make themselves."""
+    if frm == OrderStatus.REFUNDING and to in PAID:  # a refund request turned down
+        content = texts.REFUND_DECLINED.format(number=order.number, reason=reason or "", status=to)
+        # A request may be made and turned down more than once: each answer is its own message.
+        return [
+            text(order.openid, content, dedupe_key=f"order:{order.id}:refund-declined:{order.updated_at}")
+        ]
     template = texts.ORDER_NOTICES.get(to)
     if template is None or frm is None:
         return []

@@ -236,6 +236,7 @@ ORDER_NOT_CANCELLABLE = (
 REFUND_NEEDS_REASON = "请带上退款原因，例如「申请退款 {number} 活动延期了」。"
 REFUND_REQUESTED = "已提交订单 {number} 的退款申请，客服会尽快处理，结果会第一时间通知你。"
 REFUND_NOT_ALLOWED = "订单 {number} 现在是「{status}」，还不能申请退款。"
+REFUND_DECLINED = "订单 {number} 的退款申请没有通过：{reason}\n订单继续进行，当前状态「{status}」。有疑问可以发「联系客服 {number}」。"
 ORDER_USAGE = "请带上单号，例如「{command} 20261122-0042」。发「我的订单」查看单号。"
 ACTOR_NAMES = {"customer": "你", "staff": "客服", "system": "系统"}
 
@@ -377,7 +378,8 @@ STAFF_LATE_PAYMENT = (
     "> 微信交易号：{transaction_id}\n如客户需要，可协助重新下单或退款。"
 )
 STAFF_REFUND_REQUESTED = (
-    "**↩️ 退款申请**\n> 订单：{number}　金额：{total}\n> 原因：{reason}\n请在 1 个工作日内处理。"
+    "**↩️ 退款申请**\n> 订单：{number}　金额：{total}\n> 原因：{reason}\n"
+    "请在 1 个工作日内处理：同意发「退款 {number} 原因」，不同意发「拒绝退款 {number} 原因」。"
 )
 STAFF_INVOICE_REQUESTED = "**🧾 发票申请**\n> 订单：{number}　金额：{amount}\n> 抬头：{title}\n> 税号：{tax_no}\n开具后请回传发票链接。"
 

@@ -31,7 +31,7 @@ from flows.payments import refund_order
 from handlers.context import Services
 from handlers.events import WorkEvent
 from settings import Settings
-from store import earnings, staff
+from store import earnings, payments, staff
 from store.errors import DomainError
 from store.models import Order, Staff, utcnow
 from store.orders import BEIJING, OrderStatus
@@ -778,6 +778,28 @@ async def on_refund(turn: Turn) -> None:
         done = ts.REFUNDED_TO_BALANCE if made.destination == "balance" else ts.REFUND_ASKED
         turn.say(done, number=number, amount=yuan(made.amount_fen))
     turn.hand_out_later()
+
+
+@command("拒绝退款", "refund")
+async def on_decline_refund(turn: Turn) -> None:
+    """拒绝退款 <单号> <原因> (finance): the order goes back to where it was; the customer hears why."""
+    number, reason = turn.args()
+    if not reason:
+        raise Usage
+    async with turn.change() as session:
+        order = await desk.order_by_number(session, number)
+        order = await payments.decline_refund(
+            session, order_id=order.id, actor=turn.actor, reason=reason, notify=order_notice
+        )
+        await staff.audit(
+            session,
+            actor=turn.actor,
+            action="refund_decline",
+            target=f"order:{number}",
+            now=turn.now,
+            detail={"reason": reason, "back_to": order.status},
+        )
+        turn.say(ts.REFUND_DECLINED, number=number, status=order.status)
 
 
 @command("回复", "reply")

@@ -489,10 +489,13 @@ async def _apply(
     notify: Notify,
     gate: StockGate | None = None,
     values: dict[str, Any] | None = None,
+    back: bool = False,
 ) -> Order:
-    """The one place a status changes: table check, conditional UPDATE, event, stock, outbox."""
+    """The one place a status changes: table check, conditional UPDATE, event, stock, outbox.
+
+    `back`: 退款中 returns to the paid state it came from (reopen), which the table cannot express."""
     frm, to = OrderStatus(order.status), OrderStatus(to)
-    if to not in TRANSITIONS[frm]:
+    if to not in TRANSITIONS[frm] and not (back and frm is OrderStatus.REFUNDING and to in PAID):
         raise DomainError("illegal_transition", frm=frm, to=to)
     now = utcnow()
     # WHERE status = frm: of two concurrent changes (a double-clicked card button) only one applies.
@@ -582,6 +585,32 @@ async def request_refund(
         reason=reason,
         notify=notify,
         values={"refund_reason": reason},
+    )
+
+
+async def reopen(session: AsyncSession, *, order_id: int, actor: str, reason: str, notify: Notify) -> Order:
+    """A refund turned down: 退款中 → the paid state the order was in before it (callers check refunds)."""
+    order = await _load(session, order_id)
+    if order.status != OrderStatus.REFUNDING:
+        raise DomainError("not_refunding", number=order.number, status=order.status)
+    reason = reason.strip()
+    if not 1 <= len(reason) <= MAX_REASON_CHARS:
+        raise DomainError("bad_reason", max_chars=MAX_REASON_CHARS)
+    before = await session.scalar(
+        select(OrderEvent.from_status)
+        .where(OrderEvent.order_id == order_id, OrderEvent.to_status == OrderStatus.REFUNDING)
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+    return await _apply(
+        session,
+        order,
+        OrderStatus(before or OrderStatus.PENDING_REVIEW),
+        actor=actor,
+        reason=reason,
+        notify=notify,
+        values={"refund_reason": None},
+        back=True,
     )
 
 

@@ -590,6 +590,22 @@ async def refund(
     return row
 
 
+async def decline_refund(
+    session: AsyncSession, *, order_id: int, actor: str, reason: str, notify: Notify
+) -> Order:
+    """Staff turn down a refund request: the order goes back to where it was, the customer hears why.
+
+    Not while a WeChat refund of it is under way (its result would be orphaned); refunds that went
+    through stay (a partial refund was already given)."""
+    order = await _hold_order(session, order_id, [OrderStatus.REFUNDING])
+    if order is None:
+        found = await _order(session, order_id)
+        raise DomainError("not_refunding", number=found.number, status=found.status)
+    if await refunded(session, order_id, statuses=("pending",)) > 0:
+        raise DomainError("refund_under_way", number=order.number)
+    return await orders.reopen(session, order_id=order_id, actor=actor, reason=reason, notify=notify)
+
+
 async def apply_refund_notification(
     session: AsyncSession,
     *,

@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store import orders
+from store import orders, payments
 from store.db import make_engine, make_sessionmaker
 from store.errors import DomainError
 from store.migrate import upgrade
@@ -91,6 +91,7 @@ class OrderMachine(RuleBasedStateMachine):
         self.package_id = self.run(add_package(self.sm, STOCK))
         self.order_id = self.run(self._place()).id
         self.status = OrderStatus.PENDING_PAYMENT
+        self.before_refund = OrderStatus.PENDING_REVIEW  # where 退款中 was entered from, last time
         self.seen = self.run(self._read())
 
     def run(self, coro: Awaitable[T]) -> T:
@@ -150,6 +151,8 @@ class OrderMachine(RuleBasedStateMachine):
             return
         assert ok, f"{self.status} → {to} allowed"
         assert order.status == to
+        if to == OrderStatus.REFUNDING:
+            self.before_refund = self.status
         self.status = to
         self.seen = self.run(self._read())
         assert self.seen.events[:-1] == before.events  # exactly one new event, appended
@@ -189,6 +192,19 @@ class OrderMachine(RuleBasedStateMachine):
                 s, order_id=self.order_id, openid=openid, reason=reason, notify=notify
             ),
             OrderStatus.REFUNDING,
+            ok,
+        )
+
+    @rule(reason=st.sampled_from(["", "已按约定发布", "x" * 201]))
+    def staff_declines_the_refund(self, reason: str) -> None:
+        """退款中 goes back to exactly the paid state it came from, and nowhere else."""
+        ok = self.status == OrderStatus.REFUNDING and bool(reason) and len(reason) <= orders.MAX_REASON_CHARS
+        to = self.before_refund if ok else self.status
+        self.attempt(
+            lambda s: payments.decline_refund(
+                s, order_id=self.order_id, actor="staff:t", reason=reason, notify=notify
+            ),
+            to,
             ok,
         )
 

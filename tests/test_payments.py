@@ -844,3 +844,25 @@ async def test_invoice_amount_is_what_was_paid_minus_refunds(lite: Maker) -> Non
         lite, payments.request_invoice, account=ACCOUNT, openid=ALICE, order_id=order.id, title_id=header.id
     )
     assert invoice.amount_fen == 7_700
+
+
+async def test_a_declined_refund_request_puts_the_order_back_where_it_was(sm: Maker) -> None:
+    package_id = await add_package(sm, price_fen=6_000)
+    order, _ = await paid_by_wechat(sm, package_id)
+    for to in (OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS):
+        await run(sm, orders.transition, order_id=order.id, to=to, actor="staff:wang", notify=Recorder())
+    ask = {"order_id": order.id, "openid": ALICE, "reason": "不想要了", "notify": Recorder()}
+    await run(sm, orders.request_refund, **ask)
+    notify = Recorder()
+    decline = {"order_id": order.id, "actor": "staff:fin", "notify": notify}
+    await refused(sm, "bad_reason", payments.decline_refund, reason=" ", **decline)
+    back = await run(sm, payments.decline_refund, reason="笔记已按约定发布", **decline)
+    assert back.status == OrderStatus.IN_PROGRESS and back.refund_reason is None
+    assert notify.calls == [(order.id, "退款中", "执行中", "笔记已按约定发布")]
+    await refused(sm, "not_refunding", payments.decline_refund, reason="再拒", **decline)
+
+    # Asked again, and a WeChat refund is under way: its result decides, not a decline.
+    await run(sm, orders.request_refund, **ask)
+    wechat = {"destination": "wechat", "actor": "staff:fin", "notify": Recorder()}
+    await run(sm, payments.refund, order_id=order.id, amount_fen=6_000, reason="同意", **wechat)
+    await refused(sm, "refund_under_way", payments.decline_refund, reason="又不退了", **decline)

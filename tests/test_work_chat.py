@@ -390,3 +390,25 @@ async def test_finance_refunds_through_wechat_pay_from_chat(office: Office) -> N
     await eventually(lambda: [m for m in office.customer.sim.sent if m.payload.get("content") == told])
     assert (await office.order(order.id)).status == "已退款"
     assert sum(o.refunded for o in office.pay.orders.values()) == 29_900
+
+
+async def test_finance_turns_down_a_refund_request_and_the_customer_hears_why(office: Office) -> None:
+    order = await office.paid_order()
+    async with office.sessionmaker.begin() as s:
+        await staff.add_member(s, userid="zhaocai", name="赵财", roles=["finance"], actor="cli", now=utcnow())
+    await office.customer.say(f"申请退款 {order.number} 不想要了")
+    alert = await eventually(lambda: [p for p in office.robot if "退款申请" in p])
+    assert f"拒绝退款 {order.number} 原因" in alert[0]
+
+    assert "财务" in await office.say("wangfang", f"拒绝退款 {order.number} 不行")  # ops may not
+    usage = await office.say("zhaocai", f"拒绝退款 {order.number}")
+    assert usage == ts.USAGE_LINE.format(usage=ts.USAGE["拒绝退款"])
+    reason = "课程已开始学习，按约定不支持退款"
+    done = await office.say("zhaocai", f"拒绝退款 {order.number} {reason}")
+    assert done == ts.REFUND_DECLINED.format(number=order.number, status="待审核")
+    told = texts.REFUND_DECLINED.format(number=order.number, reason=reason, status="待审核")
+    await eventually(lambda: [m for m in office.customer.sim.sent if m.payload.get("content") == told])
+    assert (await office.order(order.id)).status == "待审核"
+    assert ("staff:zhaocai", "refund_decline") in await office.audit(order.number)
+    again = await office.say("zhaocai", f"拒绝退款 {order.number} {reason}")
+    assert again == ts.DOMAIN_ERRORS["not_refunding"].format(number=order.number, status="待审核")
