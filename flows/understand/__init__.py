@@ -1,0 +1,1 @@
+"""The understanding step: a message and its context → an intent with typed slots (see types)."""
