@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from handlers import basic, cart, catalog, creators, faq, form, invite, invoices, orders, pay, relay, resubmit
+from handlers import (
+    basic,
+    cart,
+    catalog,
+    creators,
+    form,
+    invite,
+    invoices,
+    orders,
+    pay,
+    relay,
+    resubmit,
+    understand,
+)
 from handlers.router import Router
 
 
 def build_router() -> Router:
     """First match wins: the form's control words, then commands, then a form's answers,
-    then numbers picked from the last list, FAQ keywords, and the catch-alls."""
+    then numbers picked from the last list, then any other text is understood (handlers/understand),
+    and the catch-alls for images, voice and old menu clicks."""
     root = Router("root")
     root.include(
         resubmit.router,  # materials sent back: its control words first while redoing them
@@ -24,10 +38,11 @@ def build_router() -> Router:
         invite.router,
         resubmit.answers,  # answers to the steps being redone
         relay.answers,  # free text and images in relay mode go to the order's staff
+        understand.form_questions,  # a question in the form is answered, the step asked again
         form.answers,
         catalog.picks,
         orders.picks,
-        faq.router,
+        understand.router,  # every other text: understood, then acted on
         basic.fallback,
     )
     return root

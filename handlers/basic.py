@@ -1,4 +1,4 @@
-"""First conversation: welcome, help, about, and a friendly answer to anything not understood."""
+"""First conversation: welcome, help, about, and what is left of messages that are not text."""
 
 from __future__ import annotations
 
@@ -62,12 +62,6 @@ async def on_silent_event(ctx: Ctx) -> None:
 async def on_other(ctx: Ctx) -> None:
     """Messages we cannot use yet."""
     ctx.say(texts.OTHER_MESSAGE)
-
-
-@fallback.message("text")
-async def on_unknown_text(ctx: Ctx) -> None:
-    """Anything else typed: say so, and show what works."""
-    ctx.say(texts.UNKNOWN)
 
 
 @fallback.event("click")

@@ -118,6 +118,7 @@ async def show_order(ctx: Ctx, number: str) -> None:
         back = await payments.refunded(session, view.order.id, statuses=("succeeded",)) if view else 0
     if view is None:
         raise UserFacingError(texts.ORDER_NOT_FOUND, number=number)
+    ctx.state.data["last_order"] = number  # 取消 / 退款 / 付款 said next mean this one
     ctx.say(render_order(view, refunded_fen=back))
 
 

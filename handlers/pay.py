@@ -28,7 +28,7 @@ _AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
 
 async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
     """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again)."""
-    ctx.state.data["paying"] = order.number
+    ctx.state.data["paying"] = ctx.state.data["last_order"] = order.number
     async with ctx.read() as session:
         balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
     values = {

@@ -18,9 +18,9 @@ async def test_subscribe_then_help(chat: WeChat) -> None:
     assert help_.text == brand(texts.HELP)
 
 
-async def test_unknown_text_gets_the_menu_of_commands(chat: WeChat) -> None:
-    answer = await chat.say("o_bob", "随便说点什么")
-    assert answer.text == brand(texts.UNKNOWN)
+async def test_a_lone_emoji_gets_one_friendly_line_not_the_help(chat: WeChat) -> None:
+    answer = await chat.say("o_bob", "🙂")
+    assert answer.text == texts.NOT_UNDERSTOOD_SHORT
 
 
 async def test_help_matches_loosely(chat: WeChat) -> None:

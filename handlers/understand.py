@@ -1,0 +1,532 @@
+"""Customer messages in their own words: understood into an intent, then acted on by the existing handlers.
+
+Exact commands are routed before this (handlers/__init__): they are the most certain way to say
+something and keep working as they did. Every other text reaches `on_text`, which builds a Context
+from the conversation state (the last list, the service viewed, the last order, the form step, how
+many messages in a row were not understood), asks `flows.understand` what it means (and the optional
+language model when the local answer is not confident), and calls the handler that already does it.
+
+```mermaid
+flowchart LR
+    text --> understand --> intent{intent}
+    intent -->|search / refine / pick| catalog
+    intent -->|order / add_to_cart| cart
+    intent -->|my_orders / cancel / refund| orders
+    intent -->|pay / balance / topup| pay
+    intent -->|question / about / human| answers
+    intent -->|unknown| suggestions["2–3 numbered suggestions (a number works next turn)"]
+```
+A question typed in the middle of the order form is answered and the same step asked again
+(`form_questions`, tried just before the form's own answers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from flows import texts
+from flows.browse import describe
+from flows.engine import OrderForm
+from flows.format import yuan
+from flows.relay import relay_state
+from flows.understand import load_vocabulary, understand
+from flows.understand.types import Context, Intent, Slots, Understanding
+from handlers import basic, cart, catalog, creators, form, invite, invoices, orders, pay, relay
+from handlers.context import Ctx, UserFacingError
+from handlers.router import Handler, Router, normalise
+from store import catalog as store_catalog
+from store.catalog import Query
+
+log = logging.getLogger(__name__)
+
+router = Router("understand")  # free text no command took: included last
+form_questions = Router("form_understood")  # a question in the order form: just before form.answers
+
+CONFIDENT = 0.6  # below this the optional language model may be asked
+LONG_QUESTION = 30  # characters: a free-text question this long gets a person offered at once
+GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets the one-line answer
+# Intents that, said with confidence in the middle of the form, are a question rather than an answer.
+FORM_ASIDES = frozenset(
+    {Intent.QUESTION, Intent.HUMAN, Intent.COMPLAINT, Intent.ABOUT, Intent.HELP, Intent.MY_ORDERS}
+)
+_QUESTION_MARKS = re.compile(r"[?？吗呢]$|怎么|如何|多少|什么|能不能|可不可以|可以吗|是否|哪里|多久|几天")
+
+
+# --- Understanding a message ---------------------------------------------------------------------
+
+
+def context_of(ctx: Ctx) -> Context:
+    """What the conversation already holds, for 便宜一点的 / 第二个 / 就要这个."""
+    data = ctx.state.data
+    viewing = data.get("viewing")
+    return Context(
+        has_list=_list_kind(ctx) == "catalog",
+        viewing=int(viewing) if viewing is not None else None,
+        last_order=data.get("last_order"),
+        form_step=ctx.state.step if OrderForm.active(ctx.state) else None,
+        misunderstood=int(data.get("misunderstood", 0)),
+    )
+
+
+def _list_kind(ctx: Ctx) -> str | None:
+    """The list shown last; while a numbered choice is open, the list shown before it."""
+    kind = ctx.state.data.get("list")
+    if kind == "choice":
+        return ctx.state.data.get("choice", {}).get("back")  # type: ignore[no-any-return]
+    return kind  # type: ignore[no-any-return]
+
+
+async def interpret(ctx: Ctx, text: str) -> Understanding:
+    """The message's meaning: local first, the language model only when that is unsure."""
+    async with ctx.read() as session:
+        vocab = await load_vocabulary(session)
+    found = understand(text, context_of(ctx), vocab, ctx.now())
+    llm = getattr(ctx.services, "llm", None)
+    if found.confidence >= CONFIDENT or llm is None:
+        return found
+    try:
+        # Half the reply budget at most: the answer must still go back within WeChat's 5 seconds.
+        asked = await llm.ask(text, vocab, budget_s=ctx.settings.reply_budget / 2)
+    except Exception:
+        log.warning("language model unavailable", exc_info=True)
+        return found
+    return asked if asked is not None and asked.confidence > found.confidence else found
+
+
+def has_words(text: str) -> bool:
+    """Letters or digits of any script: a lone emoji or punctuation has none."""
+    return any(unicodedata.category(c)[0] in "LN" for c in text)
+
+
+# --- Routes --------------------------------------------------------------------------------------
+
+
+def _free_text(ctx: Ctx) -> bool:
+    return ctx.event.kind == "text" and not OrderForm.active(ctx.state)
+
+
+@router.when(lambda ctx: _free_text(ctx) and ctx.state.data.get("list") == "choice")
+async def on_choice(ctx: Ctx) -> None:
+    """A number answering the last numbered question (a suggestion, a package); else understood anew."""
+    choice: dict[str, Any] = ctx.state.data["choice"]
+    options: list[dict[str, Any]] = choice.get("options", [])
+    _close_choice(ctx)
+    n = int(ctx.command or 0) if (ctx.command or "").isdigit() else None
+    if n is None:
+        if not has_words(ctx.event.text):
+            await on_text(ctx)
+            return
+        meant = await interpret(ctx, ctx.event.text)
+        n = meant.slots.ordinal if meant.intent == Intent.PICK else None
+        if n is None or not 1 <= n <= len(options):  # 第二个 right after options means option 2
+            await act(ctx, meant, ctx.event.text)
+            return
+    if not 1 <= n <= len(options):
+        ctx.state.data.update(list="choice", choice=choice)  # still open: the right number may follow
+        ctx.say(texts.CHOICE_OUT_OF_RANGE, max=len(options))
+        return
+    await act(ctx, _loaded(options[n - 1]), ctx.event.text)
+
+
+def _close_choice(ctx: Ctx) -> None:
+    choice = ctx.state.data.pop("choice", {})
+    back = choice.get("back")
+    if back:
+        ctx.state.data["list"] = back
+    else:
+        ctx.state.data.pop("list", None)
+
+
+@router.when(_free_text)
+async def on_text(ctx: Ctx) -> None:
+    """Any other text: understood, then acted on."""
+    text = ctx.event.text
+    if not has_words(text):
+        _missed(ctx)
+        ctx.say(texts.NOT_UNDERSTOOD_SHORT + _human_offer(ctx, text))
+        return
+    await act(ctx, await interpret(ctx, text), text)
+
+
+@form_questions.when(lambda ctx: OrderForm.active(ctx.state) and ctx.event.kind == "text")
+async def on_form_text(ctx: Ctx) -> None:
+    """In the order form: a question is answered and the step asked again; anything else is the answer."""
+    order_form = OrderForm(ctx.state)
+    text = ctx.event.text
+    if order_form.at_confirm or not has_words(text) or not _looks_like_question(text):
+        await form.on_answer(ctx)
+        return
+    meant = await interpret(ctx, text)
+    if meant.intent not in FORM_ASIDES or meant.confidence < CONFIDENT:
+        await form.on_answer(ctx)
+        return
+    await act(ctx, meant, text)
+    if relay_state(ctx.state, ctx.now()) is None:  # talking to staff now: they take it from here
+        _append(ctx, texts.FORM_QUESTION_RESUME.format(prompt=OrderForm(ctx.state).prompt()))
+
+
+def _looks_like_question(text: str) -> bool:
+    """A brand or a selling point is rarely phrased as a question; a question usually is."""
+    return _QUESTION_MARKS.search(text.strip()) is not None
+
+
+def _append(ctx: Ctx, tail: str) -> None:
+    last = ctx.replies[-1] if ctx.replies else None
+    if last is not None and last.kind == "text":
+        last.payload["content"] += tail
+    else:
+        ctx.say(tail.lstrip("\n"))
+
+
+# --- Acting on an intent -------------------------------------------------------------------------
+
+Action = Callable[[Ctx, Understanding, str], Awaitable[None]]
+
+
+async def act(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """Call what does it; a message understood resets the count of misunderstandings."""
+    if meant.intent not in (Intent.UNKNOWN,):
+        ctx.state.data.pop("misunderstood", None)
+    log.info("understood", extra={"intent": str(meant.intent), "source": meant.source})
+    await ACTIONS.get(meant.intent, _unknown)(ctx, meant, text)
+
+
+async def _as(ctx: Ctx, command: str, handler: Handler) -> None:
+    """Run an existing command handler as if `command` had been typed."""
+    said = ctx.command
+    ctx.command = normalise(command)
+    try:
+        await handler(ctx)
+    finally:
+        ctx.command = said
+
+
+def _search_words(slots: Slots) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*slots.tags, *slots.keywords)))[:5]
+
+
+def _has_search(slots: Slots) -> bool:
+    return bool(
+        slots.platform
+        or slots.category
+        or slots.tags
+        or slots.keywords
+        or slots.form
+        or slots.price_min_fen is not None
+        or slots.price_max_fen is not None
+        or slots.followers_min is not None
+        or slots.followers_max is not None
+    )
+
+
+def _last_query(ctx: Ctx) -> Query:
+    saved = ctx.state.data.get("browse", {}).get("query")
+    return Query.from_dict(saved) if saved else Query()
+
+
+def query_of(slots: Slots) -> Query:
+    """A fresh search from what the message said."""
+    return _narrowed(Query(), slots, keep_words=False)
+
+
+def _narrowed(query: Query, slots: Slots, *, keep_words: bool) -> Query:
+    """`query` with every condition the message named replaced by the named one."""
+    changes: dict[str, Any] = {}
+    words = _search_words(slots)
+    if words or not keep_words:
+        changes["keywords"] = words
+    for name in ("platform", "category", "form"):
+        value = getattr(slots, name)
+        if value and (name != "platform" or value in store_catalog.PLATFORMS):
+            changes[name] = value
+    for name in ("price_min_fen", "price_max_fen", "followers_min", "followers_max"):
+        if getattr(slots, name) is not None:
+            changes[name] = getattr(slots, name)
+    if slots.sort in store_catalog.SORTS:
+        changes["sort"] = slots.sort
+    return dataclasses.replace(query, **changes)
+
+
+async def _search(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """Find services by what was said; nothing said yet: the platforms and categories."""
+    if not _has_search(meant.slots):
+        await catalog.on_categories(ctx)
+        return
+    await catalog.show_page(ctx, query_of(meant.slots), 1)
+
+
+async def _refine(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """便宜一点的 / 粉丝多一点的 / 那个抖音的呢 change the last list; 还有吗 shows its next page."""
+    kind = _list_kind(ctx)
+    if kind == "orders":
+        await _as(ctx, "下一页", orders.on_page)
+        return
+    if kind != "catalog":
+        await (_search(ctx, meant, text) if _has_search(meant.slots) else _say(ctx, texts.NO_LIST))
+        return
+    slots = meant.slots
+    if not _has_search(slots) and slots.sort is None:
+        ctx.state.data["list"] = "catalog"
+        await catalog.on_next(ctx)
+        return
+    await catalog.show_page(ctx, _narrowed(_last_query(ctx), slots, keep_words=True), 1)
+
+
+async def _say(ctx: Ctx, text: str) -> None:
+    ctx.say(text)
+
+
+async def _pick(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """第二个: that item of the last list (services or orders)."""
+    n = meant.slots.ordinal or meant.slots.package
+    kind = _list_kind(ctx)
+    if n is None or kind not in ("catalog", "orders"):
+        if n is not None and ctx.state.data.get("viewing") is not None:
+            package = dataclasses.replace(meant.slots, package=n)
+            await _order(ctx, dataclasses.replace(meant, slots=package), text)
+            return
+        raise UserFacingError(texts.NO_LIST)
+    ctx.state.data["list"] = kind
+    await _as(ctx, str(n), catalog.on_pick if kind == "catalog" else orders.on_pick)
+
+
+async def _order(ctx: Ctx, meant: Understanding, text: str, *, to_cart: bool = False) -> None:
+    """就要这个 / 我要两份: the viewed service's package (asked when there are several)."""
+    viewing = ctx.state.data.get("viewing")
+    if viewing is None:
+        await (_search(ctx, meant, text) if _has_search(meant.slots) else _say(ctx, texts.ORDER_WHAT))
+        return
+    quantity = max(1, min(meant.slots.quantity or 1, 99))
+    position = meant.slots.package
+    if position is None:
+        async with ctx.read() as session:
+            detail = await store_catalog.get_detail(session, int(viewing))
+        if detail is None:
+            raise UserFacingError(texts.NO_VIEWING)
+        if len(detail.packages) > 1:
+            _ask_package(ctx, detail, quantity, to_cart=to_cart)
+            return
+        position = detail.packages[0].position
+    verb, handler = ("加购", cart.on_add) if to_cart else ("下单", cart.on_buy_now)
+    await _as(ctx, f"{verb} {position} {quantity}", handler)
+
+
+def _ask_package(ctx: Ctx, detail: store_catalog.ServiceDetail, quantity: int, *, to_cart: bool) -> None:
+    """Which package: numbered; the number is the answer next turn."""
+    intent = Intent.ADD_TO_CART if to_cart else Intent.ORDER
+    packages = detail.packages
+    lines = "\n".join(
+        texts.WHICH_PACKAGE_LINE.format(n=i, name=p.name, price=yuan(p.price_fen))
+        for i, p in enumerate(packages, start=1)
+    )
+    _offer(ctx, [Understanding(intent, Slots(package=p.position, quantity=quantity)) for p in packages])
+    ctx.say(texts.WHICH_PACKAGE, title=detail.card.title, count=len(packages), packages=lines)
+
+
+async def _add_to_cart(ctx: Ctx, meant: Understanding, text: str) -> None:
+    await _order(ctx, meant, text, to_cart=True)
+
+
+def _order_no(ctx: Ctx, meant: Understanding) -> str:
+    return meant.slots.order_no or ctx.state.data.get("last_order") or ""
+
+
+async def _my_orders(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """我的订单 / 订单到哪了: the order named, else the list."""
+    if meant.slots.order_no:
+        await orders.show_order(ctx, meant.slots.order_no)
+        return
+    await orders.show_orders(ctx, None, 1)
+
+
+async def _cancel(ctx: Ctx, meant: Understanding, text: str) -> None:
+    await _as(ctx, f"取消订单 {_order_no(ctx, meant)}", orders.on_cancel)
+
+
+async def _refund(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """A refund of a named order asks for the reason; without one, how refunds work."""
+    number = _order_no(ctx, meant)
+    if not number:
+        ctx.say(texts.FAQ["refund"])
+        return
+    await _as(ctx, f"申请退款 {number}", orders.on_refund)
+
+
+async def _invoice(ctx: Ctx, meant: Understanding, text: str) -> None:
+    if meant.slots.order_no:
+        await _as(ctx, f"开发票 {meant.slots.order_no}", invoices.on_request)
+        return
+    await invoices.on_invoices(ctx)
+
+
+async def _pay(ctx: Ctx, meant: Understanding, text: str) -> None:
+    await _as(ctx, f"支付 {_order_no(ctx, meant)}".strip(), pay.on_pay)
+
+
+def _amount(fen: int | None) -> str:
+    return "" if fen is None else f"{fen // 100}" + (f".{fen % 100:02d}" if fen % 100 else "")
+
+
+async def _topup(ctx: Ctx, meant: Understanding, text: str) -> None:
+    await _as(ctx, f"充值 {_amount(meant.slots.amount_fen)}".strip(), pay.on_topup)
+
+
+async def _withdraw(ctx: Ctx, meant: Understanding, text: str) -> None:
+    await _as(ctx, f"提现 {_amount(meant.slots.amount_fen)}".strip(), creators.on_withdraw)
+
+
+async def _question(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """A known topic gets its answer (a price question about services also lists them by price)."""
+    slots = meant.slots
+    answer = texts.FAQ.get(slots.topic or "")
+    if answer is None:
+        ctx.say(texts.FAQ_OTHER)
+        return
+    if slots.topic == "price" and _has_search(slots):
+        query = dataclasses.replace(query_of(slots), sort="price")
+        await catalog.show_page(ctx, query, 1, prefix=texts.FAQ_PRICE_LIST)
+        return
+    ctx.say(answer + _human_offer(ctx, text))
+
+
+async def _complaint(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """Unhappy: an apology, and a person at once."""
+    await relay.on_human(ctx)
+    if ctx.replies and ctx.replies[-1].kind == "text":
+        ctx.replies[-1].payload["content"] = texts.COMPLAINT_SORRY + ctx.replies[-1].payload["content"]
+
+
+def _plain(handler: Handler) -> Action:
+    async def run(ctx: Ctx, meant: Understanding, text: str) -> None:
+        await handler(ctx)
+
+    return run
+
+
+def _text(answer: str) -> Action:
+    async def run(ctx: Ctx, meant: Understanding, text: str) -> None:
+        ctx.say(answer)
+
+    return run
+
+
+# --- Not understood ------------------------------------------------------------------------------
+
+
+def _missed(ctx: Ctx) -> int:
+    n = int(ctx.state.data.get("misunderstood", 0)) + 1
+    ctx.state.data["misunderstood"] = n
+    return n
+
+
+def _human_offer(ctx: Ctx, text: str) -> str:
+    """A person is offered after two misses in a row, or for a long question."""
+    long = len(text.strip()) >= LONG_QUESTION
+    return texts.OFFER_HUMAN if long or int(ctx.state.data.get("misunderstood", 0)) >= 2 else ""
+
+
+async def _unknown(ctx: Ctx, meant: Understanding, text: str) -> None:
+    """A short answer with suggestions drawn from the message, numbered for the next turn."""
+    _missed(ctx)
+    offer = _human_offer(ctx, text)
+    found = _suggestions(ctx, meant.slots)
+    if not found and len(text.strip()) <= GIBBERISH:
+        ctx.say(texts.NOT_UNDERSTOOD_SHORT + offer)
+        return
+    options = (found + _DEFAULTS)[: 2 if offer else 3]
+    lines = "\n".join(
+        texts.NOT_UNDERSTOOD_OPTION.format(n=i, label=label) for i, (label, _) in enumerate(options, start=1)
+    )
+    _offer(ctx, [u for _, u in options])
+    ctx.say(texts.NOT_UNDERSTOOD + offer, options=lines)
+
+
+def _suggestions(ctx: Ctx, slots: Slots) -> list[tuple[str, Understanding]]:
+    """What the message itself points at: a search by the words recognised, an order named."""
+    found = []
+    if _has_search(slots):
+        search = dataclasses.replace(Slots(), **{k: getattr(slots, k) for k in _SEARCH_SLOTS})
+        what = " · ".join(p for p in (describe(query_of(search)), *_search_words(search)) if p)
+        found.append((texts.SUGGEST_SEARCH.format(what=what), Understanding(Intent.SEARCH, search)))
+    if slots.order_no:
+        found.append(
+            (
+                texts.SUGGEST_ORDER.format(number=slots.order_no),
+                Understanding(Intent.MY_ORDERS, Slots(order_no=slots.order_no)),
+            )
+        )
+    return found
+
+
+_SEARCH_SLOTS = (
+    "platform",
+    "category",
+    "tags",
+    "keywords",
+    "form",
+    "price_min_fen",
+    "price_max_fen",
+    "followers_min",
+    "followers_max",
+)
+_DEFAULTS = [
+    (texts.SUGGEST_BROWSE, Understanding(Intent.SEARCH)),
+    (texts.SUGGEST_HOWTO, Understanding(Intent.QUESTION, Slots(topic="howto"))),
+    (texts.SUGGEST_HUMAN, Understanding(Intent.HUMAN)),
+]
+
+
+def _offer(ctx: Ctx, options: list[Understanding]) -> None:
+    """Remember numbered options: a number next turn picks one (the list shown before stays)."""
+    back = _list_kind(ctx)
+    ctx.state.data["choice"] = {"back": back, "options": [_dumped(u) for u in options]}
+    ctx.state.data["list"] = "choice"
+
+
+def _dumped(meant: Understanding) -> dict[str, Any]:
+    slots = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in ((f.name, getattr(meant.slots, f.name)) for f in dataclasses.fields(Slots))
+        if v not in (None, ()) and k != "when"
+    }
+    return {"intent": str(meant.intent), "slots": slots}
+
+
+def _loaded(data: dict[str, Any]) -> Understanding:
+    slots: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in data.get("slots", {}).items()
+    }
+    return Understanding(Intent(data["intent"]), Slots(**slots), source="choice")
+
+
+ACTIONS: dict[Intent, Action] = {
+    Intent.SEARCH: _search,
+    Intent.REFINE: _refine,
+    Intent.PICK: _pick,
+    Intent.ORDER: _order,
+    Intent.ADD_TO_CART: _add_to_cart,
+    Intent.PAY: _pay,
+    Intent.MY_ORDERS: _my_orders,
+    Intent.CANCEL: _cancel,
+    Intent.REFUND: _refund,
+    Intent.INVOICE: _invoice,
+    Intent.BALANCE: _plain(pay.on_balance),
+    Intent.TOPUP: _topup,
+    Intent.QUESTION: _question,
+    Intent.ABOUT: _plain(basic.on_about),
+    Intent.HUMAN: _plain(relay.on_human),
+    Intent.COMPLAINT: _complaint,
+    Intent.INVITE: _plain(invite.on_invite),
+    Intent.EARNINGS: _plain(creators.on_earnings),
+    Intent.TEAM: _plain(creators.on_team),
+    Intent.WITHDRAW: _withdraw,
+    Intent.GREETING: _text(texts.GREETING),
+    Intent.THANKS: _text(texts.THANKS),
+    Intent.HELP: _plain(basic.on_help),
+    Intent.UNKNOWN: _unknown,
+}

@@ -1,0 +1,187 @@
+"""Customers understood in their own words, as transcripts over real HTTP with the demo catalog:
+the messages of issue 10's table, the follow-ups that lean on context, questions in the order form,
+and what happens when a message is not understood."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot import keys
+from bot.sandbox.mp_sim import MpSimulator
+from flows import texts
+from settings import Settings
+from store import catalog
+from tests.conftest import start_bot
+from tests.test_ordering import Customer, in_days
+
+HELP = texts.HELP.format(brand="星推")
+
+
+@pytest.fixture
+async def demo(make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
+    client = await start_bot(make_settings())
+    async with client.app[keys.SESSIONMAKER].begin() as session:
+        assert await catalog.load_demo_catalog(session) > 0
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def customer(demo: TestClient, mp_sim: tuple[MpSimulator, str]) -> Customer:
+    return Customer(demo, mp_sim[0], "o_own_words")
+
+
+def listed(reply: str) -> list[str]:
+    """The titles of a numbered list of services, in order."""
+    return re.findall(r"^\d+\. ([^·\n]+?) · ", reply, flags=re.M)
+
+
+def understood(reply: str) -> bool:
+    """Not the help text, not an apology for not understanding."""
+    return HELP not in reply and "没太明白" not in reply and "还没学会" not in reply
+
+
+# --- the table of issue 10 -----------------------------------------------------------------------
+
+
+async def test_a_whole_sentence_with_platform_tag_keyword_and_budget(customer: Customer) -> None:
+    reply = await customer.say("我想在小红书找美食达人推广咖啡，预算3000以内")
+    assert {"小鹿爱咖啡", "阿杰探店"} <= set(listed(reply))
+    assert "桃子护肤研究所" not in reply and "城市吃货阿龙" not in reply  # other tag, other platform
+
+
+async def test_a_question_for_a_platform_and_a_tag(customer: Customer) -> None:
+    reply = await customer.say("有没有抖音的探店达人")
+    assert {"城市吃货阿龙", "咖啡师小周"} <= set(listed(reply))
+    assert "阿杰探店" not in reply  # 小红书
+
+
+async def test_two_bare_words(customer: Customer) -> None:
+    reply = await customer.say("小红书 美食")
+    assert {"小鹿爱咖啡", "阿杰探店"} <= set(listed(reply))
+    assert "东北大姐家常菜" not in reply  # 快手
+
+
+async def test_a_tag_alone_lists_every_service_with_it(customer: Customer) -> None:
+    reply = await customer.say("美妆")
+    assert {"桃子护肤研究所", "美妆博主Coco"} <= set(listed(reply))
+
+
+async def test_cheaper_after_a_search(customer: Customer) -> None:
+    await customer.say("小红书 咖啡 探店")
+    reply = await customer.say("便宜一点的")
+    titles = listed(reply)
+    assert titles[0] == "阿杰探店"  # ¥800, the cheapest of them
+    assert all("小红书" in line for line in reply.splitlines() if re.match(r"^\d+\. ", line))
+
+
+async def test_how_to_order(customer: Customer) -> None:
+    reply = await customer.say("怎么下单")
+    assert understood(reply) and "下单" in reply and len(reply.splitlines()) <= 4
+
+
+async def test_i_want_to_advertise_lists_advertising_services(customer: Customer) -> None:
+    reply = await customer.say("我要投放广告")
+    assert understood(reply) and "信息流投放" in reply
+
+
+async def test_when_is_my_order_done(customer: Customer) -> None:
+    reply = await customer.say("订单什么时候完成")
+    assert understood(reply) and "我的订单" in reply
+
+
+async def test_fake_followers_are_refused_politely(customer: Customer) -> None:
+    reply = await customer.say("你们能刷粉吗")
+    assert reply.startswith(texts.FAQ["fake"])
+
+
+async def test_how_much(customer: Customer) -> None:
+    reply = await customer.say("价格多少")
+    assert understood(reply) and "价格" in reply
+
+
+async def test_how_much_for_a_platform_lists_it_by_price(customer: Customer) -> None:
+    reply = await customer.say("B站UP主合作多少钱")
+    titles = listed(reply)
+    assert titles and titles[0] == "手作布布"  # the cheapest B站 creator (¥2,400)
+    assert "小红书" not in reply
+
+
+# --- context -------------------------------------------------------------------------------------
+
+
+async def test_more_followers_next_page_pick_and_another_platform(customer: Customer) -> None:
+    first = await customer.say("咖啡探店")
+    assert len(listed(first)) == 5
+    more = await customer.say("粉丝多一点的")
+    followers = listed(more)
+    assert followers[0] == "城市咖啡探店榜"  # 32万, the most followers among them
+    rest = await customer.say("还有吗")
+    assert listed(rest) and not set(listed(rest)) & set(followers)
+    detail = await customer.say("第二个")
+    assert detail.startswith(f"【{listed(rest)[1]}】")
+    douyin = await customer.say("那个抖音的呢")
+    assert listed(douyin) == ["咖啡师小周"]
+
+
+async def test_this_one_asks_which_package_and_the_number_orders_it(customer: Customer) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    ask = await customer.say("就要这个")
+    assert "3 个套餐" in ask and "1. 1 篇图文笔记 ¥1,000" in ask
+    start = await customer.say("1")
+    assert start.startswith("一共 1 项") and "品牌或店铺名称" in start
+
+
+async def test_two_of_them_orders_a_quantity_of_two(customer: Customer) -> None:
+    await customer.say("搜 短视频剪辑零基础课")
+    await customer.say("1")  # one package: 录播课 ¥199.90
+    start = await customer.say("我要两份")
+    assert texts.ASK_CONTACT in start
+    confirm = await customer.say("王芳 13800138000")
+    assert "录播课 × 2" in confirm and "¥399.80" in confirm
+
+
+# --- the order form ------------------------------------------------------------------------------
+
+
+async def test_a_question_in_the_form_is_answered_and_the_step_asked_again(customer: Customer) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    await customer.say("下单 1")
+    reply = await customer.say("退款怎么退？")
+    answer, _, again = reply.partition("我们接着填")
+    assert "申请退款" in answer and texts.ASK_BRAND in again and "第 1/5 步" in again
+    assert "第 2/5 步" in await customer.say("咖啡品牌A")  # the real answer moves on
+    await customer.say("https://shop.example.com/coffee")
+    await customer.say("冷萃咖啡，0 糖 0 脂")
+    await customer.say(in_days(5))
+    confirm = await customer.say("跳过")
+    assert "咖啡品牌A" in confirm and "退款怎么退" not in confirm
+
+
+# --- not understood ------------------------------------------------------------------------------
+
+
+async def test_an_emoji_gets_one_friendly_line(customer: Customer) -> None:
+    reply = await customer.say("👍")
+    assert reply == texts.NOT_UNDERSTOOD_SHORT
+
+
+async def test_not_understood_is_short_numbered_and_the_number_works(customer: Customer) -> None:
+    reply = await customer.say("嗯这个那个吧啦吧啦哦")
+    assert HELP not in reply and len(reply.splitlines()) <= 4
+    assert re.search(r"^1\. ", reply, flags=re.M) and re.search(r"^2\. ", reply, flags=re.M)
+    assert texts.OFFER_HUMAN.strip() not in reply  # not yet: one miss
+    browse = await customer.say("1")
+    assert "平台：" in browse  # the first suggestion: browse by platform and category
+
+
+async def test_a_person_is_offered_after_two_misses_in_a_row(customer: Customer) -> None:
+    await customer.say("嗯这个那个吧啦吧啦哦")
+    second = await customer.say("呃呃呃哈哈哈嘿嘿嘿")
+    assert texts.OFFER_HUMAN.strip() in second and len(second.splitlines()) <= 4
