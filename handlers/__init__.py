@@ -28,6 +28,7 @@ def build_router() -> Router:
         resubmit.router,  # materials sent back: its control words first while redoing them
         relay.router,  # 联系客服 / 人工客服 / 结束 / 查看对话, before the form's 继续 and basic's 人工
         form.router,
+        understand.sentences,  # 「付款方式有哪些」: a command word in a sentence is understood
         creators.router,  # before basic: a subscribe through an invite QR binds, then welcomes
         basic.router,
         catalog.router,

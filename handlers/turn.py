@@ -41,12 +41,19 @@ async def run(router: Router, ctx: Ctx) -> str:
         _refuse(ctx, before, ctx.fmt(texts.SORRY))
         return route.name + ":error"
     _remind_of_form(ctx, route.name, was_in=_form_of(before))
-    if not route.name.startswith("understand."):  # misunderstandings count only in a row
+    if not route.name.startswith("understand"):  # misunderstandings count only in a row
         ctx.state.data.pop("misunderstood", None)
     return route.name
 
 
-FORM_ROUTES = ("form.", "form_answers.", "form_understood.", "resubmit.", "resubmit_answers.")
+FORM_ROUTES = (
+    "form.",
+    "form_answers.",
+    "form_understood.",
+    "understand_sentence.",
+    "resubmit.",
+    "resubmit_answers.",
+)
 
 
 def _form_of(state: FlowState) -> type[Form] | None:

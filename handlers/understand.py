@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 router = Router("understand")  # free text no command took: included last
 form_questions = Router("form_understood")  # a question in the order form: just before form.answers
+# 「付款后多久发布」「下单这个」「提现一百」: a sentence that starts with a command word but carries
+# none of the command's argument (a number, an amount) would only get the command's usage line.
+sentences = Router("understand_sentence")  # before the commands
 
 CONFIDENT = 0.6  # below this the optional language model may be asked
 LONG_QUESTION = 30  # characters: a free-text question this long gets a person offered at once
@@ -53,6 +56,31 @@ GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets th
 # Intents that, said with confidence in the middle of the form, are a question rather than an answer.
 FORM_ASIDES = frozenset(
     {Intent.QUESTION, Intent.HUMAN, Intent.COMPLAINT, Intent.ABOUT, Intent.HELP, Intent.MY_ORDERS}
+)
+_ARGUMENT_COMMANDS = tuple(
+    normalise(w)
+    for w in (
+        "加购",
+        "加入购物车",
+        "下单",
+        "立即下单",
+        "购买",
+        "数量",
+        "改数量",
+        "删除",
+        "移除",
+        "取消订单",
+        "申请退款",
+        "支付",
+        "付款",
+        "去支付",
+        "余额支付",
+        "用余额支付",
+        "充值",
+        "开发票",
+        "申请发票",
+        "提现",
+    )
 )
 _QUESTION_MARKS = re.compile(r"[?？吗呢]$|怎么|如何|多少|什么|能不能|可不可以|可以吗|是否|哪里|多久|几天")
 
@@ -140,6 +168,22 @@ def _close_choice(ctx: Ctx) -> None:
         ctx.state.data["list"] = back
     else:
         ctx.state.data.pop("list", None)
+
+
+def _sentence_not_command(ctx: Ctx) -> bool:
+    """A command word followed by words, not by its argument: 「付款方式有哪些」, 「下单这个」."""
+    command = ctx.command or ""
+    if ctx.event.kind != "text" or not command.startswith(_ARGUMENT_COMMANDS):
+        return False
+    head = max((h for h in _ARGUMENT_COMMANDS if command.startswith(h)), key=len)
+    tail = command[len(head) :].strip()
+    return bool(tail) and not any(c.isdigit() for c in tail)
+
+
+@sentences.when(_sentence_not_command)
+async def on_sentence(ctx: Ctx) -> None:
+    """Understood like any other text (in the form: a question there, or the step's answer)."""
+    await (on_form_text(ctx) if OrderForm.active(ctx.state) else on_text(ctx))
 
 
 @router.when(_free_text)
