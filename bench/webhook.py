@@ -63,7 +63,7 @@ MIX: list[tuple[str, str]] = [
     ("帮助", "HELP"),
     ("帮助", "HELP"),
     ("帮助", "HELP"),
-    ("你好", "HELP"),
+    ("你好", "GREETING"),
     ("关于", "ABOUT"),
     ("人工", "HUMAN"),
     ("在吗", "GREETING"),  # free text: through the understanding step

@@ -23,10 +23,16 @@ async def on_unsubscribe(ctx: Ctx) -> None:
     ctx.subscribed = False
 
 
-@router.text("帮助", "菜单", "help", "menu", "?", "？", "你好", "您好", "hi", "hello")
+@router.text("帮助", "菜单", "help", "menu", "?", "？")
 async def on_help(ctx: Ctx) -> None:
     """Everything a person can say."""
     ctx.say(texts.HELP)
+
+
+@router.text("你好", "您好", "hi", "hello", "在吗", "在么", "在不在")
+async def on_greeting(ctx: Ctx) -> None:
+    """A greeting gets a greeting and one example, not the whole help (nobody asked for it)."""
+    ctx.say(texts.GREETING)
 
 
 @router.text("关于", "关于我们", "介绍")

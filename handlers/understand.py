@@ -34,6 +34,7 @@ from flows.browse import describe
 from flows.engine import OrderForm
 from flows.format import yuan
 from flows.relay import relay_state
+from flows.requirements import InvalidInput
 from flows.understand import load_vocabulary, understand
 from flows.understand.types import Context, Intent, Slots, Understanding
 from handlers import basic, cart, catalog, creators, form, invite, invoices, orders, pay, relay
@@ -57,6 +58,7 @@ GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets th
 FORM_ASIDES = frozenset(
     {Intent.QUESTION, Intent.HUMAN, Intent.COMPLAINT, Intent.ABOUT, Intent.HELP, Intent.MY_ORDERS}
 )
+_STRUCTURED_STEPS = frozenset({"link", "publish_time", "mentions", "contact"})
 _ARGUMENT_COMMANDS = tuple(
     normalise(w)
     for w in (
@@ -202,7 +204,12 @@ async def on_form_text(ctx: Ctx) -> None:
     """In the order form: a question is answered and the step asked again; anything else is the answer."""
     order_form = OrderForm(ctx.state)
     text = ctx.event.text
-    if order_form.at_confirm or not has_words(text) or not _looks_like_question(text):
+    if (
+        order_form.at_confirm
+        or not has_words(text)
+        or not _looks_like_question(text)
+        or _fits_structured_step(order_form, text, ctx)
+    ):
         await form.on_answer(ctx)
         return
     meant = await interpret(ctx, text)
@@ -212,6 +219,19 @@ async def on_form_text(ctx: Ctx) -> None:
     await act(ctx, meant, text)
     if relay_state(ctx.state, ctx.now()) is None:  # talking to staff now: they take it from here
         _append(ctx, texts.FORM_QUESTION_RESUME.format(prompt=OrderForm(ctx.state).prompt()))
+
+
+def _fits_structured_step(order_form: OrderForm, text: str, ctx: Ctx) -> bool:
+    """「下周五晚上可以吗？」 at the publish time step is its answer: a link, a time, a phone number that
+    parses is an answer however it is phrased (a brand or a selling point proves nothing by parsing)."""
+    step = order_form.step
+    if step is None or step.key not in _STRUCTURED_STEPS:
+        return False
+    try:
+        step.parse(text, ctx.now())
+    except InvalidInput:
+        return False
+    return True
 
 
 def _looks_like_question(text: str) -> bool:

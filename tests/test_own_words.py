@@ -185,3 +185,11 @@ async def test_a_person_is_offered_after_two_misses_in_a_row(customer: Customer)
     await customer.say("嗯这个那个吧啦吧啦哦")
     second = await customer.say("呃呃呃哈哈哈嘿嘿嘿")
     assert texts.OFFER_HUMAN.strip() in second and len(second.splitlines()) <= 4
+
+
+# --- small talk ----------------------------------------------------------------------------------
+
+
+async def test_greetings_get_a_greeting_not_the_help(customer: Customer) -> None:
+    for said in ("在吗", "你好"):
+        assert await customer.say(said) == texts.GREETING
