@@ -115,7 +115,11 @@ async def interpret(ctx: Ctx, text: str) -> Understanding:
     """The message's meaning: local first, the language model only when that is unsure."""
     async with ctx.read() as session:
         vocab = await load_vocabulary(session)
-    found = understand(text, context_of(ctx), vocab, ctx.now())
+    try:
+        found = understand(text, context_of(ctx), vocab, ctx.now())
+    except Exception:  # a message it trips over is a message not understood, not an apology
+        log.exception("understanding failed", extra={"text": text[:100]})
+        return Understanding(Intent.UNKNOWN, confidence=0.0)
     llm = getattr(ctx.services, "llm", None)
     if found.confidence >= CONFIDENT or llm is None:
         return found
@@ -318,7 +322,7 @@ def _narrowed(query: Query, slots: Slots, *, keep_words: bool) -> Query:
 
 async def _search(ctx: Ctx, meant: Understanding, text: str) -> None:
     """Find services by what was said; nothing said yet: the platforms and categories."""
-    if not _has_search(meant.slots):
+    if not _has_search(meant.slots) and meant.slots.sort is None:
         await catalog.on_categories(ctx)
         return
     await catalog.show_page(ctx, query_of(meant.slots), 1)
