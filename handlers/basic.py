@@ -29,7 +29,7 @@ async def on_help(ctx: Ctx) -> None:
     ctx.say(texts.HELP)
 
 
-@router.text("你好", "您好", "hi", "hello", "在吗", "在么", "在不在")
+@router.text("你好", "您好", "hi", "hello")
 async def on_greeting(ctx: Ctx) -> None:
     """A greeting gets a greeting and one example, not the whole help (nobody asked for it)."""
     ctx.say(texts.GREETING)
