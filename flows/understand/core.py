@@ -1,0 +1,96 @@
+"""understand(): a message and its context → an intent with typed slots. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from .intents import GUESS, Reading, classify
+from .normalize import normalize
+from .numbers import Figures, arabic, read_figures
+from .types import Context, Intent, Slots, Understanding
+from .vocab import Vocabulary
+from .words import Found, find_words
+
+# Below this confidence the reading is a guess: the handler may ask the optional language model
+# (bot.channels.llm.ask) and prefer its answer when it is valid.
+THRESHOLD = 0.6
+
+# Intents whose content words (keywords) mean something to the handler.
+_SEARCHING = frozenset({Intent.SEARCH, Intent.REFINE})
+_GIBBERISH = re.compile(r"^[a-z]{1,3}$|^[^\u4e00-\u9fffa-z0-9]*$")
+
+
+def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime) -> Understanding:
+    """What `text` means, read with the conversation's `context` and the catalog's `vocab`.
+
+    `now` anchors relative dates (明天下午三点) in Beijing time; it is passed in so that the step
+    stays pure and testable.
+    """
+    norm = normalize(text)
+    if not norm or _GIBBERISH.match(norm):
+        return Understanding(Intent.UNKNOWN, Slots(), 0.1)
+    digits = arabic(norm)
+    fig = read_figures(digits)
+    found = find_words(fig.rest, vocab)
+    reading = classify(digits, fig, found, context)
+    slots = _slots(reading, fig, found, _when(text, now))
+    return Understanding(reading.intent, slots, _confidence(reading, found, slots))
+
+
+def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
+    searching = reading.intent in _SEARCHING
+    return Slots(
+        platform=found.platforms[0] if found.platforms else None,
+        category=found.categories[0] if found.categories else None,
+        tags=tuple(found.tags),
+        keywords=tuple([*found.titles, *found.keywords]) if searching else (),
+        form=found.forms[0] if found.forms else None,
+        price_min_fen=fig.price_min_fen,
+        price_max_fen=fig.price_max_fen,
+        followers_min=fig.followers_min,
+        followers_max=fig.followers_max,
+        sort=found.sorts[0] if found.sorts else None,
+        quantity=fig.quantity,
+        ordinal=fig.ordinal if fig.ordinal is not None else _lone_number(reading, fig),
+        package=fig.package if fig.package is not None else _lone_package(reading, fig),
+        order_no=fig.order_no,
+        amount_fen=fig.amount_fen,
+        when=when,
+        topic=reading.topic,
+    )
+
+
+def _lone_number(reading: Reading, fig: Figures) -> int | None:
+    """A message that is just 2 picks item 2 of the list."""
+    if reading.intent is Intent.PICK:
+        m = re.search(r"\d{1,2}", fig.rest)
+        return int(m[0]) if m else None
+    return None
+
+
+def _lone_package(reading: Reading, fig: Figures) -> int | None:
+    """A message that is just 2 while an item is on view orders its package 2."""
+    if reading.intent is Intent.ORDER and fig.quantity is None:
+        m = re.fullmatch(r"\D{0,3}(\d)\D{0,2}", fig.rest.strip())
+        return int(m[1]) if m else None
+    return None
+
+
+def _when(text: str, now: dt.datetime) -> dt.datetime | None:
+    """A date or time said in the message (flows.when, when it is available)."""
+    try:
+        from flows.when import find_when  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    found = find_when(text, now)
+    return None if found is None else found.at  # type: ignore[no-any-return,unused-ignore]
+
+
+def _confidence(reading: Reading, found: Found, slots: Slots) -> float:
+    confidence = reading.confidence
+    if found.corrected:
+        confidence -= 0.1  # a word was read by its sound
+    if reading.intent is Intent.SEARCH and not (found.subject or found.sorts) and confidence > GUESS:
+        confidence = min(confidence, 0.75)  # only figures or unknown words to go on
+    return round(max(0.0, min(1.0, confidence)), 2)

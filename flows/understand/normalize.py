@@ -1,0 +1,52 @@
+"""Normalising what people type: width, case, traditional characters, emoji and punctuation noise.
+
+The result keeps the message's meaning and positions simple for the rules that follow: half-width,
+lower case, simplified Chinese, one space between runs, sentence punctuation folded to a few marks.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import zhconv
+
+# ① … ⑩ and friends mean "package N" here; NFKC would make them bare digits, so name them first.
+_CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x2776 + i): i + 1 for i in range(10)}
+_CIRCLED |= {chr(0x278A + i): i + 1 for i in range(10)}
+
+# Emoji, pictographs, variation selectors, zero-width joiners and other symbols carry no words here.
+_NOISE = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200b-\u200f\u2060\u3000"
+    "\u00a0\u2028\u2029`^_|\\\\<>《》「」『』【】〔〕()（）\\[\\]{}\"'“”‘’*#&]"
+)
+_QUESTION = re.compile(r"[?？]+")
+_STOPS = re.compile(r"(?:[,，。!！;；:：、…]|(?<!\d)\.|\.(?!\d))+")
+_SPACES = re.compile(r"\s+")
+# Bracket-style text emoticons that WeChat sends as words: [微笑] [捂脸] …
+_WECHAT_EMOTICON = re.compile(r"\[[\u4e00-\u9fff]{1,4}\]")
+
+
+def normalize(text: str) -> str:
+    """The canonical form of a message: see the module docstring. Idempotent."""
+    text = "".join(f" 套餐{_CIRCLED[ch]} " if ch in _CIRCLED else ch for ch in text)
+    text = _WECHAT_EMOTICON.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _simplified(text)
+    text = _NOISE.sub(" ", text)
+    text = _QUESTION.sub("?", text)
+    text = _STOPS.sub(",", text)
+    return _SPACES.sub(" ", text).strip(" ,")
+
+
+@lru_cache(maxsize=4096)
+def _simplified(text: str) -> str:
+    # Only runs with CJK characters need converting; zhconv is the slow part of normalising.
+    if not any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return text
+    return str(zhconv.convert(text, "zh-cn"))
+
+
+def is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"

@@ -1,0 +1,336 @@
+"""The words the understanding step knows: the catalog's own words plus built-in aliases and synonyms.
+
+`Vocabulary.build(services)` reads platforms, categories, forms, tags and titles of the listed
+services and folds in the tables below (an alias only counts when its canonical word is in the
+catalog, or is one of the fixed platforms/categories/forms). Building is cheap (a few ms for the
+demo catalog), so callers rebuild it whenever the catalog changes and cache it per catalog version.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+import jieba
+from xpinyin import Pinyin
+
+from store.catalog import CATEGORIES, FORMS, PLATFORMS
+
+jieba.setLogLevel(logging.WARNING)
+
+
+class ServiceLike(Protocol):
+    """What the vocabulary reads of a service (store.models.Service and store.catalog.ServiceSpec)."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def forms(self) -> Iterable[str]: ...
+    @property
+    def tags(self) -> Iterable[str]: ...
+
+
+# canonical → what people write for it (lower case, simplified: the text is normalised first)
+PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
+    "小红书": ("小红书", "红书", "小红薯", "红薯", "xhs", "red", "xiaohongshu", "小红书app", "lrb", "小红"),
+    "抖音": ("抖音", "dy", "抖", "抖抖", "douyin", "抖y", "抖音号", "tiktok", "斗音"),
+    "B站": ("b站", "bilibili", "哔哩哔哩", "哔哩", "bili", "小破站", "阿b", "b站up"),
+    "快手": ("快手", "ks", "kuaishou", "老铁平台"),
+    "微博": ("微博", "wb", "weibo", "新浪微博", "新浪"),
+    "视频号": ("视频号", "微信视频号", "sph", "视频号直播"),
+    "全平台": ("全平台", "多平台", "全网", "各平台", "所有平台"),
+    "知识服务": ("知识服务", "知识付费"),
+}
+CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
+    "达人营销": (
+        "达人营销",
+        "达人",
+        "博主",
+        "kol",
+        "koc",
+        "up主",
+        "up",
+        "主播",
+        "网红",
+        "红人",
+        "大v",
+        "创作者",
+        "达人推广",
+        "博主合作",
+        "找人推广",
+        "素人",
+        "带货达人",
+        "探店达人",
+        "探店博主",
+    ),
+    "广告投放": (
+        "广告投放",
+        "投放",
+        "投流",
+        "投广告",
+        "打广告",
+        "做广告",
+        "广告",
+        "信息流",
+        "买量",
+        "竞价",
+        "聚光",
+        "千川",
+        "巨量",
+        "粉丝通",
+        "磁力金牛",
+        "dou+",
+        "薯条",
+    ),
+    "内容制作": ("内容制作", "内容生产", "代写", "代拍", "代剪", "拍摄制作", "视频制作", "做内容"),
+    "数据分析": ("数据分析", "数据服务", "分析报告", "数据报告", "监测", "舆情"),
+    "课程": ("课程", "网课", "培训", "教程", "课", "线上课程", "学习班", "训练营"),
+    "咨询": ("咨询服务", "顾问", "策略咨询", "运营咨询", "诊断", "出方案"),
+}
+FORM_ALIASES: dict[str, tuple[str, ...]] = {
+    "图文": ("图文", "笔记", "图文笔记", "帖子", "文章", "推文", "图片", "种草笔记"),
+    "视频": ("视频", "短视频", "小视频", "vlog", "视频笔记"),
+    "直播": ("直播", "开播", "直播带货", "带货直播", "连麦", "直播间"),
+    "线上课": ("线上课", "录播课"),
+    "报告": ("报告",),
+    "音频": ("音频", "播客"),
+}
+# tag → synonyms; used only for tags that some listed service has
+TAG_ALIASES: dict[str, tuple[str, ...]] = {
+    "美食": ("美食", "吃的", "餐饮", "吃播", "食品", "吃货", "餐厅", "饭店", "好吃的", "零食"),
+    "美妆": ("美妆", "化妆", "化妆品", "口红", "彩妆"),
+    "护肤": ("护肤", "护肤品", "面膜", "精华"),
+    "探店": ("探店", "到店", "门店打卡", "打卡"),
+    "母婴": ("母婴", "宝妈", "宝宝", "奶粉", "婴儿"),
+    "育儿": ("育儿", "带娃"),
+    "穿搭": ("穿搭", "服装", "衣服", "服饰", "ootd", "女装", "男装"),
+    "数码": ("数码", "3c", "电子产品", "科技数码"),
+    "健身": ("健身", "减肥", "瘦身"),
+    "运动": ("运动", "体育"),
+    "旅行": ("旅行", "旅游", "出游", "景区"),
+    "游戏": ("游戏", "电竞"),
+    "汽车": ("汽车", "养车", "新能源车"),
+    "家居": ("家居", "家具", "家装", "装修"),
+    "种草": ("种草", "安利", "种草推广"),
+    "带货": ("带货", "卖货", "卖东西"),
+    "信息流投放": ("信息流投放",),
+    "咖啡": ("咖啡", "coffee", "咖啡馆", "咖啡店", "拿铁", "手冲"),
+    "茶饮": ("茶饮", "奶茶", "喝茶"),
+    "教育": ("教育",),
+    "私域": ("私域", "社群", "企微"),
+    "手机": ("手机",),
+    "本地生活": ("本地生活", "同城"),
+    "助农": ("助农", "农产品", "土特产"),
+}
+# words that ask for an order of results (store.catalog.SORTS)
+SORT_WORDS: dict[str, tuple[str, ...]] = {
+    "price": (
+        "便宜",
+        "实惠",
+        "价格低",
+        "低价",
+        "性价比",
+        "划算",
+        "省钱",
+        "预算少",
+        "价格低一点",
+        "价格便宜",
+        "平价",
+        "价低",
+        "价格从低到高",
+    ),
+    "price_desc": ("贵一点", "贵的", "高端", "最贵", "高价", "价格高", "预算多", "预算充足", "档次高"),
+    "followers": (
+        "粉丝多",
+        "粉多",
+        "粉丝最多",
+        "大号",
+        "头部",
+        "粉丝量大",
+        "粉丝高",
+        "粉丝数多",
+        "粉丝量高",
+        "大博主",
+    ),
+    "engagement": ("互动高", "互动好", "互动多", "互动率", "活跃", "点赞多", "评论多", "互动率高", "转化好"),
+    "exposure": (
+        "曝光高",
+        "曝光多",
+        "曝光量",
+        "播放量高",
+        "播放多",
+        "阅读量高",
+        "流量大",
+        "流量高",
+        "曝光大",
+    ),
+}
+# Function words and everyday verbs: help segmenting what is left over, never keywords themselves.
+_COMMON = (
+    "我 你 他 她 我们 你们 他们 想 想要 要 找 找找 找个 找一下 有 "
+    "有没有 有么 没有 吗 呢 吧 啊 呀 哦 嗯 的 了 在 是 不是 看 看看 "
+    "看一下 帮 帮我 给 给我 推荐 推荐一下 一下 一些 一点 一个 一家 这个 "
+    "那个 这些 那些 哪个 哪些 什么 怎么 怎么样 如何 多少 可以 能 能不能 "
+    "可不可以 需要 需求 想找 推广 宣传 合作 做 做个 搞 来 来个 点 个 家 "
+    "位 些 和 跟 或者 还是 还有 以及 然后 就 都 也 再 最 更 比较 稍微 "
+    "大概 大约 左右 以内 以上 以下 之间 预算 价格 价位 报价 费用 钱 元 "
+    "块 万 千 粉 粉丝 关注 品牌 产品 新品 店 门店 我家 我们家 公司 商家 "
+    "老板 上线 发布 帮忙 谢谢 麻烦 请问 你好 您好 那 这 请 该 应该 现在 "
+    "目前 马上 今天 明天 最近 行 好 好的 ok 要求 类型 方面 领域 相关 "
+    "类 类似 之类 的话 平台 上 里 中 账号 号 资源 服务 项目 一起 预算是 "
+    "预算在 大概是 不超过 最多 至少 超过 起步 合适 适合 靠谱 优质 真实 "
+    "专业 知名 优秀 厉害 开业 上新 活动 引流 曝光 流量 效果 转化 销量 卖 "
+    "买 下单 购买 价钱 贵 便宜 一些些 "
+)
+COMMON_WORDS = tuple(_COMMON.split())
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    platforms: tuple[str, ...]
+    categories: tuple[str, ...]
+    forms: tuple[str, ...]
+    tags: tuple[str, ...]
+    titles: tuple[str, ...]
+    # phrase (normalised) → what it says: (slot, canonical value) pairs, e.g. 探店达人 → category+tag
+    phrases: dict[str, tuple[tuple[str, str], ...]]
+    pattern: re.Pattern[str] = field(repr=False)
+    # toneless pinyin of a phrase → the phrase, for homophone typos (小红树 → 小红书)
+    sounds: dict[tuple[str, ...], str] = field(repr=False)
+    tokenizer: jieba.Tokenizer = field(repr=False, compare=False)
+
+    @classmethod
+    def build(cls, services: Iterable[ServiceLike]) -> Vocabulary:
+        services = list(services)
+        tags = _ordered(t for s in services for t in s.tags)
+        titles = _ordered(s.title for s in services)
+        phrases = _phrases(tags, titles)
+        return cls(
+            platforms=PLATFORMS,
+            categories=CATEGORIES,
+            forms=_ordered([*FORMS, *(f for s in services for f in s.forms)]),
+            tags=tags,
+            titles=titles,
+            phrases=phrases,
+            pattern=_pattern(phrases),
+            sounds=_sounds(phrases),
+            tokenizer=_tokenizer(phrases),
+        )
+
+    def describe(self) -> dict[str, list[str]]:
+        """The vocabulary as plain lists (what the optional language model is shown)."""
+        return {
+            "platforms": list(self.platforms),
+            "categories": list(self.categories),
+            "forms": list(self.forms),
+            "tags": list(self.tags),
+        }
+
+
+def _ordered(words: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(w.strip() for w in words if w and w.strip()))
+
+
+def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+    table: dict[str, list[tuple[str, str]]] = {}
+
+    def add(phrase: str, slot: str, value: str) -> None:
+        entry = table.setdefault(_norm(phrase), [])
+        if (slot, value) not in entry:
+            entry.append((slot, value))
+
+    for title in titles:
+        add(title, "title", title)
+    for tag in tags:
+        add(tag, "tag", tag)
+    for tag, aliases in TAG_ALIASES.items():
+        if tag in tags:
+            for alias in aliases:
+                add(alias, "tag", tag)
+    for canonical, aliases in PLATFORM_ALIASES.items():
+        for alias in (canonical, *aliases):
+            # a tag that names a platform (抖音) is the platform
+            table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e[0] != "tag"]
+            add(alias, "platform", canonical)
+    for canonical, aliases in CATEGORY_ALIASES.items():
+        for alias in (canonical, *aliases):
+            add(alias, "category", canonical)
+    for form, aliases in FORM_ALIASES.items():
+        for alias in (form, *aliases):
+            # a form word (直播, 视频) is a form, not also a tag: the form filter is the useful one
+            table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e[0] != "tag"]
+            add(alias, "form", form)
+    for sort, words in SORT_WORDS.items():
+        for word in words:
+            add(word, "sort", sort)
+    _compound_phrases(add, tags)
+    return {k: tuple(v) for k, v in table.items() if k}
+
+
+def _compound_phrases(add: Callable[[str, str, str], None], tags: tuple[str, ...]) -> None:
+    """探店达人, 美妆博主 …: a tag followed by a creator word also says 达人营销."""
+    for tag in tags:
+        if tag in PLATFORMS or tag in FORM_ALIASES:
+            continue
+        for creator in ("达人", "博主", "主播", "up主", "kol"):
+            add(tag + creator, "tag", tag)
+            add(tag + creator, "category", "达人营销")
+
+
+def _norm(phrase: str) -> str:
+    from .normalize import normalize
+
+    return normalize(phrase).replace(" ", "")
+
+
+def _pattern(phrases: dict[str, tuple[tuple[str, str], ...]]) -> re.Pattern[str]:
+    # Longest first so that 小红书 wins over 小红, 信息流投放 over 投放; ASCII aliases only as whole words.
+    parts = []
+    for phrase in sorted(phrases, key=len, reverse=True):
+        escaped = re.escape(phrase)
+        parts.append(f"(?<![a-z]){escaped}(?![a-z])" if phrase.isascii() else escaped)
+    return re.compile("|".join(parts))
+
+
+_PINYIN = Pinyin()
+
+
+@lru_cache(maxsize=8192)
+def sound(ch: str) -> str:
+    """Toneless pinyin of one character (itself when it has none)."""
+    return str(_PINYIN.get_pinyin(ch, "")) if "\u4e00" <= ch <= "\u9fff" else ch
+
+
+def _sounds(phrases: dict[str, tuple[tuple[str, str], ...]]) -> dict[tuple[str, ...], str]:
+    index: dict[tuple[str, ...], str] = {}
+    for phrase, meaning in phrases.items():
+        # homophones only for words long enough to be unambiguous and that name something
+        if len(phrase) >= 3 and all("\u4e00" <= ch <= "\u9fff" for ch in phrase):
+            if any(slot in ("platform", "tag", "category", "title") for slot, _ in meaning):
+                index.setdefault(tuple(sound(ch) for ch in phrase), phrase)
+        elif len(phrase) == 2 and any(slot == "platform" for slot, _ in meaning):
+            index.setdefault(tuple(sound(ch) for ch in phrase), phrase)
+    return index
+
+
+def _tokenizer(phrases: dict[str, tuple[tuple[str, str], ...]]) -> jieba.Tokenizer:
+    """A jieba tokenizer on a small dictionary (catalog words + common words), built in memory.
+
+    jieba's full dictionary costs ~1.5 s and ~90 MB to load; this one costs milliseconds, and jieba's
+    HMM still joins unknown runs (奶茶, 烘焙) into words.
+    """
+    words = dict.fromkeys([*phrases, *COMMON_WORDS])
+    lines = "".join(f"{w.replace(' ', '')} {max(3, 20 * len(w))}\n" for w in words if w.strip())
+    tokenizer = jieba.Tokenizer()
+    tokenizer.FREQ, tokenizer.total = tokenizer.gen_pfdict(io.BytesIO(lines.encode()))
+    tokenizer.initialized = True
+    return tokenizer
