@@ -29,19 +29,24 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from flows import texts
 from flows.browse import describe
 from flows.engine import OrderForm
 from flows.format import yuan
 from flows.relay import relay_state
 from flows.requirements import InvalidInput
-from flows.understand import load_vocabulary, understand
+from flows.understand import THRESHOLD, Vocabulary, understand
+from flows.understand.load import load_vocabulary
 from flows.understand.types import Context, Intent, Slots, Understanding
 from handlers import basic, cart, catalog, creators, form, invite, invoices, orders, pay, relay
 from handlers.context import Ctx, UserFacingError
 from handlers.router import Handler, Router, normalise
 from store import catalog as store_catalog
 from store.catalog import Query
+from store.models import Service
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,6 @@ form_questions = Router("form_understood")  # a question in the order form: just
 # none of the command's argument (a number, an amount) would only get the command's usage line.
 sentences = Router("understand_sentence")  # before the commands
 
-CONFIDENT = 0.6  # below this the optional language model may be asked
 LONG_QUESTION = 30  # characters: a free-text question this long gets a person offered at once
 GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets the one-line answer
 # Intents that, said with confidence in the middle of the form, are a question rather than an answer.
@@ -84,7 +88,9 @@ _ARGUMENT_COMMANDS = tuple(
         "提现",
     )
 )
-_QUESTION_MARKS = re.compile(r"[?？吗呢]$|怎么|如何|多少|什么|能不能|可不可以|可以吗|是否|哪里|多久|几天")
+_QUESTION_MARKS = re.compile(
+    r"[?？吗呢么嘛]$|怎么|怎样|咋|如何|多少|什么|啥|几时|到哪|能不能|可不可以|可以吗|是否|哪里|多久|几天"
+)
 
 
 # --- Understanding a message ---------------------------------------------------------------------
@@ -114,14 +120,14 @@ def _list_kind(ctx: Ctx) -> str | None:
 async def interpret(ctx: Ctx, text: str) -> Understanding:
     """The message's meaning: local first, the language model only when that is unsure."""
     async with ctx.read() as session:
-        vocab = await load_vocabulary(session)
+        vocab = await _vocabularies.get(session, ctx.settings.database_url)
     try:
         found = understand(text, context_of(ctx), vocab, ctx.now())
     except Exception:  # a message it trips over is a message not understood, not an apology
         log.exception("understanding failed", extra={"text": text[:100]})
         return Understanding(Intent.UNKNOWN, confidence=0.0)
     llm = getattr(ctx.services, "llm", None)
-    if found.confidence >= CONFIDENT or llm is None:
+    if found.confidence >= THRESHOLD or llm is None:
         return found
     try:
         # Half the reply budget at most: the answer must still go back within WeChat's 5 seconds.
@@ -130,6 +136,34 @@ async def interpret(ctx: Ctx, text: str) -> Understanding:
         log.warning("language model unavailable", exc_info=True)
         return found
     return asked if asked is not None and asked.confidence > found.confidence else found
+
+
+class _Vocabularies:
+    """The catalog's vocabulary, built once per catalog version (building it takes milliseconds to
+    seconds with the catalog's size; checking the version is one small query)."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[tuple[Any, ...], Vocabulary]] = {}
+
+    async def get(self, session: AsyncSession, database: str) -> Vocabulary:
+        version = tuple(
+            (
+                await session.execute(
+                    select(func.count(), func.max(Service.id), func.max(Service.updated_at)).where(
+                        Service.status == "listed"
+                    )
+                )
+            ).one()
+        )
+        kept = self._built.get(database)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        vocab = await load_vocabulary(session)
+        self._built[database] = (version, vocab)
+        return vocab
+
+
+_vocabularies = _Vocabularies()  # per process; keyed by database, so tests' apps never share one
 
 
 def has_words(text: str) -> bool:
@@ -217,7 +251,7 @@ async def on_form_text(ctx: Ctx) -> None:
         await form.on_answer(ctx)
         return
     meant = await interpret(ctx, text)
-    if meant.intent not in FORM_ASIDES or meant.confidence < CONFIDENT:
+    if meant.intent not in FORM_ASIDES or meant.confidence < THRESHOLD:
         await form.on_answer(ctx)
         return
     await act(ctx, meant, text)
@@ -405,11 +439,17 @@ def _order_no(ctx: Ctx, meant: Understanding) -> str:
 
 
 async def _my_orders(ctx: Ctx, meant: Understanding, text: str) -> None:
-    """我的订单 / 订单到哪了: the order named, else the list."""
-    if meant.slots.order_no:
-        await orders.show_order(ctx, meant.slots.order_no)
+    """我的订单: the list; 订单到哪了 / 什么时候完成: the order named or talked about last, else how
+    orders go, with the list."""
+    asking = _looks_like_question(text)
+    number = meant.slots.order_no or (ctx.state.data.get("last_order") if asking else None)
+    if number:
+        await orders.show_order(ctx, number)
         return
     await orders.show_orders(ctx, None, 1)
+    last = ctx.replies[-1] if ctx.replies else None
+    if asking and last is not None and last.kind == "text":
+        last.payload["content"] = texts.FAQ["progress"] + "\n\n" + last.payload["content"]
 
 
 async def _cancel(ctx: Ctx, meant: Understanding, text: str) -> None:
