@@ -291,11 +291,14 @@ Action = Callable[[Ctx, Understanding, str], Awaitable[None]]
 
 
 async def act(ctx: Ctx, meant: Understanding, text: str) -> None:
-    """Call what does it; a message understood resets the count of misunderstandings."""
-    if meant.intent not in (Intent.UNKNOWN,):
-        ctx.state.data.pop("misunderstood", None)
+    """Call what does it; a guess is offered as a numbered suggestion first (「你是想找…吗？」)."""
     log.info("understood", extra={"intent": str(meant.intent), "source": meant.source})
-    await ACTIONS.get(meant.intent, _unknown)(ctx, meant, text)
+    unsure = meant.confidence < THRESHOLD and meant.source != "choice"
+    if meant.intent is Intent.UNKNOWN or (unsure and _suggestions(ctx, meant)):
+        await _unknown(ctx, meant, text)
+        return
+    ctx.state.data.pop("misunderstood", None)
+    await ACTIONS[meant.intent](ctx, meant, text)
 
 
 async def _as(ctx: Ctx, command: str, handler: Handler) -> None:
@@ -360,6 +363,8 @@ async def _search(ctx: Ctx, meant: Understanding, text: str) -> None:
         await catalog.on_categories(ctx)
         return
     await catalog.show_page(ctx, query_of(meant.slots), 1)
+    if len(text.strip()) >= LONG_QUESTION and _looks_like_question(text):
+        _append(ctx, texts.OFFER_HUMAN)  # a long question may need more than a list
 
 
 async def _refine(ctx: Ctx, meant: Understanding, text: str) -> None:
@@ -542,7 +547,7 @@ async def _unknown(ctx: Ctx, meant: Understanding, text: str) -> None:
     """A short answer with suggestions drawn from the message, numbered for the next turn."""
     _missed(ctx)
     offer = _human_offer(ctx, text)
-    found = _suggestions(ctx, meant.slots)
+    found = _suggestions(ctx, meant)
     if not found and len(text.strip()) <= GIBBERISH:
         ctx.say(texts.NOT_UNDERSTOOD_SHORT + offer)
         return
@@ -554,13 +559,16 @@ async def _unknown(ctx: Ctx, meant: Understanding, text: str) -> None:
     ctx.say(texts.NOT_UNDERSTOOD + offer, options=lines)
 
 
-def _suggestions(ctx: Ctx, slots: Slots) -> list[tuple[str, Understanding]]:
-    """What the message itself points at: a search by the words recognised, an order named."""
-    found = []
-    if _has_search(slots):
+def _suggestions(ctx: Ctx, meant: Understanding) -> list[tuple[str, Understanding]]:
+    """What the message itself points at: the intent guessed, a search by the words recognised,
+    an order named."""
+    slots, found = meant.slots, []
+    guessed = _guessed(ctx, meant)
+    if guessed:
+        found.append((guessed, dataclasses.replace(meant, confidence=1.0)))
+    if _has_search(slots) and meant.intent not in (Intent.SEARCH, Intent.REFINE):
         search = dataclasses.replace(Slots(), **{k: getattr(slots, k) for k in _SEARCH_SLOTS})
-        what = " · ".join(p for p in (describe(query_of(search)), *_search_words(search)) if p)
-        found.append((texts.SUGGEST_SEARCH.format(what=what), Understanding(Intent.SEARCH, search)))
+        found.append((texts.SUGGEST_SEARCH.format(what=_what(slots)), Understanding(Intent.SEARCH, search)))
     if slots.order_no:
         found.append(
             (
@@ -569,6 +577,26 @@ def _suggestions(ctx: Ctx, slots: Slots) -> list[tuple[str, Understanding]]:
             )
         )
     return found
+
+
+def _guessed(ctx: Ctx, meant: Understanding) -> str | None:
+    """A label for the intent guessed, when it is something one can offer to do."""
+    slots = meant.slots
+    if meant.intent in (Intent.SEARCH, Intent.REFINE) and _has_search(slots):
+        return texts.SUGGEST_SEARCH.format(what=_what(slots))
+    if meant.intent is Intent.PICK and slots.ordinal and _list_kind(ctx) in ("catalog", "orders"):
+        return texts.SUGGEST_PICK.format(n=slots.ordinal)
+    if meant.intent in (Intent.ORDER, Intent.ADD_TO_CART) and ctx.state.data.get("viewing") is not None:
+        return texts.SUGGEST_ORDER_VIEWED if meant.intent is Intent.ORDER else texts.SUGGEST_CART_VIEWED
+    if meant.intent is Intent.MY_ORDERS:
+        return texts.SUGGEST_MY_ORDERS
+    return None
+
+
+def _what(slots: Slots) -> str:
+    """「小红书 · 达人营销 · ≤¥3,000 · 美食」: the conditions of a search in words."""
+    search = dataclasses.replace(Slots(), **{k: getattr(slots, k) for k in _SEARCH_SLOTS})
+    return " · ".join(p for p in (describe(query_of(search)), *_search_words(search)) if p)
 
 
 _SEARCH_SLOTS = (

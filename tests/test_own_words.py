@@ -193,3 +193,31 @@ async def test_a_person_is_offered_after_two_misses_in_a_row(customer: Customer)
 async def test_greetings_get_a_greeting_not_the_help(customer: Customer) -> None:
     for said in ("在吗", "你好"):
         assert await customer.say(said) == texts.GREETING
+
+
+async def test_a_long_question_gets_its_answer_and_a_person_offered(customer: Customer) -> None:
+    reply = await customer.say("请问一下你们平时一般是怎么和客户沟通需求的，会有专门的人对接整个流程吗")
+    assert reply.startswith(texts.FAQ["howto"]) and texts.OFFER_HUMAN.strip() in reply
+
+
+async def test_an_unhappy_long_message_gets_an_apology_and_a_person(customer: Customer) -> None:
+    reply = await customer.say(
+        "我之前在别家被坑过好几次了，说得都很好听，结果一点效果都没有，真的很烦，你们到底怎么保证"
+    )
+    assert reply.startswith(texts.COMPLAINT_SORRY) and "客服" in reply
+
+
+async def test_punctuation_alone_gets_one_friendly_line(customer: Customer) -> None:
+    assert await customer.say("？？？") == texts.NOT_UNDERSTOOD_SHORT
+
+
+# --- command words inside sentences --------------------------------------------------------------
+
+
+async def test_a_question_starting_with_a_command_word_is_answered(customer: Customer) -> None:
+    reply = await customer.say("付款方式有哪些")  # 付款 is also a command: 付款 <单号>
+    assert reply == texts.FAQ["payment"]
+
+
+async def test_a_command_with_its_argument_is_still_the_command(customer: Customer) -> None:
+    assert await customer.say("支付 20261122-0042") == texts.ORDER_NOT_FOUND.format(number="20261122-0042")
