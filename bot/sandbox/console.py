@@ -46,6 +46,12 @@ IMAGE_MAGIC = {
 routes = web.RouteTableDef()
 
 
+@routes.get("/")
+async def root(_: web.Request) -> web.StreamResponse:
+    """The demo's front door is the console."""
+    raise web.HTTPFound("/sandbox/")
+
+
 def setup_sandbox(app: web.Application, settings: Settings) -> None:
     """Mount the MP, WeCom and Pay simulators under /sandbox/ and the console at /sandbox/."""
     sim = MpSimulator(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value())
