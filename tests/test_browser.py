@@ -168,6 +168,9 @@ async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
         async with context.expect_page() as opened:
             await created.locator("a").first.click()
         pay_page = await opened.value
+        # A failed try first: the page shown after it still pays (its buttons once led to a 404).
+        await pay_page.get_by_role("button", name="模拟失败").click()
+        await expect(pay_page.get_by_text("支付失败（模拟）")).to_be_visible()
         await pay_page.get_by_role("button", name="确认支付").click()
         await expect(
             pay_page.get_by_text("商户已确认收到通知")
@@ -175,3 +178,6 @@ async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
         reviewed = column.get_by_test_id("msg-bot").filter(has_text="进入审核")
         await expect(reviewed).to_be_visible(timeout=10_000)
         await page.screenshot(path=str(tmp_path / "sandbox-paid.png"))
+    # The customer of that chat paid, not one shared sandbox payer (which trips the fraud rule).
+    (paid,) = [o for o in console_url[1][keys.PAY_SIM].orders.values() if o.state == "SUCCESS"]
+    assert paid.payer in console_url[1][keys.SANDBOX].customers

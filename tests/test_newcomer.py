@@ -28,7 +28,10 @@ def test_a_taken_port_is_said_plainly_without_a_traceback(tmp_path: Path) -> Non
 
 
 async def test_the_demo_front_door_leads_to_the_console(tmp_path: Path) -> None:
-    async with serve_demo(tmp_path) as (base, _), aiohttp.ClientSession() as http:
-        async with http.get(f"{base}/", allow_redirects=False) as resp:
-            assert resp.status == 302
-            assert resp.headers["Location"] == "/sandbox/"
+    async with (
+        serve_demo(tmp_path) as (base, _),
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/", allow_redirects=False) as resp,
+    ):
+        assert resp.status == 302
+        assert resp.headers["Location"] == "/sandbox/"

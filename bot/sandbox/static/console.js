@@ -33,15 +33,23 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-// Keep the text exactly (newlines via CSS pre-wrap) and turn http(s) links into anchors.
-function richText(text) {
+// Keep the text exactly (newlines via CSS pre-wrap) and turn http(s) links into anchors. A link to the
+// simulated pay page opens it as the customer of this chat, so each customer pays as themselves.
+function richText(text, openid) {
   const frag = document.createDocumentFragment();
   const parts = String(text ?? "").split(/(https?:\/\/[^\s，。、）)]+)/g);
   parts.forEach((part, i) => {
-    if (i % 2 === 1) frag.append(el("a", { href: part, target: "_blank", rel: "noopener", text: part }));
+    if (i % 2 === 1) frag.append(el("a", { href: payAs(part, openid), target: "_blank", rel: "noopener", text: part }));
     else if (part) frag.append(document.createTextNode(part));
   });
   return frag;
+}
+
+function payAs(url, openid) {
+  if (!openid || !url.includes("/sandbox/pay/page/")) return url;
+  const u = new URL(url);
+  if (!u.searchParams.has("openid")) u.searchParams.set("openid", openid);
+  return u.toString();
 }
 
 function mediaUrl(mediaId) {
@@ -123,7 +131,7 @@ function body(entry) {
   switch (entry.kind) {
     case "text":
     case "markdown":
-      return el("div", { class: "bubble text" }, richText(p.content));
+      return el("div", { class: "bubble text" }, richText(p.content, entry.openid));
     case "image":
       return el("div", { class: "bubble image" },
         el("img", { src: p.picurl && entry.who === "user" ? p.picurl : mediaUrl(p.media_id), alt: "图片", "data-testid": "chat-image" }));
