@@ -45,6 +45,38 @@ function richText(text, openid) {
   return frag;
 }
 
+// WeCom's markdown subset as the work chat shows it: # headings, **bold**, > quotes, [text](url),
+// `code` and <font color="info|comment|warning">. Built from DOM nodes, never innerHTML.
+const FONT_COLORS = { info: "md-info", comment: "md-comment", warning: "md-warning" };
+function markdown(source) {
+  const frag = document.createDocumentFragment();
+  for (const raw of String(source ?? "").split("\n")) {
+    const heading = raw.match(/^(#{1,6})\s+(.*)$/);
+    const quote = raw.match(/^>\s?(.*)$/);
+    const line = heading ? heading[2] : quote ? quote[1] : raw;
+    const tag = heading ? "strong" : "div";
+    const cls = heading ? "md-line md-h" : quote ? "md-line md-quote" : "md-line";
+    frag.append(el(tag, { class: cls }, inlineMarkdown(line)));
+  }
+  return frag;
+}
+
+function inlineMarkdown(text) {
+  const frag = document.createDocumentFragment();
+  const token = /\*\*(.+?)\*\*|\[([^\]]+)\]\((https?:[^)\s]+)\)|`([^`]+)`|<font color="(\w+)">(.*?)<\/font>/g;
+  let last = 0;
+  for (const m of text.matchAll(token)) {
+    if (m.index > last) frag.append(document.createTextNode(text.slice(last, m.index)));
+    if (m[1] !== undefined) frag.append(el("strong", {}, inlineMarkdown(m[1])));
+    else if (m[2] !== undefined) frag.append(el("a", { href: m[3], target: "_blank", rel: "noopener", text: m[2] }));
+    else if (m[4] !== undefined) frag.append(el("code", { text: m[4] }));
+    else frag.append(el("span", { class: FONT_COLORS[m[5]] || "" }, inlineMarkdown(m[6])));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) frag.append(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
 function payAs(url, openid) {
   if (!openid || !url.includes("/sandbox/pay/page/")) return url;
   const u = new URL(url);
@@ -130,8 +162,9 @@ function body(entry) {
   const p = entry.payload || {};
   switch (entry.kind) {
     case "text":
-    case "markdown":
       return el("div", { class: "bubble text" }, richText(p.content, entry.openid));
+    case "markdown":
+      return el("div", { class: "bubble markdown" }, markdown(p.content));
     case "image":
       return el("div", { class: "bubble image" },
         el("img", { src: p.picurl && entry.who === "user" ? p.picurl : mediaUrl(p.media_id), alt: "图片", "data-testid": "chat-image" }));
