@@ -209,7 +209,10 @@ async def test_customers_and_adding_one(demo: Demo) -> None:
     names = [c["name"] for c in listed["customers"]]
     assert names[:3] == ["咖啡品牌A", "小鹿", "阿木"]
     # No menu pushed yet: the console offers the one `chatorder menu push` would create.
-    assert {"name": texts.MENU_HELP, "key": "MENU_HELP"} in listed["menu"]
+    # As WeChat shows it: three buttons, 更多 opening a sub-menu that holds 使用帮助.
+    assert len(listed["menu"]) == 3
+    more = next(b for b in listed["menu"] if b["name"] == texts.MENU_MORE)
+    assert {"name": texts.MENU_HELP, "key": "MENU_HELP"} in more["sub"]
 
     added = await demo.post("/sandbox/api/customers", {"name": "米粒"})
     assert added["name"] == "米粒" and added["openid"].startswith("o_sandbox_")

@@ -12,7 +12,7 @@ const state = {
   columns: new Map(), // openid -> column element
   seen: new Set(), // seqs already rendered
   lastSeq: 0,
-  menu: [], // [{name, key}] CLICK buttons of the pushed menu
+  menu: [], // the pushed menu as WeChat shows it: [{name, key} | {name, sub: [{name, key}]}], ≤ 3
   staff: new Set(), // staff userids offered in the "current staff" picker
   cards: new Map(), // "<task_id> <userid>" -> {node, card}: each recipient's copy of a template card
 };
@@ -77,6 +77,12 @@ function inlineMarkdown(text) {
   return frag;
 }
 
+// The bot's texts speak Beijing time; the pane's clock does too, whatever the browser's zone.
+const BEIJING_CLOCK = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+function beijingTime(seconds) {
+  return BEIJING_CLOCK.format(new Date(seconds * 1000));
+}
+
 function payAs(url, openid) {
   if (!openid || !url.includes("/sandbox/pay/page/")) return url;
   const u = new URL(url);
@@ -124,7 +130,8 @@ function eventText(p) {
 }
 
 function menuName(key) {
-  return state.menu.find((b) => b.key === key)?.name ?? key;
+  const flat = state.menu.flatMap((b) => (b.sub ? b.sub : [b]));
+  return flat.find((b) => b.key === key)?.name ?? key;
 }
 
 function templateCard(p) {
@@ -310,14 +317,42 @@ function renderChips(col) {
   const box = $(".chips", col);
   box.replaceChildren();
   const openid = col.dataset.openid;
-  for (const b of state.menu) {
-    box.append(el("button", { type: "button", class: "chip menu", "data-testid": "chip", "data-key": b.key, text: `☰ ${b.name}`,
-      onclick: () => act(col, "/click", { openid, key: b.key }) }));
-  }
   for (const text of TEXT_CHIPS) {
     box.append(el("button", { type: "button", class: "chip", "data-testid": "chip", "data-text": text, text,
       onclick: () => act(col, "/say", { openid, text }) }));
   }
+  renderMenu(col);
+}
+
+// The custom menu as WeChat draws it: up to three buttons along the bottom; one with a sub-menu opens a
+// list above it, and tapping an item sends its CLICK event.
+function renderMenu(col) {
+  const bar = $(".menubar", col);
+  bar.replaceChildren();
+  const openid = col.dataset.openid;
+  const click = (b) => { closeMenus(col); if (b.key) act(col, "/click", { openid, key: b.key }); };
+  for (const b of state.menu) {
+    const slot = el("div", { class: "menu-slot" });
+    const top = el("button", { type: "button", class: "menu-button", "data-testid": "menu-button", "data-key": b.key || undefined,
+      text: b.sub ? `≡ ${b.name}` : b.name });
+    if (b.sub) {
+      const list = el("div", { class: "menu-sub", role: "menu", hidden: true });
+      for (const item of b.sub) {
+        list.append(el("button", { type: "button", class: "menu-item", role: "menuitem", "data-testid": "menu-item",
+          "data-key": item.key || undefined, text: item.name, onclick: () => click(item) }));
+      }
+      top.setAttribute("aria-haspopup", "menu");
+      top.onclick = () => { const open = list.hidden; closeMenus(col); list.hidden = !open; };
+      slot.append(list);
+    } else top.onclick = () => click(b);
+    slot.prepend(top);
+    bar.append(slot);
+  }
+  bar.hidden = state.menu.length === 0;
+}
+
+function closeMenus(col) {
+  col.querySelectorAll(".menu-sub").forEach((m) => { m.hidden = true; });
 }
 
 async function act(col, path, payload) {
@@ -431,7 +466,7 @@ function renderStaff(entry) {
   const li = el("li", { class: `staff-line ${entry.who}`, "data-testid": "staff-entry", "data-kind": entry.kind, "data-seq": entry.seq });
   const head = el("div", { class: "staff-meta" },
     el("span", { class: "staff-to", text: staffLabel(entry) }),
-    el("time", { text: new Date(entry.at * 1000).toLocaleTimeString("zh-CN", { hour12: false }) }));
+    el("time", { "data-testid": "staff-time", text: beijingTime(entry.at) }));
   li.append(head, entry.kind === "template_card" ? workCard(entry) : body(entry));
   return li;
 }
