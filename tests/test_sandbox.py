@@ -304,9 +304,10 @@ async def test_a_slow_answer_is_retried_with_the_same_msg_id(tmp_path: Path) -> 
 
 
 async def test_scanning_a_qr_code_subscribes_a_newcomer_and_scans_for_a_follower(demo: Demo) -> None:
+    # The code printed on a poster is accepted as it is: it stands for the poster's QR scene.
     await demo.post("/sandbox/api/scan", {"openid": AMU, "scene": "K7P2Q9"})
-    await demo.post("/sandbox/api/scan", {"openid": AMU, "scene": "K7P2Q9"})
+    await demo.post("/sandbox/api/scan", {"openid": AMU, "scene": "inv_K7P2Q9"})
     events = [e.payload for e in demo.sandbox.chat(AMU) if e.kind == "event"]
-    assert events == [{"event": "subscribe", "scene": "K7P2Q9"}, {"event": "SCAN", "scene": "K7P2Q9"}]
+    assert events == [{"event": "subscribe", "scene": "inv_K7P2Q9"}, {"event": "SCAN", "scene": "inv_K7P2Q9"}]
     customers = {c["openid"]: c for c in (await demo.transcript())["customers"]}
     assert customers[AMU]["following"] and not customers[XIAOLU]["following"]

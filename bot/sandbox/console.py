@@ -32,6 +32,7 @@ MAX_KEY = 128  # bytes; WeChat's limit for a menu button key
 MAX_IMAGE = 10 * 1024 * 1024  # WeChat accepts pictures up to 10 MB
 LONG_POLL = 10.0  # seconds a transcript request waits for something new
 USERID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # WeCom userids: 1–64 of these characters
+INVITE_CODE_RE = re.compile(r"[A-Za-z0-9]{4,12}")  # a bare invite code (the poster's 邀请码), no prefix
 MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the simulator's media ids (and WeChat's)
 MAX_TASK_ID = 128  # bytes; WeCom's limit for a template card's task_id
 MAX_BUTTON_KEY = 1024  # bytes; WeCom's limit for a card button's key
@@ -184,6 +185,8 @@ async def scan(request: web.Request) -> web.Response:
     """The customer scans a parametric QR code (subscribe with qrscene_ if new, else SCAN)."""
     body = await _body(request)
     scene = body.get("scene")
+    if isinstance(scene, str) and INVITE_CODE_RE.fullmatch(scene.strip()):
+        scene = f"inv_{scene.strip().upper()}"  # the code printed on a poster stands for its QR scene
     if not valid_scene(scene):
         raise BadInput("scene must be 1–64 letters, digits or _-.:")
     sandbox = request.app[keys.SANDBOX]

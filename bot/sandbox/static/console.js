@@ -275,7 +275,7 @@ function addColumn(customer) {
     act(col, "/subscribe", { openid: customer.openid }));
   col.querySelector("[data-action=scan]").addEventListener("click", () => {
     // A newcomer scanning sends subscribe + qrscene_<scene>; a follower sends SCAN.
-    const scene = window.prompt(`${customer.name} 扫描的二维码场景值（例如邀请码）`, col.dataset.scene || "");
+    const scene = window.prompt(`${customer.name} 扫码：输入海报上的邀请码（如 K7P2Q9），或二维码场景值（如 inv_K7P2Q9）`, col.dataset.scene || "");
     if (!scene) return;
     col.dataset.scene = scene.trim();
     act(col, "/scan", { openid: customer.openid, scene: scene.trim() });
