@@ -328,6 +328,7 @@ INVOICE_HELP = (
 )
 INVOICE_TITLES = "\n已保存的抬头：\n{lines}"
 INVOICE_LIST = "\n发票进度：\n{lines}"
+INVOICE_LINE = "· 订单 {number} · {title} {amount} {status}"
 INVOICE_TITLE_SAVED = "已保存抬头「{title}」{tax_no}。订单完成后发「开发票 订单号」即可。"
 INVOICE_TITLE_USAGE = "请按「发票抬头 公司名称 税号」发送，个人发票只写名字。"
 INVOICE_TAX_NO = "（税号 {tax_no}）"
