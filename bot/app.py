@@ -42,6 +42,7 @@ from store.db import make_engine, make_sessionmaker
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
+from store.search import SearchIndex
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
 from webhooks import pay as pay_webhook
@@ -160,6 +161,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
     locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
+    app[keys.SEARCH] = SearchIndex()  # empty until the first search
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
@@ -168,7 +170,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
-        services=Services(media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake),
+        services=Services(
+            media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake, search=app[keys.SEARCH]
+        ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
     jobs = [

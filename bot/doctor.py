@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -179,8 +180,20 @@ async def _ledger(settings: Settings) -> tuple[str, str, str]:
     return OK, "ledger", "every balance and every creator's earnings equal the sums of their entries"
 
 
+# Debian ships `chromium`, Ubuntu `chromium-browser` (a snap under /snap/bin), others Google Chrome.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "/snap/bin/chromium")
+
+
+def chromium_path() -> str | None:
+    """The Chromium (or Chrome) to drive in the console's browser test: CHATORDER_CHROMIUM, else the PATH."""
+    wanted = os.environ.get("CHATORDER_CHROMIUM")
+    if wanted:
+        return wanted if os.access(wanted, os.X_OK) else None
+    return next((p for p in map(shutil.which, BROWSERS) if p), None)
+
+
 def _chromium() -> tuple[str, str, str]:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    path = chromium_path()
     if path:
         return OK, "chromium", f"{path} (for the console's browser test)"
     return INFO, "chromium", "not installed; the browser test will skip (`apt-get install chromium`)"

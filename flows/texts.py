@@ -106,11 +106,29 @@ RESULTS_MORE = "，「下一页」看更多"
 RESULTS_PAGE = "，第 {page}/{pages} 页"
 NO_RESULTS = "没有找到符合条件的服务 😶 换个关键词试试，或发「分类」按平台浏览。{filters_hint}"
 NO_RESULTS_FILTER_HINT = "\n当前筛选：{filters}，发「清除筛选」去掉条件。"
+# Nothing matched every condition: which one did it, and the nearest services without it.
+NO_RESULTS_BLOCKED = "「{conditions}」没有找到 😶 {relaxed}后最接近的是：\n{lines}\n回复数字看详情{others}，发「清除筛选」去掉条件。"
+NO_RESULTS_OTHERS = "；也可以{ways}"
+NO_RESULTS_WORDS = (
+    "没有和「{words}」相关的服务 😶 {where}先看看这些：\n{lines}\n回复数字看详情，或换个说法再搜。"
+)
+NO_RESULTS_WORDS_WHERE = "{filters}的服务里"
+RELAX_WAYS = {
+    "price": "放宽预算",
+    "followers": "放宽粉丝数",
+    "engagement": "放宽互动率",
+    "form": "不限形式",
+    "platform": "换个平台",
+    "category": "不限类别",
+    "tags": "不限标签",
+    "keywords": "不限关键词",
+}
 NO_MORE_PAGES = "已经是最后一页了。回复数字看详情，或换个关键词搜索。"
 NO_PREVIOUS_PAGE = "已经是第一页了。"
 NO_LIST = "先搜点什么吧：发「搜 关键词」或「分类」。"
 PICK_OUT_OF_RANGE = "列表里没有第 {n} 项，请回复 1–{max} 之间的数字。"
 SORT_NAMES = {
+    "relevance": "按相关度排序",
     "engagement": "按互动率排序",
     "price": "按价格从低到高",
     "price_desc": "按价格从高到低",
@@ -128,7 +146,7 @@ FILTER_HELP = (
 )
 FILTER_INVALID = "没看懂这个筛选条件 🙏\n\n" + FILTER_HELP
 FILTERS_CLEARED = "已清除筛选条件。"
-SORT_INVALID = "可以按这些排序：价格、价格高、粉丝、互动、曝光。例如发「排序 粉丝」。"
+SORT_INVALID = "可以按这些排序：相关度、价格、价格高、粉丝、互动、曝光。例如发「排序 粉丝」。"
 
 DETAIL = (
     "【{title}】{platform} · {category}\n"
@@ -174,6 +192,7 @@ FORM_TEMPLATE_HINT = "（发「模板」看示例）"
 FORM_TEMPLATE = "示例：\n{example}\n\n照这个格式发给我就行。"
 FORM_FIRST_STEP = "已经是第一步了。\n\n"
 FORM_CANCELLED = "好的，已放弃这次下单。购物车里的内容还在，随时发「结算」重新开始。"
+FORM_CANCELLED_NO_CART = "好的，已放弃这次下单。想再看看的话，直接说想找什么，或发「分类」浏览。"
 FORM_PAUSED = "\n\n——\n刚才的下单进行到第 {n}/{total} 步，发「继续」接着填。"
 FORM_PAUSED_CONFIRM = "\n\n——\n刚才的订单还差最后确认，发「继续」查看，发「确认」生成订单。"
 FORM_NOTHING_TO_RESUME = "现在没有进行中的下单。发「购物车」看看，或「搜 关键词」找服务。"
@@ -344,6 +363,7 @@ INVOICE_HELP = (
 )
 INVOICE_TITLES = "\n已保存的抬头：\n{lines}"
 INVOICE_LIST = "\n发票进度：\n{lines}"
+INVOICE_LINE = "· 订单 {number} · {title} {amount} {status}"
 INVOICE_TITLE_SAVED = "已保存抬头「{title}」{tax_no}。订单完成后发「开发票 订单号」即可。"
 INVOICE_TITLE_USAGE = "请按「发票抬头 公司名称 税号」发送，个人发票只写名字。"
 INVOICE_TAX_NO = "（税号 {tax_no}）"

@@ -22,6 +22,7 @@ from store.turns import FlowState
 if TYPE_CHECKING:
     from bot.channels.pay import PayClient
     from bot.locks import PersonLocks
+    from store.search import SearchIndex
 
 
 class UserFacingError(Exception):
@@ -66,6 +67,7 @@ class Services:
     stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
+    search: SearchIndex | None = None  # the app's catalog index (store.search), built on first use
 
 
 @dataclass(slots=True)
