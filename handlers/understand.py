@@ -62,6 +62,8 @@ GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets th
 FORM_ASIDES = frozenset(
     {Intent.QUESTION, Intent.HUMAN, Intent.COMPLAINT, Intent.ABOUT, Intent.HELP, Intent.MY_ORDERS}
 )
+# 「探店的呢」「那美食的」「换成抖音」「再便宜点」 lean on the last list; 「咖啡探店」 alone starts afresh.
+_FOLLOW_UP = re.compile(r"呢|那|换|也|再|还|只要|只看|其中|里面|这些")
 _STRUCTURED_STEPS = frozenset({"link", "publish_time", "mentions", "contact"})
 _ARGUMENT_COMMANDS = tuple(
     normalise(w)
@@ -312,7 +314,7 @@ async def _as(ctx: Ctx, command: str, handler: Handler) -> None:
 
 
 def _search_words(slots: Slots) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*slots.tags, *slots.keywords)))[:5]
+    return tuple(dict.fromkeys((*slots.tags, *slots.keywords)))
 
 
 def _has_search(slots: Slots) -> bool:
@@ -342,9 +344,8 @@ def query_of(slots: Slots) -> Query:
 def _narrowed(query: Query, slots: Slots, *, keep_words: bool) -> Query:
     """`query` with every condition the message named replaced by the named one."""
     changes: dict[str, Any] = {}
-    words = _search_words(slots)
-    if words or not keep_words:
-        changes["keywords"] = words
+    if slots.tags or slots.keywords or not keep_words:
+        changes.update(tags=slots.tags, keywords=slots.keywords)  # ranked by the search, not all required
     for name in ("platform", "category", "form"):
         value = getattr(slots, name)
         if value and (name != "platform" or value in store_catalog.PLATFORMS):
@@ -380,6 +381,9 @@ async def _refine(ctx: Ctx, meant: Understanding, text: str) -> None:
     if not _has_search(slots) and slots.sort is None:
         ctx.state.data["list"] = "catalog"
         await catalog.on_next(ctx)
+        return
+    if (slots.tags or slots.keywords) and not _FOLLOW_UP.search(text):
+        await catalog.show_page(ctx, query_of(slots), 1)  # 咖啡探店 after a list: a new search
         return
     await catalog.show_page(ctx, _narrowed(_last_query(ctx), slots, keep_words=True), 1)
 

@@ -40,6 +40,17 @@ def listed(reply: str) -> list[str]:
     return re.findall(r"^\d+\. ([^·\n]+?) · ", reply, flags=re.M)
 
 
+def prices(reply: str) -> list[int]:
+    """The 「¥X 起」 of each line that can still be ordered, in yuan."""
+    found = re.findall(r"¥([\d,]+) 起 · (?!已售罄)", reply)
+    return [int(p.replace(",", "")) for p in found]
+
+
+def followers(reply: str) -> list[float]:
+    """The follower counts of a list, in 万."""
+    return [float(n) for n in re.findall(r"([\d.]+)万粉", reply)]
+
+
 def understood(reply: str) -> bool:
     """Not the help text, not an apology for not understanding."""
     return HELP not in reply and "没太明白" not in reply and "还没学会" not in reply
@@ -106,9 +117,9 @@ async def test_how_much(customer: Customer) -> None:
 
 async def test_how_much_for_a_platform_lists_it_by_price(customer: Customer) -> None:
     reply = await customer.say("B站UP主合作多少钱")
-    titles = listed(reply)
-    assert titles and titles[0] == "手作布布"  # the cheapest B站 creator (¥2,400)
-    assert "小红书" not in reply
+    lines = [line for line in reply.splitlines() if re.match(r"^\d+\. ", line)]
+    assert len(lines) >= 3 and all(" · B站 · " in line for line in lines)
+    assert prices(reply) == sorted(prices(reply))  # cheapest first (sold-out ones come last)
 
 
 # --- context -------------------------------------------------------------------------------------
@@ -116,16 +127,18 @@ async def test_how_much_for_a_platform_lists_it_by_price(customer: Customer) -> 
 
 async def test_more_followers_next_page_pick_and_another_platform(customer: Customer) -> None:
     first = await customer.say("咖啡探店")
-    assert len(listed(first)) == 5
+    assert len(listed(first)) == 5 and "下一页" in first
     more = await customer.say("粉丝多一点的")
-    followers = listed(more)
-    assert followers[0] == "城市咖啡探店榜"  # 32万, the most followers among them
+    assert followers(more) == sorted(followers(more), reverse=True) and len(listed(more)) == 5
+    assert set(listed(more)) != set(listed(first))  # the best-followed come first now
     rest = await customer.say("还有吗")
-    assert listed(rest) and not set(listed(rest)) & set(followers)
+    assert listed(rest) and not set(listed(rest)) & set(listed(more))
+    assert max(followers(rest)) <= min(followers(more))  # page 2 of the same order
     detail = await customer.say("第二个")
     assert detail.startswith(f"【{listed(rest)[1]}】")
     douyin = await customer.say("那个抖音的呢")
-    assert listed(douyin) == ["咖啡师小周"]
+    assert "咖啡师小周" in listed(douyin) and "阿杰探店" not in douyin
+    assert all(" · 抖音 · " in line for line in douyin.splitlines() if re.match(r"^\d+\. ", line))
 
 
 async def test_this_one_asks_which_package_and_the_number_orders_it(customer: Customer) -> None:
