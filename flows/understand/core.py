@@ -16,9 +16,11 @@ from .words import Found, find_words
 # (bot.channels.llm.ask) and prefer its answer when it is valid.
 THRESHOLD = 0.6
 
-# Intents whose content words (keywords) mean something to the handler.
+# Intents for which what is asked about (platform, tags, budget …) means something to the handler;
+# keywords only where they are searched for. Elsewhere (博主没发，退款) they are noise.
+_ABOUT_SERVICES = frozenset({Intent.SEARCH, Intent.REFINE, Intent.QUESTION})
 _SEARCHING = frozenset({Intent.SEARCH, Intent.REFINE})
-_GIBBERISH = re.compile(r"^[a-z]{1,3}$|^[^\u4e00-\u9fffa-z0-9]*$")
+_COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
 
 def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime) -> Understanding:
@@ -28,9 +30,9 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     stays pure and testable.
     """
     norm = normalize(text)
-    if not norm or _GIBBERISH.match(norm):
-        return Understanding(Intent.UNKNOWN, Slots(), 0.1)
-    digits = arabic(norm)
+    if not norm:
+        return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
+    digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
     found = find_words(fig.rest, vocab)
     reading = classify(digits, fig, found, context)
@@ -39,6 +41,8 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
 
 
 def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
+    if reading.intent not in _ABOUT_SERVICES:
+        found, fig = Found(), _only_order_figures(fig)
     searching = reading.intent in _SEARCHING
     return Slots(
         platform=found.platforms[0] if found.platforms else None,
@@ -50,8 +54,8 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         price_max_fen=fig.price_max_fen,
         followers_min=fig.followers_min,
         followers_max=fig.followers_max,
-        sort=found.sorts[0] if found.sorts else None,
-        quantity=fig.quantity,
+        sort=found.sorts[0] if found.sorts and searching else None,
+        quantity=_quantity(reading, fig),
         ordinal=fig.ordinal if fig.ordinal is not None else _lone_number(reading, fig),
         package=fig.package if fig.package is not None else _lone_package(reading, fig),
         order_no=fig.order_no,
@@ -59,6 +63,24 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         when=when,
         topic=reading.topic,
     )
+
+
+def _only_order_figures(fig: Figures) -> Figures:
+    return Figures(
+        order_no=fig.order_no,
+        package=fig.package,
+        ordinal=fig.ordinal,
+        amount_fen=fig.amount_fen,
+        quantity=fig.quantity,
+        rest=fig.rest,
+    )
+
+
+def _quantity(reading: Reading, fig: Figures) -> int | None:
+    """How many to order; in a search only a real count (找3个博主), not the 一 of 一个."""
+    if reading.intent in _COUNTING or (reading.intent in _SEARCHING and (fig.quantity or 0) > 1):
+        return fig.quantity
+    return None
 
 
 def _lone_number(reading: Reading, fig: Figures) -> int | None:

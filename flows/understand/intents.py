@@ -29,10 +29,9 @@ def _re(*words: str) -> re.Pattern[str]:
     return re.compile("|".join(words))
 
 
+# Unhappy whatever else is said: a person is offered at once.
 COMPLAINT = _re(
     "投诉",
-    "太差",
-    "差劲",
     "垃圾",
     "骗子",
     "骗人",
@@ -40,40 +39,39 @@ COMPLAINT = _re(
     "坑人",
     "被坑",
     "坑爹",
+    "太坑",
     "差评",
     "举报",
     "气死",
-    "生气",
-    "失望",
     "什么破",
     "态度差",
     "态度太",
-    "不满意",
     "太烂",
     "很烂",
     "烂透",
-    "太慢了",
-    "没人理",
-    "没人回",
-    "不回消息",
     "什么玩意",
     "忽悠",
     "黑店",
     "维权",
     "12315",
     "消协",
-    "太坑",
     "恶心",
     "离谱",
     "搞什么",
+    "太差",
+    "差劲",
+    "没人理",
+    "没人回",
+    "不回消息",
+    "没人管",
 )
+# Unhappy about something they also ask for (不满意，退款): the request wins, else a complaint.
+SOFT_COMPLAINT = _re("不满意", "失望", "生气", "太慢了", "等了.{1,6}(还|都)没", "什么情况", "怎么回事")
 HUMAN = _re(
     "人工",
     "客服",
     "真人",
     "活人",
-    "找个人",
-    "有人吗在",
     "转人工",
     "联系你们",
     "电话多少",
@@ -85,30 +83,29 @@ HUMAN = _re(
     "销售",
     "负责人",
     "找你们老板",
-    "不想跟机器",
-    "机器人吗",
-    "是机器人",
+    "机器人",
+    "让人来",
+    "叫个人",
+    "换个人",
+    "工作人员",
+    "跟人(说|聊)",
+    "有人.{0,2}(回|理|联系)我",
+    "人来(跟|和)我",
 )
 FAKE = _re(
-    "刷粉",
-    "刷量",
-    "刷赞",
-    "买粉",
-    "刷播放",
-    "刷评论",
+    "刷.{0,3}(粉|赞|量|播放|评论|阅读|关注|收藏|数据|单|浏览)",
+    "买.{0,2}(粉|赞|播放|流量|评论)",
     "僵尸粉",
-    "刷数据",
-    "买赞",
-    "刷单",
     "涨粉",
-    "买流量",
-    "刷阅读",
-    "刷关注",
     "假粉",
     "机器粉",
     "互粉",
+    "冲量",
+    "数据造假",
 )
-WITHDRAW = _re("提现", "取现", "提钱", "提出来", "提到微信", "提到零钱", "转到微信", "转到零钱", "兑现")
+WITHDRAW = _re(
+    "提现", "取现", "提钱", "提出来", "提到微信", "提到零钱", "转到微信", "转到零钱", "兑现", "提款"
+)
 TEAM = _re(
     "团队",
     "下级",
@@ -116,13 +113,36 @@ TEAM = _re(
     "我邀请的人",
     "邀请了多少",
     "邀请了几",
-    "我拉的人",
+    "拉的人",
     "拉了多少人",
     "我的成员",
-    "我带的人",
+    "带的人",
     "邀请的人",
     "我的徒弟",
-    "我的好友列表",
+    "邀请的朋友",
+    "推荐的人",
+)
+INVITE = _re(
+    "邀请",
+    "推广码",
+    "邀请码",
+    "海报",
+    "分享.{0,6}赚",
+    "拉人",
+    "推荐.{0,3}朋友",
+    "赚佣金",
+    "我的链接",
+    "推广员",
+    "分销",
+    "合伙人",
+    "带朋友",
+    "拉新",
+    "赚钱",
+    "介绍朋友",
+    "推给朋友",
+    "专属码",
+    "推广链接",
+    "分享链接",
 )
 EARNINGS = _re(
     "收益",
@@ -131,7 +151,7 @@ EARNINGS = _re(
     "赚多少",
     "分成",
     "提成",
-    "我的收入",
+    "收入",
     "返利",
     "我赚的",
     "赚的钱",
@@ -139,35 +159,17 @@ EARNINGS = _re(
     "返佣",
     "挣了多少",
     "挣多少",
-)
-INVITE = _re(
-    "邀请",
-    "推广码",
-    "邀请码",
-    "海报",
-    "分享赚",
-    "拉人",
-    "推荐给朋友",
-    "推荐朋友",
-    "赚佣金",
-    "我的链接",
-    "推广员",
-    "分销",
-    "合伙人",
-    "带朋友",
-    "拉新",
-    "怎么赚钱",
-    "介绍朋友",
-    "推给朋友",
-    "专属码",
+    "挣了",
 )
 TOPUP = _re("充值", "充钱", "充点", "充个", "预存", "存点钱", "存钱", r"充\s*\d", "充进")
 BALANCE = _re(
     "余额", "还有多少钱", "剩多少钱", "钱包", "账户里", "还剩多少", "剩下多少钱", "账户有多少", "余款"
 )
-REFUND = _re("退款", "退钱", "退货", "钱退", "退回来", "退给我", "退费", "把钱要回", "退掉")
+REFUND = _re(
+    "退款", "退钱", "退货", "钱退", "退回来", "退给我", "退费", "把钱要回", "退掉", "退了", "退.{0,3}款"
+)
 INVOICE = _re("发票", "开票", "抬头", "税号", "专票", "普票", "报销凭证")
-CANCEL = _re("取消", "不要了", "不买了", "撤单", "撤销", "不想要了", "算了不要", "不做了", "作废")
+CANCEL = _re("取消", "不要了", "不买了", "撤单", "撤销", "不想要了", "不做了", "作废")
 PAY = _re(
     "付款",
     "支付",
@@ -177,14 +179,32 @@ PAY = _re(
     "交钱",
     "打款",
     "扫码付",
-    "付了",
     "去付",
     "怎么付",
     "转账",
     "付一下",
     "结算",
-    "付费",
+    "(现在|马上|立刻|这就|我来|用余额)付",
+    "付吧",
+    "付了吧",
+    "我付",
+    "付.{0,2}款",
 )
+PAYMENT_Q = _re(
+    "怎么付",
+    "怎么支付",
+    "支付方式",
+    "付款方式",
+    "支付宝",
+    "信用卡",
+    "花呗",
+    "分期",
+    "对公转账",
+    "怎么给钱",
+    "微信付",
+    "(能|可以)用.{0,4}(付|支付)",
+)
+ORDER_LIST = _re("(待|未|已|没)(支付|付款|付|完成|审核|发布|取消)的?(订单|单)", "(订单|单)(列表|记录|明细)")
 MY_ORDERS = _re(
     "订单",
     "查单",
@@ -202,6 +222,7 @@ MY_ORDERS = _re(
     "我买的",
     "我下的",
     "买过的",
+    "之前买",
     "什么时候能发",
     "什么时候发布",
     "几时完成",
@@ -209,32 +230,14 @@ MY_ORDERS = _re(
     "怎么样了",
     "处理了吗",
     "审核",
+    "我订的",
+    "买的东西",
 )
 HOWTO = _re(
-    "怎么下单",
-    "如何下单",
-    "怎么买",
-    "如何购买",
-    "怎么购买",
-    "下单流程",
-    "购买流程",
-    "合作流程",
-    "流程是",
-    "怎么操作",
-    "怎么合作",
-    "如何合作",
-    "步骤",
-    "怎么弄",
-    "怎么约",
-    "怎么预约",
-    "怎么订",
-    "咋下单",
-    "咋买",
-    "怎么找达人",
-    "下单步骤",
-    "怎么拍",
-    "怎么搞",
+    "(怎么|如何|咋|怎样)(才能|去|来)?((跟|和|与).{1,5})?(下单|下个单|合作|购买|买|约|预约|订|拍|操作|弄|搞|用你们)",
+    "(下单|购买|合作)(流程|步骤)",
     "流程",
+    "步骤",
 )
 CART = _re("购物车", "加购", "加车", "放进车", "先收藏", "收藏一下", "加入车")
 ORDER = _re(
@@ -251,7 +254,6 @@ ORDER = _re(
     "就她了",
     "要了",
     "买了",
-    "来一份",
     "定了",
     "约这个",
     "预定",
@@ -272,6 +274,7 @@ ORDER = _re(
     "我要买",
     "要买",
     "我买",
+    r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)",
 )
 PRICE = _re(
     "多少钱",
@@ -285,11 +288,9 @@ PRICE = _re(
     "价目",
     "怎么卖",
     "几块",
-    "多少米",
     "啥价",
     "价位",
     "多钱",
-    "咋收费",
     "怎么算钱",
     "多少费用",
 )
@@ -311,29 +312,18 @@ TIMING = _re(
     "加急",
     "赶得上",
     "来得及",
+    "时间",
 )
 QUALITY = _re(
-    "靠谱",
-    "真实",
-    "效果",
-    "保障",
-    "质量",
+    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业)的?(吗|么|嘛|不|吧|\?)",
+    "效果(怎么样|如何|好不好|好吗|咋样)",
     "案例",
-    "真的吗",
-    "可信",
-    "正规",
-    "安全吗",
-    "有用吗",
-    "数据是真",
-    "保证",
-    "没效果",
-    "不满意怎么",
+    "有没有(效果|保障|保证)",
     "售后",
+    "有保障",
+    "能保证",
 )
-CONTRACT = _re("合同", "签约", "协议", "对公", "盖章")
-PAYMENT_Q = _re(
-    "怎么付", "怎么支付", "支付方式", "付款方式", "支付宝", "信用卡", "花呗", "分期", "对公转账", "怎么给钱"
-)
+CONTRACT = _re("合同", "签约", "协议", "盖章")
 ABOUT = _re(
     "卖什么",
     "做什么的",
@@ -341,6 +331,7 @@ ABOUT = _re(
     "干嘛的",
     "是做啥",
     "卖啥",
+    "卖些啥",
     "有什么服务",
     "有哪些服务",
     "什么服务",
@@ -359,7 +350,6 @@ ABOUT = _re(
     "都有啥",
     "有啥服务",
     "业务",
-    "你们是",
     "是什么平台",
 )
 HELP = _re(
@@ -367,6 +357,7 @@ HELP = _re(
     "^help$",
     "菜单",
     "怎么用",
+    "怎么使用",
     "使用说明",
     "说明书",
     "功能",
@@ -377,17 +368,23 @@ HELP = _re(
     "不会用",
     "教我",
     "怎么玩",
-    "有什么功能",
     "能干嘛",
     "用法",
-    "^\\?$",
     "^帮我$",
     "看不懂",
     "不懂",
+    "填什么",
+    "怎么填",
+    "填啥",
+    "写什么",
+    "写啥",
+    "什么格式",
+    "啥意思",
+    "什么意思",
 )
 REFINE = _re(
     "还有吗",
-    "还有没有",
+    "还有没",
     "还有别的",
     "还有其他",
     "更多",
@@ -410,6 +407,9 @@ REFINE = _re(
     "还有更",
     "再多",
     "继续",
+    "排一下",
+    "排序",
+    "排前面",
 )
 SEARCH = _re(
     "找",
@@ -436,18 +436,92 @@ SEARCH = _re(
     "有吗",
     "有么",
 )
+_GREETING_WORDS = [
+    "你好",
+    "您好",
+    "你们好",
+    "大家好",
+    "hi",
+    "hello",
+    "hey",
+    "hallo",
+    "哈喽",
+    "哈啰",
+    "哈罗",
+    "嗨",
+    "嘿",
+    "喂",
+    "在吗",
+    "在不在",
+    "在么",
+    "在嘛",
+    "在不",
+    "有人吗",
+    "有人在吗",
+    "早",
+    "早上好",
+    "上午好",
+    "中午好",
+    "下午好",
+    "晚上好",
+    "早安",
+    "晚安",
+    "nihao",
+    "你好呀",
+    "您好呀",
+]
+_ADDRESS = ["老板", "亲", "亲亲", "美女", "帅哥", "小姐姐", "小哥哥", "同学", "老师", "客官", "掌柜"]
 GREETING = re.compile(
-    r"^(你好|您好|hi|hello|哈喽|哈啰|嗨|hey|在吗|在不在|在么|在嘛|有人吗|有人在吗|早|早上好|上午好|中午好|下午好|晚上好|早安|"
-    r"晚安|nihao|老板好|亲|在不|hi there|嘿|喂|你们好|大家好|哈罗|hallo|您好呀|你好呀)+[啊呀呢吗么哈~ ,?!]*"
+    rf"^({'|'.join(sorted(_ADDRESS, key=len, reverse=True))})?[, ~]*"
+    rf"(({'|'.join(sorted(_GREETING_WORDS, key=len, reverse=True))})[啊呀呢吗么哈~ ,?!]*)+$"
 )
+_ACK = [
+    "好的",
+    "好滴",
+    "好嘞",
+    "好吧",
+    "好",
+    "嗯嗯",
+    "嗯",
+    "ok",
+    "okay",
+    "行",
+    "收到",
+    "明白了",
+    "明白",
+    "知道了",
+    "懂了",
+    "了解了",
+    "了解",
+    "好的呢",
+    "可以",
+    "没问题",
+]
+_THANK = [
+    "谢谢",
+    "感谢",
+    "多谢",
+    "thx",
+    "thanks",
+    "thank",
+    "you",
+    "3q",
+    "辛苦了",
+    "谢了",
+    "谢啦",
+    "感恩",
+    "太感谢",
+    "非常感谢",
+    "谢谢你",
+    "谢谢您",
+    "麻烦了",
+    "辛苦",
+]
 THANKS = re.compile(
-    r"^(好的|好滴|好嘞|好吧|好|嗯嗯|嗯|ok|okay|行|收到|明白了|知道了|懂了|了解了|了解)?[,~ ]*"
-    r"(谢谢|感谢|多谢|thx|thanks|thank you|3q|辛苦了|谢了|谢啦|感恩|太感谢|非常感谢|谢谢你|谢谢您|麻烦了)"
-    r"[你您啦了哈啊呀哦们 ~,!]*$"
-    r"|^(好的|好滴|好嘞|嗯嗯|ok|okay|收到|明白了|知道了|懂了|了解了|好的呢)[~ ,!]*$"
+    rf"^(({'|'.join(sorted(_ACK + _THANK, key=len, reverse=True))})[你您啦了哈啊呀哦们 ~,!]*)+$"
 )
 _PICK_ALONE = re.compile(r"^(看|看看|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?$")
-_QUANTITY_ALONE = re.compile(r"^(我)?(要|来|买|订|拍|下)?\s*\d+\s*(份|个|套|单)")
+_SEARCH_SHAPE = re.compile(r"有.*(吗|么|嘛)|(吗|么|嘛)$|\?$|(类|方面|相关|这块|领域)的?(吗|呢)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,22 +558,22 @@ def _people(text: str, fig: Figures, found: Found, context: Context) -> Reading 
 
 
 def _creators(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if WITHDRAW.search(text):
-        return Reading(Intent.WITHDRAW, CLEAR)
-    if TEAM.search(text):
-        return Reading(Intent.TEAM, CLEAR)
-    if EARNINGS.search(text):
-        return Reading(Intent.EARNINGS, CLEAR)
-    if INVITE.search(text):
-        return Reading(Intent.INVITE, CLEAR)
+    for pattern, intent in (
+        (WITHDRAW, Intent.WITHDRAW),
+        (TEAM, Intent.TEAM),
+        (INVITE, Intent.INVITE),
+        (EARNINGS, Intent.EARNINGS),
+    ):
+        if pattern.search(text):
+            return Reading(intent, CLEAR)
     return None
 
 
-def _money(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
+def _topup(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if TOPUP.search(text):
         return Reading(Intent.TOPUP, CLEAR)
-    if BALANCE.search(text):
-        return Reading(Intent.BALANCE, CLEAR)
+    if ORDER_LIST.search(text):
+        return Reading(Intent.MY_ORDERS, CLEAR)  # 待支付的订单 lists orders, it does not pay one
     return None
 
 
@@ -511,7 +585,7 @@ def _after_sale(text: str, fig: Figures, found: Found, context: Context) -> Read
         (CANCEL, Intent.CANCEL, "cancel"),
     ):
         if pattern.search(text):
-            if _asking(text) and fig.order_no is None:
+            if _asking(text) and fig.order_no is None and not _wants(text):
                 return Reading(Intent.QUESTION, CLEAR, topic)
             return Reading(intent, CLEAR)
     if PAYMENT_Q.search(text) and fig.order_no is None:
@@ -521,8 +595,21 @@ def _after_sale(text: str, fig: Figures, found: Found, context: Context) -> Read
     return None
 
 
+def _wants(text: str) -> bool:
+    """我要退款 / 帮我开票 asks for the act even with a question word elsewhere in the sentence."""
+    return bool(re.search("我要|我想要|帮我|给我|申请", text))
+
+
+def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
+    if BALANCE.search(text):
+        return Reading(Intent.BALANCE, CLEAR)
+    if SOFT_COMPLAINT.search(text):
+        return Reading(Intent.COMPLAINT, CLEAR - 0.1)
+    return None
+
+
 def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if ORDER.search(text) and "订单" in text and re.search("下.{0,2}订单", text):
+    if re.search("下.{0,2}订单", text):
         return None  # 下个订单 is ordering, read below
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):
@@ -532,25 +619,9 @@ def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading 
 
 
 def _howto(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if HOWTO.search(text) and (_asking(text) or "流程" in text or "步骤" in text):
+    if HOWTO.search(text):
         return Reading(Intent.QUESTION, CLEAR, "howto")
     return None
-
-
-def _ordering(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if CART.search(text):
-        return Reading(Intent.ADD_TO_CART, CLEAR)
-    if ORDER.search(text) and not _asking_about_price(text):
-        return Reading(Intent.ORDER, CLEAR)
-    if fig.package is not None and not found.subject:
-        return Reading(Intent.ORDER, CLEAR if context.viewing is not None else GUESS + 0.15)
-    if _QUANTITY_ALONE.search(text) and not found.subject and fig.ordinal is None:
-        return Reading(Intent.ORDER, CLEAR if context.viewing is not None else GUESS + 0.15)
-    return None
-
-
-def _asking_about_price(text: str) -> bool:
-    return bool(PRICE.search(text)) and _asking(text)
 
 
 def _questions(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
@@ -563,34 +634,50 @@ def _questions(text: str, fig: Figures, found: Found, context: Context) -> Readi
     return None
 
 
+def _ordering(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
+    sure = CLEAR if context.viewing is not None else GUESS + 0.15
+    if CART.search(text):
+        return Reading(Intent.ADD_TO_CART, CLEAR)
+    if ORDER.search(text):
+        return Reading(Intent.ORDER, sure)
+    if fig.package is not None and not found.subject:
+        return Reading(Intent.ORDER, sure)
+    if fig.quantity is not None and not found.subject and len(text) <= 6:
+        return Reading(Intent.ORDER, sure)  # 两份 / 3个
+    return None
+
+
 def _pick(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if fig.ordinal is not None and not found.subject:
+    named = found.platforms or found.tags or found.forms or found.titles
+    if fig.ordinal is not None and not named:
         return Reading(Intent.PICK, CLEAR if context.has_list else GUESS + 0.15)
-    alone = _PICK_ALONE.match(text)
-    if alone:
+    if _PICK_ALONE.match(text):
         if context.has_list or context.viewing is None:
             return Reading(Intent.PICK, CLEAR if context.has_list else GUESS)
         return Reading(Intent.ORDER, CLEAR)  # a package number of the item on view
     return None
 
 
+def _filters(fig: Figures) -> bool:
+    return any(
+        v is not None for v in (fig.price_min_fen, fig.price_max_fen, fig.followers_min, fig.followers_max)
+    )
+
+
 def _refine(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if not context.has_list:
         return None
-    filters = found.sorts or fig.price_max_fen or fig.price_min_fen or fig.followers_min or fig.followers_max
+    filters = found.sorts or _filters(fig)
     if REFINE.search(text) or (filters and not found.subject) or (found.subject and len(text) <= 8):
         return Reading(Intent.REFINE, CLEAR)
     return None
 
 
-def _search(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    filters = fig.price_max_fen or fig.price_min_fen or fig.followers_min or fig.followers_max
+def _search_named(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if found.subject:
         return Reading(Intent.SEARCH, CLEAR)
-    if filters or found.sorts:
+    if _filters(fig) or found.sorts:
         return Reading(Intent.SEARCH, CLEAR - 0.1)
-    if found.keywords and SEARCH.search(text) and not ABOUT.search(text):
-        return Reading(Intent.SEARCH, GUESS + 0.15)
     return None
 
 
@@ -601,29 +688,31 @@ def _talk(text: str, fig: Figures, found: Found, context: Context) -> Reading | 
         return Reading(Intent.HELP, CLEAR)
     if THANKS.match(text):
         return Reading(Intent.THANKS, SURE)
-    if GREETING.match(text) and not GREETING.sub("", text).strip():
+    if GREETING.match(text):
         return Reading(Intent.GREETING, SURE)
-    if _questions_left(text, found):
-        return Reading(Intent.SEARCH, GUESS)
     return None
 
 
-def _questions_left(text: str, found: Found) -> bool:
-    """A content word with a search-ish shape (有X吗, X有吗) is probably a search for it."""
-    return bool(found.keywords) and bool(re.search("有.*(吗|么|嘛)|(吗|么|嘛)$|\\?$", text))
+def _search_guess(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
+    """Unknown content words asked for (有X吗, 找X, X类的) are probably a search for them."""
+    if found.keywords and (SEARCH.search(text) or _SEARCH_SHAPE.search(text)):
+        return Reading(Intent.SEARCH, GUESS + 0.05)
+    return None
 
 
 _RULES: tuple[Rule, ...] = (
     _people,
     _creators,
-    _money,
+    _topup,
     _after_sale,
+    _balance,
     _orders,
     _howto,
-    _ordering,
     _questions,
+    _ordering,
     _pick,
     _refine,
-    _search,
+    _search_named,
     _talk,
+    _search_guess,
 )

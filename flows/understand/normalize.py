@@ -9,8 +9,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 import zhconv
+import zhconv.zhconv
+
+# zhconv reads its table lazily through a file it never closes; read it once, properly closed.
+zhconv.zhconv.loaddict(str(Path(zhconv.zhconv.__file__).with_name(zhconv.zhconv.DICTIONARY)))
 
 # ① … ⑩ and friends mean "package N" here; NFKC would make them bare digits, so name them first.
 _CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x2776 + i): i + 1 for i in range(10)}

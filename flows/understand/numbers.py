@@ -44,15 +44,16 @@ _RANGE_SEP = r"\s*(?:-|~|到|至|—|－|~)\s*"
 
 ORDER_NO = re.compile(r"(?<!\d)(20\d{6})\s*[-_ ]?\s*(\d{4})(?!\d)")
 PACKAGE = re.compile(r"套餐\s*(\d+)|第\s*(\d+)\s*(?:个|档|种|款)?\s*套餐|(\d+)\s*号\s*套餐")
-ORDINAL = re.compile(r"第\s*(\d+)\s*(?:个|家|条|位|款|项|名|号|种)?")
+_NOT_ORDINAL = r"(?!\s*(?:次|天|年|周|步|季|轮|批|回|期|届|时间))"  # 第一次 is not an item of the list
+ORDINAL = re.compile(r"第\s*(\d+)(?!\d)" + _NOT_ORDINAL + r"\s*(?:个|家|条|位|款|项|名|号|种)?")
 AMOUNT = re.compile(
     r"(?:充值|充|提现|提|取现|转出|存)\s*(?:了|一下|个|进去|进)?\s*" + NUM + r"\s*(?:元|块钱|块|rmb)?"
 )
-QUANTITY = re.compile(r"(\d+)\s*(?:份|个|套|单|篇|条|次|场|期)")
+QUANTITY = re.compile(r"(\d+)\s*(?:份|个|套|单|篇|条|次|场|期)(?!\s*(?:月|星期|礼拜|小时|工作日|钟头|多月))")
 _NUMBER = re.compile(NUM + r"(?:" + _RANGE_SEP + NUM + r")?\s*(\+)?")
 
 _MIN = ("以上", "起", "+", "往上", "多", "起步", "朝上", "打底")  # after the number
-_MAX = ("以内", "以下", "之内", "内", "不到", "封顶", "为上限", "以里")
+_MAX = ("以内", "以下", "之内", "内", "不到", "封顶", "为上限", "以里", "能", "够", "可以")
 _ABOUT = ("左右", "上下", "附近", "前后", "的样子")
 _MIN_BEFORE = ("超过", "至少", "不少于", "大于", "高于", "过", "最少", "最低", "多于")
 _MAX_BEFORE = (
@@ -73,12 +74,19 @@ _MONEY_AFTER = ("元", "块", "rmb", "¥", "钱")
 _MONEY_BEFORE = ("预算", "价格", "价位", "¥", "花", "出", "报价", "费用", "价钱")
 
 
-def arabic(text: str) -> str:
-    """Chinese numerals as digits: 三千左右 → 3000左右, 两三千 → 2千-3千; 一下 / 一点 stay words."""
+def arabic(text: str, keep: tuple[str, ...] = ()) -> str:
+    """Chinese numerals as digits: 三千左右 → 3000左右, 两三千 → 2千-3千; 一下 / 一点 stay words,
+    and so do the words in `keep` (二次元, a title with 一 in it)."""
+    kept = [w for w in keep if w in text]
+    for i, word in enumerate(kept):
+        text = text.replace(word, chr(0xE000 + i))  # private-use placeholders, restored below
     text = text.replace("过万", "过1万").replace("破万", "过1万")
     text = _CN_RANGE.sub(_cn_range, text)
     text = _CN_RUN.sub(_cn_run, text)
-    return _MIXED.sub(_mixed, text)
+    text = _MIXED.sub(_mixed, text)
+    for i, word in enumerate(kept):
+        text = text.replace(chr(0xE000 + i), word)
+    return text
 
 
 def _cn_range(m: re.Match[str]) -> str:
@@ -217,8 +225,8 @@ def _bounds(
 ) -> tuple[float | None, float | None]:
     if high is not None:
         return low, high
-    after = after.lstrip().removeprefix("粉丝").removeprefix("粉").removeprefix("元").removeprefix("块")
-    after, before = after.lstrip(), before.rstrip()
+    after = after.lstrip().removeprefix("粉丝").removeprefix("粉").lstrip("元块钱 ")
+    before = before.rstrip()
     if after.startswith(_MAX) or any(w in before[-4:] for w in _MAX_BEFORE):
         return None, low
     if plus or after.startswith(_MIN) or any(w in before[-3:] for w in _MIN_BEFORE):

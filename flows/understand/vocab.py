@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -22,6 +22,7 @@ from xpinyin import Pinyin
 from store.catalog import CATEGORIES, FORMS, PLATFORMS
 
 jieba.setLogLevel(logging.WARNING)
+_NUMERAL = re.compile("[零一二两三四五六七八九十百千万]")
 
 
 class ServiceLike(Protocol):
@@ -39,142 +40,84 @@ class ServiceLike(Protocol):
     def tags(self) -> Iterable[str]: ...
 
 
-# canonical → what people write for it (lower case, simplified: the text is normalised first)
+# canonical → what people write for it (lower case, simplified: the text is normalised first).
+# Only single ideas: 直播带货 is read as 直播 + 带货, so compounds need no entry of their own.
 PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
-    "小红书": ("小红书", "红书", "小红薯", "红薯", "xhs", "red", "xiaohongshu", "小红书app", "lrb", "小红"),
-    "抖音": ("抖音", "dy", "抖", "抖抖", "douyin", "抖y", "抖音号", "tiktok", "斗音"),
-    "B站": ("b站", "bilibili", "哔哩哔哩", "哔哩", "bili", "小破站", "阿b", "b站up"),
-    "快手": ("快手", "ks", "kuaishou", "老铁平台"),
-    "微博": ("微博", "wb", "weibo", "新浪微博", "新浪"),
-    "视频号": ("视频号", "微信视频号", "sph", "视频号直播"),
-    "全平台": ("全平台", "多平台", "全网", "各平台", "所有平台"),
-    "知识服务": ("知识服务", "知识付费"),
+    "小红书": ("红书", "小红薯", "红薯", "xhs", "red", "xiaohongshu", "lrb", "小红"),
+    "抖音": ("dy", "抖", "抖抖", "douyin", "抖y", "tiktok", "斗音"),
+    "B站": ("b站", "bilibili", "哔哩哔哩", "哔哩", "bili", "小破站", "阿b"),
+    "快手": ("ks", "kuaishou"),
+    "微博": ("wb", "weibo", "新浪微博"),
+    "视频号": ("微信视频号", "sph"),
+    "全平台": ("多平台", "全网", "各平台", "所有平台", "各大平台"),
+    "知识服务": ("知识付费",),
 }
+_CREATORS = "达人 博主 kol koc up主 up 主播 网红 红人 大v 创作者 素人 达人合作 博主推广 自媒体"
+_ADS = "聚光 粉丝通 投放 投流 投广告 打广告 做广告 广告 信息流 买量 竞价 千川 巨量 磁力金牛 dou+ 薯条 推广费"
 CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
-    "达人营销": (
-        "达人营销",
-        "达人",
-        "博主",
-        "kol",
-        "koc",
-        "up主",
-        "up",
-        "主播",
-        "网红",
-        "红人",
-        "大v",
-        "创作者",
-        "达人推广",
-        "博主合作",
-        "找人推广",
-        "素人",
-        "带货达人",
-        "探店达人",
-        "探店博主",
-    ),
-    "广告投放": (
-        "广告投放",
-        "投放",
-        "投流",
-        "投广告",
-        "打广告",
-        "做广告",
-        "广告",
-        "信息流",
-        "买量",
-        "竞价",
-        "聚光",
-        "千川",
-        "巨量",
-        "粉丝通",
-        "磁力金牛",
-        "dou+",
-        "薯条",
-    ),
-    "内容制作": ("内容制作", "内容生产", "代写", "代拍", "代剪", "拍摄制作", "视频制作", "做内容"),
-    "数据分析": ("数据分析", "数据服务", "分析报告", "数据报告", "监测", "舆情"),
-    "课程": ("课程", "网课", "培训", "教程", "课", "线上课程", "学习班", "训练营"),
+    "达人营销": tuple(_CREATORS.split()),
+    "广告投放": tuple(_ADS.split()),
+    "内容制作": ("内容生产", "代写", "代拍", "代剪", "拍摄制作", "做内容"),
+    "数据分析": ("数据服务", "分析报告", "监测"),
+    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营"),
     "咨询": ("咨询服务", "顾问", "策略咨询", "运营咨询", "诊断", "出方案"),
 }
 FORM_ALIASES: dict[str, tuple[str, ...]] = {
-    "图文": ("图文", "笔记", "图文笔记", "帖子", "文章", "推文", "图片", "种草笔记"),
-    "视频": ("视频", "短视频", "小视频", "vlog", "视频笔记"),
-    "直播": ("直播", "开播", "直播带货", "带货直播", "连麦", "直播间"),
-    "线上课": ("线上课", "录播课"),
-    "报告": ("报告",),
-    "音频": ("音频", "播客"),
+    "图文": ("笔记", "图文笔记", "帖子", "文章", "推文", "图片"),
+    "视频": ("短视频", "小视频", "vlog", "视频笔记"),
+    "直播": ("开播", "连麦", "直播间"),
+    "线上课": ("录播课",),
+    "报告": (),
+    "音频": ("播客",),
 }
 # tag → synonyms; used only for tags that some listed service has
 TAG_ALIASES: dict[str, tuple[str, ...]] = {
-    "美食": ("美食", "吃的", "餐饮", "吃播", "食品", "吃货", "餐厅", "饭店", "好吃的", "零食"),
-    "美妆": ("美妆", "化妆", "化妆品", "口红", "彩妆"),
-    "护肤": ("护肤", "护肤品", "面膜", "精华"),
-    "探店": ("探店", "到店", "门店打卡", "打卡"),
-    "母婴": ("母婴", "宝妈", "宝宝", "奶粉", "婴儿"),
-    "育儿": ("育儿", "带娃"),
-    "穿搭": ("穿搭", "服装", "衣服", "服饰", "ootd", "女装", "男装"),
-    "数码": ("数码", "3c", "电子产品", "科技数码"),
-    "健身": ("健身", "减肥", "瘦身"),
-    "运动": ("运动", "体育"),
-    "旅行": ("旅行", "旅游", "出游", "景区"),
-    "游戏": ("游戏", "电竞"),
-    "汽车": ("汽车", "养车", "新能源车"),
-    "家居": ("家居", "家具", "家装", "装修"),
-    "种草": ("种草", "安利", "种草推广"),
-    "带货": ("带货", "卖货", "卖东西"),
-    "信息流投放": ("信息流投放",),
-    "咖啡": ("咖啡", "coffee", "咖啡馆", "咖啡店", "拿铁", "手冲"),
-    "茶饮": ("茶饮", "奶茶", "喝茶"),
-    "教育": ("教育",),
-    "私域": ("私域", "社群", "企微"),
-    "手机": ("手机",),
-    "本地生活": ("本地生活", "同城"),
-    "助农": ("助农", "农产品", "土特产"),
+    "美食": ("吃的", "餐饮", "吃播", "食品", "吃货", "餐厅", "饭店", "好吃的", "零食", "小吃"),
+    "美妆": ("化妆", "化妆品", "口红", "彩妆", "眼影", "粉底"),
+    "护肤": ("护肤品", "面膜", "精华", "面霜", "防晒"),
+    "探店": ("到店", "门店打卡", "打卡"),
+    "母婴": ("宝妈", "宝宝", "奶粉", "婴儿", "孕妇"),
+    "育儿": ("带娃",),
+    "穿搭": ("服装", "衣服", "服饰", "ootd", "女装", "男装"),
+    "数码": ("3c", "电子产品", "科技数码", "电脑"),
+    "健身": ("撸铁", "健身房"),
+    "减脂": ("减肥", "瘦身"),
+    "运动": ("体育",),
+    "旅行": ("旅游", "出游", "景区"),
+    "游戏": ("电竞",),
+    "汽车": ("养车", "新能源车"),
+    "家居": ("家具", "家装", "装修"),
+    "种草": ("安利", "种草推广"),
+    "带货": ("卖货", "卖东西"),
+    "咖啡": ("coffee", "咖啡馆", "咖啡店", "拿铁", "手冲", "咖啡厅"),
+    "茶饮": ("奶茶", "喝茶", "茶饮店", "奶茶店"),
+    "私域": ("社群", "企微"),
+    "本地生活": ("同城",),
+    "助农": ("农产品", "土特产"),
+    "明星同款": ("明星", "爱豆"),
 }
-# words that ask for an order of results (store.catalog.SORTS)
-SORT_WORDS: dict[str, tuple[str, ...]] = {
-    "price": (
-        "便宜",
-        "实惠",
-        "价格低",
-        "低价",
-        "性价比",
-        "划算",
-        "省钱",
-        "预算少",
-        "价格低一点",
-        "价格便宜",
-        "平价",
-        "价低",
-        "价格从低到高",
-    ),
-    "price_desc": ("贵一点", "贵的", "高端", "最贵", "高价", "价格高", "预算多", "预算充足", "档次高"),
-    "followers": (
-        "粉丝多",
-        "粉多",
-        "粉丝最多",
-        "大号",
-        "头部",
-        "粉丝量大",
-        "粉丝高",
-        "粉丝数多",
-        "粉丝量高",
-        "大博主",
-    ),
-    "engagement": ("互动高", "互动好", "互动多", "互动率", "活跃", "点赞多", "评论多", "互动率高", "转化好"),
-    "exposure": (
-        "曝光高",
-        "曝光多",
-        "曝光量",
-        "播放量高",
-        "播放多",
-        "阅读量高",
-        "流量大",
-        "流量高",
-        "曝光大",
-    ),
-}
-# Function words and everyday verbs: help segmenting what is left over, never keywords themselves.
+# Catalog tags too common in requests to be read as a filter (我们品牌的新品 is not a search for 品牌).
+GENERIC_TAGS = frozenset(
+    {"品牌", "新品", "运营", "成长", "获客", "关键词", "电商", "品牌号", "新手入门", "科技"}
+)
+# Places are worth keeping as search words; the small dictionary knows them so they segment whole.
+_CITIES = (
+    "北京 上海 广州 深圳 杭州 成都 重庆 武汉 西安 南京 苏州 天津 长沙 郑州 青岛 厦门 宁波 合肥 昆明 大连 "
+    "沈阳 济南 福州 东莞 佛山 无锡 哈尔滨 长春 南昌 贵阳 南宁 石家庄 太原 兰州 海口 三亚 珠海 温州 "
+    "华东 华南 华北 西南 东北 江浙沪 大湾区"
+)
+CITIES = tuple(_CITIES.split())
+# Common lines of business: known to the small dictionary so that 火锅店 segments as 火锅 + 店.
+_FIELDS = (
+    "火锅 烧烤 烘焙 甜品 蛋糕 面包 奶茶 咖啡 茶叶 白酒 红酒 啤酒 酒吧 民宿 酒店 餐厅 小吃 零食 水果 生鲜 "
+    "宠物 猫粮 狗粮 医美 口腔 牙科 眼镜 珠宝 首饰 手表 家电 家具 鞋子 运动鞋 箱包 内衣 童装 玩具 文具 "
+    "教培 留学 考研 驾校 健身房 瑜伽 美甲 美发 婚纱 摄影 婚庆 旅拍 保健品 养生 中老年 老年 护理 "
+    "服装 女装 男装 汉服 香水 洗护 洗发水 日化 母婴 奶粉 纸尿裤 汽车 二手车 新能源 房产 装修 家装 "
+    "手机 电脑 耳机 相机 游戏 手游 动漫 二次元 读书 图书 音乐 电影 短剧 知识 财经 理财 保险 法律 "
+    "本地 连锁 加盟 品牌方 工厂 源头 农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶"
+)
+FIELDS = tuple(_FIELDS.split())
+
 _COMMON = (
     "我 你 他 她 我们 你们 他们 想 想要 要 找 找找 找个 找一下 有 "
     "有没有 有么 没有 吗 呢 吧 啊 呀 哦 嗯 的 了 在 是 不是 看 看看 "
@@ -186,7 +129,7 @@ _COMMON = (
     "块 万 千 粉 粉丝 关注 品牌 产品 新品 店 门店 我家 我们家 公司 商家 "
     "老板 上线 发布 帮忙 谢谢 麻烦 请问 你好 您好 那 这 请 该 应该 现在 "
     "目前 马上 今天 明天 最近 行 好 好的 ok 要求 类型 方面 领域 相关 "
-    "类 类似 之类 的话 平台 上 里 中 账号 号 资源 服务 项目 一起 预算是 "
+    "类 类似 之类 的话 平台 上 里 账号 号 资源 服务 项目 一起 预算是 "
     "预算在 大概是 不超过 最多 至少 超过 起步 合适 适合 靠谱 优质 真实 "
     "专业 知名 优秀 厉害 开业 上新 活动 引流 曝光 流量 效果 转化 销量 卖 "
     "买 下单 购买 价钱 贵 便宜 一些些 "
@@ -207,6 +150,8 @@ class Vocabulary:
     # toneless pinyin of a phrase → the phrase, for homophone typos (小红树 → 小红书)
     sounds: dict[tuple[str, ...], str] = field(repr=False)
     tokenizer: jieba.Tokenizer = field(repr=False, compare=False)
+    # phrases with Chinese numerals in them (二次元, 一只家居控): kept as words, not read as numbers
+    numeral_words: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, services: Iterable[ServiceLike]) -> Vocabulary:
@@ -215,6 +160,7 @@ class Vocabulary:
         titles = _ordered(s.title for s in services)
         phrases = _phrases(tags, titles)
         return cls(
+            numeral_words=tuple(p for p in phrases if _NUMERAL.search(p)),
             platforms=PLATFORMS,
             categories=CATEGORIES,
             forms=_ordered([*FORMS, *(f for s in services for f in s.forms)]),
@@ -248,14 +194,14 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
         if (slot, value) not in entry:
             entry.append((slot, value))
 
-    for title in titles:
-        add(title, "title", title)
     for tag in tags:
-        add(tag, "tag", tag)
+        if tag not in GENERIC_TAGS:
+            add(tag, "tag", tag)
     for tag, aliases in TAG_ALIASES.items():
         if tag in tags:
             for alias in aliases:
-                add(alias, "tag", tag)
+                if alias not in tags:  # 农产品 stays 农产品 when it is a tag itself
+                    add(alias, "tag", tag)
     for canonical, aliases in PLATFORM_ALIASES.items():
         for alias in (canonical, *aliases):
             # a tag that names a platform (抖音) is the platform
@@ -266,24 +212,22 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
             add(alias, "category", canonical)
     for form, aliases in FORM_ALIASES.items():
         for alias in (form, *aliases):
-            # a form word (直播, 视频) is a form, not also a tag: the form filter is the useful one
-            table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e[0] != "tag"]
+            # 直播 is the form, not also the tag 直播: the form filter is the useful one (短视频 keeps both)
+            table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e != ("tag", form)]
             add(alias, "form", form)
-    for sort, words in SORT_WORDS.items():
-        for word in words:
-            add(word, "sort", sort)
-    _compound_phrases(add, tags)
+    _titles(table, titles)
     return {k: tuple(v) for k, v in table.items() if k}
 
 
-def _compound_phrases(add: Callable[[str, str, str], None], tags: tuple[str, ...]) -> None:
-    """探店达人, 美妆博主 …: a tag followed by a creator word also says 达人营销."""
-    for tag in tags:
-        if tag in PLATFORMS or tag in FORM_ALIASES:
-            continue
-        for creator in ("达人", "博主", "主播", "up主", "kol"):
-            add(tag + creator, "tag", tag)
-            add(tag + creator, "category", "达人营销")
+def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...]) -> None:
+    """A service's title names it, and the catalog words inside it still count (美妆博主Coco: 美妆)."""
+    inner = _pattern({k: () for k in table})
+    for title in titles:
+        key = _norm(title)
+        meaning = [("title", title)]
+        for m in inner.finditer(key):
+            meaning += [e for e in table[m[0]] if e not in meaning]
+        table[key] = meaning
 
 
 def _norm(phrase: str) -> str:
@@ -292,7 +236,7 @@ def _norm(phrase: str) -> str:
     return normalize(phrase).replace(" ", "")
 
 
-def _pattern(phrases: dict[str, tuple[tuple[str, str], ...]]) -> re.Pattern[str]:
+def _pattern(phrases: Mapping[str, object]) -> re.Pattern[str]:
     # Longest first so that 小红书 wins over 小红, 信息流投放 over 投放; ASCII aliases only as whole words.
     parts = []
     for phrase in sorted(phrases, key=len, reverse=True):
@@ -328,7 +272,7 @@ def _tokenizer(phrases: dict[str, tuple[tuple[str, str], ...]]) -> jieba.Tokeniz
     jieba's full dictionary costs ~1.5 s and ~90 MB to load; this one costs milliseconds, and jieba's
     HMM still joins unknown runs (奶茶, 烘焙) into words.
     """
-    words = dict.fromkeys([*phrases, *COMMON_WORDS])
+    words = dict.fromkeys([*phrases, *COMMON_WORDS, *CITIES, *FIELDS])
     lines = "".join(f"{w.replace(' ', '')} {max(3, 20 * len(w))}\n" for w in words if w.strip())
     tokenizer = jieba.Tokenizer()
     tokenizer.FREQ, tokenizer.total = tokenizer.gen_pfdict(io.BytesIO(lines.encode()))

@@ -6,24 +6,45 @@ import re
 from dataclasses import dataclass, field
 
 from .normalize import is_cjk
-from .vocab import COMMON_WORDS, Vocabulary, sound
+from .vocab import COMMON_WORDS, GENERIC_TAGS, Vocabulary, sound
 
 # Words that carry the request, not its subject: never keywords (the intent rules read them).
 _REQUEST_WORDS = (
-    "找 推荐 搜 搜索 查 查询 看 想 要 做 投 需要 帮 帮忙 有 没 吗 呢 "
-    "吧 的 了 么 嘛 啥 哪 谁 推广 宣传 合作 营销 种草的 推一下 推 打 "
-    "接 接单 报名 对接 安排 约 联系 介绍 下 呗 哈 噢 诶 合作一下 一下子 "
-    "什么样 哪些 哪个 哪种 有哪些 多少 几个 东西 这种 那种 那边 这边 你家 "
-    "你们家 价格 预算 以内 以上 以下 左右 之间 粉丝 粉 元 块 块钱 费用 "
-    "便宜 贵 一点 一些 点 多 少 高 低 靠谱 合适 适合 好 好的 优质 专业 "
-    "真实 厉害 优秀 不错 可以 能 会 给 做个 最好 最 更 比较 号 账号 "
-    "达人的 博主的 家 位 个 些 还 再 换 其他 别的 更多 还有 只要 只看 "
-    "就要 换一批 来 我们 我 你 你们 他们 它 这个 那个 这 那 是 在 和 "
-    "跟 或 或者 与 及 都 也 就 又 才 请 麻烦 产品 品牌 新品 新店 门店 "
-    "店铺 公司 我家 我们家 商家 项目 活动 服务 资源 平台 类型 方面 领域 "
-    "类 "
+    "找 推荐 搜 搜索 查 查询 看 想 要 做 投 需要 帮 帮忙 有 没 吗 呢 吧 的 了 么 嘛 啥 哪 谁 "
+    "推广 宣传 合作 营销 推一下 推 打 接 接单 报名 对接 安排 约 联系 介绍 下 呗 哈 噢 诶 "
+    "合作一下 一下子 什么样 哪些 哪个 哪种 有哪些 多少 几个 东西 这种 那种 那边 这边 你家 你们家 "
+    "价格 预算 以内 以上 以下 左右 之间 粉丝 粉 元 块 块钱 费用 便宜 贵 一点 一些 点 多 少 高 低 "
+    "靠谱 合适 适合 好 好的 优质 专业 真实 厉害 优秀 不错 可以 能 会 给 做个 最好 最 更 比较 "
+    "号 账号 达人的 博主的 家 位 个 些 还 再 换 其他 别的 更多 还有 只要 只看 就要 换一批 来 "
+    "我们 我 你 你们 他们 它 这个 那个 这 那 是 在 和 跟 或 或者 与 及 都 也 就 又 才 请 麻烦 "
+    "产品 品牌 新品 新店 门店 店铺 公司 我家 我们家 商家 项目 活动 服务 资源 平台 类型 方面 领域 类 "
+    "我要 我想 想要 想找 找人 找个 想学 学 学习一下 就行 就好 老铁 一款 一批 一下 下一页 上一页 换成 "
+    "小于 大于 低于 高于 最高 最低 太贵 再来 新开 开了 开的 刚开 方案 用品 精品 连锁 老师 老板 "
+    "那种 这样 那样 一样 一般 大概 差不多 主要 主做 专门 专做 负责 写写 拍拍 写 拍 发 发布 上线 "
+    "页 排 排序 排一下 排前面 前面 后面 一篇 每篇 每家 每个 一个月 一个 首页 男的 女的 年轻 卖点 "
 )
-_NOT_KEYWORDS = frozenset([*COMMON_WORDS, *_REQUEST_WORDS.split()])
+_NOT_KEYWORDS = frozenset([*COMMON_WORDS, *GENERIC_TAGS, *_REQUEST_WORDS.split()])
+_STOP_RUNS = re.compile(
+    "|".join(sorted((re.escape(w) for w in _NOT_KEYWORDS if len(w) >= 2), key=len, reverse=True))
+)
+# A content word is often a shop or a field: 火锅店, 宠物类, 母婴相关 → 火锅, 宠物, 母婴
+_SUFFIX = re.compile(r"(店|馆|类|相关|方面|行业|领域|用品|品类)$")
+# 做茶的, 做宠物的: what someone works in, even a single character
+_WORKS_IN = re.compile(r"做([\u4e00-\u9fff]{1,4}?)(的|类|方面|相关|行业)")
+# Words asking for an order of results (store.catalog.SORTS); the first one said wins.
+SORTS = (
+    (
+        "price",
+        re.compile(r"便宜|实惠|价格.{0,2}低|低价|性价比|划算|平价|省钱|太贵|贵了|预算(少|有限|不多)"),
+    ),
+    ("price_desc", re.compile(r"贵一?点|贵些|更贵|最贵|高端|高档|价格.{0,2}高|档次")),
+    ("followers", re.compile(r"粉丝?(数|量)?.{0,3}(多|高|大)(?!少)|大号|头部|大博主")),
+    (
+        "engagement",
+        re.compile(r"互动.{0,3}(高|好|多|强)|互动率|点赞.{0,2}多|评论.{0,2}多|活跃|转化.{0,2}(好|高)"),
+    ),
+    ("exposure", re.compile(r"曝光|播放.{0,2}(量|多|高)|阅读量|流量.{0,2}(大|高|多)")),
+)
 _CHUNK = re.compile(r"[a-z][a-z0-9+.]*|[\u4e00-\u9fff]+")
 
 
@@ -89,6 +110,7 @@ def find_words(text: str, vocab: Vocabulary) -> Found:
     """Catalog words in `text` (normalised, numbers already taken out) and what is left over."""
     found = Found()
     text, found.corrected = correct_typos(text, vocab)
+    found.sorts = sorts(text)
     pieces, last = [], 0
     for m in vocab.pattern.finditer(text):
         for slot, value in vocab.phrases[m[0]]:
@@ -97,17 +119,35 @@ def find_words(text: str, vocab: Vocabulary) -> Found:
         last = m.end()
     pieces.append(text[last:])
     found.rest = " ".join(pieces)
-    found.keywords = keywords(found.rest, vocab)
+    found.keywords = keywords(_without_sorts(found.rest), vocab)
     return found
 
 
+def sorts(text: str) -> list[str]:
+    """The orders asked for, first said first; 不用太多 is not asking for many followers."""
+    said = []
+    for sort, pattern in SORTS:
+        for m in pattern.finditer(text):
+            if "不" not in text[max(0, m.start() - 3) : m.start()]:
+                said.append((m.start(), sort))
+                break
+    return [sort for _, sort in sorted(said)]
+
+
+def _without_sorts(text: str) -> str:
+    for _, pattern in SORTS:
+        text = pattern.sub(" ", text)
+    return text
+
+
 def keywords(rest: str, vocab: Vocabulary) -> list[str]:
-    """Content words left over (咖啡 when it is not a tag, a brand, an English word)."""
-    out: list[str] = []
-    for chunk in _CHUNK.findall(rest):
+    """Content words left over (火锅, 宠物, a brand, an English word), request words taken out."""
+    out = [m[1] for m in _WORKS_IN.finditer(rest) if m[1] not in _NOT_KEYWORDS and not m[1].startswith("的")]
+    for chunk in _CHUNK.findall(_STOP_RUNS.sub(" ", rest)):
         tokens = vocab.tokenizer.lcut(chunk, HMM=True) if is_cjk(chunk[0]) else [chunk]
         for token in tokens:
-            if _is_keyword(token) and token not in out:
+            token = _SUFFIX.sub("", token) if len(token) > 2 else token
+            if _is_keyword(token) and token not in out and not any(token in w for w in out):
                 out.append(token)
     return out
 
@@ -116,5 +156,5 @@ def _is_keyword(token: str) -> bool:
     if token in _NOT_KEYWORDS or token.isdigit():
         return False
     if is_cjk(token[0]):
-        return len(token) >= 2 and not any(ch in "吗呢吧啊呀哦嘛么了的" for ch in token[-1:])
+        return len(token) >= 2 and "几" not in token and token[-1] not in "吗呢吧啊呀哦嘛么了的"
     return len(token) >= 2
