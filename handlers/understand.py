@@ -64,6 +64,8 @@ FORM_ASIDES = frozenset(
 )
 # 「探店的呢」「那美食的」「换成抖音」「再便宜点」 lean on the last list; 「咖啡探店」 alone starts afresh.
 _FOLLOW_UP = re.compile(r"呢|那|换|也|再|还|只要|只看|其中|里面|这些")
+# 「我要找人工」「帮我叫个客服」 ask for a person; 「人工智能科技」「客服小王」 may be a brand or a name.
+_ASKS_PERSON = re.compile(r"(找|转|叫|要|联系|接|换|请|让).{0,3}(人工|客服|真人)|投诉")
 _STRUCTURED_STEPS = frozenset({"link", "publish_time", "mentions", "contact"})
 _ARGUMENT_COMMANDS = tuple(
     normalise(w)
@@ -91,7 +93,7 @@ _ARGUMENT_COMMANDS = tuple(
     )
 )
 _QUESTION_MARKS = re.compile(
-    r"[?？吗呢么嘛]$|怎么|怎样|咋|如何|多少|什么|啥|几时|到哪|能不能|可不可以|可以吗|是否|哪里|多久|几天"
+    r"[?？吗呢么嘛]$|怎么|怎样|咋|如何|干嘛|多少|什么|啥|几时|到哪|能不能|可不可以|可以吗|是否|哪里|多久|几天"
 )
 
 
@@ -247,7 +249,7 @@ async def on_form_text(ctx: Ctx) -> None:
     if (
         order_form.at_confirm
         or not has_words(text)
-        or not _looks_like_question(text)
+        or not (_looks_like_question(text) or _ASKS_PERSON.search(text))
         or _fits_structured_step(order_form, text, ctx)
     ):
         await form.on_answer(ctx)

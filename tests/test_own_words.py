@@ -16,7 +16,7 @@ from flows import texts
 from settings import Settings
 from store import catalog
 from tests.conftest import start_bot
-from tests.test_ordering import Customer, in_days
+from tests.test_ordering import Customer, in_days, reply_text
 
 HELP = texts.HELP.format(brand="星推")
 
@@ -234,3 +234,14 @@ async def test_a_question_starting_with_a_command_word_is_answered(customer: Cus
 
 async def test_a_command_with_its_argument_is_still_the_command(customer: Customer) -> None:
     assert await customer.say("支付 20261122-0042") == texts.ORDER_NOT_FOUND.format(number="20261122-0042")
+
+
+async def test_asking_for_a_person_in_the_form_is_not_an_answer_but_a_brand_like_it_is(
+    customer: Customer,
+) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    await customer.say("下单 1")
+    reply = await customer.say("我要找人工")
+    assert reply.startswith(reply_text(texts.HUMAN)) and "第 1/5 步" in reply
+    assert "第 2/5 步" in await customer.say("人工智能科技")  # a brand that mentions 人工
