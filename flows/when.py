@@ -25,18 +25,18 @@ Reading rules (what is assumed sets `ambiguous`):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import cn2an  # type: ignore[import-untyped]  # ships no type hints
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class When:
     at: dt.datetime  # aware, Beijing time
     has_date: bool
@@ -125,10 +125,10 @@ _DATE_PATTERNS = (
         r"(?:(?P<y>\d{4})\s*年\s*|(?P<ry>今年|明年|后年)\s*)?"
         rf"(?P<m>{_NUM})\s*月\s*(?P<d>{_NUM})\s*(?:日|号)?"
     ),
-    # 2026-12-20, 12/20, 12.20 — but not 3.83 or 1.5万 (amounts), hence the guards on both sides
+    # 2026-12-20, 12/20, 12.20 — but not 3.83, 1.5万, 4.8分 or 3/5粉丝 (amounts), hence the guards
     re.compile(
         r"(?<![\d.])(?:(?P<y>\d{4})\s*[./-]\s*)?(?P<m>\d{1,2})\s*[./-]\s*(?P<d>\d{1,2})"
-        r"(?![\d.%万千百kKwW元块倍折])"
+        r"(?![\d.]|\s*[%万千百kKwW元块倍折分星级粉人个份件次张篇条秒])"
     ),
     re.compile(rf"(?P<rm>下下|下|这|本)\s*个?\s*月\s*(?P<d>{_NUM})\s*(?:日|号)"),
     re.compile(rf"(?<![第月\d{_CN}])(?P<d>{_NUM})\s*(?:日|号)(?![楼线床店门位房院馆厅机套款台件个])"),
@@ -154,11 +154,11 @@ _TIME_PATTERN = re.compile(
 )
 # 一点/两点 after these usually means "a bit" (便宜一点, 快一点), and N点 before these "N points".
 _BIT_BEFORE = set("多少快慢早晚高低大小宜贵长短近远好有差再稍些")
-_BIT_AFTER = set("儿的吧了呢吗啊么点")
+_BIT_AFTER = set("儿的吧了呢吗啊么点都也")
 _POINTS_AFTER = set("建意问内原理优缺需注")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Token:
     start: int
     end: int
@@ -326,8 +326,10 @@ def _nearest_year(month: int, day: int, today: dt.date) -> dt.date:
 def _times(text: str) -> list[_Token]:
     found = []
     for m in _TIME_PATTERN.finditer(text):
-        if m.end() > m.start() and (t := _time(m, text)) is not None:
-            found.append(t)
+        if m.group(0).strip() and (t := _time(m, text)) is not None:
+            # the span covers the words, not the spaces the pattern let in around them
+            start = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
+            found.append(dataclasses.replace(t, start=start, end=start + len(m.group(0).strip())))
     return found
 
 

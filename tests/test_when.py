@@ -126,11 +126,19 @@ def test_what_was_assumed_is_flagged(text: str, ambiguous: bool) -> None:
     assert when.ambiguous is ambiguous
 
 
-def test_span_points_at_the_words() -> None:
-    text = "我们想下周五晚上7点发，可以吗"
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("我们想下周五晚上7点发，可以吗", "下周五晚上7点"),
+        ("就 19:00 吧", "19:00"),
+        ("晚上 吧", "晚上"),
+        ("时间：2026-12-20 19:00，谢谢", "2026-12-20 19:00"),
+    ],
+)
+def test_span_points_at_the_words(text: str, words: str) -> None:
     when = find_when(text, MONDAY)
     assert when is not None
-    assert text[when.span[0] : when.span[1]] == "下周五晚上7点"
+    assert text[when.span[0] : when.span[1]] == words
 
 
 def test_month_and_year_rollover() -> None:
@@ -176,6 +184,10 @@ def test_the_day_is_read_in_beijing_not_utc() -> None:
         "1.5万以下",
         "3.83 复制打开抖音，看看【xx的作品】",
         "每周一更新",
+        "一点都不便宜",
+        "评分4.8分",
+        "3/5粉丝的号",
+        "下周",
         "退款怎么退？",
         "I am here",
     ],
