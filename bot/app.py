@@ -158,7 +158,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
-    gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
+    redis = app[keys.REDIS]
+    gate = StockGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
     app[keys.PIPELINE] = Pipeline(
         settings=settings,

@@ -904,8 +904,8 @@ async def import_catalog(session: AsyncSession, specs: Sequence[ServiceSpec]) ->
     await session.flush()  # new services get their ids
     ids = [service.id for _, service in services]
     current: dict[int, dict[int, Package]] = {}
-    for package in await session.scalars(select(Package).where(Package.service_id.in_(ids))):
-        current.setdefault(package.service_id, {})[package.position] = package
+    for row in await session.scalars(select(Package).where(Package.service_id.in_(ids))):
+        current.setdefault(row.service_id, {})[row.position] = row
     leftovers: list[tuple[str, Package]] = []
     for spec, service in services:
         have = current.get(service.id, {})
