@@ -25,7 +25,7 @@ from store import catalog, orders
 from store.db import make_engine
 from store.errors import DomainError
 from store.migrate import upgrade
-from store.models import AuditEntry, Order, OrderMessage, OutboxMessage, Staff, User, utcnow
+from store.models import AuditEntry, Order, OrderEvent, OrderMessage, OutboxMessage, Staff, User, utcnow
 from store.orders import OrderStatus
 from tests.conftest import eventually
 from tests.test_ordering import CATALOG, PNG, Customer
@@ -281,6 +281,25 @@ async def test_which_order_to_talk_about(customer: Customer, shop: TestClient) -
     human = await customer.say("人工")
     assert human.startswith(texts.HUMAN) and first in human and second in human
     assert await customer.say(f"联系客服 {first}") == t.RELAY_START.format(number=first)
+
+
+async def test_a_completed_order_can_be_talked_about_for_a_week(customer: Customer, shop: TestClient) -> None:
+    number = await course_order(customer, shop)
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        order = await orders.order_by_number(s, number)
+        assert order is not None
+        for to in (OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED):
+            await orders.transition(s, order_id=order.id, to=to, actor="staff:wf", notify=quiet)
+    for words in ("联系客服", "人工", "客服", "转人工"):
+        assert await customer.say(words) == t.RELAY_START.format(number=number)
+        assert await customer.say("结束") == t.RELAY_ENDED
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        await s.execute(
+            update(OrderEvent)
+            .where(OrderEvent.order_id == order.id, OrderEvent.to_status == OrderStatus.COMPLETED)
+            .values(at=utcnow() - dt.timedelta(days=8))
+        )
+    assert await customer.say("联系客服") == texts.HUMAN  # completed over a week ago: the usual answer
 
 
 async def test_relay_ends_after_two_quiet_hours(customer: Customer, shop: TestClient) -> None:
