@@ -333,7 +333,7 @@ async def update_conversation(
 ) -> None:
     """Apply `change` to the person's flow state (optimistic: retried if a turn wrote meanwhile).
 
-    The caller holds the person's lock (handlers.work Turn.change): the turn writer does not compare
+    The caller holds the person's lock (handlers.work.turn Turn.change): the turn writer does not compare
     versions, so a customer turn running at the same moment would otherwise write over this change."""
     for _ in range(3):
         conv = await session.get(Conversation, (account, openid), populate_existing=True)
