@@ -14,7 +14,7 @@ from bot import creators_cli, logs, staff_cli
 from settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from store.catalog import ImportReport, ServiceSpec
+    from store.catalog_import import ImportReport, ServiceSpec
 
 CATALOG_FORMATS: dict[str, Literal["yaml", "csv"]] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
@@ -126,7 +126,7 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _catalog_import(settings: Settings, path: Path) -> int:
-    from store.catalog import parse_catalog
+    from store.catalog_import import parse_catalog
 
     fmt = CATALOG_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -152,7 +152,7 @@ def _catalog_import(settings: Settings, path: Path) -> int:
 
 
 async def _import_specs(settings: Settings, specs: list[ServiceSpec]) -> ImportReport:
-    from store.catalog import import_catalog
+    from store.catalog_import import import_catalog
     from store.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)

@@ -19,7 +19,7 @@ from flows.creators import decide_withdrawal, pay_out, release_commissions
 from flows.notices import order_notice
 from flows.payments import refund_order
 from settings import Settings
-from store import catalog, creators, orders, payments
+from store import catalog_import, creators, orders, payments
 from store.models import Commission, Earnings, Order, Referral, Service, Withdrawal, utcnow
 from store.orders import OrderStatus
 from tests.conftest import eventually, start_bot
@@ -60,9 +60,9 @@ async def open_shop(
         )
     )
     sim.notify_base = str(client.make_url("")).rstrip("/")
-    specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+    specs, _ = catalog_import.parse_catalog(CATALOG, "yaml")
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
+        await catalog_import.import_catalog(session, specs)
         # The course pays its buyer's inviter half its price, so one order is enough to withdraw.
         await session.execute(update(Service).where(Service.code == "dy-course").values(commission_bp=5000))
     return client

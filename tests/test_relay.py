@@ -21,7 +21,7 @@ from flows import relay, texts
 from flows import texts as t
 from flows.notices import quiet
 from settings import Settings
-from store import catalog, orders
+from store import catalog_import, orders
 from store.db import make_engine
 from store.errors import DomainError
 from store.migrate import upgrade
@@ -45,10 +45,10 @@ async def start_shop(settings: Settings) -> TestClient:
         files.setup(app)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    specs, errors = catalog.parse_catalog(CATALOG, "yaml")
+    specs, errors = catalog_import.parse_catalog(CATALOG, "yaml")
     assert not errors
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
+        await catalog_import.import_catalog(session, specs)
         session.add_all(
             [
                 Staff(userid="wf", name="王芳", roles=["ops"]),
