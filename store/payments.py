@@ -814,6 +814,19 @@ async def invoices_of(session: AsyncSession, *, account: str, openid: str) -> li
     return list(await session.scalars(stmt))
 
 
+async def invoices_with_orders(
+    session: AsyncSession, *, account: str, openid: str
+) -> list[tuple[Invoice, str]]:
+    """The person's invoices with the number of the order each belongs to, newest first."""
+    stmt = (
+        select(Invoice, Order.number)
+        .join(Order, Order.id == Invoice.order_id)
+        .where(Invoice.account == account, Invoice.openid == openid)
+        .order_by(Invoice.id.desc())
+    )
+    return [(invoice, number) for invoice, number in (await session.execute(stmt)).all()]
+
+
 async def get_payment(session: AsyncSession, *, out_trade_no: str) -> Payment | None:
     """A payment by our trade number."""
     return await session.scalar(select(Payment).where(Payment.out_trade_no == out_trade_no))

@@ -192,7 +192,7 @@ async def test_cancel_the_form_and_start_again(customer: Customer) -> None:
     await customer.say("1")
     start = await customer.say("下单 ①")
     assert "第 1/1 步：联系人和手机号" in start
-    assert await customer.say("取消") == texts.FORM_CANCELLED
+    assert await customer.say("取消") == texts.FORM_CANCELLED_NO_CART  # nothing in the cart to keep
     assert await customer.say("继续") == texts.FORM_NOTHING_TO_RESUME
     await customer.say("下单 ①")
     assert texts.CONTACT_INVALID in await customer.say("王芳")
