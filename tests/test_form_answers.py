@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
 from settings import Settings
-from store import catalog
+from store import catalog_import
 from tests.conftest import start_bot
 from tests.test_ordering import Customer
 
@@ -32,10 +32,10 @@ WEEKDAYS = "一二三四五六日"
 @pytest.fixture
 async def shop(make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
     client = await start_bot(make_settings())
-    specs, errors = catalog.parse_catalog(CATALOG, "yaml")
+    specs, errors = catalog_import.parse_catalog(CATALOG, "yaml")
     assert not errors
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
+        await catalog_import.import_catalog(session, specs)
     yield client
     await client.close()
 
