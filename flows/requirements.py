@@ -136,7 +136,7 @@ def parse_publish_time(text: str, now: dt.datetime) -> str:
         raise InvalidInput(texts.TIME_NEEDS_DATE, clock=f"{when.at:%H:%M}", example=example)
     at = when.at if when.has_time else when.at.replace(hour=DEFAULT_PUBLISH_HOUR)
     local_now = now.astimezone(BEIJING)
-    if at < local_now:
+    if (at if when.has_time else at.date()) < (local_now if when.has_time else local_now.date()):
         raise InvalidInput(texts.TIME_PAST, when=day_time(at, clock=when.has_time), example=example)
     if at < local_now + MIN_LEAD:
         raise InvalidInput(texts.TIME_TOO_SOON, earliest=day_time(local_now + MIN_LEAD), example=example)
@@ -158,14 +158,14 @@ def example_publish_time(now: dt.datetime) -> str:
 _MENTION_SPLIT = re.compile(r"[\s,，、;；/|]+|(?=[@＠])")
 _CONNECTOR = re.compile(r"(?:以及|还有|和|跟|及|与)(?=\s*[@＠])|^(?:以及|还有|和|跟|及|与)$")
 # a sentence or a "nobody" where account names are asked for (the step is required by the package)
-_NOT_A_NAME = re.compile(r"[?？!！。]|怎么|什么|如何|不知道|需要|随便|^(?:不用|没有|无|不@|都不)|[吗呢吧]$")
+_NOT_A_NAME = re.compile(r"[?？!！]|怎么|什么|如何|不知道|需要|随便|^(?:不用|没有|无|不@|都不)|[吗呢吧]$")
 
 
 def parse_mentions(text: str, _now: dt.datetime) -> list[str]:
     """'@小鹿 @阿杰', '小鹿、阿杰', '＠小鹿＠阿杰' → ['@小鹿', '@阿杰'] (1 to 10 accounts)."""
     names = []
     for part in _MENTION_SPLIT.split(_CONNECTOR.sub(" ", text.strip())):
-        name = part.strip().lstrip("@＠").strip()
+        name = part.strip().lstrip("@＠").strip(" :：。.")
         if not name or _CONNECTOR.fullmatch(name):
             continue
         marked = part.strip()[:1] in "@＠"

@@ -167,6 +167,7 @@ class _Token:
     period: str | None = None  # carried by 今晚/明早
     hour: int | None = None
     minute: int = 0
+    weekday: int | None = None  # said as 周五 (0 = Monday), to check a date written next to it
 
 
 def find_when(text: str, now: dt.datetime) -> When | None:
@@ -179,7 +180,7 @@ def find_when(text: str, now: dt.datetime) -> When | None:
         return None
     if not days:
         return _time_only(times[0], today)
-    day = days[0]
+    day = _checked_weekday(days)
     clock = _nearest(day, times)
     if clock is None and day.period is None:
         at = dt.datetime.combine(day.day or today.date(), dt.time(), BEIJING)
@@ -197,6 +198,18 @@ def _time_only(token: _Token, today: dt.datetime) -> When:
     if at < today:
         at += dt.timedelta(days=1)
     return When(at, False, True, True, (token.start, token.end))
+
+
+def _checked_weekday(days: list[_Token]) -> _Token:
+    """12月18日（周五）, 周五12月18日, 明天周二: a weekday written next to a day is part of it, and if
+    they disagree that is doubt (the form then asks back with the right weekday)."""
+    if len(days) < 2 or not 0 <= days[1].start - days[0].end <= 2:
+        return days[0]
+    said, day = (days[0], days[1]) if days[0].weekday is not None else (days[1], days[0])
+    if said.weekday is None or day.weekday is not None or day.day is None:
+        return days[0]
+    wrong = day.day.weekday() != said.weekday
+    return dataclasses.replace(day, start=days[0].start, end=days[1].end, ambiguous=day.ambiguous or wrong)
 
 
 def _overlap(a: _Token, b: _Token) -> bool:
@@ -269,8 +282,8 @@ def _weekday(m: re.Match[str], today: dt.date) -> _Token:
     weeks = {"下下": 2, "下": 1, "上": -1}.get(rel, 0)
     date = monday + dt.timedelta(days=7 * weeks + target)
     if rel or date >= today:
-        return _Token(m.start(), m.end(), date, ambiguous=not rel)
-    return _Token(m.start(), m.end(), date + dt.timedelta(days=7), ambiguous=True)
+        return _Token(m.start(), m.end(), date, ambiguous=not rel, weekday=None if rel else target)
+    return _Token(m.start(), m.end(), date + dt.timedelta(days=7), ambiguous=True, weekday=target)
 
 
 def _calendar(m: re.Match[str], today: dt.date) -> _Token | None:

@@ -127,6 +127,26 @@ def test_what_was_assumed_is_flagged(text: str, ambiguous: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "ambiguous"),
+    [
+        ("12月10日（周四）19:00", False),
+        ("周四12月10日晚上8点", False),
+        ("明天周二下午3点", False),
+        ("12月10日（周五）19:00", True),  # 10 December is a Thursday: which one was meant?
+        ("明天（周三）下午3点", True),
+    ],
+)
+def test_a_weekday_written_next_to_a_date_is_checked(text: str, ambiguous: bool) -> None:
+    when = find_when(text, MONDAY)
+    assert when is not None
+    assert when.ambiguous is ambiguous and when.span == (
+        0,
+        text.index("点") + 1 if "点" in text else len(text),
+    )
+    assert when.at.day in (8, 10)
+
+
+@pytest.mark.parametrize(
     ("text", "words"),
     [
         ("我们想下周五晚上7点发，可以吗", "下周五晚上7点"),
