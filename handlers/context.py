@@ -20,6 +20,7 @@ from store.outbox import Outgoing
 from store.turns import FlowState
 
 if TYPE_CHECKING:
+    from bot.channels.llm import LlmClient
     from bot.channels.pay import PayClient
     from bot.locks import PersonLocks
     from store.search import SearchIndex
@@ -68,6 +69,7 @@ class Services:
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
     search: SearchIndex | None = None  # the app's catalog index (store.search), built on first use
+    llm: LlmClient | None = None  # the optional language model (CHATORDER_LLM_*), asked when unsure
 
 
 @dataclass(slots=True)

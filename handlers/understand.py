@@ -130,7 +130,7 @@ async def interpret(ctx: Ctx, text: str) -> Understanding:
     except Exception:  # a message it trips over is a message not understood, not an apology
         log.exception("understanding failed", extra={"text": text[:100]})
         return Understanding(Intent.UNKNOWN, confidence=0.0)
-    llm = getattr(ctx.services, "llm", None)
+    llm = ctx.services.llm
     if found.confidence >= THRESHOLD or llm is None:
         return found
     try:

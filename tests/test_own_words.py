@@ -14,7 +14,7 @@ from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
 from flows import texts
 from settings import Settings
-from store import catalog
+from store import catalog_import
 from tests.conftest import start_bot
 from tests.test_ordering import Customer, in_days, reply_text
 
@@ -25,7 +25,7 @@ HELP = texts.HELP.format(brand="星推")
 async def demo(make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
     client = await start_bot(make_settings())
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        assert await catalog.load_demo_catalog(session) > 0
+        assert await catalog_import.load_demo_catalog(session) > 0
     yield client
     await client.close()
 

@@ -7,6 +7,7 @@ customer would notice one by one, so that a regression says what broke.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from flows.understand import THRESHOLD, Context, Intent, Vocabulary, understand
 from flows.understand.labelled import NOW, load, per_intent, score
 from flows.understand.load import demo_vocabulary, load_vocabulary
-from store.catalog import ServiceSpec, load_demo_catalog, parse_catalog
+from store.catalog_import import ServiceSpec, load_demo_catalog, parse_catalog
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,13 @@ def test_an_action_and_a_question_about_it_differ(vocab: Vocabulary) -> None:
     assert said("能开发票吗", vocab) == {"intent": "question", "topic": "invoice"}
     assert said("付款", vocab)["intent"] == "pay"
     assert said("可以用支付宝吗", vocab) == {"intent": "question", "topic": "payment"}
+
+
+def test_a_date_in_the_message_is_read_in_beijing_time(vocab: Vocabulary) -> None:
+    u = understand("明天下午三点能发吗", Context(form_step="publish_time"), vocab, NOW)
+    assert u.slots.when is not None
+    assert (u.slots.when.date(), u.slots.when.hour) == ((NOW + dt.timedelta(days=1)).date(), 15)
+    assert u.slots.when.utcoffset() == dt.timedelta(hours=8)
 
 
 def test_the_vocabulary_follows_the_catalog(vocab: Vocabulary) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from flows.when import find_when
+
 from .intents import GUESS, Reading, classify
 from .normalize import normalize
 from .numbers import Figures, arabic, read_figures
@@ -100,13 +102,9 @@ def _lone_package(reading: Reading, fig: Figures) -> int | None:
 
 
 def _when(text: str, now: dt.datetime) -> dt.datetime | None:
-    """A date or time said in the message (flows.when, when it is available)."""
-    try:
-        from flows.when import find_when  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+    """A date or time said in the message (明天下午三点, 下周五晚上), in Beijing time (flows.when)."""
     found = find_when(text, now)
-    return None if found is None else found.at  # type: ignore[no-any-return,unused-ignore]
+    return None if found is None else found.at
 
 
 def _confidence(reading: Reading, found: Found, slots: Slots) -> float:

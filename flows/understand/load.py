@@ -10,7 +10,7 @@ from importlib import resources
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.catalog import DEMO_CATALOG, parse_catalog
+from store.catalog_import import DEMO_CATALOG, parse_catalog
 from store.models import Service
 
 from .vocab import Vocabulary
