@@ -4,11 +4,13 @@ and what happens when a message is not understood."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
@@ -16,6 +18,7 @@ from flows import texts
 from settings import Settings
 from store import catalog_import
 from tests.conftest import start_bot
+from tests.test_llm import FakeModel
 from tests.test_ordering import Customer, in_days, reply_text
 
 HELP = texts.HELP.format(brand="星推")
@@ -245,3 +248,53 @@ async def test_asking_for_a_person_in_the_form_is_not_an_answer_but_a_brand_like
     reply = await customer.say("我要找人工")
     assert reply.startswith(reply_text(texts.HUMAN)) and "第 1/5 步" in reply
     assert "第 2/5 步" in await customer.say("人工智能科技")  # a brand that mentions 人工
+
+
+# --- the optional language model -----------------------------------------------------------------
+
+UNCLEAR = "嗯这个那个吧啦吧啦哦"  # nothing the local step can read
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[tuple[FakeModel, str]]:
+    fake = FakeModel()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", fake.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield fake, str(server.make_url("/v1"))
+    await server.close()
+
+
+@pytest.fixture
+async def with_model(
+    make_settings: Callable[..., Settings],
+    model: tuple[FakeModel, str],
+    mp_sim: tuple[MpSimulator, str],
+) -> AsyncIterator[Customer]:
+    client = await start_bot(make_settings(llm_base_url=model[1], llm_model="qwen-plus", llm_timeout=1.0))
+    async with client.app[keys.SESSIONMAKER].begin() as session:
+        await catalog_import.load_demo_catalog(session)
+    yield Customer(client, mp_sim[0], "o_model")
+    await client.close()
+
+
+async def test_the_model_is_asked_only_when_unsure_and_its_reading_is_acted_on(
+    with_model: Customer, model: tuple[FakeModel, str]
+) -> None:
+    fake, _ = model
+    fake.content = json.dumps({"intent": "search", "slots": {"tags": ["美妆"]}})
+    assert {"桃子护肤研究所", "美妆博主Coco"} <= set(listed(await with_model.say(UNCLEAR)))
+    assert len(fake.requests) == 1
+    await with_model.say("小红书 美食")  # read locally with confidence: the model is not asked
+    assert len(fake.requests) == 1
+
+
+async def test_a_slow_or_nonsensical_model_leaves_the_local_answer(
+    with_model: Customer, model: tuple[FakeModel, str]
+) -> None:
+    fake, _ = model
+    fake.content = json.dumps({"intent": "transfer_money", "slots": {"amount_fen": 100}})
+    assert "没太明白" in await with_model.say(UNCLEAR)
+    fake.content, fake.delay = json.dumps({"intent": "search", "slots": {"tags": ["美妆"]}}), 3.0
+    assert "没太明白" in await with_model.say(UNCLEAR)
