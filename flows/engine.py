@@ -121,9 +121,17 @@ class Form:
 
     @property
     def pending(self) -> dict[str, Any] | None:
-        """The answer to the current step waiting for 对, with the question asking for it."""
+        """The answer to the current step waiting for 对, with the question asking for it (or one
+        noted before the step came up, e.g. a time said with 就要这个)."""
         pending = self.data.get("pending")
-        return pending if pending and pending.get("key") == self.state.step else None
+        if pending and pending.get("key") == self.state.step:
+            return pending
+        return self.data.get("noted", {}).get(self.state.step or "")
+
+    def note(self, key: str, value: Any, question: str) -> None:
+        """An answer said before its step: when the step comes, it is asked back for 对."""
+        if key in self.keys:
+            self.data.setdefault("noted", {})[key] = {"key": key, "value": value, "question": question}
 
     def answer(self, text: str, now: dt.datetime) -> None:
         """Validate and keep the answer, then move on; InvalidInput leaves everything as it was.
@@ -144,6 +152,7 @@ class Form:
                 self.data["pending"] = {"key": step.key, "value": ask.value, "question": ask.question}
                 return
         self.data.pop("pending", None)
+        self.data.get("noted", {}).pop(step.key, None)
         self._advance()
 
     def add_image(self, material_id: int) -> int:

@@ -23,6 +23,7 @@ A question typed in the middle of the order form is answered and the same step a
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
 import unicodedata
@@ -35,9 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows import texts
 from flows.browse import describe
 from flows.engine import OrderForm
-from flows.format import yuan
+from flows.format import day_time, yuan
 from flows.relay import relay_state
-from flows.requirements import InvalidInput
+from flows.requirements import BEIJING, DEFAULT_PUBLISH_HOUR, MAX_LEAD, MIN_LEAD, InvalidInput
 from flows.understand import THRESHOLD, Vocabulary, understand
 from flows.understand.load import load_vocabulary
 from flows.understand.types import Context, Intent, Slots, Understanding
@@ -117,8 +118,8 @@ def _list_kind(ctx: Ctx) -> str | None:
     """The list shown last; while a numbered choice is open, the list shown before it."""
     kind = ctx.state.data.get("list")
     if kind == "choice":
-        return ctx.state.data.get("choice", {}).get("back")  # type: ignore[no-any-return]
-    return kind  # type: ignore[no-any-return]
+        return ctx.state.data.get("choice", {}).get("back")
+    return kind
 
 
 async def interpret(ctx: Ctx, text: str) -> Understanding:
@@ -422,22 +423,47 @@ async def _order(ctx: Ctx, meant: Understanding, text: str, *, to_cart: bool = F
         if detail is None:
             raise UserFacingError(texts.NO_VIEWING)
         if len(detail.packages) > 1:
-            _ask_package(ctx, detail, quantity, to_cart=to_cart)
+            _ask_package(ctx, detail, dataclasses.replace(meant.slots, quantity=quantity), to_cart=to_cart)
             return
         position = detail.packages[0].position
     verb, handler = ("加购", cart.on_add) if to_cart else ("下单", cart.on_buy_now)
     await _as(ctx, f"{verb} {position} {quantity}", handler)
+    if meant.slots.when is not None and OrderForm.active(ctx.state):
+        _note_publish_time(ctx, meant.slots.when)
 
 
-def _ask_package(ctx: Ctx, detail: store_catalog.ServiceDetail, quantity: int, *, to_cart: bool) -> None:
-    """Which package: numbered; the number is the answer next turn."""
+def _note_publish_time(ctx: Ctx, when: dt.datetime) -> None:
+    """「就要这个，下周五晚上发」: the time is kept for the publish time step, asked back there for 对."""
+    order_form = OrderForm(ctx.state)
+    now = ctx.now().astimezone(BEIJING)
+    at = when.astimezone(BEIJING)
+    assumed = ""
+    if (at.hour, at.minute) == (0, 0):  # a day without a clock: the evening, said so when asked back
+        at = at.replace(hour=DEFAULT_PUBLISH_HOUR)
+        assumed = texts.TIME_ASSUMED_CLOCK.format(clock=f"{at:%H:%M}")
+    if "publish_time" not in order_form.keys or not now + MIN_LEAD <= at <= now + MAX_LEAD:
+        return  # the step asks, and says why such a time will not do
+    plain = order_form.prompt() if order_form.step else ""
+    question = texts.TIME_CONFIRM.format(when=day_time(at), assumed=assumed)
+    order_form.note("publish_time", at.isoformat(timespec="minutes"), question)
+    last = ctx.replies[-1] if ctx.replies else None
+    if last is not None and last.kind == "text":
+        content = texts.ORDER_WHEN_NOTED.format(when=day_time(at)) + last.payload["content"]
+        if plain and order_form.step and order_form.step.key == "publish_time":  # asked right away
+            content = content.replace(plain, order_form.prompt())
+        last.payload["content"] = content
+
+
+def _ask_package(ctx: Ctx, detail: store_catalog.ServiceDetail, slots: Slots, *, to_cart: bool) -> None:
+    """Which package: numbered; the number is the answer next turn (quantity and time are kept)."""
     intent = Intent.ADD_TO_CART if to_cart else Intent.ORDER
     packages = detail.packages
     lines = "\n".join(
         texts.WHICH_PACKAGE_LINE.format(n=i, name=p.name, price=yuan(p.price_fen))
         for i, p in enumerate(packages, start=1)
     )
-    _offer(ctx, [Understanding(intent, Slots(package=p.position, quantity=quantity)) for p in packages])
+    kept = Slots(quantity=slots.quantity, when=slots.when)
+    _offer(ctx, [Understanding(intent, dataclasses.replace(kept, package=p.position)) for p in packages])
     ctx.say(texts.WHICH_PACKAGE, title=detail.card.title, count=len(packages), packages=lines)
 
 
@@ -632,16 +658,17 @@ def _offer(ctx: Ctx, options: list[Understanding]) -> None:
 
 def _dumped(meant: Understanding) -> dict[str, Any]:
     slots = {
-        k: list(v) if isinstance(v, tuple) else v
+        k: list(v) if isinstance(v, tuple) else v.isoformat() if isinstance(v, dt.datetime) else v
         for k, v in ((f.name, getattr(meant.slots, f.name)) for f in dataclasses.fields(Slots))
-        if v not in (None, ()) and k != "when"
+        if v not in (None, ())
     }
     return {"intent": str(meant.intent), "slots": slots}
 
 
 def _loaded(data: dict[str, Any]) -> Understanding:
     slots: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in data.get("slots", {}).items()
+        k: tuple(v) if isinstance(v, list) else dt.datetime.fromisoformat(v) if k == "when" else v
+        for k, v in data.get("slots", {}).items()
     }
     return Understanding(Intent(data["intent"]), Slots(**slots), source="choice")
 

@@ -162,6 +162,20 @@ async def test_two_of_them_orders_a_quantity_of_two(customer: Customer) -> None:
     assert "录播课 × 2" in confirm and "¥399.80" in confirm
 
 
+async def test_a_time_said_with_the_order_is_asked_back_at_its_step(customer: Customer) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    start = await customer.say("就要第一个套餐，下周五晚上发")
+    assert "周五）19:00" in start and texts.ASK_BRAND in start
+    await customer.say("咖啡品牌A")
+    await customer.say("https://shop.example.com/coffee")
+    ask = await customer.say("冷萃咖啡，0 糖 0 脂")
+    assert "第 4/5 步" in ask and "周五）19:00，对吗" in ask
+    await customer.say("对")
+    confirm = await customer.say("跳过")
+    assert "1 篇图文笔记 × 1 ¥1,000" in confirm and re.search(r"发布时间：\d+月\d+日（周五）19:00", confirm)
+
+
 # --- the order form ------------------------------------------------------------------------------
 
 
