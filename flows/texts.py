@@ -51,6 +51,7 @@ COMPLAINT_SORRY = "非常抱歉给你带来不好的体验 🙏 "
 ORDER_WHAT = "想下单哪个服务呢？先说说需求，比如「小红书 美食博主 3000以内」，或发「分类」浏览。"
 WHICH_PACKAGE = "「{title}」有 {count} 个套餐，要哪一个？回复数字就行：\n{packages}"
 WHICH_PACKAGE_LINE = "{n}. {name} {price}"
+PRICES_OF = "「{title}」的 {count} 个套餐，明码标价：\n{packages}\n想下单直接回复数字。"
 ORDER_WHEN_NOTED = "好的，发布时间先记为 {when}，填到那一步时确认一下就行。\n"
 FORM_QUESTION_RESUME = "\n\n我们接着填——{prompt}"
 

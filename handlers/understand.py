@@ -67,6 +67,7 @@ FORM_ASIDES = frozenset(
 _FOLLOW_UP = re.compile(r"呢|那|换|也|再|还|只要|只看|其中|里面|这些")
 # 「我要找人工」「帮我叫个客服」 ask for a person; 「人工智能科技」「客服小王」 may be a brand or a name.
 _ASKS_PERSON = re.compile(r"(找|转|叫|要|联系|接|换|请|让).{0,3}(人工|客服|真人)|投诉")
+_THIS = re.compile(r"这个|这家|这位|它|他家|她家|套餐")  # a question about the service on view
 _STRUCTURED_STEPS = frozenset({"link", "publish_time", "mentions", "contact"})
 _ARGUMENT_COMMANDS = tuple(
     normalise(w)
@@ -413,15 +414,15 @@ async def _order(ctx: Ctx, meant: Understanding, text: str, *, to_cart: bool = F
     """就要这个 / 我要两份: the viewed service's package (asked when there are several)."""
     viewing = ctx.state.data.get("viewing")
     if viewing is None:
+        if meant.slots.ordinal is not None and _list_kind(ctx) == "catalog":
+            await _pick(ctx, meant, text)  # 下单第一个 from a list: its detail, with its packages
+            return
         await (_search(ctx, meant, text) if _has_search(meant.slots) else _say(ctx, texts.ORDER_WHAT))
         return
     quantity = max(1, min(meant.slots.quantity or 1, 99))
-    position = meant.slots.package
+    position = meant.slots.package or meant.slots.ordinal  # 下单第一个 while a detail is open
     if position is None:
-        async with ctx.read() as session:
-            detail = await store_catalog.get_detail(session, int(viewing))
-        if detail is None:
-            raise UserFacingError(texts.NO_VIEWING)
+        detail = await _viewed(ctx, int(viewing))
         if len(detail.packages) > 1:
             _ask_package(ctx, detail, dataclasses.replace(meant.slots, quantity=quantity), to_cart=to_cart)
             return
@@ -454,7 +455,17 @@ def _note_publish_time(ctx: Ctx, when: dt.datetime) -> None:
         last.payload["content"] = content
 
 
-def _ask_package(ctx: Ctx, detail: store_catalog.ServiceDetail, slots: Slots, *, to_cart: bool) -> None:
+async def _viewed(ctx: Ctx, service_id: int) -> store_catalog.ServiceDetail:
+    async with ctx.read() as session:
+        detail = await store_catalog.get_detail(session, service_id)
+    if detail is None:
+        raise UserFacingError(texts.NO_VIEWING)
+    return detail
+
+
+def _ask_package(
+    ctx: Ctx, detail: store_catalog.ServiceDetail, slots: Slots, *, to_cart: bool, head: str = ""
+) -> None:
     """Which package: numbered; the number is the answer next turn (quantity and time are kept)."""
     intent = Intent.ADD_TO_CART if to_cart else Intent.ORDER
     packages = detail.packages
@@ -464,7 +475,7 @@ def _ask_package(ctx: Ctx, detail: store_catalog.ServiceDetail, slots: Slots, *,
     )
     kept = Slots(quantity=slots.quantity, when=slots.when)
     _offer(ctx, [Understanding(intent, dataclasses.replace(kept, package=p.position)) for p in packages])
-    ctx.say(texts.WHICH_PACKAGE, title=detail.card.title, count=len(packages), packages=lines)
+    ctx.say(head or texts.WHICH_PACKAGE, title=detail.card.title, count=len(packages), packages=lines)
 
 
 async def _add_to_cart(ctx: Ctx, meant: Understanding, text: str) -> None:
@@ -535,6 +546,11 @@ async def _question(ctx: Ctx, meant: Understanding, text: str) -> None:
     if slots.topic == "price" and _has_search(slots):
         query = dataclasses.replace(query_of(slots), sort="price")
         await catalog.show_page(ctx, query, 1, prefix=texts.FAQ_PRICE_LIST)
+        return
+    viewing = ctx.state.data.get("viewing")
+    if slots.topic == "price" and viewing is not None and _THIS.search(text):
+        detail = await _viewed(ctx, int(viewing))  # 这个多少钱: the prices of the one on view
+        _ask_package(ctx, detail, slots, to_cart=False, head=texts.PRICES_OF)
         return
     ctx.say(answer + _human_offer(ctx, text))
 

@@ -176,6 +176,21 @@ async def test_a_time_said_with_the_order_is_asked_back_at_its_step(customer: Cu
     assert "1 篇图文笔记 × 1 ¥1,000" in confirm and re.search(r"发布时间：\d+月\d+日（周五）19:00", confirm)
 
 
+async def test_how_much_is_this_lists_its_packages_and_a_number_orders_one(customer: Customer) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    prices = await customer.say("这个多少钱")
+    assert "1. 1 篇图文笔记 ¥1,000" in prices and "3. 3 篇笔记 + 1 场直播 ¥4,500" in prices
+    start = await customer.say("3")
+    assert start.startswith("一共 1 项") and texts.ASK_BRAND in start
+
+
+async def test_order_the_first_from_a_list_opens_it_first(customer: Customer) -> None:
+    listing = await customer.say("小红书 咖啡")
+    detail = await customer.say("下单第一个")
+    assert detail.startswith(f"【{listed(listing)[0]}】") and "套餐" in detail
+
+
 # --- the order form ------------------------------------------------------------------------------
 
 
