@@ -112,11 +112,11 @@ def find_words(text: str, vocab: Vocabulary) -> Found:
     text, found.corrected = correct_typos(text, vocab)
     found.sorts = sorts(text)
     pieces, last = [], 0
-    for m in vocab.pattern.finditer(text):
-        for slot, value in vocab.phrases[m[0]]:
+    for start, end, phrase in vocab.find(text):
+        for slot, value in vocab.phrases[phrase]:
             found.add(slot, value)
-        pieces.append(text[last : m.start()])
-        last = m.end()
+        pieces.append(text[last:start])
+        last = end
     pieces.append(text[last:])
     found.rest = " ".join(pieces)
     found.keywords = keywords(_without_sorts(found.rest), vocab)
