@@ -7,7 +7,7 @@ import re
 
 from flows.when import find_when
 
-from .intents import GUESS, Reading, classify
+from .intents import ASKING, CLEAR, GUESS, Reading, classify
 from .normalize import normalize
 from .numbers import Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
@@ -36,9 +36,14 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
     digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
-    found = find_words(fig.rest, vocab)
+    said = find_when(text, now)
+    date = normalize(text[said.span[0] : said.span[1]]) if said else ""
+    found = find_words(fig.rest, vocab, date)
     reading = classify(digits, fig, found, context)
-    slots = _slots(reading, fig, found, _when(text, now))
+    when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
+    if reading.intent is Intent.UNKNOWN and when is not None and ASKING.search(digits):
+        reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
+    slots = _slots(reading, fig, found, when)
     return Understanding(reading.intent, slots, _confidence(reading, found, slots))
 
 
@@ -99,12 +104,6 @@ def _lone_package(reading: Reading, fig: Figures) -> int | None:
         m = re.fullmatch(r"\D{0,3}(\d)\D{0,2}", fig.rest.strip())
         return int(m[1]) if m else None
     return None
-
-
-def _when(text: str, now: dt.datetime) -> dt.datetime | None:
-    """A date or time said in the message (明天下午三点, 下周五晚上), in Beijing time (flows.when)."""
-    found = find_when(text, now)
-    return None if found is None else found.at
 
 
 def _confidence(reading: Reading, found: Found, slots: Slots) -> float:

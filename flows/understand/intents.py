@@ -68,6 +68,11 @@ COMPLAINT = _re(
 # Unhappy about something they also ask for (不满意，退款): the request wins, else a complaint.
 SOFT_COMPLAINT = _re("不满意", "失望", "生气", "太慢了", "等了.{1,6}(还|都)没", "什么情况", "怎么回事")
 HUMAN = _re(
+    "电话",
+    "微信号",
+    "加微信",
+    "加个微信",
+    "手机号",
     "人工",
     "客服",
     "真人",
@@ -107,6 +112,7 @@ WITHDRAW = _re(
     "提现", "取现", "提钱", "提出来", "提到微信", "提到零钱", "转到微信", "转到零钱", "兑现", "提款"
 )
 TEAM = _re(
+    "邀请的.{0,2}(人|朋友|好友|用户)",
     "团队",
     "下级",
     "下线",
@@ -206,6 +212,9 @@ PAYMENT_Q = _re(
 )
 ORDER_LIST = _re("(待|未|已|没)(支付|付款|付|完成|审核|发布|取消)的?(订单|单)", "(订单|单)(列表|记录|明细)")
 MY_ORDERS = _re(
+    "发货",
+    "(买|订|下)的.{0,8}(发|好了|完成|到哪|怎么样)",
+    "(发|好|完成|发布)了没",
     "订单",
     "查单",
     "单子",
@@ -234,6 +243,8 @@ MY_ORDERS = _re(
     "买的东西",
 )
 HOWTO = _re(
+    "合作方式",
+    "合作模式",
     "(怎么|如何|咋|怎样)(才能|去|来)?((跟|和|与).{1,5})?(下单|下个单|合作|购买|买|约|预约|订|拍|操作|弄|搞|用你们)",
     "(下单|购买|合作)(流程|步骤)",
     "流程",
@@ -276,6 +287,8 @@ ORDER = _re(
     "我买",
     r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)",
 )
+# Asking for a better price (能便宜点吗, 有优惠吗) is a price question, not a wish to sort.
+DISCOUNT = _re("优惠", "打折", "折扣", "砍价", "讲价", "(能|可以)便宜", "少点", "便宜点(吗|么|不)")
 PRICE = _re(
     "多少钱",
     "价格",
@@ -325,6 +338,9 @@ QUALITY = _re(
 )
 CONTRACT = _re("合同", "签约", "协议", "盖章")
 ABOUT = _re(
+    "地址",
+    "公司在哪",
+    "你们在哪",
     "卖什么",
     "做什么的",
     "干什么的",
@@ -383,6 +399,9 @@ HELP = _re(
     "什么意思",
 )
 REFINE = _re(
+    "不要",
+    "除了",
+    "排除",
     "还有吗",
     "还有没",
     "还有别的",
@@ -626,6 +645,9 @@ def _howto(text: str, fig: Figures, found: Found, context: Context) -> Reading |
 
 def _questions(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     no_budget = fig.price_max_fen is None and fig.price_min_fen is None
+    on_a_list = context.has_list and context.viewing is None  # there 便宜点吗 asks for cheaper items
+    if DISCOUNT.search(text) and _asking(text) and not on_a_list:
+        return Reading(Intent.QUESTION, CLEAR, "price")
     if PRICE.search(text) and not found.sorts and no_budget:
         return Reading(Intent.QUESTION, CLEAR, "price")
     for pattern, topic in ((TIMING, "timing"), (CONTRACT, "contract"), (QUALITY, "quality")):
