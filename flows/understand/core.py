@@ -8,7 +8,7 @@ import re
 from flows.when import find_when
 
 from .intents import ASKING, CLEAR, GUESS, Reading, classify
-from .normalize import normalize
+from .normalize import URL, normalize
 from .numbers import Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
 from .vocab import Vocabulary
@@ -44,7 +44,8 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     if reading.intent is Intent.UNKNOWN and when is not None and ASKING.search(digits):
         reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
     slots = _slots(reading, fig, found, when)
-    return Understanding(reading.intent, slots, _confidence(reading, found, slots))
+    pasted = bool(URL.search(text.lower()))
+    return Understanding(reading.intent, slots, _confidence(reading, found, slots, pasted))
 
 
 def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
@@ -106,8 +107,10 @@ def _lone_package(reading: Reading, fig: Figures) -> int | None:
     return None
 
 
-def _confidence(reading: Reading, found: Found, slots: Slots) -> float:
+def _confidence(reading: Reading, found: Found, slots: Slots, pasted: bool) -> float:
     confidence = reading.confidence
+    if pasted:
+        confidence = min(confidence, GUESS)  # a share text around a link: its words are not a request
     if found.corrected:
         confidence -= 0.1  # a word was read by its sound
     if reading.intent is Intent.SEARCH and not (found.subject or found.sorts) and confidence > GUESS:

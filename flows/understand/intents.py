@@ -101,7 +101,8 @@ FAKE = _re(
     "刷.{0,3}(粉|赞|量|播放|评论|阅读|关注|收藏|数据|单|浏览)",
     "买.{0,2}(粉|赞|播放|流量|评论)",
     "僵尸粉",
-    "涨粉",
+    "涨.{0,2}粉",
+    "卖.{0,2}粉",
     "假粉",
     "机器粉",
     "互粉",
@@ -113,7 +114,9 @@ WITHDRAW = _re(
 )
 TEAM = _re(
     "邀请的.{0,2}(人|朋友|好友|用户)",
-    "团队",
+    "我的团队",
+    "团队(成员|业绩|人数|收益|情况|有多少|里)",
+    "^团队$",
     "下级",
     "下线",
     "我邀请的人",
@@ -197,6 +200,10 @@ PAY = _re(
     "付.{0,2}款",
 )
 PAYMENT_Q = _re(
+    "先.{0,4}后.{0,2}(付|给钱|结)",
+    "后付",
+    "货到付款",
+    "先付",
     "怎么付",
     "怎么支付",
     "支付方式",
@@ -328,7 +335,8 @@ TIMING = _re(
     "时间",
 )
 QUALITY = _re(
-    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业)的?(吗|么|嘛|不|吧|\?)",
+    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业|准确|准)的?(吗|么|嘛|不|吧|\?)",
+    r"(正规|靠谱|可信)的?(公司|平台|机构)(吗|么|嘛|不|吧|\?)",
     "效果(怎么样|如何|好不好|好吗|咋样)",
     "案例",
     "有没有(效果|保障|保证)",
@@ -368,6 +376,7 @@ ABOUT = _re(
     "业务",
     "是什么平台",
 )
+BROWSE = _re("随便看看", "逛逛", "先看看", "看看都有", "看看有什么", "有什么可以看")
 HELP = _re(
     "帮助",
     "^help$",
@@ -399,6 +408,13 @@ HELP = _re(
     "什么意思",
 )
 REFINE = _re(
+    "换(几|一|些|个|批|下)",
+    "不太行",
+    "都不行",
+    "不喜欢",
+    "没有合适",
+    "不合适",
+    "不太合适",
     "不要",
     "除了",
     "排除",
@@ -456,6 +472,15 @@ SEARCH = _re(
     "有么",
 )
 _GREETING_WORDS = [
+    "请问一下",
+    "请问",
+    "打扰一下",
+    "打扰了",
+    "麻烦问一下",
+    "问一下",
+    "咨询一下",
+    "我想咨询一下",
+    "想咨询一下",
     "你好",
     "您好",
     "你们好",
@@ -610,6 +635,8 @@ def _after_sale(text: str, fig: Figures, found: Found, context: Context) -> Read
     if PAYMENT_Q.search(text) and fig.order_no is None:
         return Reading(Intent.QUESTION, CLEAR, "payment")
     if PAY.search(text):
+        if _asking(text) and fig.order_no is None and not _wants(text):
+            return Reading(Intent.QUESTION, CLEAR, "timing" if TIMING.search(text) else "payment")
         return Reading(Intent.PAY, CLEAR)
     return None
 
@@ -633,8 +660,15 @@ def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading 
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):
             return None
+        if _about_the_item_on_view(text, fig, context):
+            return Reading(Intent.QUESTION, CLEAR, "timing")  # 什么时候能发, said looking at a service
         return Reading(Intent.MY_ORDERS, CLEAR)
     return None
+
+
+def _about_the_item_on_view(text: str, fig: Figures, context: Context) -> bool:
+    mine = re.search("订单|单子|我的|我买|我下|我订|买的|订的|下的", text)
+    return context.viewing is not None and context.last_order is None and not mine and not fig.order_no
 
 
 def _howto(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
@@ -704,6 +738,8 @@ def _search_named(text: str, fig: Figures, found: Found, context: Context) -> Re
 
 
 def _talk(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
+    if BROWSE.search(text):
+        return Reading(Intent.SEARCH, GUESS + 0.15)  # 随便看看: the catalog, no filter
     if ABOUT.search(text):
         return Reading(Intent.ABOUT, CLEAR)
     if HELP.search(text):

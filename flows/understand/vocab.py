@@ -25,6 +25,20 @@ from .normalize import normalize, normalize_all
 
 jieba.setLogLevel(logging.WARNING)
 _NUMERAL = re.compile("[零一二两三四五六七八九十百千万]")
+# Everyday words with a numeral in them, kept as words (the catalog's own are found by _NUMERAL)
+NUMERAL_WORDS = (
+    "三农",
+    "二次元",
+    "二手",
+    "一手",
+    "五金",
+    "一次性",
+    "三明治",
+    "一站式",
+    "万能",
+    "千川",
+    "百度",
+)
 
 
 class ServiceLike(Protocol):
@@ -61,7 +75,7 @@ CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
     "广告投放": tuple(_ADS.split()),
     "内容制作": ("内容生产", "代写", "代拍", "代剪", "拍摄制作", "做内容"),
     "数据分析": ("数据服务", "分析报告", "监测"),
-    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营"),
+    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营", "想学", "学做", "怎么学"),
     "咨询": ("咨询服务", "顾问", "策略咨询", "运营咨询", "诊断", "出方案"),
 }
 FORM_ALIASES: dict[str, tuple[str, ...]] = {
@@ -95,13 +109,11 @@ TAG_ALIASES: dict[str, tuple[str, ...]] = {
     "茶饮": ("奶茶", "喝茶", "茶饮店", "奶茶店"),
     "私域": ("社群", "企微"),
     "本地生活": ("同城",),
-    "助农": ("农产品", "土特产"),
+    "助农": ("农产品", "土特产", "三农", "农村", "农民"),
     "明星同款": ("明星", "爱豆"),
 }
 # Catalog tags too common in requests to be read as a filter (我们品牌的新品 is not a search for 品牌).
-GENERIC_TAGS = frozenset(
-    {"品牌", "新品", "运营", "成长", "获客", "关键词", "电商", "品牌号", "新手入门", "科技"}
-)
+GENERIC_TAGS = frozenset({"品牌", "新品", "运营", "成长", "获客", "关键词", "电商", "品牌号", "新手入门"})
 # Places are worth keeping as search words; the small dictionary knows them so they segment whole.
 _CITIES = (
     "北京 上海 广州 深圳 杭州 成都 重庆 武汉 西安 南京 苏州 天津 长沙 郑州 青岛 厦门 宁波 合肥 昆明 大连 "
@@ -163,7 +175,7 @@ class Vocabulary:
         phrases = _phrases(tags, titles)
         return cls(
             lengths=_lengths(phrases),
-            numeral_words=tuple(p for p in phrases if _NUMERAL.search(p)),
+            numeral_words=tuple(dict.fromkeys([*(p for p in phrases if _NUMERAL.search(p)), *NUMERAL_WORDS])),
             platforms=PLATFORMS,
             categories=CATEGORIES,
             forms=_ordered([*FORMS, *(f for s in services for f in s.forms)]),

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .normalize import is_cjk
-from .vocab import COMMON_WORDS, GENERIC_TAGS, Vocabulary, sound
+from .vocab import CITIES, COMMON_WORDS, FIELDS, GENERIC_TAGS, Vocabulary, sound
 
 # Words that carry the request, not its subject: never keywords (the intent rules read them).
 _REQUEST_WORDS = (
@@ -22,8 +22,10 @@ _REQUEST_WORDS = (
     "小于 大于 低于 高于 最高 最低 太贵 再来 新开 开了 开的 刚开 方案 用品 精品 连锁 老师 老板 "
     "那种 这样 那样 一样 一般 大概 差不多 主要 主做 专门 专做 负责 写写 拍拍 写 拍 发 发布 上线 "
     "页 排 排序 排一下 排前面 前面 后面 一篇 每篇 每家 每个 一个月 一个 首页 男的 女的 年轻 卖点 "
-    "不要 不用 太多 太少 懂 懂行 铺 铺量 上周 昨天 前天 刚才 之前 以前 上次 "
+    "不太行 都不行 不喜欢 不合适 不太合适 没有合适 "
+    "不要 不用 太多 太少 充足 不限 随便 懂 懂行 铺 铺量 上周 昨天 前天 刚才 之前 以前 上次 "
 )
+_KNOWN = frozenset([*CITIES, *FIELDS])  # whole words even when they start like a request (上海)
 _NOT_KEYWORDS = frozenset([*COMMON_WORDS, *GENERIC_TAGS, *_REQUEST_WORDS.split()])
 _STOP_RUNS = re.compile(
     "|".join(sorted((re.escape(w) for w in _NOT_KEYWORDS if len(w) >= 2), key=len, reverse=True))
@@ -157,6 +159,9 @@ def keywords(rest: str, vocab: Vocabulary) -> list[str]:
 
 
 def _root(token: str) -> str:
+    """做车 → 车, 火锅店 → 火锅: request characters in front and a shop or field behind dropped."""
+    while len(token) > 1 and token[0] in _NOT_KEYWORDS and is_cjk(token[0]) and token not in _KNOWN:
+        token = token[1:]
     return _SUFFIX.sub("", token) if len(token) > 2 else token
 
 
