@@ -7,8 +7,8 @@ import re
 
 from flows.when import find_when
 
-from .intents import GUESS, Reading, classify
-from .normalize import normalize
+from .intents import ASKING, CLEAR, GUESS, Reading, classify
+from .normalize import URL, normalize
 from .numbers import Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
 from .vocab import Vocabulary
@@ -36,10 +36,16 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
     digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
-    found = find_words(fig.rest, vocab)
+    said = find_when(text, now)
+    date = normalize(text[said.span[0] : said.span[1]]) if said else ""
+    found = find_words(fig.rest, vocab, date)
     reading = classify(digits, fig, found, context)
-    slots = _slots(reading, fig, found, _when(text, now))
-    return Understanding(reading.intent, slots, _confidence(reading, found, slots))
+    when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
+    if reading.intent is Intent.UNKNOWN and when is not None and ASKING.search(digits):
+        reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
+    slots = _slots(reading, fig, found, when)
+    pasted = bool(URL.search(text.lower()))
+    return Understanding(reading.intent, slots, _confidence(reading, found, slots, pasted))
 
 
 def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
@@ -101,14 +107,10 @@ def _lone_package(reading: Reading, fig: Figures) -> int | None:
     return None
 
 
-def _when(text: str, now: dt.datetime) -> dt.datetime | None:
-    """A date or time said in the message (明天下午三点, 下周五晚上), in Beijing time (flows.when)."""
-    found = find_when(text, now)
-    return None if found is None else found.at
-
-
-def _confidence(reading: Reading, found: Found, slots: Slots) -> float:
+def _confidence(reading: Reading, found: Found, slots: Slots, pasted: bool) -> float:
     confidence = reading.confidence
+    if pasted:
+        confidence = min(confidence, GUESS)  # a share text around a link: its words are not a request
     if found.corrected:
         confidence -= 0.1  # a word was read by its sound
     if reading.intent is Intent.SEARCH and not (found.subject or found.sorts) and confidence > GUESS:

@@ -68,6 +68,11 @@ COMPLAINT = _re(
 # Unhappy about something they also ask for (不满意，退款): the request wins, else a complaint.
 SOFT_COMPLAINT = _re("不满意", "失望", "生气", "太慢了", "等了.{1,6}(还|都)没", "什么情况", "怎么回事")
 HUMAN = _re(
+    "电话",
+    "微信号",
+    "加微信",
+    "加个微信",
+    "手机号",
     "人工",
     "客服",
     "真人",
@@ -96,7 +101,8 @@ FAKE = _re(
     "刷.{0,3}(粉|赞|量|播放|评论|阅读|关注|收藏|数据|单|浏览)",
     "买.{0,2}(粉|赞|播放|流量|评论)",
     "僵尸粉",
-    "涨粉",
+    "涨.{0,2}粉",
+    "卖.{0,2}粉",
     "假粉",
     "机器粉",
     "互粉",
@@ -107,7 +113,10 @@ WITHDRAW = _re(
     "提现", "取现", "提钱", "提出来", "提到微信", "提到零钱", "转到微信", "转到零钱", "兑现", "提款"
 )
 TEAM = _re(
-    "团队",
+    "邀请的.{0,2}(人|朋友|好友|用户)",
+    "我的团队",
+    "团队(成员|业绩|人数|收益|情况|有多少|里)",
+    "^团队$",
     "下级",
     "下线",
     "我邀请的人",
@@ -191,6 +200,10 @@ PAY = _re(
     "付.{0,2}款",
 )
 PAYMENT_Q = _re(
+    "先.{0,4}后.{0,2}(付|给钱|结)",
+    "后付",
+    "货到付款",
+    "先付",
     "怎么付",
     "怎么支付",
     "支付方式",
@@ -206,6 +219,9 @@ PAYMENT_Q = _re(
 )
 ORDER_LIST = _re("(待|未|已|没)(支付|付款|付|完成|审核|发布|取消)的?(订单|单)", "(订单|单)(列表|记录|明细)")
 MY_ORDERS = _re(
+    "发货",
+    "(买|订|下)的.{0,8}(发|好了|完成|到哪|怎么样)",
+    "(发|好|完成|发布)了没",
     "订单",
     "查单",
     "单子",
@@ -234,6 +250,8 @@ MY_ORDERS = _re(
     "买的东西",
 )
 HOWTO = _re(
+    "合作方式",
+    "合作模式",
     "(怎么|如何|咋|怎样)(才能|去|来)?((跟|和|与).{1,5})?(下单|下个单|合作|购买|买|约|预约|订|拍|操作|弄|搞|用你们)",
     "(下单|购买|合作)(流程|步骤)",
     "流程",
@@ -276,6 +294,8 @@ ORDER = _re(
     "我买",
     r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)",
 )
+# Asking for a better price (能便宜点吗, 有优惠吗) is a price question, not a wish to sort.
+DISCOUNT = _re("优惠", "打折", "折扣", "砍价", "讲价", "(能|可以)便宜", "少点", "便宜点(吗|么|不)")
 PRICE = _re(
     "多少钱",
     "价格",
@@ -315,7 +335,8 @@ TIMING = _re(
     "时间",
 )
 QUALITY = _re(
-    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业)的?(吗|么|嘛|不|吧|\?)",
+    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业|准确|准)的?(吗|么|嘛|不|吧|\?)",
+    r"(正规|靠谱|可信)的?(公司|平台|机构)(吗|么|嘛|不|吧|\?)",
     "效果(怎么样|如何|好不好|好吗|咋样)",
     "案例",
     "有没有(效果|保障|保证)",
@@ -325,6 +346,9 @@ QUALITY = _re(
 )
 CONTRACT = _re("合同", "签约", "协议", "盖章")
 ABOUT = _re(
+    "地址",
+    "公司在哪",
+    "你们在哪",
     "卖什么",
     "做什么的",
     "干什么的",
@@ -352,6 +376,7 @@ ABOUT = _re(
     "业务",
     "是什么平台",
 )
+BROWSE = _re("随便看看", "逛逛", "先看看", "看看都有", "看看有什么", "有什么可以看")
 HELP = _re(
     "帮助",
     "^help$",
@@ -383,6 +408,16 @@ HELP = _re(
     "什么意思",
 )
 REFINE = _re(
+    "换(几|一|些|个|批|下)",
+    "不太行",
+    "都不行",
+    "不喜欢",
+    "没有合适",
+    "不合适",
+    "不太合适",
+    "不要",
+    "除了",
+    "排除",
     "还有吗",
     "还有没",
     "还有别的",
@@ -437,6 +472,15 @@ SEARCH = _re(
     "有么",
 )
 _GREETING_WORDS = [
+    "请问一下",
+    "请问",
+    "打扰一下",
+    "打扰了",
+    "麻烦问一下",
+    "问一下",
+    "咨询一下",
+    "我想咨询一下",
+    "想咨询一下",
     "你好",
     "您好",
     "你们好",
@@ -591,6 +635,8 @@ def _after_sale(text: str, fig: Figures, found: Found, context: Context) -> Read
     if PAYMENT_Q.search(text) and fig.order_no is None:
         return Reading(Intent.QUESTION, CLEAR, "payment")
     if PAY.search(text):
+        if _asking(text) and fig.order_no is None and not _wants(text):
+            return Reading(Intent.QUESTION, CLEAR, "timing" if TIMING.search(text) else "payment")
         return Reading(Intent.PAY, CLEAR)
     return None
 
@@ -614,8 +660,15 @@ def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading 
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):
             return None
+        if _about_the_item_on_view(text, fig, context):
+            return Reading(Intent.QUESTION, CLEAR, "timing")  # 什么时候能发, said looking at a service
         return Reading(Intent.MY_ORDERS, CLEAR)
     return None
+
+
+def _about_the_item_on_view(text: str, fig: Figures, context: Context) -> bool:
+    mine = re.search("订单|单子|我的|我买|我下|我订|买的|订的|下的", text)
+    return context.viewing is not None and context.last_order is None and not mine and not fig.order_no
 
 
 def _howto(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
@@ -626,6 +679,9 @@ def _howto(text: str, fig: Figures, found: Found, context: Context) -> Reading |
 
 def _questions(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     no_budget = fig.price_max_fen is None and fig.price_min_fen is None
+    on_a_list = context.has_list and context.viewing is None  # there 便宜点吗 asks for cheaper items
+    if DISCOUNT.search(text) and _asking(text) and not on_a_list:
+        return Reading(Intent.QUESTION, CLEAR, "price")
     if PRICE.search(text) and not found.sorts and no_budget:
         return Reading(Intent.QUESTION, CLEAR, "price")
     for pattern, topic in ((TIMING, "timing"), (CONTRACT, "contract"), (QUALITY, "quality")):
@@ -682,6 +738,8 @@ def _search_named(text: str, fig: Figures, found: Found, context: Context) -> Re
 
 
 def _talk(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
+    if BROWSE.search(text):
+        return Reading(Intent.SEARCH, GUESS + 0.15)  # 随便看看: the catalog, no filter
     if ABOUT.search(text):
         return Reading(Intent.ABOUT, CLEAR)
     if HELP.search(text):

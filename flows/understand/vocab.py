@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -21,8 +21,24 @@ from xpinyin import Pinyin
 
 from store.catalog import CATEGORIES, FORMS, PLATFORMS
 
+from .normalize import normalize, normalize_all
+
 jieba.setLogLevel(logging.WARNING)
 _NUMERAL = re.compile("[零一二两三四五六七八九十百千万]")
+# Everyday words with a numeral in them, kept as words (the catalog's own are found by _NUMERAL)
+NUMERAL_WORDS = (
+    "三农",
+    "二次元",
+    "二手",
+    "一手",
+    "五金",
+    "一次性",
+    "三明治",
+    "一站式",
+    "万能",
+    "千川",
+    "百度",
+)
 
 
 class ServiceLike(Protocol):
@@ -59,7 +75,7 @@ CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
     "广告投放": tuple(_ADS.split()),
     "内容制作": ("内容生产", "代写", "代拍", "代剪", "拍摄制作", "做内容"),
     "数据分析": ("数据服务", "分析报告", "监测"),
-    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营"),
+    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营", "想学", "学做", "怎么学"),
     "咨询": ("咨询服务", "顾问", "策略咨询", "运营咨询", "诊断", "出方案"),
 }
 FORM_ALIASES: dict[str, tuple[str, ...]] = {
@@ -93,13 +109,11 @@ TAG_ALIASES: dict[str, tuple[str, ...]] = {
     "茶饮": ("奶茶", "喝茶", "茶饮店", "奶茶店"),
     "私域": ("社群", "企微"),
     "本地生活": ("同城",),
-    "助农": ("农产品", "土特产"),
+    "助农": ("农产品", "土特产", "三农", "农村", "农民"),
     "明星同款": ("明星", "爱豆"),
 }
 # Catalog tags too common in requests to be read as a filter (我们品牌的新品 is not a search for 品牌).
-GENERIC_TAGS = frozenset(
-    {"品牌", "新品", "运营", "成长", "获客", "关键词", "电商", "品牌号", "新手入门", "科技"}
-)
+GENERIC_TAGS = frozenset({"品牌", "新品", "运营", "成长", "获客", "关键词", "电商", "品牌号", "新手入门"})
 # Places are worth keeping as search words; the small dictionary knows them so they segment whole.
 _CITIES = (
     "北京 上海 广州 深圳 杭州 成都 重庆 武汉 西安 南京 苏州 天津 长沙 郑州 青岛 厦门 宁波 合肥 昆明 大连 "
@@ -146,7 +160,7 @@ class Vocabulary:
     titles: tuple[str, ...]
     # phrase (normalised) → what it says: (slot, canonical value) pairs, e.g. 探店达人 → category+tag
     phrases: dict[str, tuple[tuple[str, str], ...]]
-    pattern: re.Pattern[str] = field(repr=False)
+    lengths: tuple[int, ...] = field(repr=False)  # the phrases' lengths, longest first
     # toneless pinyin of a phrase → the phrase, for homophone typos (小红树 → 小红书)
     sounds: dict[tuple[str, ...], str] = field(repr=False)
     tokenizer: jieba.Tokenizer = field(repr=False, compare=False)
@@ -160,17 +174,21 @@ class Vocabulary:
         titles = _ordered(s.title for s in services)
         phrases = _phrases(tags, titles)
         return cls(
-            numeral_words=tuple(p for p in phrases if _NUMERAL.search(p)),
+            lengths=_lengths(phrases),
+            numeral_words=tuple(dict.fromkeys([*(p for p in phrases if _NUMERAL.search(p)), *NUMERAL_WORDS])),
             platforms=PLATFORMS,
             categories=CATEGORIES,
             forms=_ordered([*FORMS, *(f for s in services for f in s.forms)]),
             tags=tags,
             titles=titles,
             phrases=phrases,
-            pattern=_pattern(phrases),
             sounds=_sounds(phrases),
             tokenizer=_tokenizer(phrases),
         )
+
+    def find(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, phrase) of each catalog phrase in `text`, longest first, left to right."""
+        return _scan(text, self.phrases, self.lengths)
 
     def describe(self) -> dict[str, list[str]]:
         """The vocabulary as plain lists (what the optional language model is shown)."""
@@ -188,9 +206,10 @@ def _ordered(words: Iterable[str]) -> tuple[str, ...]:
 
 def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
     table: dict[str, list[tuple[str, str]]] = {}
+    norm = _normalised([*tags, *titles])
 
     def add(phrase: str, slot: str, value: str) -> None:
-        entry = table.setdefault(_norm(phrase), [])
+        entry = table.setdefault(norm.get(phrase) or _norm(phrase), [])
         if (slot, value) not in entry:
             entry.append((slot, value))
 
@@ -215,34 +234,57 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
             # 直播 is the form, not also the tag 直播: the form filter is the useful one (短视频 keeps both)
             table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e != ("tag", form)]
             add(alias, "form", form)
-    _titles(table, titles)
+    _titles(table, titles, norm)
     return {k: tuple(v) for k, v in table.items() if k}
 
 
-def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...]) -> None:
+def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...], norm: dict[str, str]) -> None:
     """A service's title names it, and the catalog words inside it still count (美妆博主Coco: 美妆)."""
-    inner = _pattern({k: () for k in table})
+    lengths = _lengths(table)
     for title in titles:
-        key = _norm(title)
+        key = norm[title]
         meaning = [("title", title)]
-        for m in inner.finditer(key):
-            meaning += [e for e in table[m[0]] if e not in meaning]
+        for _, _, phrase in _scan(key, table, lengths):
+            meaning += [e for e in table[phrase] if e not in meaning]
         table[key] = meaning
 
 
-def _norm(phrase: str) -> str:
-    from .normalize import normalize
+def _normalised(words: list[str]) -> dict[str, str]:
+    return {w: n.replace(" ", "") for w, n in zip(words, normalize_all(words), strict=True)}
 
+
+def _norm(phrase: str) -> str:
     return normalize(phrase).replace(" ", "")
 
 
-def _pattern(phrases: Mapping[str, object]) -> re.Pattern[str]:
-    # Longest first so that 小红书 wins over 小红, 信息流投放 over 投放; ASCII aliases only as whole words.
-    parts = []
-    for phrase in sorted(phrases, key=len, reverse=True):
-        escaped = re.escape(phrase)
-        parts.append(f"(?<![a-z]){escaped}(?![a-z])" if phrase.isascii() else escaped)
-    return re.compile("|".join(parts))
+def _lengths(phrases: Mapping[str, object]) -> tuple[int, ...]:
+    return tuple(sorted({len(p) for p in phrases}, reverse=True))
+
+
+def _scan(
+    text: str, phrases: Mapping[str, object], lengths: tuple[int, ...]
+) -> Iterator[tuple[int, int, str]]:
+    """Longest match first at each position (小红书 over 小红, 信息流投放 over 投放); ASCII aliases
+    only as whole words (red is not inside credit). A dictionary probe per length: fast for any
+    catalog size, unlike one regex of ten thousand alternatives."""
+    i, n = 0, len(text)
+    while i < n:
+        for size in lengths:
+            piece = text[i : i + size]
+            if len(piece) == size and piece in phrases and _whole(text, i, i + size, piece):
+                yield i, i + size, piece
+                i += size
+                break
+        else:
+            i += 1
+
+
+def _whole(text: str, start: int, end: int, piece: str) -> bool:
+    if not piece.isascii() or not piece[0].isalpha():
+        return True
+    before = text[start - 1 : start] if start else ""
+    after = text[end : end + 1]
+    return not (before.isascii() and before.isalpha()) and not (after.isascii() and after.isalpha())
 
 
 _PINYIN = Pinyin()

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .normalize import is_cjk
-from .vocab import COMMON_WORDS, GENERIC_TAGS, Vocabulary, sound
+from .vocab import CITIES, COMMON_WORDS, FIELDS, GENERIC_TAGS, Vocabulary, sound
 
 # Words that carry the request, not its subject: never keywords (the intent rules read them).
 _REQUEST_WORDS = (
@@ -22,7 +22,10 @@ _REQUEST_WORDS = (
     "小于 大于 低于 高于 最高 最低 太贵 再来 新开 开了 开的 刚开 方案 用品 精品 连锁 老师 老板 "
     "那种 这样 那样 一样 一般 大概 差不多 主要 主做 专门 专做 负责 写写 拍拍 写 拍 发 发布 上线 "
     "页 排 排序 排一下 排前面 前面 后面 一篇 每篇 每家 每个 一个月 一个 首页 男的 女的 年轻 卖点 "
+    "不太行 都不行 不喜欢 不合适 不太合适 没有合适 "
+    "不要 不用 太多 太少 充足 不限 随便 懂 懂行 铺 铺量 上周 昨天 前天 刚才 之前 以前 上次 "
 )
+_KNOWN = frozenset([*CITIES, *FIELDS])  # whole words even when they start like a request (上海)
 _NOT_KEYWORDS = frozenset([*COMMON_WORDS, *GENERIC_TAGS, *_REQUEST_WORDS.split()])
 _STOP_RUNS = re.compile(
     "|".join(sorted((re.escape(w) for w in _NOT_KEYWORDS if len(w) >= 2), key=len, reverse=True))
@@ -45,6 +48,7 @@ SORTS = (
     ),
     ("exposure", re.compile(r"曝光|播放.{0,2}(量|多|高)|阅读量|流量.{0,2}(大|高|多)")),
 )
+_NEGATED = re.compile(r"(不要|不想要|别|除了|不是|不用|排除)[^,?]{0,2}$")
 _CHUNK = re.compile(r"[a-z][a-z0-9+.]*|[\u4e00-\u9fff]+")
 
 
@@ -106,20 +110,22 @@ def correct_typos(text: str, vocab: Vocabulary) -> tuple[str, bool]:
     return "".join(chars), changed
 
 
-def find_words(text: str, vocab: Vocabulary) -> Found:
-    """Catalog words in `text` (normalised, numbers already taken out) and what is left over."""
+def find_words(text: str, vocab: Vocabulary, date: str = "") -> Found:
+    """Catalog words in `text` (normalised, numbers already taken out) and what is left over;
+    `date` is the date expression of the message (下周五晚上), no keyword."""
     found = Found()
     text, found.corrected = correct_typos(text, vocab)
     found.sorts = sorts(text)
     pieces, last = [], 0
-    for m in vocab.pattern.finditer(text):
-        for slot, value in vocab.phrases[m[0]]:
-            found.add(slot, value)
-        pieces.append(text[last : m.start()])
-        last = m.end()
+    for start, end, phrase in vocab.find(text):
+        if not _NEGATED.search(text[max(0, start - 4) : start]):  # 不要小红书的 is no filter on 小红书
+            for slot, value in vocab.phrases[phrase]:
+                found.add(slot, value)
+        pieces.append(text[last:start])
+        last = end
     pieces.append(text[last:])
     found.rest = " ".join(pieces)
-    found.keywords = keywords(_without_sorts(found.rest), vocab)
+    found.keywords = [k for k in keywords(_without_sorts(found.rest), vocab) if k not in date]
     return found
 
 
@@ -142,19 +148,28 @@ def _without_sorts(text: str) -> str:
 
 def keywords(rest: str, vocab: Vocabulary) -> list[str]:
     """Content words left over (火锅, 宠物, a brand, an English word), request words taken out."""
-    out = [m[1] for m in _WORKS_IN.finditer(rest) if m[1] not in _NOT_KEYWORDS and not m[1].startswith("的")]
+    out = [_root(m[1]) for m in _WORKS_IN.finditer(rest) if m[1] not in _NOT_KEYWORDS and m[1][0] != "的"]
     for chunk in _CHUNK.findall(_STOP_RUNS.sub(" ", rest)):
         tokens = vocab.tokenizer.lcut(chunk, HMM=True) if is_cjk(chunk[0]) else [chunk]
         for token in tokens:
-            token = _SUFFIX.sub("", token) if len(token) > 2 else token
+            token = _root(token)
             if _is_keyword(token) and token not in out and not any(token in w for w in out):
                 out.append(token)
     return out
 
 
+def _root(token: str) -> str:
+    """做车 → 车, 火锅店 → 火锅: request characters in front and a shop or field behind dropped."""
+    while len(token) > 1 and token[0] in _NOT_KEYWORDS and is_cjk(token[0]) and token not in _KNOWN:
+        token = token[1:]
+    return _SUFFIX.sub("", token) if len(token) > 2 else token
+
+
 def _is_keyword(token: str) -> bool:
     if token in _NOT_KEYWORDS or token.isdigit():
         return False
+    if all(ch in _NOT_KEYWORDS for ch in token):
+        return False  # 投个, 上卖: request words glued together by the segmenter
     if is_cjk(token[0]):
         return len(token) >= 2 and "几" not in token and token[-1] not in "吗呢吧啊呀哦嘛么了的"
     return len(token) >= 2
