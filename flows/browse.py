@@ -73,8 +73,9 @@ def apply_filter(query: Query, argument: str) -> Query:
         return dataclasses.replace(query, engagement_min_bp=lo)
     if field == "形式" and value in FORMS:
         return dataclasses.replace(query, form=value)
-    if field == "平台" and value in PLATFORMS:
-        return dataclasses.replace(query, platform=value)
+    platform = next((p for p in PLATFORMS if p.lower() == value.lower()), None)  # b站 is B站
+    if field == "平台" and platform:
+        return dataclasses.replace(query, platform=platform)
     if field in ("类别", "分类") and value in CATEGORIES:
         return dataclasses.replace(query, category=value)
     raise InvalidInput(texts.FILTER_INVALID)

@@ -70,21 +70,35 @@ def doc_tokens(text: str, *, unigrams: bool) -> list[str]:
     return out
 
 
-def query_terms(words: Iterable[str]) -> dict[str, set[int]]:
+def query_terms(words: Iterable[str]) -> tuple[dict[str, set[int]], dict[int, float]]:
     """What a search is looked up as: each token (bigrams of Chinese, a lone character as itself, Latin
-    words) with the units of the query it stands for (a Chinese character or a Latin word is a unit)."""
+    words) with the units of the query it stands for (a Chinese character or a Latin word); and what
+    each unit weighs in the share of the query a service covers: every word the same, split among
+    its units (so 小红书 美食 is two halves, not three fifths and two fifths)."""
     terms: dict[str, set[int]] = {}
-    units = 0
+    words_units: list[set[int]] = []
+    start = 0
     for word in words:
+        mine: set[int] = set()
         for run in _RUN.findall(normalise(word)):
-            if _LATIN.fullmatch(run) or (len(run) == 1 and run not in _PARTICLES):
-                terms.setdefault(run, set()).add(units)
-            else:
-                for i, pair in enumerate(run[j : j + 2] for j in range(len(run) - 1)):
-                    if _is_word(pair):
-                        terms.setdefault(pair, set()).update((units + i, units + i + 1))
-            units += 1 if _LATIN.fullmatch(run) else len(run)
-    return terms
+            for token, spans in _run_terms(run, start):
+                terms.setdefault(token, set()).update(spans)
+                mine.update(spans)
+            start += 1 if _LATIN.fullmatch(run) else len(run)
+        if mine:
+            words_units.append(mine)
+    weights = {u: 1 / (len(words_units) * len(mine)) for mine in words_units for u in mine}
+    return terms, weights
+
+
+def _run_terms(run: str, start: int) -> Iterable[tuple[str, tuple[int, ...]]]:
+    if _LATIN.fullmatch(run) or (len(run) == 1 and run not in _PARTICLES):
+        yield run, (start,)
+        return
+    for i in range(len(run) - 1):
+        pair = run[i : i + 2]
+        if _is_word(pair):
+            yield pair, (start + i, start + i + 1)
 
 
 def _bigrams(run: str) -> Iterable[str]:
@@ -173,18 +187,17 @@ class TextIndex:
         service that matches every word outranks one that matches a single word many times (partial
         matches still count, lower).
         """
-        terms = query_terms(words)
-        units = sorted(set().union(*terms.values())) if terms else []
+        terms, weights = query_terms(words)
+        units = sorted(weights)
         total = np.zeros(len(self), dtype=np.float64)
         covered = np.zeros((len(units), len(self)), dtype=np.bool_)
         row = {unit: i for i, unit in enumerate(units)}
         for token, spans in terms.items():
             found = self._token_score(token)
-            if found is None:
-                continue
-            total += found
-            covered[[row[u] for u in spans]] |= found > 0
-        share = covered.mean(axis=0) if units else total
+            if found is not None:
+                total += found
+                covered[[row[u] for u in spans]] |= found > 0
+        share = np.array([weights[u] for u in units]) @ covered if units else total
         # BM25 sums stay far below the factor, so this orders by share, then by BM25.
         return share * 1e6 + total, share
 
