@@ -67,6 +67,9 @@ FORM_ASIDES = frozenset(
 _FOLLOW_UP = re.compile(r"呢|那|换|也|再|还|只要|只看|其中|里面|这些")
 # 「我要找人工」「帮我叫个客服」 ask for a person; 「人工智能科技」「客服小王」 may be a brand or a name.
 _ASKS_PERSON = re.compile(r"(找|转|叫|要|联系|接|换|请|让).{0,3}(人工|客服|真人)|投诉")
+_REFUND_WORDS = re.compile(
+    r"(我|想|要|申请|办理|帮我|请|麻烦)*(退款|退钱|退掉|退单)(吧|了|呀|啊|一下)?|订单|单号|\d{8}-\d{4}"
+)
 _THIS = re.compile(r"这个|这家|这位|它|他家|她家|套餐")  # a question about the service on view
 _STRUCTURED_STEPS = frozenset({"link", "publish_time", "mentions", "contact"})
 _ARGUMENT_COMMANDS = tuple(
@@ -77,10 +80,6 @@ _ARGUMENT_COMMANDS = tuple(
         "下单",
         "立即下单",
         "购买",
-        "数量",
-        "改数量",
-        "删除",
-        "移除",
         "取消订单",
         "申请退款",
         "支付",
@@ -505,12 +504,21 @@ async def _cancel(ctx: Ctx, meant: Understanding, text: str) -> None:
 
 
 async def _refund(ctx: Ctx, meant: Understanding, text: str) -> None:
-    """A refund of a named order asks for the reason; without one, how refunds work."""
+    """A refund of an order: asked for with the reason the message gives when it names the order
+    itself; otherwise the reason is asked for (nothing is asked of staff on a guess)."""
     number = _order_no(ctx, meant)
     if not number:
         ctx.say(texts.FAQ["refund"])
         return
-    await _as(ctx, f"申请退款 {number}", orders.on_refund)
+    reason = _refund_reason(text) if meant.slots.order_no else ""
+    await _as(ctx, f"申请退款 {number} {reason}".strip(), orders.on_refund)
+
+
+def _refund_reason(text: str) -> str:
+    """「20261122-0042 要退款，活动延期了」 → 「活动延期了」; empty when nothing but the request is left."""
+    rest = _REFUND_WORDS.sub(" ", text)
+    rest = re.sub(r"[\s，,。.！!？?：:；;、~]+", " ", rest).strip()
+    return rest if sum(c.isalnum() for c in rest) >= 2 else ""
 
 
 async def _invoice(ctx: Ctx, meant: Understanding, text: str) -> None:

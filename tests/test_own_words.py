@@ -20,6 +20,7 @@ from store import catalog_import
 from tests.conftest import start_bot
 from tests.test_llm import FakeModel
 from tests.test_ordering import Customer, in_days, reply_text
+from tests.test_relay import pay
 
 HELP = texts.HELP.format(brand="星推")
 
@@ -327,3 +328,31 @@ async def test_a_slow_or_nonsensical_model_leaves_the_local_answer(
     assert "没太明白" in await with_model.say(UNCLEAR)
     fake.content, fake.delay = json.dumps({"intent": "search", "slots": {"tags": ["美妆"]}}), 3.0
     assert "没太明白" in await with_model.say(UNCLEAR)
+
+
+# --- orders talked about -------------------------------------------------------------------------
+
+
+async def course_order(customer: Customer) -> str:
+    """An unpaid order of the one-step course; returns its number."""
+    await customer.say("搜 短视频剪辑零基础课")
+    await customer.say("1")
+    await customer.say("下单 1")
+    await customer.say("王芳 13800138000")
+    found = re.search(r"\d{8}-\d{4}", await customer.say("确认"))
+    assert found
+    return found.group(0)
+
+
+async def test_the_order_talked_about_is_the_one_meant(customer: Customer, demo: TestClient) -> None:
+    first = await course_order(customer)
+    second = await course_order(customer)
+    listing = await customer.say("我的订单")
+    assert first in listing and second in listing
+    detail = await customer.say("看看第二个")  # the list is newest first
+    assert detail.startswith(f"订单 {first} · ")
+    assert (await customer.say("订单什么时候完成")).startswith(f"订单 {first} · ")  # the one looked at
+    assert await customer.say("不要了，取消吧") == texts.ORDER_CANCELLED.format(number=first)
+    await pay(demo, second)
+    refund = await customer.say(f"{second} 要退款，活动延期了")
+    assert refund == texts.REFUND_REQUESTED.format(number=second)
