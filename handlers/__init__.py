@@ -37,9 +37,9 @@ def build_router() -> Router:
         pay.router,
         invoices.router,
         invite.router,
+        understand.form_questions,  # a question in a form is answered, the step asked again
         resubmit.answers,  # answers to the steps being redone
         relay.answers,  # free text and images in relay mode go to the order's staff
-        understand.form_questions,  # a question in the form is answered, the step asked again
         form.answers,
         catalog.picks,
         orders.picks,

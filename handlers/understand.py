@@ -16,8 +16,8 @@ flowchart LR
     intent -->|question / about / human| answers
     intent -->|unknown| suggestions["2–3 numbered suggestions (a number works next turn)"]
 ```
-A question typed in the middle of the order form is answered and the same step asked again
-(`form_questions`, tried just before the form's own answers).
+A question typed in the middle of a form (the order form, or materials being redone) is answered and
+the same step asked again (`form_questions`, tried just before the forms' own answers).
 """
 
 from __future__ import annotations
@@ -35,14 +35,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import texts
 from flows.browse import describe
-from flows.engine import OrderForm
+from flows.engine import Form, OrderForm
 from flows.format import day_time, yuan
 from flows.relay import relay_state
-from flows.requirements import BEIJING, DEFAULT_PUBLISH_HOUR, MAX_LEAD, MIN_LEAD, InvalidInput
+from flows.requirements import (
+    BEIJING,
+    DEFAULT_PUBLISH_HOUR,
+    MAX_LEAD,
+    MIN_LEAD,
+    InvalidInput,
+    NeedsConfirmation,
+)
+from flows.review import ResubmitForm
 from flows.understand import THRESHOLD, Vocabulary, understand
 from flows.understand.load import load_vocabulary
 from flows.understand.types import Context, Intent, Slots, Understanding
-from handlers import basic, cart, catalog, creators, form, invite, invoices, orders, pay, relay
+from handlers import basic, cart, catalog, creators, form, invite, invoices, orders, pay, relay, resubmit
 from handlers.context import Ctx, UserFacingError
 from handlers.router import Handler, Router, normalise
 from store import catalog as store_catalog
@@ -52,7 +60,7 @@ from store.models import Service
 log = logging.getLogger(__name__)
 
 router = Router("understand")  # free text no command took: included last
-form_questions = Router("form_understood")  # a question in the order form: just before form.answers
+form_questions = Router("form_understood")  # a question in a form: before the forms' answers
 # 「付款后多久发布」「下单这个」「提现一百」: a sentence that starts with a command word but carries
 # none of the command's argument (a number, an amount) would only get the command's usage line.
 sentences = Router("understand_sentence")  # before the commands
@@ -109,7 +117,7 @@ def context_of(ctx: Ctx) -> Context:
         has_list=_list_kind(ctx) == "catalog",
         viewing=int(viewing) if viewing is not None else None,
         last_order=data.get("last_order"),
-        form_step=ctx.state.step if OrderForm.active(ctx.state) else None,
+        form_step=ctx.state.step if _open_form(ctx) is not None else None,
         misunderstood=int(data.get("misunderstood", 0)),
     )
 
@@ -228,7 +236,7 @@ def _sentence_not_command(ctx: Ctx) -> bool:
 @sentences.when(_sentence_not_command)
 async def on_sentence(ctx: Ctx) -> None:
     """Understood like any other text (in the form: a question there, or the step's answer)."""
-    await (on_form_text(ctx) if OrderForm.active(ctx.state) else on_text(ctx))
+    await (on_form_text(ctx) if _open_form(ctx) is not None else on_text(ctx))
 
 
 @router.when(_free_text)
@@ -242,38 +250,51 @@ async def on_text(ctx: Ctx) -> None:
     await act(ctx, await interpret(ctx, text), text)
 
 
-@form_questions.when(lambda ctx: OrderForm.active(ctx.state) and ctx.event.kind == "text")
+def _open_form(ctx: Ctx) -> tuple[Form, Handler] | None:
+    """The form being filled in and the handler of its answers: materials being redone first (they
+    are answered before a talk with staff), then the order form (unless talking to staff)."""
+    if ResubmitForm.active(ctx.state):
+        return ResubmitForm(ctx.state), resubmit.on_answer
+    if OrderForm.active(ctx.state) and relay_state(ctx.state, ctx.now()) is None:
+        return OrderForm(ctx.state), form.on_answer
+    return None
+
+
+@form_questions.when(lambda ctx: ctx.event.kind == "text" and _open_form(ctx) is not None)
 async def on_form_text(ctx: Ctx) -> None:
-    """In the order form: a question is answered and the step asked again; anything else is the answer."""
-    order_form = OrderForm(ctx.state)
+    """In a form: a question is answered and the step asked again; anything else is the answer."""
+    open_form, on_answer = _open_form(ctx) or (OrderForm(ctx.state), form.on_answer)
     text = ctx.event.text
     if (
-        order_form.at_confirm
+        open_form.at_confirm
         or not has_words(text)
         or not (_looks_like_question(text) or _ASKS_PERSON.search(text))
-        or _fits_structured_step(order_form, text, ctx)
+        or _fits_structured_step(open_form, text, ctx)
     ):
-        await form.on_answer(ctx)
+        await on_answer(ctx)
         return
     meant = await interpret(ctx, text)
     if meant.intent not in FORM_ASIDES or meant.confidence < THRESHOLD:
-        await form.on_answer(ctx)
+        await on_answer(ctx)
         return
     await act(ctx, meant, text)
-    if relay_state(ctx.state, ctx.now()) is None:  # talking to staff now: they take it from here
-        _append(ctx, texts.FORM_QUESTION_RESUME.format(prompt=OrderForm(ctx.state).prompt()))
+    still = _open_form(ctx)  # talking to staff now: they take it from here
+    if still is not None and not still[0].at_confirm:
+        _append(ctx, texts.FORM_QUESTION_RESUME.format(prompt=still[0].prompt()))
 
 
-def _fits_structured_step(order_form: OrderForm, text: str, ctx: Ctx) -> bool:
+def _fits_structured_step(open_form: Form, text: str, ctx: Ctx) -> bool:
     """「下周五晚上可以吗？」 at the publish time step is its answer: a link, a time, a phone number that
     parses is an answer however it is phrased (a brand or a selling point proves nothing by parsing)."""
-    step = order_form.step
+    step = open_form.step
     if step is None or step.key not in _STRUCTURED_STEPS:
         return False
     try:
         step.parse(text, ctx.now())
     except InvalidInput:
         return False
+    except NeedsConfirmation:
+        return True  # a time with an assumed part is still a time: the form asks it back
     return True
 
 

@@ -17,12 +17,17 @@ from bot.sandbox.mp_sim import MpSimulator
 from flows import texts
 from settings import Settings
 from store import catalog_import
-from tests.conftest import start_bot
+from tests import test_relay, test_review
+from tests.conftest import eventually, start_bot
 from tests.test_llm import FakeModel
 from tests.test_ordering import Customer, in_days, reply_text
 from tests.test_relay import pay
 
 HELP = texts.HELP.format(brand="星推")
+
+# The relay tests' shop (staff set up for review) and its customer, for materials sent back.
+shop = test_relay.shop
+customer_of_shop = test_relay.customer
 
 
 @pytest.fixture
@@ -356,3 +361,15 @@ async def test_the_order_talked_about_is_the_one_meant(customer: Customer, demo:
     await pay(demo, second)
     refund = await customer.say(f"{second} 要退款，活动延期了")
     assert refund == texts.REFUND_REQUESTED.format(number=second)
+
+
+async def test_a_question_while_redoing_materials_is_answered_and_the_step_asked_again(
+    customer_of_shop: Customer, shop: TestClient
+) -> None:
+    number = await test_review.coffee_order(customer_of_shop, shop)
+    await test_review.send_back(shop, number, "链接打不开")
+    await eventually(lambda: any(number in m.payload.get("content", "") for m in customer_of_shop.sim.sent))
+    reply = await customer_of_shop.say("发票怎么开？")
+    answer, _, again = reply.partition("我们接着填")
+    assert texts.FAQ["invoice"] in answer and "第 1/3 步" in again and texts.ASK_LINK in again
+    assert "第 2/3 步" in await customer_of_shop.say("https://shop.example.com/coffee/v2")
