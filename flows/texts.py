@@ -50,8 +50,9 @@ CHOICE_OUT_OF_RANGE = "请回复 1–{max} 之间的数字，或者直接说你�
 COMPLAINT_SORRY = "非常抱歉给你带来不好的体验 🙏 "
 ORDER_WHAT = "想下单哪个服务呢？先说说需求，比如「小红书 美食博主 3000以内」，或发「分类」浏览。"
 WHICH_PACKAGE = "「{title}」有 {count} 个套餐，要哪一个？回复数字就行：\n{packages}"
-WHICH_PACKAGE_LINE = "{n}. {name} {price}"
+WHICH_PACKAGE_LINE = "{n}. {name} {price} · {lead}"
 PRICES_OF = "「{title}」的 {count} 个套餐，明码标价：\n{packages}\n想下单直接回复数字。"
+LEADS_OF = "「{title}」的交付时间从审核通过算起：\n{packages}\n发布时间下单时可以约定；想下单直接回复数字。"
 ORDER_WHEN_NOTED = "好的，发布时间先记为 {when}，填到那一步时确认一下就行。\n"
 FORM_QUESTION_RESUME = "\n\n我们接着填——{prompt}"
 

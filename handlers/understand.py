@@ -78,6 +78,7 @@ _ASKS_PERSON = re.compile(r"(找|转|叫|要|联系|接|换|请|让).{0,3}(人�
 _REFUND_WORDS = re.compile(
     r"(我|想|要|申请|办理|帮我|请|麻烦)*(退款|退钱|退掉|退单)(吧|了|呀|啊|一下)?|订单|单号|\d{8}-\d{4}"
 )
+_PROGRESS = re.compile(r"什么时候|啥时候|几时|多久|到哪|进度|怎么样|好了没|完成|做完|发了没|发布了")
 _THIS = re.compile(r"这个|这家|这位|它|他家|她家|套餐")  # a question about the service on view
 _STRUCTURED_STEPS = frozenset({"link", "publish_time", "mentions", "contact"})
 _ARGUMENT_COMMANDS = tuple(
@@ -394,17 +395,16 @@ async def _search(ctx: Ctx, meant: Understanding, text: str) -> None:
 
 async def _refine(ctx: Ctx, meant: Understanding, text: str) -> None:
     """便宜一点的 / 粉丝多一点的 / 那个抖音的呢 change the last list; 还有吗 shows its next page."""
-    kind = _list_kind(ctx)
-    if kind == "orders":
-        await _as(ctx, "下一页", orders.on_page)
+    kind, slots = _list_kind(ctx), meant.slots
+    if not _has_search(slots) and slots.sort is None:  # 还有吗 / 换一批
+        if kind in ("catalog", "orders"):
+            ctx.state.data["list"] = kind
+            await (catalog.on_next(ctx) if kind == "catalog" else _as(ctx, "下一页", orders.on_page))
+        else:
+            ctx.say(texts.NO_LIST)
         return
     if kind != "catalog":
-        await (_search(ctx, meant, text) if _has_search(meant.slots) else _say(ctx, texts.NO_LIST))
-        return
-    slots = meant.slots
-    if not _has_search(slots) and slots.sort is None:
-        ctx.state.data["list"] = "catalog"
-        await catalog.on_next(ctx)
+        await _search(ctx, meant, text)
         return
     if (slots.tags or slots.keywords) and not _FOLLOW_UP.search(text):
         await catalog.show_page(ctx, query_of(slots), 1)  # 咖啡探店 after a list: a new search
@@ -490,7 +490,12 @@ def _ask_package(
     intent = Intent.ADD_TO_CART if to_cart else Intent.ORDER
     packages = detail.packages
     lines = "\n".join(
-        texts.WHICH_PACKAGE_LINE.format(n=i, name=p.name, price=yuan(p.price_fen))
+        texts.WHICH_PACKAGE_LINE.format(
+            n=i,
+            name=p.name,
+            price=yuan(p.price_fen),
+            lead=texts.LEAD_DAYS.format(days=p.lead_days) if p.lead_days else texts.LEAD_NOW,
+        )
         for i, p in enumerate(packages, start=1)
     )
     kept = Slots(quantity=slots.quantity, when=slots.when)
@@ -509,7 +514,7 @@ def _order_no(ctx: Ctx, meant: Understanding) -> str:
 async def _my_orders(ctx: Ctx, meant: Understanding, text: str) -> None:
     """我的订单: the list; 订单到哪了 / 什么时候完成: the order named or talked about last, else how
     orders go, with the list."""
-    asking = _looks_like_question(text)
+    asking = _PROGRESS.search(text) is not None
     number = meant.slots.order_no or (ctx.state.data.get("last_order") if asking else None)
     if number:
         await orders.show_order(ctx, number)
@@ -577,9 +582,9 @@ async def _question(ctx: Ctx, meant: Understanding, text: str) -> None:
         await catalog.show_page(ctx, query, 1, prefix=texts.FAQ_PRICE_LIST)
         return
     viewing = ctx.state.data.get("viewing")
-    if slots.topic == "price" and viewing is not None and _THIS.search(text):
-        detail = await _viewed(ctx, int(viewing))  # 这个多少钱: the prices of the one on view
-        _ask_package(ctx, detail, slots, to_cart=False, head=texts.PRICES_OF)
+    if slots.topic in ("price", "timing") and viewing is not None and _THIS.search(text):
+        detail = await _viewed(ctx, int(viewing))  # 这个多少钱 / 这个多久能发: about the one on view
+        _ask_package(ctx, detail, slots, to_cart=False, head=_ABOUT_VIEWED[slots.topic or ""])
         return
     ctx.say(answer + _human_offer(ctx, text))
 
@@ -676,6 +681,7 @@ def _what(slots: Slots) -> str:
     return " · ".join(p for p in (describe(query_of(search)), *_search_words(search)) if p)
 
 
+_ABOUT_VIEWED = {"price": texts.PRICES_OF, "timing": texts.LEADS_OF}
 _SEARCH_SLOTS = (
     "platform",
     "category",

@@ -191,6 +191,13 @@ async def test_how_much_is_this_lists_its_packages_and_a_number_orders_one(custo
     assert start.startswith("一共 1 项") and texts.ASK_BRAND in start
 
 
+async def test_how_long_does_this_take_lists_its_delivery_times(customer: Customer) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    leads = await customer.say("这个多久能发")
+    assert "1. 1 篇图文笔记 ¥1,000 · 5 天交付" in leads and "21 天交付" in leads
+
+
 async def test_order_the_first_from_a_list_opens_it_first(customer: Customer) -> None:
     listing = await customer.say("小红书 咖啡")
     detail = await customer.say("下单第一个")
