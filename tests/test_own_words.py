@@ -237,6 +237,9 @@ async def test_not_understood_is_short_numbered_and_the_number_works(customer: C
     assert texts.OFFER_HUMAN.strip() not in reply  # not yet: one miss
     browse = await customer.say("1")
     assert "平台：" in browse  # the first suggestion: browse by platform and category
+    await customer.say("嗯这个那个吧啦吧啦哦")
+    howto = await customer.say("第二个")  # words work as well as the number
+    assert howto.startswith(texts.FAQ["howto"])
 
 
 async def test_a_person_is_offered_after_two_misses_in_a_row(customer: Customer) -> None:
