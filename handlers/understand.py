@@ -65,14 +65,33 @@ form_questions = Router("form_understood")  # a question in a form: before the f
 # none of the command's argument (a number, an amount) would only get the command's usage line.
 sentences = Router("understand_sentence")  # before the commands
 
+SURE_IN_FORM = 0.85  # a request this clear (看看我的订单) is not a brand, even if it could be one
 LONG_QUESTION = 30  # characters: a free-text question this long gets a person offered at once
 GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets the one-line answer
-# Intents that, said with confidence in the middle of the form, are a question rather than an answer.
+# Intents that, said with confidence as a question in the middle of a form, are not its answer …
 FORM_ASIDES = frozenset(
     {Intent.QUESTION, Intent.HUMAN, Intent.COMPLAINT, Intent.ABOUT, Intent.HELP, Intent.MY_ORDERS}
 )
-# 「探店的呢」「那美食的」「换成抖音」「再便宜点」 lean on the last list; 「咖啡探店」 alone starts afresh.
-_FOLLOW_UP = re.compile(r"呢|那|换|也|再|还|只要|只看|其中|里面|这些")
+# … and requests that are not its answer when the step could not keep them or they are clear
+# (看看我的订单, 还有多少余额).
+FORM_COMMANDS = frozenset(
+    {
+        Intent.MY_ORDERS,
+        Intent.PAY,
+        Intent.BALANCE,
+        Intent.TOPUP,
+        Intent.REFUND,
+        Intent.INVOICE,
+        Intent.EARNINGS,
+        Intent.TEAM,
+        Intent.INVITE,
+        Intent.WITHDRAW,
+    }
+)
+# 「探店的呢」「那美食的」「换成抖音」「抖音的」 lean on the last list; 「咖啡探店」「KOL推广」 start afresh.
+_FOLLOW_UP = re.compile(
+    r"呢|那|换|也|再|还|只要|只看|只有|其中|里面|这些|的(吗|么|嘛|有吗|有没有)?[?？!！。~]*$"
+)
 # 「我要找人工」「帮我叫个客服」 ask for a person; 「人工智能科技」「客服小王」 may be a brand or a name.
 _ASKS_PERSON = re.compile(r"(找|转|叫|要|联系|接|换|请|让).{0,3}(人工|客服|真人)|投诉")
 _REFUND_WORDS = re.compile(
@@ -266,16 +285,19 @@ async def on_form_text(ctx: Ctx) -> None:
     """In a form: a question is answered and the step asked again; anything else is the answer."""
     open_form, on_answer = _open_form(ctx) or (OrderForm(ctx.state), form.on_answer)
     text = ctx.event.text
-    if (
-        open_form.at_confirm
-        or not has_words(text)
-        or not (_looks_like_question(text) or _ASKS_PERSON.search(text))
-        or _fits_structured_step(open_form, text, ctx)
-    ):
+    fits = _fits_step(open_form, text, ctx)
+    structured = open_form.step is not None and open_form.step.key in _STRUCTURED_STEPS
+    if open_form.at_confirm or not has_words(text) or (fits and structured):
         await on_answer(ctx)
         return
     meant = await interpret(ctx, text)
-    if meant.intent not in FORM_ASIDES or meant.confidence < THRESHOLD:
+    if meant.intent is Intent.CANCEL and not meant.slots.order_no and isinstance(open_form, OrderForm):
+        await form.on_cancel(ctx)  # 这个单不买了 while ordering: this order, not an earlier one
+        return
+    asking = _looks_like_question(text) or _ASKS_PERSON.search(text) is not None
+    question = asking and meant.intent in FORM_ASIDES
+    request = meant.intent in FORM_COMMANDS and (not fits or meant.confidence >= SURE_IN_FORM)
+    if meant.confidence < THRESHOLD or not (question or request):
         await on_answer(ctx)
         return
     await act(ctx, meant, text)
@@ -284,11 +306,11 @@ async def on_form_text(ctx: Ctx) -> None:
         _append(ctx, texts.FORM_QUESTION_RESUME.format(prompt=still[0].prompt()))
 
 
-def _fits_structured_step(open_form: Form, text: str, ctx: Ctx) -> bool:
-    """「下周五晚上可以吗？」 at the publish time step is its answer: a link, a time, a phone number that
-    parses is an answer however it is phrased (a brand or a selling point proves nothing by parsing)."""
+def _fits_step(open_form: Form, text: str, ctx: Ctx) -> bool:
+    """Whether `text` would be kept as the step's answer. For a link, a time, a phone number that is
+    the end of it (「下周五晚上可以吗？」 is a time); a brand or a selling point proves nothing by parsing."""
     step = open_form.step
-    if step is None or step.key not in _STRUCTURED_STEPS:
+    if step is None or step.images:
         return False
     try:
         step.parse(text, ctx.now())
@@ -375,9 +397,11 @@ def _narrowed(query: Query, slots: Slots, *, keep_words: bool) -> Query:
         value = getattr(slots, name)
         if value and (name != "platform" or value in store_catalog.PLATFORMS):
             changes[name] = value
-    for name in ("price_min_fen", "price_max_fen", "followers_min", "followers_max"):
-        if getattr(slots, name) is not None:
-            changes[name] = getattr(slots, name)
+    # A budget or a follower range said again replaces the old one whole: 「3000以内的」 after
+    # 「2万左右」 is ≤ ¥3,000, not ¥16,000–¥3,000.
+    for low, high in (("price_min_fen", "price_max_fen"), ("followers_min", "followers_max")):
+        if getattr(slots, low) is not None or getattr(slots, high) is not None:
+            changes.update({low: getattr(slots, low), high: getattr(slots, high)})
     if slots.sort in store_catalog.SORTS:
         changes["sort"] = slots.sort
     return dataclasses.replace(query, **changes)
@@ -406,7 +430,8 @@ async def _refine(ctx: Ctx, meant: Understanding, text: str) -> None:
     if kind != "catalog":
         await _search(ctx, meant, text)
         return
-    if (slots.tags or slots.keywords) and not _FOLLOW_UP.search(text):
+    subject = slots.platform or slots.category or slots.tags or slots.keywords or slots.form
+    if subject and not _FOLLOW_UP.search(text):
         await catalog.show_page(ctx, query_of(slots), 1)  # 咖啡探店 after a list: a new search
         return
     await catalog.show_page(ctx, _narrowed(_last_query(ctx), slots, keep_words=True), 1)

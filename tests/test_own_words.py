@@ -222,6 +222,18 @@ async def test_a_question_in_the_form_is_answered_and_the_step_asked_again(custo
     assert "咖啡品牌A" in confirm and "退款怎么退" not in confirm
 
 
+async def test_a_request_in_the_form_is_done_and_the_step_asked_again(customer: Customer) -> None:
+    await customer.say("搜 小鹿爱咖啡")
+    await customer.say("1")
+    await customer.say("下单 1")
+    orders_now = await customer.say("看看我的订单")  # a possible brand, but clearly a request
+    assert orders_now.startswith(texts.NO_ORDERS) and "第 1/5 步" in orders_now
+    await customer.say("咖啡品牌A")
+    balance = await customer.say("还有多少余额")  # not a link, and a clear request
+    assert "余额" in balance and "第 2/5 步" in balance.split("我们接着填")[-1]
+    assert await customer.say("这个单不买了") == texts.FORM_CANCELLED_NO_CART  # this order, not an old one
+
+
 # --- not understood ------------------------------------------------------------------------------
 
 
