@@ -244,13 +244,14 @@ def _close_choice(ctx: Ctx) -> None:
 
 
 def _sentence_not_command(ctx: Ctx) -> bool:
-    """A command word followed by words, not by its argument: 「付款方式有哪些」, 「下单这个」."""
+    """A command word followed by words, not by its argument (「付款方式有哪些」, 「下单这个」), or glued
+    to it (「充值500」, 「取消订单20261122-0042」: the commands read their argument after a space)."""
     command = ctx.command or ""
     if ctx.event.kind != "text" or not command.startswith(_ARGUMENT_COMMANDS):
         return False
     head = max((h for h in _ARGUMENT_COMMANDS if command.startswith(h)), key=len)
-    tail = command[len(head) :].strip()
-    return bool(tail) and not any(c.isdigit() for c in tail)
+    tail = command[len(head) :]
+    return bool(tail.strip()) and (not tail.startswith(" ") or not any(c.isdigit() for c in tail))
 
 
 @sentences.when(_sentence_not_command)
