@@ -177,7 +177,7 @@ BALANCE = _re(
 REFUND = _re(
     "退款", "退钱", "退货", "钱退", "退回来", "退给我", "退费", "把钱要回", "退掉", "退了", "退.{0,3}款"
 )
-INVOICE = _re("发票", "开票", "抬头", "税号", "专票", "普票", "报销凭证")
+INVOICE = _re("发票", "开.{0,2}票", "抬头", "税号", "专票", "普票", "报销凭证")
 CANCEL = _re("取消", "不要了", "不买了", "撤单", "撤销", "不想要了", "不做了", "作废")
 PAY = _re(
     "付款",
@@ -292,7 +292,6 @@ ORDER = _re(
     "我要买",
     "要买",
     "我买",
-    r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)",
 )
 # Asking for a better price (能便宜点吗, 有优惠吗) is a price question, not a wish to sort.
 DISCOUNT = _re("优惠", "打折", "折扣", "砍价", "讲价", "(能|可以)便宜", "少点", "便宜点(吗|么|不)")
@@ -564,6 +563,8 @@ _THANK = [
 THANKS = re.compile(
     rf"^(({'|'.join(sorted(_ACK + _THANK, key=len, reverse=True))})[你您啦了哈啊呀哦们 ~,!]*)+$"
 )
+ORDER_COUNT = re.compile(r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)")  # 来两份, not 要3个博主
+_QUANTITY_ALONE = re.compile(r"^(就|我|给我)?(要|来|买|订|拍|下)?\s*\d+\s*(份|个|套|单)(吧|就行|就好)?$")
 _PICK_ALONE = re.compile(r"^(看|看看|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?$")
 _SEARCH_SHAPE = re.compile(r"有.*(吗|么|嘛)|(吗|么|嘛)$|\?$|(类|方面|相关|这块|领域)的?(吗|呢)?$")
 
@@ -694,11 +695,11 @@ def _ordering(text: str, fig: Figures, found: Found, context: Context) -> Readin
     sure = CLEAR if context.viewing is not None else GUESS + 0.15
     if CART.search(text):
         return Reading(Intent.ADD_TO_CART, CLEAR)
-    if ORDER.search(text):
+    if ORDER.search(text) or (ORDER_COUNT.search(text) and not found.subject):
         return Reading(Intent.ORDER, sure)
     if fig.package is not None and not found.subject:
         return Reading(Intent.ORDER, sure)
-    if fig.quantity is not None and not found.subject and len(text) <= 6:
+    if _QUANTITY_ALONE.match(text):
         return Reading(Intent.ORDER, sure)  # 两份 / 3个
     return None
 
