@@ -31,6 +31,8 @@ def _re(*words: str) -> re.Pattern[str]:
 
 # Unhappy whatever else is said: a person is offered at once.
 COMPLAINT = _re(
+    "被骗",
+    "骗了",
     "投诉",
     "垃圾",
     "骗子",
@@ -259,6 +261,7 @@ HOWTO = _re(
 )
 CART = _re("购物车", "加购", "加车", "放进车", "先收藏", "收藏一下", "加入车")
 ORDER = _re(
+    "(订|买|要|拍|选)(它|他|她)",
     "下单",
     "就要这个",
     "要这个",
@@ -334,6 +337,14 @@ TIMING = _re(
     "时间",
 )
 QUALITY = _re(
+    "靠不靠谱",
+    "正不正规",
+    "真不真",
+    "可不可靠",
+    "安不安全",
+    "有没有用",
+    "好不好用",
+    "有没有效果",
     r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业|准确|准)的?(吗|么|嘛|不|吧|\?)",
     r"(正规|靠谱|可信)的?(公司|平台|机构)(吗|么|嘛|不|吧|\?)",
     "效果(怎么样|如何|好不好|好吗|咋样)",
@@ -345,6 +356,7 @@ QUALITY = _re(
 )
 CONTRACT = _re("合同", "签约", "协议", "盖章")
 ABOUT = _re(
+    "卖(些|点)?(什么|啥)",
     "地址",
     "公司在哪",
     "你们在哪",
@@ -495,6 +507,8 @@ _GREETING_WORDS = [
     "嘿",
     "喂",
     "在吗",
+    "在的吗",
+    "在的",
     "在不在",
     "在么",
     "在嘛",
@@ -565,7 +579,9 @@ THANKS = re.compile(
 )
 ORDER_COUNT = re.compile(r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)")  # 来两份, not 要3个博主
 _QUANTITY_ALONE = re.compile(r"^(就|我|给我)?(要|来|买|订|拍|下)?\s*\d+\s*(份|个|套|单)(吧|就行|就好)?$")
-_PICK_ALONE = re.compile(r"^(看|看看|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?$")
+_PICK_ALONE = re.compile(
+    r"^(看|看看|看下|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?\s*(看看|看下|吧|呢|详情)?$"
+)
 _SEARCH_SHAPE = re.compile(r"有.*(吗|么|嘛)|(吗|么|嘛)$|\?$|(类|方面|相关|这块|领域)的?(吗|呢)?$")
 
 
@@ -644,7 +660,7 @@ def _after_sale(text: str, fig: Figures, found: Found, context: Context) -> Read
 
 def _wants(text: str) -> bool:
     """我要退款 / 帮我开票 asks for the act even with a question word elsewhere in the sentence."""
-    return bool(re.search("我要|我想要|帮我|给我|申请", text))
+    return bool(re.search("我要|我想要|帮我|给我|(?<!怎么)(?<!如何)申请", text))
 
 
 def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
@@ -656,7 +672,7 @@ def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading
 
 
 def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if re.search("下.{0,2}订单", text):
+    if re.search("(?<!一)下(个|一个|了)?订单", text):
         return None  # 下个订单 is ordering, read below
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):

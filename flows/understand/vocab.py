@@ -65,7 +65,7 @@ PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
     "快手": ("ks", "kuaishou"),
     "微博": ("wb", "weibo", "新浪微博"),
     "视频号": ("微信视频号", "sph"),
-    "全平台": ("多平台", "全网", "各平台", "所有平台", "各大平台"),
+    "全平台": ("多平台", "全网", "所有平台", "各大平台"),
     "知识服务": ("知识付费",),
 }
 _CREATORS = "达人 博主 kol koc up主 up 主播 网红 红人 大v 创作者 素人 达人合作 博主推广 自媒体"
@@ -128,7 +128,7 @@ _FIELDS = (
     "教培 留学 考研 驾校 健身房 瑜伽 美甲 美发 婚纱 摄影 婚庆 旅拍 保健品 养生 中老年 老年 护理 "
     "服装 女装 男装 汉服 香水 洗护 洗发水 日化 母婴 奶粉 纸尿裤 汽车 二手车 新能源 房产 装修 家装 "
     "手机 电脑 耳机 相机 游戏 手游 动漫 二次元 读书 图书 音乐 电影 短剧 知识 财经 理财 保险 法律 "
-    "本地 连锁 加盟 品牌方 工厂 源头 农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶"
+    "农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶"
 )
 FIELDS = tuple(_FIELDS.split())
 
@@ -146,7 +146,7 @@ _COMMON = (
     "类 类似 之类 的话 平台 上 里 账号 号 资源 服务 项目 一起 预算是 "
     "预算在 大概是 不超过 最多 至少 超过 起步 合适 适合 靠谱 优质 真实 "
     "专业 知名 优秀 厉害 开业 上新 活动 引流 曝光 流量 效果 转化 销量 卖 "
-    "买 下单 购买 价钱 贵 便宜 一些些 "
+    "买 下单 购买 价钱 贵 便宜 一些些 本地 连锁 加盟 品牌方 工厂 源头 "
 )
 COMMON_WORDS = tuple(_COMMON.split())
 
@@ -234,6 +234,9 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
             # 直播 is the form, not also the tag 直播: the form filter is the useful one (短视频 keeps both)
             table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e != ("tag", form)]
             add(alias, "form", form)
+    for word in FIELDS:  # 运动鞋 is a thing to search for, not the tag 运动 and a stray 鞋
+        if word not in table:
+            add(word, "keyword", word)
     _titles(table, titles, norm)
     return {k: tuple(v) for k, v in table.items() if k}
 
