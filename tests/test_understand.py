@@ -161,6 +161,14 @@ def test_a_date_in_the_message_is_read_in_beijing_time(vocab: Vocabulary) -> Non
     assert u.slots.when.utcoffset() == dt.timedelta(hours=8)
 
 
+def test_a_date_asked_about_is_a_timing_question_except_as_a_form_answer(vocab: Vocabulary) -> None:
+    asked = understand("下周五能发吗", Context(), vocab, NOW)
+    assert (asked.intent, asked.slots.topic) == (Intent.QUESTION, "timing")
+    answer = understand("下周五能发吗", Context(form_step="publish_time"), vocab, NOW)
+    assert answer.intent is Intent.UNKNOWN and answer.slots.when is not None
+    assert understand("明天会下雨吗", Context(), vocab, NOW).intent is Intent.UNKNOWN
+
+
 def test_the_vocabulary_follows_the_catalog(vocab: Vocabulary) -> None:
     assert said("宠物", vocab)["intent"] == "unknown"
     spec = dataclasses.replace(_a_service(), tags=("宠物", "猫"))

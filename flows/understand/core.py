@@ -22,7 +22,7 @@ THRESHOLD = 0.6
 # keywords only where they are searched for. Elsewhere (博主没发，退款) they are noise.
 _ABOUT_SERVICES = frozenset({Intent.SEARCH, Intent.REFINE, Intent.QUESTION})
 _SEARCHING = frozenset({Intent.SEARCH, Intent.REFINE})
-# 下周五能发吗 asks about timing; 明天会下雨吗 does not
+# 下周五能发吗 is about publishing; 明天会下雨吗 is not
 _PUBLISHING = re.compile(r"(发|交付|完成|上线|排期|档期|安排|来得及|赶得上|能|可以|行).{0,4}(吗|么|嘛|不|\?)")
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
@@ -43,7 +43,9 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     found = find_words(fig.rest, vocab, date)
     reading = classify(digits, fig, found, context)
     when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
-    if reading.intent is Intent.UNKNOWN and when is not None and _PUBLISHING.search(digits):
+    # 下周五能发吗 asks about timing; in the order form it answers the publish time step instead
+    asks_when = when is not None and context.form_step is None and _PUBLISHING.search(digits)
+    if reading.intent is Intent.UNKNOWN and asks_when:
         reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
     slots = _slots(reading, fig, found, when)
     pasted = bool(URL.search(text.lower()))
