@@ -169,6 +169,25 @@ def test_a_date_asked_about_is_a_timing_question_except_as_a_form_answer(vocab: 
     assert understand("明天会下雨吗", Context(), vocab, NOW).intent is Intent.UNKNOWN
 
 
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("人工智能科技有限公司", "unknown"),  # a brand, not a request for a person
+        ("投诉处理中心", "unknown"),
+        ("李经理 021-62345678", "unknown"),
+        ("退款怎么退？", "question"),
+        ("这个填什么", "help"),
+        ("没有链接怎么办", "help"),
+        ("我要找人工", "human"),
+        ("我要投诉", "complaint"),
+    ],
+)
+def test_in_the_order_form_answers_stay_answers(vocab: Vocabulary, text: str, intent: str) -> None:
+    u = understand(text, Context(form_step="brand"), vocab, NOW)
+    assert u.intent.value == intent
+    assert (u.confidence >= THRESHOLD) == (intent != "unknown")
+
+
 def test_the_vocabulary_follows_the_catalog(vocab: Vocabulary) -> None:
     assert said("宠物", vocab)["intent"] == "unknown"
     spec = dataclasses.replace(_a_service(), tags=("宠物", "猫"))

@@ -24,6 +24,12 @@ _ABOUT_SERVICES = frozenset({Intent.SEARCH, Intent.REFINE, Intent.QUESTION})
 _SEARCHING = frozenset({Intent.SEARCH, Intent.REFINE})
 # 下周五能发吗 is about publishing; 明天会下雨吗 is not
 _PUBLISHING = re.compile(r"(发|交付|完成|上线|排期|档期|安排|来得及|赶得上|能|可以|行).{0,4}(吗|么|嘛|不|\?)")
+# In the order form: what only counts as an aside when asked for (see _in_the_form)
+_FORM_WORDS = frozenset({Intent.HUMAN, Intent.COMPLAINT, Intent.MY_ORDERS, Intent.ABOUT})
+_ASKED = re.compile(
+    r"(吗|么|嘛|呢|怎么办|咋办|怎么弄|怎么填|什么意思|啥意思|\?)$|^请问|怎么|如何|为什么|多少"
+)
+_REQUEST = re.compile(r"我要|我想|帮我|给我|找|转|叫|联系|接|换|请|让|投诉(你们|一下)|不填了|不想填")
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
 
@@ -47,6 +53,8 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     asks_when = when is not None and context.form_step is None and _PUBLISHING.search(digits)
     if reading.intent is Intent.UNKNOWN and asks_when:
         reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
+    if context.form_step is not None:
+        reading = _in_the_form(reading, digits, when)
     slots = _slots(reading, fig, found, when)
     pasted = bool(URL.search(text.lower()))
     return Understanding(reading.intent, slots, _confidence(reading, found, slots, pasted))
@@ -75,6 +83,18 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         when=when,
         topic=reading.topic,
     )
+
+
+def _in_the_form(reading: Reading, text: str, when: dt.datetime | None) -> Reading:
+    """In the order form most messages are answers: a brand called 人工智能科技 or 投诉处理中心, a
+    contact 李经理. Words that elsewhere ask for a person, a complaint or an order only do so here
+    when said as a request or a question; a bare question about the step (没有链接怎么办) is help."""
+    asked = bool(_ASKED.search(text))
+    if reading.intent in _FORM_WORDS and not asked and not _REQUEST.search(text):
+        return Reading(Intent.UNKNOWN, 0.3)
+    if reading.intent in (Intent.SEARCH, Intent.UNKNOWN) and asked and when is None:
+        return Reading(Intent.HELP, CLEAR - 0.1)
+    return reading
 
 
 def _only_order_figures(fig: Figures) -> Figures:
