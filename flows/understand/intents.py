@@ -70,6 +70,7 @@ COMPLAINT = _re(
 # Unhappy about something they also ask for (不满意，退款): the request wins, else a complaint.
 SOFT_COMPLAINT = _re("不满意", "失望", "生气", "太慢了", "等了.{1,6}(还|都)没", "什么情况", "怎么回事")
 HUMAN = _re(
+    "(我要|我想|帮我|需要)(改|修改|更改|变更)",
     "电话",
     "微信号",
     "加微信",
@@ -221,6 +222,8 @@ PAYMENT_Q = _re(
 )
 ORDER_LIST = _re("(待|未|已|没)(支付|付款|付|完成|审核|发布|取消)的?(订单|单)", "(订单|单)(列表|记录|明细)")
 MY_ORDERS = _re(
+    "物流",
+    "快递",
     "发货",
     "(买|订|下)的.{0,8}(发|好了|完成|到哪|怎么样)",
     "(发|好|完成|发布)了没",
@@ -300,21 +303,20 @@ ORDER = _re(
 DISCOUNT = _re("优惠", "打折", "折扣", "砍价", "讲价", "(能|可以)便宜", "少点", "便宜点(吗|么|不)")
 PRICE = _re(
     "多少钱",
-    "价格",
     "报价",
     "收费",
     "费用",
-    "价钱",
     "贵不贵",
     "什么价",
     "价目",
     "怎么卖",
     "几块",
     "啥价",
-    "价位",
     "多钱",
     "怎么算钱",
     "多少费用",
+    "(价格|价位|价钱)(是|大概|一般)?(多少|怎么|如何|呢|吗|\\?|$)",
+    "^(价格|价位|价钱)",
 )
 TIMING = _re(
     "多久",
@@ -337,6 +339,8 @@ TIMING = _re(
     "时间",
 )
 QUALITY = _re(
+    "数据(怎么样|如何|好不好|咋样)",
+    "(看看|看下|有没有|发我).{0,6}(作品|案例|往期)",
     "靠不靠谱",
     "正不正规",
     "真不真",
@@ -356,7 +360,22 @@ QUALITY = _re(
     "能保证",
 )
 CONTRACT = _re("合同", "签约", "协议", "盖章")
+REVISION = _re("改稿", "重拍", "重做", "返工", "修改", "改一下", "不满意.{0,4}(改|重)")
+AUDIENCE = _re(
+    "粉丝画像",
+    "用户画像",
+    "受众",
+    "女粉",
+    "男粉",
+    "粉丝(是|都是).{0,4}(人|哪|年龄|地区)",
+    "粉丝.{0,2}(年龄|地区|性别)",
+)
+ACCOUNT = _re("注册", "登录", "登陆", "要下载", "app吗")
+DATA = _re("(互动率|粉丝数|粉丝量|曝光量|播放量|阅读量|点赞量)(是|有)?多少")
 ABOUT = _re(
+    "介绍.{0,2}(你们|一下|下)(你们|的)?(服务|业务|公司|平台)?$",
+    "你们的服务",
+    "你们家的服务",
     "卖(些|点)?(什么|啥)",
     "地址",
     "公司在哪",
@@ -389,6 +408,8 @@ ABOUT = _re(
     "是什么平台",
 )
 BROWSE = _re("随便看看", "逛逛", "先看看", "看看都有", "看看有什么", "有什么可以看")
+# 我要推广 / 想做推广 with nothing named: a search for everything (the catalog's categories)
+PROMOTE = _re("推广", "宣传", "营销", "引流", "曝光", "打广告", "做广告", "找人")
 HELP = _re(
     "帮助",
     "^help$",
@@ -667,7 +688,7 @@ def _wants(text: str) -> bool:
 def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if BALANCE.search(text):
         return Reading(Intent.BALANCE, CLEAR)
-    if SOFT_COMPLAINT.search(text):
+    if SOFT_COMPLAINT.search(text) and not REVISION.search(text):  # 不满意可以重拍吗 asks
         return Reading(Intent.COMPLAINT, CLEAR - 0.1)
     return None
 
@@ -702,7 +723,16 @@ def _questions(text: str, fig: Figures, found: Found, context: Context) -> Readi
         return Reading(Intent.QUESTION, CLEAR, "price")
     if PRICE.search(text) and not found.sorts and no_budget:
         return Reading(Intent.QUESTION, CLEAR, "price")
-    for pattern, topic in ((TIMING, "timing"), (CONTRACT, "contract"), (QUALITY, "quality")):
+    topics = (
+        (TIMING, "timing"),
+        (CONTRACT, "contract"),
+        (QUALITY, "quality"),
+        (DATA, "quality"),
+        (REVISION, "revision"),
+        (AUDIENCE, "audience"),
+        (ACCOUNT, "account"),
+    )
+    for pattern, topic in topics:
         if pattern.search(text) and (_asking(text) or len(text) <= 6):
             return Reading(Intent.QUESTION, CLEAR, topic)
     return None
@@ -773,6 +803,8 @@ def _search_guess(text: str, fig: Figures, found: Found, context: Context) -> Re
     """Unknown content words asked for (有X吗, 找X, X类的) are probably a search for them."""
     if found.keywords and (SEARCH.search(text) or _SEARCH_SHAPE.search(text)):
         return Reading(Intent.SEARCH, GUESS + 0.05)
+    if PROMOTE.search(text) and len(text) <= 12:
+        return Reading(Intent.SEARCH, GUESS + 0.15)
     return None
 
 
