@@ -601,6 +601,7 @@ THANKS = re.compile(
 )
 ORDER_COUNT = re.compile(r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)")  # 来两份, not 要3个博主
 _QUANTITY_ALONE = re.compile(r"^(就|我|给我)?(要|来|买|订|拍|下)?\s*\d+\s*(份|个|套|单)(吧|就行|就好)?$")
+_LEANING = re.compile(r"(的|的呢|呢|的吗|的有吗|有吗|的有没有)$|^(那|换|只|要)")
 _PICK_ALONE = re.compile(
     r"^(看|看看|看下|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?\s*(看看|看下|吧|呢|详情)?$"
 )
@@ -772,7 +773,9 @@ def _refine(text: str, fig: Figures, found: Found, context: Context) -> Reading 
     if not context.has_list:
         return None
     filters = found.sorts or _filters(fig)
-    if REFINE.search(text) or (filters and not found.subject) or (found.subject and len(text) <= 8):
+    # 抖音的呢 / 有直播的吗 lean on the list; 小红书美妆博主 alone starts a new search
+    leaning = found.subject and len(text) <= 8 and bool(_LEANING.search(text))
+    if REFINE.search(text) or (filters and not found.subject) or leaning:
         return Reading(Intent.REFINE, CLEAR)
     return None
 
