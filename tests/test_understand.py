@@ -10,6 +10,8 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.understand import THRESHOLD, Context, Intent, Vocabulary, understand
@@ -219,3 +221,32 @@ def _a_service() -> ServiceSpec:
         "yaml",
     )
     return specs[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
+def test_any_text_is_read_without_error(text: str) -> None:
+    u = understand(text, Context(has_list=True), _VOCAB, NOW)
+    assert 0.0 <= u.confidence <= 1.0
+    assert u.slots.price_min_fen is None or u.slots.price_min_fen >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(
+            list("小红书抖音博主达人美食探店预算粉丝以内以上左右万千k w 0123456789一二两三十第个份套餐?！-~")
+        ),
+        max_size=40,
+    )
+)
+def test_catalog_like_noise_is_read_without_error(text: str) -> None:
+    u = understand(text, Context(viewing=3), _VOCAB, NOW)
+    for lo, hi in (
+        (u.slots.price_min_fen, u.slots.price_max_fen),
+        (u.slots.followers_min, u.slots.followers_max),
+    ):
+        assert lo is None or hi is None or lo <= hi
+
+
+_VOCAB = demo_vocabulary()

@@ -171,6 +171,19 @@ def read_figures(text: str) -> Figures:
     text = _take(_NUMBER, text, lambda m: _range(fig, m))
     text = _take(QUANTITY, text, lambda m: setattr(fig, "quantity", int(m[1])))
     fig.rest = text
+    # 3000以上2000以下 contradicts itself; read it as the range it must mean
+    if (
+        fig.price_min_fen is not None
+        and fig.price_max_fen is not None
+        and fig.price_min_fen > fig.price_max_fen
+    ):
+        fig.price_min_fen, fig.price_max_fen = fig.price_max_fen, fig.price_min_fen
+    if (
+        fig.followers_min is not None
+        and fig.followers_max is not None
+        and fig.followers_min > fig.followers_max
+    ):
+        fig.followers_min, fig.followers_max = fig.followers_max, fig.followers_min
     return fig
 
 
