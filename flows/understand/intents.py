@@ -113,9 +113,22 @@ FAKE = _re(
     "数据造假",
 )
 WITHDRAW = _re(
-    "提现", "取现", "提钱", "提出来", "提到微信", "提到零钱", "转到微信", "转到零钱", "兑现", "提款"
+    "^提\\s*\\d",
+    "提现",
+    "取现",
+    "提钱",
+    "提出来",
+    "提到微信",
+    "提到零钱",
+    "转到微信",
+    "转到零钱",
+    "兑现",
+    "提款",
 )
 TEAM = _re(
+    "我的.{0,3}团队",
+    "我下面",
+    "我底下",
     "邀请的.{0,2}(人|朋友|好友|用户)",
     "我的团队",
     "团队(成员|业绩|人数|收益|情况|有多少|里)",
@@ -135,6 +148,11 @@ TEAM = _re(
     "推荐的人",
 )
 INVITE = _re(
+    "分享给",
+    "外快",
+    "赚点",
+    "我的二维码",
+    "二维码",
     "邀请",
     "推广码",
     "邀请码",
@@ -173,7 +191,7 @@ EARNINGS = _re(
     "挣多少",
     "挣了",
 )
-TOPUP = _re("充值", "充钱", "充点", "充个", "预存", "存点钱", "存钱", r"充\s*\d", "充进")
+TOPUP = _re("储值", "充值", "充钱", "充点", "充个", "预存", "存点钱", "存钱", r"充\s*\d", "充进")
 BALANCE = _re(
     "余额", "还有多少钱", "剩多少钱", "钱包", "账户里", "还剩多少", "剩下多少钱", "账户有多少", "余款"
 )
@@ -262,6 +280,7 @@ HOWTO = _re(
     "流程",
     "步骤",
 )
+CART_SOFT = _re("放车", "先存", "存着", "先加上", "加一下", "先加")  # said looking at a service
 CART = _re("购物车", "加购", "加车", "放进车", "先收藏", "收藏一下", "加入车")
 ORDER = _re(
     "(订|买|要|拍|选)(它|他|她)",
@@ -373,6 +392,10 @@ AUDIENCE = _re(
 ACCOUNT = _re("注册", "登录", "登陆", "要下载", "app吗")
 DATA = _re("(互动率|粉丝数|粉丝量|曝光量|播放量|阅读量|点赞量)(是|有)?多少")
 ABOUT = _re(
+    "你们.{0,3}(公司|来头|背景)",
+    "了解一下",
+    "想了解",
+    "哪家公司",
     "介绍.{0,2}(你们|一下|下)(你们|的)?(服务|业务|公司|平台)?$",
     "你们的服务",
     "你们家的服务",
@@ -411,6 +434,11 @@ BROWSE = _re("随便看看", "逛逛", "先看看", "看看都有", "看看有�
 # 我要推广 / 想做推广 with nothing named: a search for everything (the catalog's categories)
 PROMOTE = _re("推广", "宣传", "营销", "引流", "曝光", "打广告", "做广告", "找人")
 HELP = _re(
+    "有什么用",
+    "说明",
+    "指南",
+    "新手",
+    "不会弄",
     "帮助",
     "^help$",
     "菜单",
@@ -505,6 +533,9 @@ SEARCH = _re(
     "有么",
 )
 _GREETING_WORDS = [
+    "good morning",
+    "morning",
+    "good evening",
     "请问一下",
     "请问",
     "打扰一下",
@@ -597,7 +628,8 @@ _THANK = [
     "辛苦",
 ]
 THANKS = re.compile(
-    rf"^(({'|'.join(sorted(_ACK + _THANK, key=len, reverse=True))})[你您啦了哈啊呀哦们 ~,!]*)+$"
+    rf"^(哈+)?(({'|'.join(sorted(_ACK + _THANK, key=len, reverse=True))})[你您啦了哈啊呀哦们亲的 ~,!]*"
+    r"(老板|亲|你的帮助|您的帮助|帮忙)?[啦了哈啊呀哦 ~,!]*)+$"
 )
 ORDER_COUNT = re.compile(r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)")  # 来两份, not 要3个博主
 _QUANTITY_ALONE = re.compile(r"^(就|我|给我)?(要|来|买|订|拍|下)?\s*\d+\s*(份|个|套|单)(吧|就行|就好)?$")
@@ -741,7 +773,7 @@ def _questions(text: str, fig: Figures, found: Found, context: Context) -> Readi
 
 def _ordering(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     sure = CLEAR if context.viewing is not None else GUESS + 0.15
-    if CART.search(text):
+    if CART.search(text) or (context.viewing is not None and CART_SOFT.search(text)):
         return Reading(Intent.ADD_TO_CART, CLEAR)
     if ORDER.search(text) or (ORDER_COUNT.search(text) and not found.subject):
         return Reading(Intent.ORDER, sure)
@@ -791,12 +823,12 @@ def _search_named(text: str, fig: Figures, found: Found, context: Context) -> Re
 def _talk(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if BROWSE.search(text):
         return Reading(Intent.SEARCH, GUESS + 0.15)  # 随便看看: the catalog, no filter
+    if THANKS.match(text):  # before help: 感谢你的帮助
+        return Reading(Intent.THANKS, SURE)
     if ABOUT.search(text):
         return Reading(Intent.ABOUT, CLEAR)
     if HELP.search(text):
         return Reading(Intent.HELP, CLEAR)
-    if THANKS.match(text):
-        return Reading(Intent.THANKS, SURE)
     if GREETING.match(text):
         return Reading(Intent.GREETING, SURE)
     return None
