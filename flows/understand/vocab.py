@@ -27,6 +27,8 @@ jieba.setLogLevel(logging.WARNING)
 _NUMERAL = re.compile("[零一二两三四五六七八九十百千万]")
 # Everyday words with a numeral in them, kept as words (the catalog's own are found by _NUMERAL)
 NUMERAL_WORDS = (
+    "二维码",
+    "十分",
     "三农",
     "二次元",
     "二手",
