@@ -131,7 +131,9 @@ _FIELDS = (
     "教培 留学 考研 驾校 健身房 瑜伽 美甲 美发 婚纱 摄影 婚庆 旅拍 保健品 养生 中老年 老年 护理 "
     "服装 女装 男装 汉服 香水 洗护 洗发水 日化 母婴 奶粉 纸尿裤 汽车 二手车 新能源 房产 装修 家装 "
     "手机 电脑 耳机 相机 游戏 手游 动漫 二次元 读书 图书 音乐 电影 短剧 知识 财经 理财 保险 法律 "
-    "农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶 女粉 男粉 女性用户 男性用户 logo 设计"
+    "农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶 女粉 男粉 女性用户 男性用户 logo 设计 "
+    "搞笑 剧情 颜值 情感 萌宠 音乐 舞蹈 才艺 科普 历史 文化 篮球 足球 钓鱼 露营 绘画 创业 医疗 "
+    "奢侈品 机车 骑行 跑步 瑜伽 开箱 测评 好物 种草 变装 剧本杀 密室 电影 书评 口播"
 )
 FIELDS = tuple(_FIELDS.split())
 
@@ -237,11 +239,22 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
             # 直播 is the form, not also the tag 直播: the form filter is the useful one (短视频 keeps both)
             table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e != ("tag", form)]
             add(alias, "form", form)
+    _inner(table, [norm[t] for t in tags if t not in GENERIC_TAGS])  # 直播投流: also 直播
     for word in FIELDS:  # 运动鞋 is a thing to search for, not the tag 运动 and a stray 鞋
         if word not in table:
             add(word, "keyword", word)
     _titles(table, titles, norm)
     return {k: tuple(v) for k, v in table.items() if k}
+
+
+def _inner(table: dict[str, list[tuple[str, str]]], words: list[str]) -> None:
+    """A compound tag says the form inside it: 直播投流 is also 直播, 数据报告 also 报告."""
+    lengths = _lengths(table)
+    for key in words:
+        shorter = tuple(n for n in lengths if n < len(key))  # every word inside it but itself
+        for _, _, phrase in _scan(key, table, shorter):
+            # the form only: 投放复盘 is data analysis, not 广告投放, though it says 投放
+            table[key] += [e for e in table[phrase] if e not in table[key] and e[0] == "form"]
 
 
 def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...], norm: dict[str, str]) -> None:
