@@ -61,7 +61,8 @@ class ServiceLike(Protocol):
 # canonical → what people write for it (lower case, simplified: the text is normalised first).
 # Only single ideas: 直播带货 is read as 直播 + 带货, so compounds need no entry of their own.
 PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
-    "小红书": ("红书", "小红薯", "红薯", "xhs", "red", "xiaohongshu", "lrb", "小红"),
+    # not 小红 (a name) or 红薯 (a sweet potato): too often something else
+    "小红书": ("红书", "小红薯", "xhs", "red", "xiaohongshu", "lrb"),
     "抖音": ("dy", "抖", "抖抖", "douyin", "抖y", "tiktok", "斗音"),
     "B站": ("b站", "bilibili", "哔哩哔哩", "哔哩", "bili", "小破站", "阿b"),
     "快手": ("ks", "kuaishou"),
@@ -307,6 +308,7 @@ def _whole(text: str, start: int, end: int, piece: str) -> bool:
 
 
 _PINYIN = Pinyin()
+_PLATFORM_NAMES = frozenset(p.lower() for p in PLATFORMS)
 
 
 @lru_cache(maxsize=8192)
@@ -322,7 +324,7 @@ def _sounds(phrases: dict[str, tuple[tuple[str, str], ...]]) -> dict[tuple[str, 
         if len(phrase) >= 3 and all("\u4e00" <= ch <= "\u9fff" for ch in phrase):
             if any(slot in ("platform", "tag", "category", "title") for slot, _ in meaning):
                 index.setdefault(tuple(sound(ch) for ch in phrase), phrase)
-        elif len(phrase) == 2 and any(slot == "platform" for slot, _ in meaning):
+        elif len(phrase) == 2 and phrase in _PLATFORM_NAMES:  # 逗音 → 抖音; not 红薯 → 红书
             index.setdefault(tuple(sound(ch) for ch in phrase), phrase)
     return index
 
