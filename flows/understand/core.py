@@ -22,7 +22,7 @@ THRESHOLD = 0.6
 # keywords only where they are searched for. Elsewhere (博主没发，退款) they are noise.
 _ABOUT_SERVICES = frozenset({Intent.SEARCH, Intent.REFINE, Intent.QUESTION})
 _SEARCHING = frozenset({Intent.SEARCH, Intent.REFINE})
-# 下周五能发吗 is about publishing; 明天会下雨吗 is not
+# 下周五能发吗 asks about publishing; 明天会下雨吗 does not
 _PUBLISHING = re.compile(r"(发|交付|完成|上线|排期|档期|安排|来得及|赶得上|能|可以|行).{0,4}(吗|么|嘛|不|\?)")
 # In the order form: what only counts as an aside when asked for (see _in_the_form)
 _FORM_WORDS = frozenset({Intent.HUMAN, Intent.COMPLAINT, Intent.MY_ORDERS, Intent.ABOUT})
@@ -45,19 +45,22 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
     said = find_when(text, now)
-    date = normalize(text[said.span[0] : said.span[1]]) if said else ""
-    found = find_words(fig.rest, vocab, date)
-    reading = classify(digits, fig, found, context)
+    found = find_words(fig.rest, vocab, normalize(text[said.span[0] : said.span[1]]) if said else "")
+    reading = _in_context(classify(digits, fig, found, context), digits, context, said is not None)
     when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
-    # 下周五能发吗 asks about timing; in the order form it answers the publish time step instead
-    asks_when = when is not None and context.form_step is None and _PUBLISHING.search(digits)
-    if reading.intent is Intent.UNKNOWN and asks_when:
-        reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
+    pasted = URL.search(text.lower()) is not None
+    return Understanding(
+        reading.intent, _slots(reading, fig, found, when), _confidence(reading, found, pasted)
+    )
+
+
+def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:
+    """What the rules read, reconsidered with what else the message holds and where it is said."""
     if context.form_step is not None:
-        reading = _in_the_form(reading, digits, when)
-    slots = _slots(reading, fig, found, when)
-    pasted = bool(URL.search(text.lower()))
-    return Understanding(reading.intent, slots, _confidence(reading, found, slots, pasted))
+        return _in_the_form(reading, text, dated)
+    if reading.intent is Intent.UNKNOWN and dated and _PUBLISHING.search(text):
+        return Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
+    return reading
 
 
 def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
@@ -85,14 +88,15 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
     )
 
 
-def _in_the_form(reading: Reading, text: str, when: dt.datetime | None) -> Reading:
+def _in_the_form(reading: Reading, text: str, dated: bool) -> Reading:
     """In the order form most messages are answers: a brand called 人工智能科技 or 投诉处理中心, a
-    contact 李经理. Words that elsewhere ask for a person, a complaint or an order only do so here
-    when said as a request or a question; a bare question about the step (没有链接怎么办) is help."""
+    contact 李经理, a publish time 下周五晚上7点能发吗. Words that elsewhere ask for a person, a
+    complaint or an order only do so here when said as a request or a question; a bare question
+    about the step (没有链接怎么办) is help."""
     asked = bool(_ASKED.search(text))
     if reading.intent in _FORM_WORDS and not asked and not _REQUEST.search(text):
         return Reading(Intent.UNKNOWN, 0.3)
-    if reading.intent in (Intent.SEARCH, Intent.UNKNOWN) and asked and when is None:
+    if reading.intent in (Intent.SEARCH, Intent.UNKNOWN) and asked and not dated:
         return Reading(Intent.HELP, CLEAR - 0.1)
     return reading
 
@@ -131,7 +135,7 @@ def _lone_package(reading: Reading, fig: Figures) -> int | None:
     return None
 
 
-def _confidence(reading: Reading, found: Found, slots: Slots, pasted: bool) -> float:
+def _confidence(reading: Reading, found: Found, pasted: bool) -> float:
     confidence = reading.confidence
     if pasted:
         confidence = min(confidence, GUESS)  # a share text around a link: its words are not a request
