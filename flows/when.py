@@ -31,7 +31,7 @@ import functools
 import re
 from collections.abc import Iterable
 
-import cn2an  # type: ignore[import-untyped]  # ships no type hints
+import cn2an
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
@@ -131,7 +131,7 @@ _DATE_PATTERNS = (
         r"(?![\d.]|\s*[%万千百kKwW元块倍折分星级粉人个份件次张篇条秒])"
     ),
     re.compile(rf"(?P<rm>下下|下|这|本)\s*个?\s*月\s*(?P<d>{_NUM})\s*(?:日|号)"),
-    re.compile(rf"(?<![第月\d{_CN}])(?P<d>{_NUM})\s*(?:日|号)(?![楼线床店门位房院馆厅机套款台件个])"),
+    re.compile(rf"(?<![第月\d{_CN}])(?P<d>{_NUM})\s*(?:日|号)(?![楼线床店门位房院馆厅机套款台件个内])"),
     # not 每周一 / 一周一次 (every Monday, once a week)
     re.compile(
         rf"(?<![每几{_CN}\d])(?P<rw>下下|下|这|本|今|上)?\s*个?\s*(?:周|星期|礼拜)\s*(?P<wd>[一二三四五六日天1-7])"
