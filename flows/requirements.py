@@ -43,7 +43,7 @@ class Step:
     label: str  # short name in the summary (推广链接)
     prompt: str
     example: str | Callable[[dt.datetime], str]  # computed from now where it holds a date
-    parse: Callable[[str, dt.datetime], Any]  # (text, now) -> value; raises InvalidInput
+    parse: Callable[[str, dt.datetime], Any]  # (text, now) -> value; raises InvalidInput / NeedsConfirmation
     images: bool = False  # answered by sending pictures, finished with 好了
     optional: bool = False
 

@@ -303,3 +303,10 @@ def test_parsers_only_ever_refuse_politely(said: str) -> None:
     for step in STEPS.values():
         with contextlib.suppress(InvalidInput, NeedsConfirmation):
             step.parse(said, NOW)
+
+
+@pytest.mark.parametrize("key", [k for k, step in STEPS.items() if not step.images])
+@pytest.mark.parametrize("now", [NOW, dt.datetime(2027, 2, 26, 16, 30, tzinfo=dt.UTC)])
+def test_every_example_is_accepted_as_it_is(key: str, now: dt.datetime) -> None:
+    step = STEPS[key]
+    step.parse(step.example_at(now), now)  # neither refused nor asked back
