@@ -116,6 +116,7 @@ def _trim(url: str) -> str:
     return url
 
 
+_ASAP = re.compile(r"尽快|尽早|越快越好|越早越好|马上|立刻|随时|都可以|都行|无所谓|不限")
 _DATEISH = re.compile(r"[月号]|\d\s*[/.-]\s*\d")
 DEFAULT_PUBLISH_HOUR = 19  # a day without a clock: the evening, when most posts go out; confirmed back
 MIN_LEAD = dt.timedelta(hours=24)
@@ -130,6 +131,11 @@ def parse_publish_time(text: str, now: dt.datetime) -> str:
     """
     when = find_when(text, now)
     example = example_publish_time(now)
+    if when is None and _ASAP.search(text):
+        earliest = _earliest_publish_time(now)
+        raise NeedsConfirmation(
+            earliest.isoformat(timespec="minutes"), texts.TIME_ASAP.format(when=day_time(earliest))
+        )
     if when is None or (not when.has_date and _DATEISH.search(text)):  # 2月30日: a day that is not
         raise InvalidInput(texts.TIME_INVALID, example=example)
     if not when.has_date:
@@ -147,6 +153,13 @@ def parse_publish_time(text: str, now: dt.datetime) -> str:
         assumed = "" if when.has_time else texts.TIME_ASSUMED_CLOCK.format(clock=f"{at:%H:%M}")
         raise NeedsConfirmation(value, texts.TIME_CONFIRM.format(when=day_time(at), assumed=assumed))
     return value
+
+
+def _earliest_publish_time(now: dt.datetime) -> dt.datetime:
+    """The first evening at least 24 hours ahead: what 尽快 means for a post."""
+    earliest = now.astimezone(BEIJING) + MIN_LEAD
+    evening = earliest.replace(hour=DEFAULT_PUBLISH_HOUR, minute=0, second=0, microsecond=0)
+    return evening if evening >= earliest else evening + dt.timedelta(days=1)
 
 
 def example_publish_time(now: dt.datetime) -> str:

@@ -124,6 +124,8 @@ def test_publish_times_said_in_full_are_kept_at_once(said: str, expected: str) -
         ("20号", "2026-12-20T19:00+08:00", "12月20日（周日）19:00（没说几点，先按 19:00 记），对吗？"),
         ("周六", "2026-12-12T19:00+08:00", "12月12日（周六）19:00（没说几点"),
         ("明天三点", "2026-12-08T15:00+08:00", "12月8日（周二）15:00，对吗？"),
+        ("尽快吧", "2026-12-08T19:00+08:00", "最早可以约在 12月8日（周二）19:00"),
+        ("时间都行", "2026-12-08T19:00+08:00", "最早可以约在 12月8日（周二）19:00"),
     ],
 )
 def test_an_assumed_part_is_asked_back_with_the_weekday(said: str, value: str, question: str) -> None:
@@ -161,6 +163,13 @@ def test_the_example_is_computed_from_now_and_accepted_as_it_is(now: dt.datetime
     assert dt.datetime.fromisoformat(kept) - now.astimezone() > dt.timedelta(days=2)
     assert show("publish_time", kept) == example
     assert STEPS["publish_time"].example_at(now) == example
+
+
+def test_as_soon_as_possible_late_in_the_evening_is_the_evening_after_next() -> None:
+    late = dt.datetime(2026, 12, 7, 12, 30, tzinfo=dt.UTC)  # 20:30 in Beijing
+    with pytest.raises(NeedsConfirmation) as ask:
+        parse_publish_time("越快越好", late)
+    assert ask.value.value == "2026-12-09T19:00+08:00"
 
 
 def test_the_example_of_monday_is_thursday() -> None:
