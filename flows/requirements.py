@@ -63,18 +63,24 @@ def _text(lo: int, hi: int) -> Callable[[str, dt.datetime], str]:
 
 # A question typed where a name is expected (退款怎么退？ 可以开发票吗): answered elsewhere, never kept.
 _QUESTION = re.compile(
-    r"[?？]|怎么|怎样|咋|如何|为什么|为啥|多少|多久|多长时间|啥时候|能不能|可不可以|可以吗|是不是|有没有|什么时候|哪里|哪儿|请问|[吗呢么]$"
+    r"[?？]|怎么|怎样|咋|如何|为什么|为啥|多少|多久|多长时间|啥时候|能不能|可不可以|可以吗|是不是|有没有|什么时候|什么意思|啥意思|是什么|什么是|哪里|哪儿|请问|[吗呢么]$"
+)
+
+
+# 品牌：…, 我们品牌叫…, 店名是…: the words around the name, not the name
+_BRAND_LEAD = re.compile(
+    r"^(?:我们|我家|我们家)?的?(?:品牌|店铺|店|牌子)(?:名称|名字|名)?\s*(?:是|叫|为|[:：])\s*|^(?:我们|我家)?叫\s*"
 )
 
 
 def parse_brand(text: str, now: dt.datetime) -> str:
     """A brand or shop name: 1–30 characters with at least one letter, not a question, not a link."""
-    value = _text(1, 30)(text, now)
+    value = _text(1, 30)(_BRAND_LEAD.sub("", text.strip()).strip("。. "), now)
     if _URL.search(value):
         raise InvalidInput(texts.BRAND_LOOKS_LIKE_LINK, example=texts.EXAMPLE_BRAND)
     if not any(unicodedata.category(c).startswith("L") for c in value):  # ？？？, 😀, 123
         raise InvalidInput(texts.BRAND_NO_LETTERS, example=texts.EXAMPLE_BRAND)
-    if _QUESTION.search(value):
+    if _QUESTION.search(value) or _QUESTION.search(text.strip()):
         raise InvalidInput(texts.BRAND_LOOKS_LIKE_QUESTION, said=value, example=texts.EXAMPLE_BRAND)
     return value
 
@@ -168,6 +174,9 @@ def example_publish_time(now: dt.datetime) -> str:
     return day_time(day.replace(hour=DEFAULT_PUBLISH_HOUR, minute=0))
 
 
+_MENTION_LEAD = re.compile(
+    r"^(?![@＠])[^:：]{0,12}?(?:账号|帐号|艾特|[@＠])[^:：]{0,6}[:：]"
+)  # 需要@的账号：…
 _MENTION_SPLIT = re.compile(r"[\s,，、;；/|]+|(?=[@＠])")
 _CONNECTOR = re.compile(r"(?:以及|还有|和|跟|及|与)(?=\s*[@＠])|^(?:以及|还有|和|跟|及|与)$")
 # a sentence or a "nobody" where account names are asked for (the step is required by the package)
@@ -177,7 +186,8 @@ _NOT_A_NAME = re.compile(r"[?？!！]|怎么|什么|如何|不知道|需要|随�
 def parse_mentions(text: str, _now: dt.datetime) -> list[str]:
     """'@小鹿 @阿杰', '小鹿、阿杰', '＠小鹿＠阿杰' → ['@小鹿', '@阿杰'] (1 to 10 accounts)."""
     names = []
-    for part in _MENTION_SPLIT.split(_CONNECTOR.sub(" ", text.strip())):
+    text = _MENTION_LEAD.sub("", text.strip())
+    for part in _MENTION_SPLIT.split(_CONNECTOR.sub(" ", text)):
         name = part.strip().lstrip("@＠").strip(" :：。.")
         if not name or _CONNECTOR.fullmatch(name):
             continue

@@ -37,9 +37,24 @@ def refusal(parse: object, said: str) -> InvalidInput:
 # --- brand ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("said", ["咖啡品牌A", "3M", "蕉内", "Manner Coffee", "  喜茶 ", "7-Eleven"])
+@pytest.mark.parametrize(
+    "said", ["咖啡品牌A", "3M", "蕉内", "Manner Coffee", "  喜茶 ", "7-Eleven", "什么值得买"]
+)
 def test_brand_names_are_kept(said: str) -> None:
     assert parse_brand(said, NOW) == said.strip()
+
+
+@pytest.mark.parametrize(
+    ("said", "brand"),
+    [
+        ("品牌：咖啡品牌A", "咖啡品牌A"),
+        ("我们品牌叫小鹿咖啡", "小鹿咖啡"),
+        ("店名是 喜茶。", "喜茶"),
+        ("店小二", "店小二"),
+    ],
+)
+def test_the_words_around_a_brand_are_left_out(said: str, brand: str) -> None:
+    assert parse_brand(said, NOW) == brand
 
 
 @pytest.mark.parametrize(
@@ -52,6 +67,7 @@ def test_brand_names_are_kept(said: str) -> None:
         ("退款怎么退？", texts.BRAND_LOOKS_LIKE_QUESTION),
         ("可以开发票吗", texts.BRAND_LOOKS_LIKE_QUESTION),
         ("多久能发", texts.BRAND_LOOKS_LIKE_QUESTION),
+        ("品牌是什么意思", texts.BRAND_LOOKS_LIKE_QUESTION),
         ("https://shop.example.com", texts.BRAND_LOOKS_LIKE_LINK),
         ("品" * 31, texts.ANSWER_LENGTH),
     ],
@@ -188,6 +204,8 @@ def test_the_example_of_monday_is_thursday() -> None:
         "@小鹿和@阿杰",
         "@小鹿，阿杰 @小鹿",
         "@小鹿：@阿杰。",
+        "需要@的账号：@小鹿 @阿杰",
+        "账号: 小鹿、阿杰",
         "小鹿 和 阿杰",
         "@小鹿/@阿杰",
     ],
