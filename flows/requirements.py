@@ -87,11 +87,11 @@ def parse_brand(text: str, now: dt.datetime) -> str:
 
 # Only the characters a URL is made of: a share text's Chinese words and brackets end it.
 _URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
-# Share links people paste without the scheme (v.douyin.com/…), by the platforms' short-link hosts;
-# bounded repetitions keep a long run of letters and dashes linear.
+# Links pasted without the scheme (v.douyin.com/…, shop.example.com/a): a host with a common top-level
+# domain and a path; bounded repetitions keep a long run of letters and dashes linear.
 _BARE_URL = re.compile(
-    r"(?<![\w.@/-])(?:www\.[a-z0-9-]{1,63}|(?:[a-z0-9-]{1,20}\.){0,3}(?:douyin|xhslink|xiaohongshu|tb|taobao|tmall|jd|"
-    r"b23|bilibili|kuaishou|weibo|yangkeduo|pinduoduo|qq))\.[a-z]{2,6}/[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*",
+    r"(?<![A-Za-z0-9.@/-])(?:[a-z0-9-]{1,63}\.){1,4}(?:com|cn|net|org|tv|me|io|co|cc|top|xyz|shop|vip|link|app)"
+    r"/[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*",
     re.IGNORECASE,
 )
 _TRAILING = ".,;:!?'\"*"

@@ -102,13 +102,19 @@ def test_brand_refusals_say_what_to_send(said: str, reason: str) -> None:
         ("链接是 https://a.example.com/wiki/Foo_(bar) 。", "https://a.example.com/wiki/Foo_(bar)"),
         ("ｈｔｔｐｓ：／／ｓｈｏｐ．ｅｘａｍｐｌｅ．ｃｏｍ／ａ", "https://shop.example.com/a"),
         ("v.douyin.com/iRNBho6u/ 复制此链接", "https://v.douyin.com/iRNBho6u/"),
+        ("打开v.douyin.com/iRNBho6u/看看", "https://v.douyin.com/iRNBho6u/"),
+        ("shop.example.com/coffee/new", "https://shop.example.com/coffee/new"),
+        ("item.jd.com/100012043978.html", "https://item.jd.com/100012043978.html"),
     ],
 )
 def test_the_link_is_found_in_what_people_paste(said: str, url: str) -> None:
     assert parse_link(said, NOW) == url
 
 
-@pytest.mark.parametrize("said", ["就那个新品", "http://", "https://nodot", "3.83 复制打开抖音", "12/10"])
+@pytest.mark.parametrize(
+    "said",
+    ["就那个新品", "http://", "https://nodot", "3.83 复制打开抖音", "12/10", "邮箱 a@b.com/x", "1.5/2"],
+)
 def test_no_link_no_answer(said: str) -> None:
     assert refusal(parse_link, said).text == texts.LINK_INVALID
 
