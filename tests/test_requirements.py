@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows import texts
@@ -343,3 +343,30 @@ def test_parsers_only_ever_refuse_politely(said: str) -> None:
 def test_every_example_is_accepted_as_it_is(key: str, now: dt.datetime) -> None:
     step = STEPS[key]
     step.parse(step.example_at(now), now)  # neither refused nor asked back
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["下周五晚上", "20号", "下周六晚上8点", "对", "好的", "12月1日 19:00", "x", "返回"]),
+        max_size=12,
+    )
+)
+def test_no_sequence_of_answers_keeps_an_unconfirmed_time(said: list[str]) -> None:
+    state = FlowState()
+    OrderForm.begin(state, ["brand", "publish_time", "notes"], lines=[[1, 1]])
+    form = OrderForm(state)
+    form.answer("咖啡品牌A", NOW)
+    for text in said:
+        if form.at_confirm:
+            break
+        asked_before = form.pending
+        try:
+            form.back() if text == "返回" else form.answer(text, NOW)
+        except InvalidInput:
+            assert form.pending == asked_before  # a refusal changes nothing, the question stays open
+        pending = form.data.get("pending")
+        assert pending is None or pending["key"] == state.step == "publish_time"
+        kept = form.answers.get("publish_time")
+        # only a time said in full, or one confirmed with 对, is ever kept
+        assert kept in (None, "2026-12-18T19:00+08:00", "2026-12-20T19:00+08:00", "2026-12-19T20:00+08:00")
