@@ -174,6 +174,9 @@ TIME_TOO_SOON = (
 TIME_TOO_FAR = "发布时间最多可以约在 180 天内（{latest}之前），请换个近一点的时间。"
 TIME_CONFIRM = "发布时间记为 {when}{assumed}，对吗？回复「对」确认，或直接发新的时间。"
 TIME_ASSUMED_CLOCK = "（没说几点，先按 {clock} 记）"
+TIME_ASAP = (
+    "最早可以约在 {when}（留 24 小时给达人准备），就定这个时间吗？回复「对」确认，或直接发你想要的时间。"
+)
 MENTIONS_INVALID = "请发 1–10 个需要 @ 的账号，用空格隔开，例如「@小鹿爱咖啡 @咖啡品牌A」。"
 MENTIONS_NOT_A_NAME = "「{name}」看起来不像账号名哦。" + MENTIONS_INVALID
 CONTACT_INVALID = "请发联系人姓名和手机号，例如「王芳 13800138000」。"

@@ -250,3 +250,10 @@ def test_catalog_like_noise_is_read_without_error(text: str) -> None:
 
 
 _VOCAB = demo_vocabulary()
+
+
+def test_a_very_long_message_is_read_by_its_beginning(vocab: Vocabulary) -> None:
+    # the patterns are not all linear on pathological input: only the first MAX_CHARS are read
+    assert said("1" * 30_000, vocab) == {"intent": "unknown"}
+    long_request = "小红书美食博主3000以内" + "，" + "好" * 40_000
+    assert said(long_request, vocab)["platform"] == "小红书"

@@ -17,6 +17,9 @@ from .words import Found, find_words
 # Below this confidence the reading is a guess: the handler may ask the optional language model
 # (bot.channels.llm.ask) and prefer its answer when it is valid.
 THRESHOLD = 0.6
+# What is read of a message. WeChat text messages are at most ~2,000 bytes; a request is said well
+# within this, and some of the patterns cost the square of the length on pathological input.
+MAX_CHARS = 500
 
 # Intents for which what is asked about (platform, tags, budget …) means something to the handler;
 # keywords only where they are searched for. Elsewhere (博主没发，退款) they are noise.
@@ -37,8 +40,9 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     """What `text` means, read with the conversation's `context` and the catalog's `vocab`.
 
     `now` anchors relative dates (明天下午三点) in Beijing time; it is passed in so that the step
-    stays pure and testable.
+    stays pure and testable. Only the first MAX_CHARS characters are read.
     """
+    text = text[:MAX_CHARS]
     norm = normalize(text)
     if not norm:
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation

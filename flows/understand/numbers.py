@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import cn2an  # type: ignore[import-untyped]  # ships no type hints
+import cn2an
 
 APPROX = 0.2
 
