@@ -32,32 +32,9 @@ from store.turns import FlowState
 CONFIRM = "confirm"
 DONE_WORDS = {"好了", "好", "完成", "发完了", "没有了", "ok", "下一步"}
 SKIP_WORDS = {"跳过", "没有", "无", "不用", "skip"}
-YES_WORDS = {
-    "对",
-    "对的",
-    "是",
-    "是的",
-    "好",
-    "好的",
-    "确认",
-    "确定",
-    "ok",
-    "okay",
-    "yes",
-    "y",
-    "嗯",
-    "嗯嗯",
-    "可以",
-    "行",
-    "没错",
-    "没问题",
-    "对呀",
-    "对啊",
-    "是呀",
-    "好呀",
-    "👌",
-    "👍",
-}
+# 对 keeps an answer the form asked back about (flows.requirements.NeedsConfirmation)
+YES_WORDS = {"对", "对的", "对呀", "对啊", "是", "是的", "是呀", "好", "好的", "好呀", "嗯", "嗯嗯", "可以"}
+YES_WORDS |= {"行", "没错", "没问题", "确认", "确定", "ok", "okay", "yes", "y", "👌", "👍"}
 
 
 class Form:

@@ -14,9 +14,8 @@ from typing import Any
 
 from flows import texts
 from flows.format import day_time
-from flows.when import BEIJING, find_when
+from flows.when import BEIJING, find_when  # BEIJING: handlers import it from here too
 
-__all__ = ["BEIJING", "STEPS", "InvalidInput", "NeedsConfirmation", "Step", "show"]
 MAX_IMAGES = 9
 
 
@@ -44,7 +43,7 @@ class Step:
     label: str  # short name in the summary (推广链接)
     prompt: str
     example: str | Callable[[dt.datetime], str]  # computed from now where it holds a date
-    parse: Callable[[str, dt.datetime], Any]  # (text, now) -> value; raises InvalidInput
+    parse: Callable[[str, dt.datetime], Any]  # (text, now) -> value; raises InvalidInput / NeedsConfirmation
     images: bool = False  # answered by sending pictures, finished with 好了
     optional: bool = False
 
@@ -64,28 +63,35 @@ def _text(lo: int, hi: int) -> Callable[[str, dt.datetime], str]:
 
 # A question typed where a name is expected (退款怎么退？ 可以开发票吗): answered elsewhere, never kept.
 _QUESTION = re.compile(
-    r"[?？]|怎么|怎样|咋|如何|为什么|为啥|多少|多久|多长时间|啥时候|能不能|可不可以|可以吗|是不是|有没有|什么时候|哪里|哪儿|请问|[吗呢么]$"
+    r"[?？]|怎么|怎样|咋|如何|为什么|为啥|多少|多久|多长时间|啥时候|能不能|可不可以|可以吗|是不是|有没有|什么时候|什么意思|啥意思|是什么|什么是|哪里|哪儿|请问|[吗呢么]$"
+)
+
+
+# 品牌：…, 我们品牌叫…, 店名是…: the words around the name, not the name
+_BRAND_LEAD = re.compile(
+    r"^(?:我们|我家|我们家)?的?(?:品牌|店铺|店|牌子)(?:名称|名字|名)?\s*(?:是|叫|为|[:：])\s*|^(?:我们|我家)?叫\s*"
 )
 
 
 def parse_brand(text: str, now: dt.datetime) -> str:
     """A brand or shop name: 1–30 characters with at least one letter, not a question, not a link."""
-    value = _text(1, 30)(text, now)
+    value = _text(1, 30)(_BRAND_LEAD.sub("", text.strip()).strip("。. "), now)
     if _URL.search(value):
         raise InvalidInput(texts.BRAND_LOOKS_LIKE_LINK, example=texts.EXAMPLE_BRAND)
     if not any(unicodedata.category(c).startswith("L") for c in value):  # ？？？, 😀, 123
         raise InvalidInput(texts.BRAND_NO_LETTERS, example=texts.EXAMPLE_BRAND)
-    if _QUESTION.search(value):
+    if _QUESTION.search(value) or _QUESTION.search(text.strip()):
         raise InvalidInput(texts.BRAND_LOOKS_LIKE_QUESTION, said=value, example=texts.EXAMPLE_BRAND)
     return value
 
 
 # Only the characters a URL is made of: a share text's Chinese words and brackets end it.
 _URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
-# Share links people paste without the scheme (v.douyin.com/…), by the platforms' short-link hosts.
+# Links pasted without the scheme (v.douyin.com/…, shop.example.com/a): a host with a common top-level
+# domain and a path; bounded repetitions keep a long run of letters and dashes linear.
 _BARE_URL = re.compile(
-    r"(?<![\w.@/])(?:www\.[a-z0-9-]+|(?:[a-z0-9-]+\.)*(?:douyin|xhslink|xiaohongshu|tb|taobao|tmall|jd|"
-    r"b23|bilibili|kuaishou|weibo|yangkeduo|pinduoduo|qq))\.[a-z]{2,6}/[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*",
+    r"(?<![A-Za-z0-9.@/-])(?:[a-z0-9-]{1,63}\.){1,4}(?:com|cn|net|org|tv|me|io|co|cc|top|xyz|shop|vip|link|app)"
+    r"/[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*",
     re.IGNORECASE,
 )
 _TRAILING = ".,;:!?'\"*"
@@ -116,6 +122,7 @@ def _trim(url: str) -> str:
     return url
 
 
+_ASAP = re.compile(r"尽快|尽早|越快越好|越早越好|马上|立刻|随时|都可以|都行|无所谓|不限")
 _DATEISH = re.compile(r"[月号]|\d\s*[/.-]\s*\d")
 DEFAULT_PUBLISH_HOUR = 19  # a day without a clock: the evening, when most posts go out; confirmed back
 MIN_LEAD = dt.timedelta(hours=24)
@@ -130,6 +137,11 @@ def parse_publish_time(text: str, now: dt.datetime) -> str:
     """
     when = find_when(text, now)
     example = example_publish_time(now)
+    if when is None and _ASAP.search(text):
+        earliest = _earliest_publish_time(now)
+        raise NeedsConfirmation(
+            earliest.isoformat(timespec="minutes"), texts.TIME_ASAP.format(when=day_time(earliest))
+        )
     if when is None or (not when.has_date and _DATEISH.search(text)):  # 2月30日: a day that is not
         raise InvalidInput(texts.TIME_INVALID, example=example)
     if not when.has_date:
@@ -149,12 +161,22 @@ def parse_publish_time(text: str, now: dt.datetime) -> str:
     return value
 
 
+def _earliest_publish_time(now: dt.datetime) -> dt.datetime:
+    """The first evening at least 24 hours ahead: what 尽快 means for a post."""
+    earliest = now.astimezone(BEIJING) + MIN_LEAD
+    evening = earliest.replace(hour=DEFAULT_PUBLISH_HOUR, minute=0, second=0, microsecond=0)
+    return evening if evening >= earliest else evening + dt.timedelta(days=1)
+
+
 def example_publish_time(now: dt.datetime) -> str:
     """Three days from now at 19:00, with the weekday: always accepted if sent back as it is."""
     day = now.astimezone(BEIJING) + dt.timedelta(days=3)
     return day_time(day.replace(hour=DEFAULT_PUBLISH_HOUR, minute=0))
 
 
+_MENTION_LEAD = re.compile(
+    r"^(?![@＠])[^:：]{0,12}?(?:账号|帐号|艾特|[@＠])[^:：]{0,6}[:：]"
+)  # 需要@的账号：…
 _MENTION_SPLIT = re.compile(r"[\s,，、;；/|]+|(?=[@＠])")
 _CONNECTOR = re.compile(r"(?:以及|还有|和|跟|及|与)(?=\s*[@＠])|^(?:以及|还有|和|跟|及|与)$")
 # a sentence or a "nobody" where account names are asked for (the step is required by the package)
@@ -164,7 +186,8 @@ _NOT_A_NAME = re.compile(r"[?？!！]|怎么|什么|如何|不知道|需要|随�
 def parse_mentions(text: str, _now: dt.datetime) -> list[str]:
     """'@小鹿 @阿杰', '小鹿、阿杰', '＠小鹿＠阿杰' → ['@小鹿', '@阿杰'] (1 to 10 accounts)."""
     names = []
-    for part in _MENTION_SPLIT.split(_CONNECTOR.sub(" ", text.strip())):
+    text = _MENTION_LEAD.sub("", text.strip())
+    for part in _MENTION_SPLIT.split(_CONNECTOR.sub(" ", text)):
         name = part.strip().lstrip("@＠").strip(" :：。.")
         if not name or _CONNECTOR.fullmatch(name):
             continue

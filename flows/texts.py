@@ -217,6 +217,9 @@ TIME_TOO_SOON = (
 TIME_TOO_FAR = "发布时间最多可以约在 180 天内（{latest}之前），请换个近一点的时间。"
 TIME_CONFIRM = "发布时间记为 {when}{assumed}，对吗？回复「对」确认，或直接发新的时间。"
 TIME_ASSUMED_CLOCK = "（没说几点，先按 {clock} 记）"
+TIME_ASAP = (
+    "最早可以约在 {when}（留 24 小时给达人准备），就定这个时间吗？回复「对」确认，或直接发你想要的时间。"
+)
 MENTIONS_INVALID = "请发 1–10 个需要 @ 的账号，用空格隔开，例如「@小鹿爱咖啡 @咖啡品牌A」。"
 MENTIONS_NOT_A_NAME = "「{name}」看起来不像账号名哦。" + MENTIONS_INVALID
 CONTACT_INVALID = "请发联系人姓名和手机号，例如「王芳 13800138000」。"
@@ -521,8 +524,12 @@ STAFF_WITHDRAW_REQUESTED = (
 )
 STAFF_COMMISSION_FLAG = (
     "**🚩 佣金已暂扣待核对**\n> 订单：{number}　金额：{total}\n> 规则：{rule}\n> 证据：{note}\n"
-    "> 涉及佣金：{amounts}\n核对后在工作台处理。"
+    "> 涉及佣金：{amounts}\n核对后在工作台发「佣金」放行或驳回。"
 )
+EVIDENCE_SAME_PAYER = "同一微信 {payer} 为 {n} 个账号付过款：{customers}"
+EVIDENCE_BURST = "{minutes} 分钟内绑定了 {n} 位新成员（上限 {limit}），{first} 至 {last}"
+EVIDENCE_VERDICT = "{at} 由 {actor} {verb}"
+EVIDENCE_VERDICTS = {"approved": "放行", "rejected": "驳回"}
 STAFF_FLAG_RULES = {"same_payer": "多个账号由同一付款人支付", "burst": "短时间内大量邀请"}
 STAFF_INVITE_BURST = (
     "**🚩 邀请异常**\n> 邀请人：{name}（邀请码 {code}）\n> {note}\n该邀请人的新成员订单佣金将暂扣待核对。"

@@ -25,13 +25,14 @@ Reading rules (what is assumed sets `ambiguous`):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import functools
 import re
 from collections.abc import Iterable
 
-import cn2an  # type: ignore[import-untyped]  # ships no type hints
+import cn2an
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
@@ -123,34 +124,38 @@ def _alternation(words: Iterable[str]) -> str:
 _DATE_PATTERNS = (
     re.compile(
         r"(?:(?P<y>\d{4})\s*年\s*|(?P<ry>今年|明年|后年)\s*)?"
-        rf"(?P<m>{_NUM})\s*月\s*(?P<d>{_NUM})\s*(?:日|号)?"
+        rf"(?P<m>{_NUM})\s*月\s*(?P<d>{_NUM})(?:\s*(?:日|号))?"
     ),
     # 2026-12-20, 12/20, 12.20 — but not 3.83, 1.5万, 4.8分 or 3/5粉丝 (amounts), hence the guards
     re.compile(
         r"(?<![\d.])(?:(?P<y>\d{4})\s*[./-]\s*)?(?P<m>\d{1,2})\s*[./-]\s*(?P<d>\d{1,2})"
         r"(?![\d.]|\s*[%万千百kKwW元块倍折分星级粉人个份件次张篇条秒])"
     ),
-    re.compile(rf"(?P<rm>下下|下|这|本)\s*个?\s*月\s*(?P<d>{_NUM})\s*(?:日|号)"),
-    re.compile(rf"(?<![第月\d{_CN}])(?P<d>{_NUM})\s*(?:日|号)(?![楼线床店门位房院馆厅机套款台件个])"),
+    re.compile(rf"(?P<rm>下下|下|这|本)\s*(?:个\s*)?月\s*(?P<d>{_NUM})\s*(?:日|号)"),
+    re.compile(rf"(?<![第月\d{_CN}])(?P<d>{_NUM})\s*(?:日|号)(?![楼线床店门位房院馆厅机套款台件个内])"),
     # not 每周一 / 一周一次 (every Monday, once a week)
     re.compile(
-        rf"(?<![每几{_CN}\d])(?P<rw>下下|下|这|本|今|上)?\s*个?\s*(?:周|星期|礼拜)\s*(?P<wd>[一二三四五六日天1-7])"
+        rf"(?<![每几{_CN}\d])(?:(?P<rw>下下|下|这|本|今|上)\s*(?:个\s*)?)?"
+        r"(?:周|星期|礼拜)\s*(?P<wd>[一二三四五六日天1-7])"
     ),
-    re.compile(r"(?P<rw>下下|下|这|本|上)?\s*个?\s*(?P<wk>周末)"),
+    re.compile(r"(?:(?P<rw>下下|下|这|本|上)\s*(?:个\s*)?)?(?P<wk>周末)"),
     re.compile(rf"(?P<rel>{_alternation(_RELATIVE_DAYS)})"),
     re.compile(rf"(?P<n>{_NUM})\s*(?P<unit>天|周|个?星期|个?礼拜)\s*(?:后|以后|之后)"),
     re.compile(rf"(?P<hol>{_alternation(_HOLIDAYS)})"),
 )
 
-_TIME_PATTERN = re.compile(
-    rf"(?P<p>{_PERIODS}|(?<![今明昨])[早晚](?=\s*{_NUM}\s*[点:时]))?\s*"
-    r"(?:"
+# Every branch needs a clock or a period word of its own, and no two \s* meet: a message of
+# spaces must cost linear time, not cubic.
+_CLOCK = (
     r"(?<![\d.])(?P<ch>\d{1,2})\s*:\s*(?P<cm>[0-5]\d)(?!\d)"
     r"|(?<![\d.])(?P<ah>\d{1,2})(?=\s*[aApP]\.?[mM])"  # 7pm
     rf"|(?<![\d.])(?P<h>{_NUM})\s*(?:点钟?|时)"
-    rf"(?:\s*(?:(?P<half>半)|(?P<q>[一三1-3])刻|(?P<m>{_NUM})(?![\d{_CN}]|\s*[号日月天周个])\s*分?|整))?"
-    r")?"
+    rf"(?:\s*(?:(?P<half>半)|(?P<q>[一三1-3])刻|(?P<m>{_NUM})(?![\d{_CN}]|\s*[号日月天周个])(?:\s*分)?|整))?"
+)
+_TIME_PATTERN = re.compile(
+    rf"(?:(?P<p>{_PERIODS}|(?<![今明昨])[早晚](?=\s*{_NUM}\s*[点:时]))\s*)?(?:{_CLOCK})"
     r"(?:\s*(?P<ap>[aApP])\.?[mM]\.?(?![a-zA-Z]))?"
+    rf"|(?P<alone>{_PERIODS})"
 )
 # 一点/两点 after these usually means "a bit" (便宜一点, 快一点), and N点 before these "N points".
 _BIT_BEFORE = set("多少快慢早晚高低大小宜贵长短近远好有差再稍些")
@@ -175,7 +180,7 @@ def find_when(text: str, now: dt.datetime) -> When | None:
     text = text.translate(_WIDTH)
     today = now.astimezone(BEIJING)
     days = _days(text, today.date())
-    times = [t for t in _times(text) if not any(_overlap(t, d) for d in days)]
+    times = _outside(_times(text), days)
     if not days and not times:
         return None
     if not days:
@@ -212,8 +217,16 @@ def _checked_weekday(days: list[_Token]) -> _Token:
     return dataclasses.replace(day, start=days[0].start, end=days[1].end, ambiguous=day.ambiguous or wrong)
 
 
-def _overlap(a: _Token, b: _Token) -> bool:
-    return a.start < b.end and b.start < a.end
+def _outside(times: list[_Token], days: list[_Token]) -> list[_Token]:
+    """The times that are not inside a day already read (days are sorted and do not overlap)."""
+    starts = [d.start for d in days]
+    kept = []
+    for t in times:
+        i = bisect.bisect_right(starts, t.start) - 1
+        inside = (i >= 0 and days[i].end > t.start) or (i + 1 < len(days) and days[i + 1].start < t.end)
+        if not inside:
+            kept.append(t)
+    return kept
 
 
 def _nearest(day: _Token, times: list[_Token]) -> _Token | None:
@@ -246,10 +259,10 @@ def _clock(token: _Token | None, carried: str | None) -> tuple[int, int, bool, i
 
 def _days(text: str, today: dt.date) -> list[_Token]:
     found = [t for p in _DATE_PATTERNS for m in p.finditer(text) if (t := _day(m, today)) is not None]
-    found.sort(key=lambda t: (t.start, t.start - t.end))
+    found.sort(key=lambda t: (t.start, t.start - t.end))  # leftmost first, then longest
     kept: list[_Token] = []
     for t in found:
-        if not any(_overlap(t, k) for k in kept):
+        if not kept or t.start >= kept[-1].end:
             kept.append(t)
     return kept
 
@@ -348,13 +361,12 @@ def _times(text: str) -> list[_Token]:
 
 def _time(m: re.Match[str], text: str) -> _Token | None:
     g = m.groupdict()
+    if g["alone"]:  # 晚上 alone is a time (19:00, assumed); 晚上好 is a greeting
+        return None if text[m.end() : m.end() + 1] == "好" else _Token(m.start(), m.end(), period=g["alone"])
     period = g["p"]
     raw_hour = g["ch"] or g["h"] or g["ah"]
     if raw_hour is None:
-        # a period alone counts when it is a word of its own, and 晚上好 is a greeting
-        if not period or len(period) == 1 or text[m.end() : m.end() + 1] == "好":
-            return None
-        return _Token(m.start(), m.end(), period=period)
+        return None
     hour = _number(raw_hour)
     minute = _minute(g)
     if hour is None or minute is None or not _plausible_clock(m, text, hour, period):

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows import texts
@@ -37,9 +37,24 @@ def refusal(parse: object, said: str) -> InvalidInput:
 # --- brand ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("said", ["咖啡品牌A", "3M", "蕉内", "Manner Coffee", "  喜茶 ", "7-Eleven"])
+@pytest.mark.parametrize(
+    "said", ["咖啡品牌A", "3M", "蕉内", "Manner Coffee", "  喜茶 ", "7-Eleven", "什么值得买"]
+)
 def test_brand_names_are_kept(said: str) -> None:
     assert parse_brand(said, NOW) == said.strip()
+
+
+@pytest.mark.parametrize(
+    ("said", "brand"),
+    [
+        ("品牌：咖啡品牌A", "咖啡品牌A"),
+        ("我们品牌叫小鹿咖啡", "小鹿咖啡"),
+        ("店名是 喜茶。", "喜茶"),
+        ("店小二", "店小二"),
+    ],
+)
+def test_the_words_around_a_brand_are_left_out(said: str, brand: str) -> None:
+    assert parse_brand(said, NOW) == brand
 
 
 @pytest.mark.parametrize(
@@ -52,6 +67,7 @@ def test_brand_names_are_kept(said: str) -> None:
         ("退款怎么退？", texts.BRAND_LOOKS_LIKE_QUESTION),
         ("可以开发票吗", texts.BRAND_LOOKS_LIKE_QUESTION),
         ("多久能发", texts.BRAND_LOOKS_LIKE_QUESTION),
+        ("品牌是什么意思", texts.BRAND_LOOKS_LIKE_QUESTION),
         ("https://shop.example.com", texts.BRAND_LOOKS_LIKE_LINK),
         ("品" * 31, texts.ANSWER_LENGTH),
     ],
@@ -86,13 +102,19 @@ def test_brand_refusals_say_what_to_send(said: str, reason: str) -> None:
         ("链接是 https://a.example.com/wiki/Foo_(bar) 。", "https://a.example.com/wiki/Foo_(bar)"),
         ("ｈｔｔｐｓ：／／ｓｈｏｐ．ｅｘａｍｐｌｅ．ｃｏｍ／ａ", "https://shop.example.com/a"),
         ("v.douyin.com/iRNBho6u/ 复制此链接", "https://v.douyin.com/iRNBho6u/"),
+        ("打开v.douyin.com/iRNBho6u/看看", "https://v.douyin.com/iRNBho6u/"),
+        ("shop.example.com/coffee/new", "https://shop.example.com/coffee/new"),
+        ("item.jd.com/100012043978.html", "https://item.jd.com/100012043978.html"),
     ],
 )
 def test_the_link_is_found_in_what_people_paste(said: str, url: str) -> None:
     assert parse_link(said, NOW) == url
 
 
-@pytest.mark.parametrize("said", ["就那个新品", "http://", "https://nodot", "3.83 复制打开抖音", "12/10"])
+@pytest.mark.parametrize(
+    "said",
+    ["就那个新品", "http://", "https://nodot", "3.83 复制打开抖音", "12/10", "邮箱 a@b.com/x", "1.5/2"],
+)
 def test_no_link_no_answer(said: str) -> None:
     assert refusal(parse_link, said).text == texts.LINK_INVALID
 
@@ -124,6 +146,8 @@ def test_publish_times_said_in_full_are_kept_at_once(said: str, expected: str) -
         ("20号", "2026-12-20T19:00+08:00", "12月20日（周日）19:00（没说几点，先按 19:00 记），对吗？"),
         ("周六", "2026-12-12T19:00+08:00", "12月12日（周六）19:00（没说几点"),
         ("明天三点", "2026-12-08T15:00+08:00", "12月8日（周二）15:00，对吗？"),
+        ("尽快吧", "2026-12-08T19:00+08:00", "最早可以约在 12月8日（周二）19:00"),
+        ("时间都行", "2026-12-08T19:00+08:00", "最早可以约在 12月8日（周二）19:00"),
     ],
 )
 def test_an_assumed_part_is_asked_back_with_the_weekday(said: str, value: str, question: str) -> None:
@@ -163,6 +187,13 @@ def test_the_example_is_computed_from_now_and_accepted_as_it_is(now: dt.datetime
     assert STEPS["publish_time"].example_at(now) == example
 
 
+def test_as_soon_as_possible_late_in_the_evening_is_the_evening_after_next() -> None:
+    late = dt.datetime(2026, 12, 7, 12, 30, tzinfo=dt.UTC)  # 20:30 in Beijing
+    with pytest.raises(NeedsConfirmation) as ask:
+        parse_publish_time("越快越好", late)
+    assert ask.value.value == "2026-12-09T19:00+08:00"
+
+
 def test_the_example_of_monday_is_thursday() -> None:
     assert example_publish_time(NOW) == "12月10日（周四）19:00"
 
@@ -179,6 +210,8 @@ def test_the_example_of_monday_is_thursday() -> None:
         "@小鹿和@阿杰",
         "@小鹿，阿杰 @小鹿",
         "@小鹿：@阿杰。",
+        "需要@的账号：@小鹿 @阿杰",
+        "账号: 小鹿、阿杰",
         "小鹿 和 阿杰",
         "@小鹿/@阿杰",
     ],
@@ -303,3 +336,37 @@ def test_parsers_only_ever_refuse_politely(said: str) -> None:
     for step in STEPS.values():
         with contextlib.suppress(InvalidInput, NeedsConfirmation):
             step.parse(said, NOW)
+
+
+@pytest.mark.parametrize("key", [k for k, step in STEPS.items() if not step.images])
+@pytest.mark.parametrize("now", [NOW, dt.datetime(2027, 2, 26, 16, 30, tzinfo=dt.UTC)])
+def test_every_example_is_accepted_as_it_is(key: str, now: dt.datetime) -> None:
+    step = STEPS[key]
+    step.parse(step.example_at(now), now)  # neither refused nor asked back
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["下周五晚上", "20号", "下周六晚上8点", "对", "好的", "12月1日 19:00", "x", "返回"]),
+        max_size=12,
+    )
+)
+def test_no_sequence_of_answers_keeps_an_unconfirmed_time(said: list[str]) -> None:
+    state = FlowState()
+    OrderForm.begin(state, ["brand", "publish_time", "notes"], lines=[[1, 1]])
+    form = OrderForm(state)
+    form.answer("咖啡品牌A", NOW)
+    for text in said:
+        if form.at_confirm:
+            break
+        asked_before = form.pending
+        try:
+            form.back() if text == "返回" else form.answer(text, NOW)
+        except InvalidInput:
+            assert form.pending == asked_before  # a refusal changes nothing, the question stays open
+        pending = form.data.get("pending")
+        assert pending is None or pending["key"] == state.step == "publish_time"
+        kept = form.answers.get("publish_time")
+        # only a time said in full, or one confirmed with 对, is ever kept
+        assert kept in (None, "2026-12-18T19:00+08:00", "2026-12-20T19:00+08:00", "2026-12-19T20:00+08:00")

@@ -10,6 +10,8 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.understand import THRESHOLD, Context, Intent, Vocabulary, understand
@@ -41,10 +43,11 @@ def test_labelled_messages_meet_the_bar(vocab: Vocabulary) -> None:
     assert intents["search"][0] >= 30
 
 
-def test_held_out_messages_stay_above_a_floor(vocab: Vocabulary) -> None:
-    # never tuned on; the benchmark reports the exact figures
-    result = score(load("heldout"), vocab)
-    assert len(load("heldout")) >= 120
+@pytest.mark.parametrize("name", ["heldout", "heldout2", "heldout3"])
+def test_held_out_messages_stay_above_a_floor(vocab: Vocabulary, name: str) -> None:
+    # a looser floor than the tuned set; the benchmark reports the exact figures
+    result = score(load(name), vocab)
+    assert len(load(name)) >= (120 if name == "heldout" else 90)
     assert result.accuracy >= 0.85
     assert result.f1() >= 0.80
 
@@ -160,6 +163,33 @@ def test_a_date_in_the_message_is_read_in_beijing_time(vocab: Vocabulary) -> Non
     assert u.slots.when.utcoffset() == dt.timedelta(hours=8)
 
 
+def test_a_date_asked_about_is_a_timing_question_except_as_a_form_answer(vocab: Vocabulary) -> None:
+    asked = understand("下周五能发吗", Context(), vocab, NOW)
+    assert (asked.intent, asked.slots.topic) == (Intent.QUESTION, "timing")
+    answer = understand("下周五能发吗", Context(form_step="publish_time"), vocab, NOW)
+    assert answer.intent is Intent.UNKNOWN and answer.slots.when is not None
+    assert understand("明天会下雨吗", Context(), vocab, NOW).intent is Intent.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("人工智能科技有限公司", "unknown"),  # a brand, not a request for a person
+        ("投诉处理中心", "unknown"),
+        ("李经理 021-62345678", "unknown"),
+        ("退款怎么退？", "question"),
+        ("这个填什么", "help"),
+        ("没有链接怎么办", "help"),
+        ("我要找人工", "human"),
+        ("我要投诉", "complaint"),
+    ],
+)
+def test_in_the_order_form_answers_stay_answers(vocab: Vocabulary, text: str, intent: str) -> None:
+    u = understand(text, Context(form_step="brand"), vocab, NOW)
+    assert u.intent.value == intent
+    assert (u.confidence >= THRESHOLD) == (intent != "unknown")
+
+
 def test_the_vocabulary_follows_the_catalog(vocab: Vocabulary) -> None:
     assert said("宠物", vocab)["intent"] == "unknown"
     spec = dataclasses.replace(_a_service(), tags=("宠物", "猫"))
@@ -191,3 +221,39 @@ def _a_service() -> ServiceSpec:
         "yaml",
     )
     return specs[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
+def test_any_text_is_read_without_error(text: str) -> None:
+    u = understand(text, Context(has_list=True), _VOCAB, NOW)
+    assert 0.0 <= u.confidence <= 1.0
+    assert u.slots.price_min_fen is None or u.slots.price_min_fen >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(
+            list("小红书抖音博主达人美食探店预算粉丝以内以上左右万千k w 0123456789一二两三十第个份套餐?！-~")
+        ),
+        max_size=40,
+    )
+)
+def test_catalog_like_noise_is_read_without_error(text: str) -> None:
+    u = understand(text, Context(viewing=3), _VOCAB, NOW)
+    for lo, hi in (
+        (u.slots.price_min_fen, u.slots.price_max_fen),
+        (u.slots.followers_min, u.slots.followers_max),
+    ):
+        assert lo is None or hi is None or lo <= hi
+
+
+_VOCAB = demo_vocabulary()
+
+
+def test_a_very_long_message_is_read_by_its_beginning(vocab: Vocabulary) -> None:
+    # the patterns are not all linear on pathological input: only the first MAX_CHARS are read
+    assert said("1" * 30_000, vocab) == {"intent": "unknown"}
+    long_request = "小红书美食博主3000以内" + "，" + "好" * 40_000
+    assert said(long_request, vocab)["platform"] == "小红书"

@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 LLM_CONFIDENCE = 0.7
 # Less time than this left in the reply budget: not worth a round trip.
 MIN_BUDGET_S = 0.2
-TOPICS = ("price", "timing", "refund", "invoice", "payment", "howto", "fake", "quality", "contract", "cancel")
+TOPICS = (
+    *("price", "timing", "refund", "invoice", "payment", "howto", "fake", "quality", "contract", "cancel"),
+    *("revision", "audience", "account"),
+)
 _ORDER_NO = re.compile(r"^20\d{6}-\d{4}$")
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 _INT_SLOTS = {

@@ -7,7 +7,7 @@ import re
 
 from flows.when import find_when
 
-from .intents import ASKING, CLEAR, GUESS, Reading, classify
+from .intents import CLEAR, GUESS, Reading, classify
 from .normalize import URL, normalize
 from .numbers import Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
@@ -17,11 +17,22 @@ from .words import Found, find_words
 # Below this confidence the reading is a guess: the handler may ask the optional language model
 # (bot.channels.llm.ask) and prefer its answer when it is valid.
 THRESHOLD = 0.6
+# What is read of a message. WeChat text messages are at most ~2,000 bytes; a request is said well
+# within this, and some of the patterns cost the square of the length on pathological input.
+MAX_CHARS = 500
 
 # Intents for which what is asked about (platform, tags, budget …) means something to the handler;
 # keywords only where they are searched for. Elsewhere (博主没发，退款) they are noise.
 _ABOUT_SERVICES = frozenset({Intent.SEARCH, Intent.REFINE, Intent.QUESTION})
 _SEARCHING = frozenset({Intent.SEARCH, Intent.REFINE})
+# 下周五能发吗 asks about publishing; 明天会下雨吗 does not
+_PUBLISHING = re.compile(r"(发|交付|完成|上线|排期|档期|安排|来得及|赶得上|能|可以|行).{0,4}(吗|么|嘛|不|\?)")
+# In the order form: what only counts as an aside when asked for (see _in_the_form)
+_FORM_WORDS = frozenset({Intent.HUMAN, Intent.COMPLAINT, Intent.MY_ORDERS, Intent.ABOUT})
+_ASKED = re.compile(
+    r"(吗|么|嘛|呢|怎么办|咋办|怎么弄|怎么填|什么意思|啥意思|\?)$|^请问|怎么|如何|为什么|多少"
+)
+_REQUEST = re.compile(r"我要|我想|帮我|给我|找|转|叫|联系|接|换|请|让|投诉(你们|一下)|不填了|不想填")
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
 
@@ -29,23 +40,31 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     """What `text` means, read with the conversation's `context` and the catalog's `vocab`.
 
     `now` anchors relative dates (明天下午三点) in Beijing time; it is passed in so that the step
-    stays pure and testable.
+    stays pure and testable. Only the first MAX_CHARS characters are read.
     """
+    text = text[:MAX_CHARS]
     norm = normalize(text)
     if not norm:
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
     digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
     said = find_when(text, now)
-    date = normalize(text[said.span[0] : said.span[1]]) if said else ""
-    found = find_words(fig.rest, vocab, date)
-    reading = classify(digits, fig, found, context)
+    found = find_words(fig.rest, vocab, normalize(text[said.span[0] : said.span[1]]) if said else "")
+    reading = _in_context(classify(digits, fig, found, context), digits, context, said is not None)
     when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
-    if reading.intent is Intent.UNKNOWN and when is not None and ASKING.search(digits):
-        reading = Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
-    slots = _slots(reading, fig, found, when)
-    pasted = bool(URL.search(text.lower()))
-    return Understanding(reading.intent, slots, _confidence(reading, found, slots, pasted))
+    pasted = URL.search(text.lower()) is not None
+    return Understanding(
+        reading.intent, _slots(reading, fig, found, when), _confidence(reading, found, pasted)
+    )
+
+
+def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:
+    """What the rules read, reconsidered with what else the message holds and where it is said."""
+    if context.form_step is not None:
+        return _in_the_form(reading, text, dated)
+    if reading.intent is Intent.UNKNOWN and dated and _PUBLISHING.search(text):
+        return Reading(Intent.QUESTION, CLEAR - 0.1, "timing")  # 下周五能发吗
+    return reading
 
 
 def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
@@ -71,6 +90,19 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         when=when,
         topic=reading.topic,
     )
+
+
+def _in_the_form(reading: Reading, text: str, dated: bool) -> Reading:
+    """In the order form most messages are answers: a brand called 人工智能科技 or 投诉处理中心, a
+    contact 李经理, a publish time 下周五晚上7点能发吗. Words that elsewhere ask for a person, a
+    complaint or an order only do so here when said as a request or a question; a bare question
+    about the step (没有链接怎么办) is help."""
+    asked = bool(_ASKED.search(text))
+    if reading.intent in _FORM_WORDS and not asked and not _REQUEST.search(text):
+        return Reading(Intent.UNKNOWN, 0.3)
+    if reading.intent in (Intent.SEARCH, Intent.UNKNOWN) and asked and not dated:
+        return Reading(Intent.HELP, CLEAR - 0.1)
+    return reading
 
 
 def _only_order_figures(fig: Figures) -> Figures:
@@ -107,7 +139,7 @@ def _lone_package(reading: Reading, fig: Figures) -> int | None:
     return None
 
 
-def _confidence(reading: Reading, found: Found, slots: Slots, pasted: bool) -> float:
+def _confidence(reading: Reading, found: Found, pasted: bool) -> float:
     confidence = reading.confidence
     if pasted:
         confidence = min(confidence, GUESS)  # a share text around a link: its words are not a request

@@ -31,6 +31,8 @@ def _re(*words: str) -> re.Pattern[str]:
 
 # Unhappy whatever else is said: a person is offered at once.
 COMPLAINT = _re(
+    "被骗",
+    "骗了",
     "投诉",
     "垃圾",
     "骗子",
@@ -68,6 +70,7 @@ COMPLAINT = _re(
 # Unhappy about something they also ask for (不满意，退款): the request wins, else a complaint.
 SOFT_COMPLAINT = _re("不满意", "失望", "生气", "太慢了", "等了.{1,6}(还|都)没", "什么情况", "怎么回事")
 HUMAN = _re(
+    "(我要|我想|帮我|需要)(改|修改|更改|变更)",
     "电话",
     "微信号",
     "加微信",
@@ -110,9 +113,22 @@ FAKE = _re(
     "数据造假",
 )
 WITHDRAW = _re(
-    "提现", "取现", "提钱", "提出来", "提到微信", "提到零钱", "转到微信", "转到零钱", "兑现", "提款"
+    "^提\\s*\\d",
+    "提现",
+    "取现",
+    "提钱",
+    "提出来",
+    "提到微信",
+    "提到零钱",
+    "转到微信",
+    "转到零钱",
+    "兑现",
+    "提款",
 )
 TEAM = _re(
+    "我的.{0,3}团队",
+    "我下面",
+    "我底下",
     "邀请的.{0,2}(人|朋友|好友|用户)",
     "我的团队",
     "团队(成员|业绩|人数|收益|情况|有多少|里)",
@@ -132,6 +148,11 @@ TEAM = _re(
     "推荐的人",
 )
 INVITE = _re(
+    "分享给",
+    "外快",
+    "赚点",
+    "我的二维码",
+    "二维码",
     "邀请",
     "推广码",
     "邀请码",
@@ -170,14 +191,14 @@ EARNINGS = _re(
     "挣多少",
     "挣了",
 )
-TOPUP = _re("充值", "充钱", "充点", "充个", "预存", "存点钱", "存钱", r"充\s*\d", "充进")
+TOPUP = _re("储值", "充值", "充钱", "充点", "充个", "预存", "存点钱", "存钱", r"充\s*\d", "充进")
 BALANCE = _re(
     "余额", "还有多少钱", "剩多少钱", "钱包", "账户里", "还剩多少", "剩下多少钱", "账户有多少", "余款"
 )
 REFUND = _re(
     "退款", "退钱", "退货", "钱退", "退回来", "退给我", "退费", "把钱要回", "退掉", "退了", "退.{0,3}款"
 )
-INVOICE = _re("发票", "开票", "抬头", "税号", "专票", "普票", "报销凭证")
+INVOICE = _re("发票", "开.{0,2}票", "抬头", "税号", "专票", "普票", "报销凭证")
 CANCEL = _re("取消", "不要了", "不买了", "撤单", "撤销", "不想要了", "不做了", "作废")
 PAY = _re(
     "付款",
@@ -219,6 +240,9 @@ PAYMENT_Q = _re(
 )
 ORDER_LIST = _re("(待|未|已|没)(支付|付款|付|完成|审核|发布|取消)的?(订单|单)", "(订单|单)(列表|记录|明细)")
 MY_ORDERS = _re(
+    "(我|之前|上次|刚才|昨天).{0,3}(下|买|订)的(单|订单|那个|东西)",
+    "物流",
+    "快递",
     "发货",
     "(买|订|下)的.{0,8}(发|好了|完成|到哪|怎么样)",
     "(发|好|完成|发布)了没",
@@ -257,8 +281,12 @@ HOWTO = _re(
     "流程",
     "步骤",
 )
+CART_SOFT = _re("放车", "先存", "存着", "先加上", "加一下", "先加")  # said looking at a service
 CART = _re("购物车", "加购", "加车", "放进车", "先收藏", "收藏一下", "加入车")
 ORDER = _re(
+    "^就(它|他|她|这个|这款|这家)(吧|了|啦)?$",
+    "就选(它|他|她)",
+    "(订|买|要|拍|选)(它|他|她)",
     "下单",
     "就要这个",
     "要这个",
@@ -292,27 +320,25 @@ ORDER = _re(
     "我要买",
     "要买",
     "我买",
-    r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)",
 )
 # Asking for a better price (能便宜点吗, 有优惠吗) is a price question, not a wish to sort.
 DISCOUNT = _re("优惠", "打折", "折扣", "砍价", "讲价", "(能|可以)便宜", "少点", "便宜点(吗|么|不)")
 PRICE = _re(
     "多少钱",
-    "价格",
     "报价",
     "收费",
     "费用",
-    "价钱",
     "贵不贵",
     "什么价",
     "价目",
     "怎么卖",
     "几块",
     "啥价",
-    "价位",
     "多钱",
     "怎么算钱",
     "多少费用",
+    "(价格|价位|价钱)(是|大概|一般)?(多少|怎么|如何|呢|吗|\\?|$)",
+    "^(价格|价位|价钱)",
 )
 TIMING = _re(
     "多久",
@@ -335,8 +361,19 @@ TIMING = _re(
     "时间",
 )
 QUALITY = _re(
-    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业|准确|准)的?(吗|么|嘛|不|吧|\?)",
-    r"(正规|靠谱|可信)的?(公司|平台|机构)(吗|么|嘛|不|吧|\?)",
+    "数据(怎么样|如何|好不好|咋样)",
+    "(看看|看下|有没有|发我).{0,6}(作品|案例|往期)",
+    "靠不靠谱",
+    "正不正规",
+    "真不真",
+    "可不可靠",
+    "安不安全",
+    "有没有用",
+    "好不好用",
+    "有没有效果",
+    # 保证不掉色 is a selling point, 靠谱不 a question: 不 only at the end
+    r"(靠谱|真实|真的|正规|可信|安全|有效|有用|保障|保证|专业|准确|准)的?(吗|么|嘛|吧|\?|不$|不\?)",
+    r"(正规|靠谱|可信)的?(公司|平台|机构)(吗|么|嘛|吧|\?|不$|不\?)",
     "效果(怎么样|如何|好不好|好吗|咋样)",
     "案例",
     "有没有(效果|保障|保证)",
@@ -345,7 +382,28 @@ QUALITY = _re(
     "能保证",
 )
 CONTRACT = _re("合同", "签约", "协议", "盖章")
+REVISION = _re("改稿", "重拍", "重做", "返工", "修改", "改一下", "不满意.{0,4}(改|重)")
+AUDIENCE = _re(
+    "粉丝画像",
+    "用户画像",
+    "受众",
+    "女粉",
+    "男粉",
+    "粉丝(是|都是).{0,4}(人|哪|年龄|地区)",
+    "粉丝.{0,2}(年龄|地区|性别)",
+)
+ACCOUNT = _re("注册", "登录", "登陆", "要下载", "app吗")
+DATA = _re("(互动率|粉丝数|粉丝量|曝光量|播放量|阅读量|点赞量)(是|有)?多少")
 ABOUT = _re(
+    "(干|做|卖)(啥|什么|嘛)的",
+    "你们.{0,3}(公司|来头|背景)",
+    "了解一下",
+    "想了解",
+    "哪家公司",
+    "介绍.{0,2}(你们|一下|下)(你们|的)?(服务|业务|公司|平台)?$",
+    "你们的服务",
+    "你们家的服务",
+    "卖(些|点)?(什么|啥)",
     "地址",
     "公司在哪",
     "你们在哪",
@@ -377,7 +435,14 @@ ABOUT = _re(
     "是什么平台",
 )
 BROWSE = _re("随便看看", "逛逛", "先看看", "看看都有", "看看有什么", "有什么可以看")
+# 我要推广 / 想做推广 with nothing named: a search for everything (the catalog's categories)
+PROMOTE = _re("推广", "宣传", "营销", "引流", "曝光", "打广告", "做广告", "找人")
 HELP = _re(
+    "有什么用",
+    "说明",
+    "指南",
+    "新手",
+    "不会弄",
     "帮助",
     "^help$",
     "菜单",
@@ -472,6 +537,9 @@ SEARCH = _re(
     "有么",
 )
 _GREETING_WORDS = [
+    "good morning",
+    "morning",
+    "good evening",
     "请问一下",
     "请问",
     "打扰一下",
@@ -496,6 +564,8 @@ _GREETING_WORDS = [
     "嘿",
     "喂",
     "在吗",
+    "在的吗",
+    "在的",
     "在不在",
     "在么",
     "在嘛",
@@ -542,13 +612,17 @@ _ACK = [
     "没问题",
 ]
 _THANK = [
+    "十分感谢",
+    "万分感谢",
+    "特别感谢",
+    "真的谢谢",
     "谢谢",
     "感谢",
     "多谢",
     "thx",
     "thanks",
-    "thank",
-    "you",
+    "thank you",
+    "thank u",
     "3q",
     "辛苦了",
     "谢了",
@@ -562,9 +636,15 @@ _THANK = [
     "辛苦",
 ]
 THANKS = re.compile(
-    rf"^(({'|'.join(sorted(_ACK + _THANK, key=len, reverse=True))})[你您啦了哈啊呀哦们 ~,!]*)+$"
+    rf"^(哈+)?(({'|'.join(sorted(_ACK + _THANK, key=len, reverse=True))})[你您啦了哈啊呀哦们亲的 ~,!]*"
+    r"(老板|亲|你的帮助|您的帮助|帮忙)?[啦了哈啊呀哦 ~,!]*)+$"
 )
-_PICK_ALONE = re.compile(r"^(看|看看|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?$")
+ORDER_COUNT = re.compile(r"(要|来|买|订|拍|整)\s*\d+\s*(份|个|套|单)")  # 来两份, not 要3个博主
+_QUANTITY_ALONE = re.compile(r"^(就|我|给我)?(要|来|买|订|拍|下)?\s*\d+\s*(份|个|套|单)(吧|就行|就好)?$")
+_LEANING = re.compile(r"(的|的呢|呢|的吗|的有吗|有吗|的有没有)$|^(那|换|只|要)")
+_PICK_ALONE = re.compile(
+    r"^(看|看看|看下|要|选|打开|详情)?\s*(\d{1,2})\s*(号|个)?\s*(看看|看下|吧|呢|详情)?$"
+)
 _SEARCH_SHAPE = re.compile(r"有.*(吗|么|嘛)|(吗|么|嘛)$|\?$|(类|方面|相关|这块|领域)的?(吗|呢)?$")
 
 
@@ -643,19 +723,19 @@ def _after_sale(text: str, fig: Figures, found: Found, context: Context) -> Read
 
 def _wants(text: str) -> bool:
     """我要退款 / 帮我开票 asks for the act even with a question word elsewhere in the sentence."""
-    return bool(re.search("我要|我想要|帮我|给我|申请", text))
+    return bool(re.search("我要|我想要|帮我|给我|(?<!怎么)(?<!如何)申请", text))
 
 
 def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if BALANCE.search(text):
         return Reading(Intent.BALANCE, CLEAR)
-    if SOFT_COMPLAINT.search(text):
+    if SOFT_COMPLAINT.search(text) and not REVISION.search(text):  # 不满意可以重拍吗 asks
         return Reading(Intent.COMPLAINT, CLEAR - 0.1)
     return None
 
 
 def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if re.search("下.{0,2}订单", text):
+    if re.search("(?<!一)下(个|一个|了)?订单", text):
         return None  # 下个订单 is ordering, read below
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):
@@ -684,7 +764,16 @@ def _questions(text: str, fig: Figures, found: Found, context: Context) -> Readi
         return Reading(Intent.QUESTION, CLEAR, "price")
     if PRICE.search(text) and not found.sorts and no_budget:
         return Reading(Intent.QUESTION, CLEAR, "price")
-    for pattern, topic in ((TIMING, "timing"), (CONTRACT, "contract"), (QUALITY, "quality")):
+    topics = (
+        (TIMING, "timing"),
+        (CONTRACT, "contract"),
+        (QUALITY, "quality"),
+        (DATA, "quality"),
+        (REVISION, "revision"),
+        (AUDIENCE, "audience"),
+        (ACCOUNT, "account"),
+    )
+    for pattern, topic in topics:
         if pattern.search(text) and (_asking(text) or len(text) <= 6):
             return Reading(Intent.QUESTION, CLEAR, topic)
     return None
@@ -692,13 +781,13 @@ def _questions(text: str, fig: Figures, found: Found, context: Context) -> Readi
 
 def _ordering(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     sure = CLEAR if context.viewing is not None else GUESS + 0.15
-    if CART.search(text):
+    if CART.search(text) or (context.viewing is not None and CART_SOFT.search(text)):
         return Reading(Intent.ADD_TO_CART, CLEAR)
-    if ORDER.search(text):
+    if ORDER.search(text) or (ORDER_COUNT.search(text) and not found.subject):
         return Reading(Intent.ORDER, sure)
     if fig.package is not None and not found.subject:
         return Reading(Intent.ORDER, sure)
-    if fig.quantity is not None and not found.subject and len(text) <= 6:
+    if _QUANTITY_ALONE.match(text):
         return Reading(Intent.ORDER, sure)  # 两份 / 3个
     return None
 
@@ -724,7 +813,9 @@ def _refine(text: str, fig: Figures, found: Found, context: Context) -> Reading 
     if not context.has_list:
         return None
     filters = found.sorts or _filters(fig)
-    if REFINE.search(text) or (filters and not found.subject) or (found.subject and len(text) <= 8):
+    # 抖音的呢 / 有直播的吗 lean on the list; 小红书美妆博主 alone starts a new search
+    leaning = found.subject and len(text) <= 8 and bool(_LEANING.search(text))
+    if REFINE.search(text) or (filters and not found.subject) or leaning:
         return Reading(Intent.REFINE, CLEAR)
     return None
 
@@ -740,12 +831,12 @@ def _search_named(text: str, fig: Figures, found: Found, context: Context) -> Re
 def _talk(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
     if BROWSE.search(text):
         return Reading(Intent.SEARCH, GUESS + 0.15)  # 随便看看: the catalog, no filter
+    if THANKS.match(text):  # before help: 感谢你的帮助
+        return Reading(Intent.THANKS, SURE)
     if ABOUT.search(text):
         return Reading(Intent.ABOUT, CLEAR)
     if HELP.search(text):
         return Reading(Intent.HELP, CLEAR)
-    if THANKS.match(text):
-        return Reading(Intent.THANKS, SURE)
     if GREETING.match(text):
         return Reading(Intent.GREETING, SURE)
     return None
@@ -755,6 +846,8 @@ def _search_guess(text: str, fig: Figures, found: Found, context: Context) -> Re
     """Unknown content words asked for (有X吗, 找X, X类的) are probably a search for them."""
     if found.keywords and (SEARCH.search(text) or _SEARCH_SHAPE.search(text)):
         return Reading(Intent.SEARCH, GUESS + 0.05)
+    if PROMOTE.search(text) and len(text) <= 12:
+        return Reading(Intent.SEARCH, GUESS + 0.15)
     return None
 
 

@@ -28,6 +28,7 @@ _NOISE = re.compile(
 )
 # A pasted link is never what someone asks for (v.douyin.com/… is no search for 抖音).
 URL = re.compile(r"https?://\S+|(?:[a-z0-9-]+\.)+(?:com|cn|net|top|cc)(?:/\S*)?")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _QUESTION = re.compile(r"[?？]+")
 _STOPS = re.compile(r"(?:[,，。!！;；:：、…]|(?<!\d)\.|\.(?!\d))+")
 _SPACES = re.compile(r"\s+")
@@ -43,6 +44,7 @@ def normalize(text: str, *, simplify: bool = True) -> str:
     text = _WECHAT_EMOTICON.sub(" ", text)
     text = unicodedata.normalize("NFKC", text).lower()
     text = URL.sub(" ", text)
+    text = _THOUSANDS.sub("", text)  # 3,000 → 3000
     if simplify:
         text = _simplified(text)
     text = _NOISE.sub(" ", text)

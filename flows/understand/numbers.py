@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import cn2an  # type: ignore[import-untyped]  # ships no type hints
+import cn2an
 
 APPROX = 0.2
 
@@ -32,7 +32,7 @@ _DIGIT = {
     "八": 8,
     "九": 9,
 }
-_CN_RANGE = re.compile(r"([一二两三四五六七八九])([二三四五六七八九])([十百千万]+)")
+_CN_RANGE = re.compile(r"([一二两三四五六七八九])([二两三四五六七八九])([十百千万]+)")
 _CN_RUN = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+(?:点[零一二三四五六七八九]+[十百千万]?)?")
 # what may follow a lone 一 for it to be the number one (一份, 一万) and not 一下 / 一点 / 一起
 _AFTER_ONE = set("份个篇条套单次家位号元块万千百场期")
@@ -55,7 +55,7 @@ _NUMBER = re.compile(NUM + r"(?:" + _RANGE_SEP + NUM + r")?\s*(\+)?")
 _MIN = ("以上", "起", "+", "往上", "多", "起步", "朝上", "打底")  # after the number
 _MAX = ("以内", "以下", "之内", "内", "不到", "封顶", "为上限", "以里", "能", "够", "可以")
 _ABOUT = ("左右", "上下", "附近", "前后", "的样子")
-_MIN_BEFORE = ("超过", "至少", "不少于", "大于", "高于", "过", "最少", "最低", "多于")
+_MIN_BEFORE = ("超过", "至少", "不少于", "不低于", "不小于", "大于", "高于", "过", "最少", "最低", "多于")
 _MAX_BEFORE = (
     "不超过",
     "最多",
@@ -66,12 +66,35 @@ _MAX_BEFORE = (
     "别超过",
     "不要超过",
     "不高于",
+    "不多于",
+    "不大于",
     "最高",
     "以内",
 )
+# 不低于 is a floor though it ends in 低于: the longest word said before a number decides
+_BEFORE = sorted(
+    [(w, "min") for w in _MIN_BEFORE] + [(w, "max") for w in _MAX_BEFORE], key=lambda p: -len(p[0])
+)
 _ABOUT_BEFORE = ("大概", "大约", "差不多", "约", "估计", "预计")
 _MONEY_AFTER = ("元", "块", "rmb", "¥", "钱")
-_MONEY_BEFORE = ("预算", "价格", "价位", "¥", "花", "出", "报价", "费用", "价钱")
+_MONEY_BEFORE = (
+    "预算",
+    "价格",
+    "价位",
+    "¥",
+    "花",
+    "出",
+    "报价",
+    "费用",
+    "价钱",
+    "单价",
+    "一篇",
+    "每篇",
+    "一条",
+    "每条",
+)
+_PER_PIECE = re.compile(r"(每|1)\s*(篇|条|个|场|次|期|位)\s*$")
+_PER = re.compile(r"^[/每]?(篇|条|个|次|场|期|月|位|家)?")  # 3000元/篇以内
 
 
 def arabic(text: str, keep: tuple[str, ...] = ()) -> str:
@@ -96,10 +119,12 @@ def _cn_range(m: re.Match[str]) -> str:
 
 def _cn_run(m: re.Match[str]) -> str:
     run, after = m[0], m.string[m.end() : m.end() + 1]
-    if run == "一" and after not in _AFTER_ONE:
+    before = m.string[max(0, m.start() - 2) : m.start()]
+    if run == "一" and after not in _AFTER_ONE and not before.endswith(("套餐", "第")):
         return run
-    before = m.string[m.start() - 1 : m.start()] if m.start() else ""
-    bare_unit = run in ("万", "百万", "千万") and after != "" and after in "粉+级" and not before.isdigit()
+    bare_unit = (
+        run in ("万", "百万", "千万") and after != "" and after in "粉+级" and not before[-1:].isdigit()
+    )
     if not any(ch in _DIGIT or ch == "十" for ch in run) and not bare_unit:
         return run
     if run in ("万", "百万", "千万"):
@@ -146,6 +171,19 @@ def read_figures(text: str) -> Figures:
     text = _take(_NUMBER, text, lambda m: _range(fig, m))
     text = _take(QUANTITY, text, lambda m: setattr(fig, "quantity", int(m[1])))
     fig.rest = text
+    # 3000以上2000以下 contradicts itself; read it as the range it must mean
+    if (
+        fig.price_min_fen is not None
+        and fig.price_max_fen is not None
+        and fig.price_min_fen > fig.price_max_fen
+    ):
+        fig.price_min_fen, fig.price_max_fen = fig.price_max_fen, fig.price_min_fen
+    if (
+        fig.followers_min is not None
+        and fig.followers_max is not None
+        and fig.followers_min > fig.followers_max
+    ):
+        fig.followers_min, fig.followers_max = fig.followers_max, fig.followers_min
     return fig
 
 
@@ -173,7 +211,7 @@ def _fen(yuan: float) -> int:
 
 def _range(fig: Figures, m: re.Match[str]) -> bool:
     """Reads one number or range as price or followers; False leaves it (a quantity, an ordinal …)."""
-    before = m.string[max(0, m.start() - 6) : m.start()]
+    before = m.string[max(0, m.start() - 8) : m.start()]
     after = m.string[m.end() : m.end() + 6]
     plus = bool(m[5])
     low = _value(m[1], m[2] or (m[4] if m[3] and _fits(m) else None))
@@ -184,12 +222,13 @@ def _range(fig: Figures, m: re.Match[str]) -> bool:
     if not followers and not money:
         return False
     lo, hi = _bounds(low, high, before, after, plus, followers)
+    # 3000以上5000以下: each number sets its own bound
     if followers:
-        fig.followers_min = None if lo is None else int(lo)
-        fig.followers_max = None if hi is None else int(hi)
+        fig.followers_min = fig.followers_min if lo is None else int(lo)
+        fig.followers_max = fig.followers_max if hi is None else int(hi)
     else:
-        fig.price_min_fen = None if lo is None else _fen(lo)
-        fig.price_max_fen = None if hi is None else _fen(hi)
+        fig.price_min_fen = fig.price_min_fen if lo is None else _fen(lo)
+        fig.price_max_fen = fig.price_max_fen if hi is None else _fen(hi)
     return True
 
 
@@ -200,11 +239,12 @@ def _fits(m: re.Match[str]) -> bool:
 
 def _is_followers(before: str, after: str) -> bool:
     tail = re.sub(r"^\s*(以上|以下|左右|以内|\+|的|个|多|级|级别)*\s*", "", after)
-    return tail.startswith(("粉", "关注")) or "粉丝" in before[-5:] or "粉" in before[-2:]
+    return tail.startswith(("粉", "关注")) or "粉丝" in before[-7:] or "粉" in before[-2:]
 
 
 def _money_word(before: str, after: str) -> bool:
-    return after.lstrip().startswith(_MONEY_AFTER) or any(w in before for w in _MONEY_BEFORE)
+    per_piece = bool(_PER_PIECE.search(before))  # 一篇500, 每条300
+    return per_piece or after.lstrip().startswith(_MONEY_AFTER) or any(w in before for w in _MONEY_BEFORE)
 
 
 def _is_money(before: str, after: str, m: re.Match[str], plus: bool) -> bool:
@@ -226,10 +266,12 @@ def _bounds(
     if high is not None:
         return low, high
     after = after.lstrip().removeprefix("粉丝").removeprefix("粉").lstrip("元块钱 ")
+    after = _PER.sub("", after, count=1).lstrip()
     before = before.rstrip()
-    if after.startswith(_MAX) or any(w in before[-4:] for w in _MAX_BEFORE):
+    said = next((kind for w, kind in _BEFORE if w in before[-4:]), None)
+    if after.startswith(_MAX) or said == "max":
         return None, low
-    if plus or after.startswith(_MIN) or any(w in before[-3:] for w in _MIN_BEFORE):
+    if plus or after.startswith(_MIN) or said == "min":
         return low, None
     if after.startswith(_ABOUT) or any(w in before for w in _ABOUT_BEFORE):
         return low * (1 - APPROX), low * (1 + APPROX)

@@ -27,6 +27,8 @@ jieba.setLogLevel(logging.WARNING)
 _NUMERAL = re.compile("[零一二两三四五六七八九十百千万]")
 # Everyday words with a numeral in them, kept as words (the catalog's own are found by _NUMERAL)
 NUMERAL_WORDS = (
+    "二维码",
+    "十分",
     "三农",
     "二次元",
     "二手",
@@ -59,13 +61,14 @@ class ServiceLike(Protocol):
 # canonical → what people write for it (lower case, simplified: the text is normalised first).
 # Only single ideas: 直播带货 is read as 直播 + 带货, so compounds need no entry of their own.
 PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
-    "小红书": ("红书", "小红薯", "红薯", "xhs", "red", "xiaohongshu", "lrb", "小红"),
+    # not 小红 (a name) or 红薯 (a sweet potato): too often something else
+    "小红书": ("红书", "小红薯", "xhs", "red", "xiaohongshu", "lrb"),
     "抖音": ("dy", "抖", "抖抖", "douyin", "抖y", "tiktok", "斗音"),
     "B站": ("b站", "bilibili", "哔哩哔哩", "哔哩", "bili", "小破站", "阿b"),
     "快手": ("ks", "kuaishou"),
     "微博": ("wb", "weibo", "新浪微博"),
     "视频号": ("微信视频号", "sph"),
-    "全平台": ("多平台", "全网", "各平台", "所有平台", "各大平台"),
+    "全平台": ("多平台", "全网", "所有平台", "各大平台"),
     "知识服务": ("知识付费",),
 }
 _CREATORS = "达人 博主 kol koc up主 up 主播 网红 红人 大v 创作者 素人 达人合作 博主推广 自媒体"
@@ -111,6 +114,7 @@ TAG_ALIASES: dict[str, tuple[str, ...]] = {
     "本地生活": ("同城",),
     "助农": ("农产品", "土特产", "三农", "农村", "农民"),
     "明星同款": ("明星", "爱豆"),
+    "拍摄": ("拍照", "拍图", "产品图", "拍视频", "拍片", "摄影"),
 }
 # Catalog tags too common in requests to be read as a filter (我们品牌的新品 is not a search for 品牌).
 GENERIC_TAGS = frozenset({"品牌", "新品", "运营", "成长", "获客", "关键词", "电商", "品牌号", "新手入门"})
@@ -128,7 +132,9 @@ _FIELDS = (
     "教培 留学 考研 驾校 健身房 瑜伽 美甲 美发 婚纱 摄影 婚庆 旅拍 保健品 养生 中老年 老年 护理 "
     "服装 女装 男装 汉服 香水 洗护 洗发水 日化 母婴 奶粉 纸尿裤 汽车 二手车 新能源 房产 装修 家装 "
     "手机 电脑 耳机 相机 游戏 手游 动漫 二次元 读书 图书 音乐 电影 短剧 知识 财经 理财 保险 法律 "
-    "本地 连锁 加盟 品牌方 工厂 源头 农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶"
+    "农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶 女粉 男粉 女性用户 男性用户 logo 设计 "
+    "搞笑 剧情 颜值 情感 萌宠 音乐 舞蹈 才艺 科普 历史 文化 篮球 足球 钓鱼 露营 绘画 创业 医疗 "
+    "奢侈品 机车 骑行 跑步 瑜伽 开箱 测评 好物 种草 变装 剧本杀 密室 电影 书评 口播"
 )
 FIELDS = tuple(_FIELDS.split())
 
@@ -146,7 +152,7 @@ _COMMON = (
     "类 类似 之类 的话 平台 上 里 账号 号 资源 服务 项目 一起 预算是 "
     "预算在 大概是 不超过 最多 至少 超过 起步 合适 适合 靠谱 优质 真实 "
     "专业 知名 优秀 厉害 开业 上新 活动 引流 曝光 流量 效果 转化 销量 卖 "
-    "买 下单 购买 价钱 贵 便宜 一些些 "
+    "买 下单 购买 价钱 贵 便宜 一些些 本地 连锁 加盟 品牌方 工厂 源头 "
 )
 COMMON_WORDS = tuple(_COMMON.split())
 
@@ -234,8 +240,22 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
             # 直播 is the form, not also the tag 直播: the form filter is the useful one (短视频 keeps both)
             table[_norm(alias)] = [e for e in table.get(_norm(alias), []) if e != ("tag", form)]
             add(alias, "form", form)
+    _inner(table, [norm[t] for t in tags if t not in GENERIC_TAGS])  # 直播投流: also 直播
+    for word in FIELDS:  # 运动鞋 is a thing to search for, not the tag 运动 and a stray 鞋
+        if word not in table:
+            add(word, "keyword", word)
     _titles(table, titles, norm)
     return {k: tuple(v) for k, v in table.items() if k}
+
+
+def _inner(table: dict[str, list[tuple[str, str]]], words: list[str]) -> None:
+    """A compound tag says the form inside it: 直播投流 is also 直播, 数据报告 also 报告."""
+    lengths = _lengths(table)
+    for key in words:
+        shorter = tuple(n for n in lengths if n < len(key))  # every word inside it but itself
+        for _, _, phrase in _scan(key, table, shorter):
+            # the form only: 投放复盘 is data analysis, not 广告投放, though it says 投放
+            table[key] += [e for e in table[phrase] if e not in table[key] and e[0] == "form"]
 
 
 def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...], norm: dict[str, str]) -> None:
@@ -288,6 +308,7 @@ def _whole(text: str, start: int, end: int, piece: str) -> bool:
 
 
 _PINYIN = Pinyin()
+_PLATFORM_NAMES = frozenset(p.lower() for p in PLATFORMS)
 
 
 @lru_cache(maxsize=8192)
@@ -303,7 +324,7 @@ def _sounds(phrases: dict[str, tuple[tuple[str, str], ...]]) -> dict[tuple[str, 
         if len(phrase) >= 3 and all("\u4e00" <= ch <= "\u9fff" for ch in phrase):
             if any(slot in ("platform", "tag", "category", "title") for slot, _ in meaning):
                 index.setdefault(tuple(sound(ch) for ch in phrase), phrase)
-        elif len(phrase) == 2 and any(slot == "platform" for slot, _ in meaning):
+        elif len(phrase) == 2 and phrase in _PLATFORM_NAMES:  # 逗音 → 抖音; not 红薯 → 红书
             index.setdefault(tuple(sound(ch) for ch in phrase), phrase)
     return index
 

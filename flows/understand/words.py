@@ -22,7 +22,9 @@ _REQUEST_WORDS = (
     "小于 大于 低于 高于 最高 最低 太贵 再来 新开 开了 开的 刚开 方案 用品 精品 连锁 老师 老板 "
     "那种 这样 那样 一样 一般 大概 差不多 主要 主做 专门 专做 负责 写写 拍拍 写 拍 发 发布 上线 "
     "页 排 排序 排一下 排前面 前面 后面 一篇 每篇 每家 每个 一个月 一个 首页 男的 女的 年轻 卖点 "
-    "不太行 都不行 不喜欢 不合适 不太合适 没有合适 "
+    "不太行 都不行 不喜欢 不合适 不太合适 没有合适 换一换 一换 换换 "
+    "问下 问一下 想问 开个 开一个 开家 作品 以前 改稿 重拍 画像 "
+    "不少于 不低于 不高于 不多于 不大于 不小于 数 粉丝数 粉丝量 单价 总预算 总共 每个 budget 一篇 每条 "
     "不要 不用 太多 太少 充足 不限 随便 懂 懂行 铺 铺量 上周 昨天 前天 刚才 之前 以前 上次 "
 )
 _KNOWN = frozenset([*CITIES, *FIELDS])  # whole words even when they start like a request (上海)
@@ -41,7 +43,7 @@ SORTS = (
         re.compile(r"便宜|实惠|价格.{0,2}低|低价|性价比|划算|平价|省钱|太贵|贵了|预算(少|有限|不多)"),
     ),
     ("price_desc", re.compile(r"贵一?点|贵些|更贵|最贵|高端|高档|价格.{0,2}高|档次")),
-    ("followers", re.compile(r"粉丝?(数|量)?.{0,3}(多|高|大)(?!少)|大号|头部|大博主")),
+    ("followers", re.compile(r"(?<![女男])粉丝?(数|量)?.{0,3}(多|高|大(?!概|约))(?!少)|大号|头部|大博主")),
     (
         "engagement",
         re.compile(r"互动.{0,3}(高|好|多|强)|互动率|点赞.{0,2}多|评论.{0,2}多|活跃|转化.{0,2}(好|高)"),
@@ -68,6 +70,7 @@ class Found:
 
     def add(self, slot: str, value: str) -> None:
         bucket = {
+            "keyword": self.keywords,
             "platform": self.platforms,
             "category": self.categories,
             "tag": self.tags,
@@ -125,7 +128,10 @@ def find_words(text: str, vocab: Vocabulary, date: str = "") -> Found:
         last = end
     pieces.append(text[last:])
     found.rest = " ".join(pieces)
-    found.keywords = [k for k in keywords(_without_sorts(found.rest), vocab) if k not in date]
+    more = [
+        k for k in keywords(_without_sorts(found.rest), vocab) if k not in date and k not in found.keywords
+    ]
+    found.keywords += more
     return found
 
 
@@ -134,7 +140,7 @@ def sorts(text: str) -> list[str]:
     said = []
     for sort, pattern in SORTS:
         for m in pattern.finditer(text):
-            if "不" not in text[max(0, m.start() - 3) : m.start()]:
+            if not re.search("不|别", text[max(0, m.start() - 3) : m.end()]):
                 said.append((m.start(), sort))
                 break
     return [sort for _, sort in sorted(said)]
