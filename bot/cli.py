@@ -16,7 +16,7 @@ from bot import creators_cli, logs, staff_cli
 from settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from store.catalog import ImportReport, ServiceSpec
+    from store.catalog_import import ImportReport, ServiceSpec
 
 CATALOG_FORMATS: dict[str, Literal["yaml", "csv"]] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("file", type=Path, help="a .yaml/.yml or .csv file (see store/catalog.py)")
     menu = sub.add_parser("menu", help="the Official Account's custom menu")
     menu.add_argument("action", choices=["push", "show"])
-    sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
+    doctor = sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
+    doctor.add_argument(
+        "--demo", action="store_true", help="check the demo installation (its settings and database) instead"
+    )
+    doctor.add_argument("--var", type=Path, default=Path("var"), help="the demo's folder (with --demo)")
     refund = sub.add_parser(
         "refund", help="refund an order, fully or partly (until staff do it in work chat)"
     )
@@ -60,9 +64,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args.host, args.port, args.var)
     if args.command == "doctor":
+        from bot.demo import demo_settings
         from bot.doctor import run_doctor
 
-        return asyncio.run(run_doctor(load_settings()))
+        settings = demo_settings(var_dir=args.var) if args.demo else load_settings()
+        return asyncio.run(run_doctor(settings))
     settings = load_settings()
     if args.command == "serve":
         return _serve(settings)
@@ -148,7 +154,7 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _catalog_import(settings: Settings, path: Path) -> int:
-    from store.catalog import parse_catalog
+    from store.catalog_import import parse_catalog
 
     fmt = CATALOG_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -174,7 +180,7 @@ def _catalog_import(settings: Settings, path: Path) -> int:
 
 
 async def _import_specs(settings: Settings, specs: list[ServiceSpec]) -> ImportReport:
-    from store.catalog import import_catalog
+    from store.catalog_import import import_catalog
     from store.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)

@@ -48,7 +48,9 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
     ctx.image(media_id)
 
 
-async def _pay_qr(ctx: Ctx, *, purpose: str, amount_fen: int, order: Order | None) -> tuple[Payment, str]:
+async def _pay_qr(
+    ctx: Ctx, *, purpose: payments.Purpose, amount_fen: int, order: Order | None
+) -> tuple[Payment, str]:
     """Create the payment, ask WeChat Pay for its code_url, and upload it as a QR image."""
     pay, media = ctx.services.pay, ctx.services.media
     if pay is None or media is None:

@@ -541,11 +541,12 @@ async def refund(
     if order.status not in REFUNDABLE:
         raise DomainError("not_refundable", order_id=order_id, status=order.status)
     # Held from here on: two refunds of one order never both pass the sum check below.
-    order = await _hold_order(session, order_id, REFUNDABLE)
-    if order is None:
+    held = await _hold_order(session, order_id, REFUNDABLE)
+    if held is None:
         raise DomainError(
             "not_refundable", order_id=order_id, status=(await _order(session, order_id)).status
         )
+    order = held
     left = refundable = await paid_for(session, order_id) - await refunded(session, order_id)
     payment_id = None
     if destination == "wechat":

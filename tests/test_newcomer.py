@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.demo import demo_settings, prepare_demo
 from tests.test_sandbox import serve_demo
 
 
@@ -35,3 +37,20 @@ async def test_the_demo_front_door_leads_to_the_console(tmp_path: Path) -> None:
     ):
         assert resp.status == 302
         assert resp.headers["Location"] == "/sandbox/"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT", "WECOM", "CHATORDER_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
+
+
+async def test_doctor_after_the_demo_says_wechat_settings_are_for_a_real_account(tmp_path: Path) -> None:
+    await prepare_demo(demo_settings(var_dir=tmp_path / "var"))  # what `chatorder demo` leaves behind
+    plain = _cli("doctor", cwd=tmp_path)
+    assert plain.returncode == 1 and "WECHAT_APP_ID" in plain.stdout
+    assert "only to serve a real Official Account" in plain.stdout and "doctor --demo" in plain.stdout
+    demo = _cli("doctor", "--demo", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stdout
+    assert demo.stdout.strip().endswith("all good") and "✗" not in demo.stdout

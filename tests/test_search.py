@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import keys
 from flows import texts
-from store.catalog import Query, find, import_catalog, parse_catalog
+from store.catalog import Query, find
+from store.catalog_import import import_catalog, parse_catalog
 from store.models import Package, Service
 from store.search import SearchIndex, relax
 from tests.wechat import WeChat
