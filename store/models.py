@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     inspect,
+    update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
@@ -216,6 +217,14 @@ def _price_changed(mapper: Mapper[Package], connection: Any, target: Package) ->
     state = inspect(target)
     if any(state.attrs[name].history.has_changes() for name in ("price_fen", "service_id")):
         target.updated_at = utcnow()
+
+
+@event.listens_for(Package, "after_delete")
+def _package_deleted(mapper: Mapper[Package], connection: Any, target: Package) -> None:
+    """A package dropped by an import changes its service (what it costs): stamp the service, which
+    the search index watches, rather than count packages before every search."""
+    stamp = update(Service).where(Service.id == target.service_id).values(updated_at=utcnow())
+    connection.execute(stamp)
 
 
 # --- Cart, orders, materials ---------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Ranked search over the listed catalog, held in process and kept in step with the database.
 
 `SearchIndex` lives on the app (one per process). Before each search it reads a cheap version of the
-catalog (count and latest updated_at of services and of packages, index look-ups) and the packages
-with little or no stock, and rebuilds what changed: the text index when a service changed, the
+catalog (the latest updated_at of services and of packages, and a checksum of the packages with
+little or no stock: index look-ups), and rebuilds what changed: the text index when a service changed, the
 package table when a package did, availability when stock did (an order). So every process follows
 an import made by any other, with no signal between them and nothing in the import code. The index
 is built on the first search, not at start-up.
@@ -87,7 +87,7 @@ class SearchIndex:
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
-        # services: count, latest change; packages: the same; packages low or sold out: a checksum
+        # the latest change of services, of packages; a checksum of the packages low or sold out
         self._versions: tuple[Any, ...] = ()
         self._lock = asyncio.Lock()
         self.text_builds = 0  # how often the text index was (re)built: for tests and the benchmark
@@ -102,10 +102,10 @@ class SearchIndex:
         return _explain(snapshot, query, masks)
 
     async def current(self, session: AsyncSession) -> Snapshot:
-        """The index as of the catalog now: two indexed reads, and a rebuild when something changed."""
+        """The index as of the catalog now: one query of index look-ups, a rebuild when something changed."""
         versions = tuple((await session.execute(_VERSIONS)).one())
         async with self._lock:
-            if self._snapshot is None or versions[:4] != self._versions[:4]:
+            if self._snapshot is None or versions[:2] != self._versions[:2]:
                 await self._rebuild(session, versions, await _low_stock(session))
             elif versions != self._versions:
                 from store import ranking
@@ -119,7 +119,7 @@ class SearchIndex:
         from store import ranking  # numpy and bm25s load with the first search, not at start-up
 
         # Read after the versions: what is read is at least that new, so nothing stale is kept.
-        text_changed = self._versions[:2] != versions[:2]
+        text_changed = self._versions[:1] != versions[:1]
         services = await _services(session) if text_changed else None
         packages = await _packages(session)
         # The build is CPU work (seconds for a large catalog): off the event loop.
@@ -145,18 +145,16 @@ def _explain(snapshot: Snapshot, query: Query, masks: dict[str, Any]) -> SearchR
     return SearchResult([], 0)
 
 
-# Every change goes through SQLAlchemy, which sets updated_at (imports and staff: services; imports:
-# packages); both columns are indexed, so these are index look-ups. Stock changes with every order
-# and only matters at LOW_STOCK or below (availability): a checksum of those packages (an index
-# range) says when to read them again.
+# Every change goes through SQLAlchemy, which stamps updated_at: a service added or changed (an
+# import, staff), a package added, re-priced or deleted (store.models: _price_changed,
+# _package_deleted); both columns are indexed, so these are two index look-ups. Stock changes with
+# every order and only matters at LOW_STOCK or below (availability): a checksum over that range of
+# the stock index says when to read those packages again.
 _LOW = Package.stock <= LOW_STOCK
 _VERSIONS = select(
-    select(func.count(Service.id)).scalar_subquery(),
     select(func.max(Service.updated_at)).scalar_subquery(),
-    select(func.count(Package.id)).scalar_subquery(),
     select(func.max(Package.updated_at)).scalar_subquery(),
-    select(func.count(Package.id)).where(_LOW).scalar_subquery(),
-    select(func.sum(Package.id * (Package.stock + 1))).where(_LOW).scalar_subquery(),
+    select(func.sum(Package.id * (Package.stock + 2))).where(_LOW).scalar_subquery(),
 )
 _LOW_STOCK = select(Package.id, Package.stock).where(_LOW).order_by(Package.id)
 

@@ -290,6 +290,12 @@ async def test_the_index_follows_imports_and_stock(shop: async_sessionmaker[Asyn
     assert result.total == 0 and result.blocked_by == ("price", "keywords")
     assert result.alternatives is not None and result.alternatives.cards[0].min_price_fen == 120000
 
+    two = "[{name: 1 条视频, price: 1200}, {name: 试拍, price: 300}]"
+    await _import(shop, HOTPOT.format(packages=two))
+    assert await prices(shop, index, "火锅") == [30000]
+    await _import(shop, HOTPOT.format(packages="[{name: 1 条视频, price: 1200}]"))  # 试拍 deleted
+    assert await prices(shop, index, "火锅") == [120000]
+
     await _import(
         shop,
         "- {code: cq-hotpot, title: 重庆火锅地图, platform: 抖音, category: 达人营销, status: unlisted,"
@@ -299,6 +305,17 @@ async def test_the_index_follows_imports_and_stock(shop: async_sessionmaker[Asyn
     async with shop.begin() as session:
         await session.execute(update(Service).where(Service.code == "cq-hotpot").values(status="listed"))
     assert await codes(shop, index, keywords=("火锅",)) == ["cq-hotpot"]
+
+
+HOTPOT = (
+    "- {{code: cq-hotpot, title: 重庆火锅地图, platform: 抖音, category: 达人营销, packages: {packages}}}"
+)
+
+
+async def prices(sm: async_sessionmaker[AsyncSession], index: SearchIndex, word: str) -> list[int]:
+    async with sm() as session:
+        result = await find(session, Query(keywords=(word,)), index=index)
+    return [c.min_price_fen for c in result.cards]
 
 
 def test_the_server_loads_the_search_libraries_only_when_someone_searches() -> None:
