@@ -324,7 +324,8 @@ class Snapshot:
         self.text, self.packages = text, packages
         self.rank = packages.ranks(low)
         self._all_packages = np.ones(len(packages), dtype=np.bool_)
-        self.has_package = packages.per_service(self._all_packages, self.rank)[0] < _NO_PRICE
+        self._prices: dict[tuple[int | None, int | None], tuple[Floats, Ints]] = {}
+        self.has_package = self._price(_NO_RANGE)[0] < _NO_PRICE
         # The last query's scores, reused by its relaxations.
         self._memo: tuple[tuple[str, ...], Floats, Floats] | None = None
 
@@ -353,18 +354,28 @@ class Snapshot:
     def find(self, query: Query, masks: dict[str, Bools], *, without: Iterable[str] = ()) -> Hits:
         """The services meeting every mask but those named in `without`, ordered as the query sorts."""
         dropped = set(without)
-        keep = self.has_package.copy()
-        for name, mask in masks.items():
-            if name not in dropped:
-                keep &= mask
-        price, rank = self._price(query) if "price" not in dropped else self._price(_NO_RANGE)
-        keep &= price < _NO_PRICE
-        if "keywords" in masks and "keywords" not in dropped:
-            keep &= self._well_covered(query, keep)
+        keep, price, rank = self._matching(query, masks, dropped)
         positions = np.flatnonzero(keep)
         order = self._order(query, positions, price, rank, dropped)
         chosen = positions[order]
         return Hits(chosen, price[chosen], rank[chosen])
+
+    def any_match(self, query: Query, masks: dict[str, Bools], *, without: Iterable[str]) -> bool:
+        """Whether any service meets every mask but those named in `without` (nothing sorted)."""
+        return bool(self._matching(query, masks, set(without))[0].any())
+
+    def _matching(
+        self, query: Query, masks: dict[str, Bools], dropped: set[str]
+    ) -> tuple[Bools, Floats, Ints]:
+        """Which services match, and the price and availability each would show."""
+        keep = self.has_package.copy()
+        for name, mask in masks.items():
+            if name not in dropped:
+                keep &= mask
+        price, rank = self._price(_NO_RANGE if "price" in dropped else query)
+        if "keywords" in masks and "keywords" not in dropped:
+            keep &= self._well_covered(query, keep)
+        return keep, price, rank
 
     def cards(self, hits: Hits, start: int, stop: int) -> list[ServiceCard]:
         return [
@@ -389,13 +400,20 @@ class Snapshot:
         return np.asarray(coverage >= best * MIN_COVERAGE_SHARE, dtype=np.bool_)
 
     def _price(self, query: Query) -> tuple[Floats, Ints]:
-        p = self.packages
-        in_range = self._all_packages
-        if query.price_min_fen is not None:
-            in_range = in_range & (p.price >= query.price_min_fen)
-        if query.price_max_fen is not None:
-            in_range = in_range & (p.price <= query.price_max_fen)
-        return p.per_service(in_range, self.rank)
+        """Per service, the cheapest package within the query's price range and the best availability
+        among them (inf / -1 where none is); kept for the query's relaxations."""
+        bounds = (query.price_min_fen, query.price_max_fen)
+        if bounds not in self._prices:
+            p = self.packages
+            in_range = self._all_packages
+            if query.price_min_fen is not None:
+                in_range = in_range & (p.price >= query.price_min_fen)
+            if query.price_max_fen is not None:
+                in_range = in_range & (p.price <= query.price_max_fen)
+            if len(self._prices) > 8:  # a handful of recent ranges, not every one ever asked for
+                self._prices.clear()
+            self._prices[bounds] = p.per_service(in_range, self.rank)
+        return self._prices[bounds]
 
     def _order(self, query: Query, positions: Ints, price: Floats, rank: Ints, dropped: set[str]) -> Ints:
         """Sold out last; then the nearest to a dropped range, or the query's sort; then id."""

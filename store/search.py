@@ -131,7 +131,7 @@ class SearchIndex:
 def _explain(snapshot: Snapshot, query: Query, masks: dict[str, Any]) -> SearchResult:
     """Nothing matched: find the conditions to blame, and the nearest services without them."""
     present = [c for c in CONDITIONS if c in masks]
-    blocked = tuple(c for c in present if len(snapshot.find(query, masks, without=(c,))))
+    blocked = tuple(c for c in present if snapshot.any_match(query, masks, without=(c,)))
     attempts = [blocked[:1]] if blocked else []
     attempts += [tuple(c for c in present if c != "keywords"), tuple(present)]
     for dropped in attempts:
