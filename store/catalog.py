@@ -39,7 +39,7 @@ DEFAULT_COMMISSION_BP = 1000  # 10 % to the buyer's inviter when the catalog say
 SORTS = ("relevance", "engagement", "price", "price_desc", "followers", "exposure")
 LOW_STOCK = 3
 
-# Other names people type for a platform; they go into search_text so that 搜 bilibili finds B站.
+# Other names people type for a platform; search indexes them with it, so that 搜 bilibili finds B站.
 PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
     "抖音": ("douyin", "tiktok"),
     "快手": ("kuaishou",),

@@ -39,9 +39,10 @@ FIELD_WEIGHTS: dict[str, float] = {
 }
 MIN_COVERAGE_SHARE = 0.5  # of the best candidate's share of the query, for a result to be listed
 _SHORT_FIELDS = frozenset(("title", "tags", "platform", "category", "summary"))  # also single characters
-_RUN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]+")
+# Particles split runs of Chinese: a bigram across one (的探 in 抖音的探店) is noise, not a word.
+_PARTICLES = "的了吗呢吧啊么呀哦嘛"
+_RUN = re.compile(rf"[a-z0-9]+|[^\W\da-z_{_PARTICLES}]+")
 _LATIN = re.compile(r"[a-z0-9]+")
-_PARTICLES = frozenset("的了吗呢吧啊么呀哦嘛")  # a bigram with one of these is noise, not a word
 # Bigrams of how people ask, not of what they ask for.
 _STOP_BIGRAMS = frozenset(
     ("有没", "没有", "我想", "我要", "想找", "一个", "一下", "什么", "哪些", "推荐", "有什")
@@ -61,12 +62,13 @@ def doc_tokens(text: str, *, unigrams: bool) -> list[str]:
     """What a field is indexed as: Latin words, Chinese bigrams (and single characters when asked)."""
     out: list[str] = []
     for run in _RUN.findall(normalise(text)):
-        if _LATIN.fullmatch(run):
+        if len(run) == 1 or _LATIN.fullmatch(run):
             out.append(run)
             continue
-        if unigrams or len(run) == 1:
-            out.extend(c for c in run if c not in _PARTICLES)
-        out.extend(_bigrams(run))
+        if unigrams:
+            out.extend(run)
+        pairs = (run[i : i + 2] for i in range(len(run) - 1))
+        out.extend(pair for pair in pairs if pair not in _STOP_BIGRAMS)
     return out
 
 
@@ -92,21 +94,13 @@ def query_terms(words: Iterable[str]) -> tuple[dict[str, set[int]], dict[int, fl
 
 
 def _run_terms(run: str, start: int) -> Iterable[tuple[str, tuple[int, ...]]]:
-    if _LATIN.fullmatch(run) or (len(run) == 1 and run not in _PARTICLES):
+    if len(run) == 1 or _LATIN.fullmatch(run):
         yield run, (start,)
         return
     for i in range(len(run) - 1):
         pair = run[i : i + 2]
-        if _is_word(pair):
+        if pair not in _STOP_BIGRAMS:
             yield pair, (start + i, start + i + 1)
-
-
-def _bigrams(run: str) -> Iterable[str]:
-    return (pair for pair in (run[i : i + 2] for i in range(len(run) - 1)) if _is_word(pair))
-
-
-def _is_word(pair: str) -> bool:
-    return pair not in _STOP_BIGRAMS and not (_PARTICLES & set(pair))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +120,13 @@ class ServiceRow:
     engagement_bp: int | None
     exposure: int | None
     cover_url: str | None
-    packages: str = ""  # the names of its packages, indexed with the description
 
 
 @dataclass(frozen=True, slots=True)
 class PackageRow:
+    id: int
     service_id: int
     price_fen: int
-    stock: int | None
-    name: str
 
 
 # Availability as a number, higher is better (its index here): 0 已售罄, 1 库存紧张, 2 可下单.
@@ -153,7 +145,7 @@ def _field_texts(row: ServiceRow) -> dict[str, str]:
         "platform": f"{row.platform} {aliases}",
         "category": " ".join((row.category, *row.forms)),
         "summary": row.summary,
-        "description": f"{row.description} {row.packages}",
+        "description": row.description,
     }
 
 
@@ -173,9 +165,13 @@ class TextIndex:
         self.followers = _numbers(r.followers for r in rows)
         self.engagement = _numbers(r.engagement_bp for r in rows)
         self.exposure = _numbers(r.exposure for r in rows)
-        self._titles = [normalise(r.title) for r in rows]
-        self._tags = [frozenset(normalise(t) for t in r.tags) for r in rows]
-        self._forms = [frozenset(r.forms) for r in rows]
+        self._tag_rows: dict[str, list[int]] = {}
+        self._form_rows: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            for tag in {normalise(t) for t in r.tags}:
+                self._tag_rows.setdefault(tag, []).append(i)
+            for form in set(r.forms):
+                self._form_rows.setdefault(form, []).append(i)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -215,24 +211,35 @@ class TextIndex:
         return np.asarray(values == value, dtype=np.bool_)
 
     def has_form(self, form: str) -> Bools:
-        return np.fromiter((form in f for f in self._forms), dtype=np.bool_, count=len(self))
+        return self._rows_mask(self._form_rows.get(form, []))
 
     def has_any_tag(self, tags: Sequence[str]) -> Bools:
         """Any of `tags` is among the service's tags or in its title (a tag the catalog forgot)."""
-        wanted = [normalise(t) for t in tags if t.strip()]
-        return np.fromiter(
-            (
-                any(t in own or t in title for t in wanted)
-                for own, title in zip(self._tags, self._titles, strict=True)
-            ),
-            dtype=np.bool_,
-            count=len(self),
-        )
+        mask = np.zeros(len(self), dtype=np.bool_)
+        for tag in (normalise(t) for t in tags):
+            mask |= self._rows_mask(self._tag_rows.get(tag, [])) | self._in_title(tag)
+        return mask
+
+    def _in_title(self, text: str) -> Bools:
+        """Every token of `text` is in the title (its words, near enough to a substring test)."""
+        index = self._fields["title"]
+        tokens = doc_tokens(text, unigrams=False)
+        mask = np.full(len(self), bool(tokens), dtype=np.bool_)
+        for token in tokens:
+            if index is None or token not in index.vocab_dict:
+                return np.zeros(len(self), dtype=np.bool_)
+            mask &= index.get_scores([token]) > 0
+        return mask
+
+    def _rows_mask(self, rows: list[int]) -> Bools:
+        mask = np.zeros(len(self), dtype=np.bool_)
+        mask[rows] = True
+        return mask
 
 
 def _without_description(row: ServiceRow) -> ServiceRow:
     """Cards never show the description: keep memory for the index, not for prose."""
-    return dataclasses.replace(row, description="", packages="")
+    return dataclasses.replace(row, description="")
 
 
 def _bm25(corpus: list[list[str]]) -> bm25s.BM25 | None:
@@ -249,23 +256,40 @@ def _numbers(values: Iterable[int | None]) -> Floats:
 
 
 class PackageTable:
-    """Every package of an indexed service: price and availability, by the service's position."""
+    """Every package of an indexed service, grouped by the service's position: price and id."""
 
     def __init__(self, text: TextIndex, rows: Sequence[PackageRow]) -> None:
-        kept = [r for r in rows if r.service_id in text.position]
-        self.owner: Ints = np.array([text.position[r.service_id] for r in kept], dtype=np.int64)
+        kept = sorted(
+            (r for r in rows if r.service_id in text.position), key=lambda r: text.position[r.service_id]
+        )
+        self.row_of = {r.id: i for i, r in enumerate(kept)}
+        owner = np.array([text.position[r.service_id] for r in kept], dtype=np.int64)
         self.price: Ints = np.array([r.price_fen for r in kept], dtype=np.int64)
-        self.rank: Ints = np.array([_rank(r.stock) for r in kept], dtype=np.int64)
+        # Where each service's packages start: per-service minima are one reduceat over the groups.
+        self._starts: Ints = np.flatnonzero(np.diff(owner, prepend=-1)) if len(kept) else owner
+        self.owners: Ints = owner[self._starts]
         self.size = len(text)
-        self.has_package = self.per_service(np.ones(len(kept), dtype=np.bool_))[0] < _NO_PRICE
 
-    def per_service(self, in_range: Bools) -> tuple[Floats, Ints]:
+    def __len__(self) -> int:
+        return len(self.price)
+
+    def ranks(self, low: Sequence[tuple[int, int]]) -> Ints:
+        """Each package's availability rank: 可下单 unless it is among `low` (package id, stock)."""
+        rank = np.full(len(self), _AVAILABILITY.index(Availability.AVAILABLE), dtype=np.int64)
+        for package_id, stock in low:
+            row = self.row_of.get(package_id)
+            if row is not None:
+                rank[row] = _rank(stock)
+        return rank
+
+    def per_service(self, in_range: Bools, rank: Ints) -> tuple[Floats, Ints]:
         """The cheapest in-range package's price (inf when none) and the best availability, per service."""
         price = np.full(self.size, _NO_PRICE, dtype=np.float64)
-        rank = np.full(self.size, -1, dtype=np.int64)
-        np.minimum.at(price, self.owner[in_range], self.price[in_range])
-        np.maximum.at(rank, self.owner[in_range], self.rank[in_range])
-        return price, rank
+        best = np.full(self.size, -1, dtype=np.int64)
+        if len(self):
+            price[self.owners] = np.minimum.reduceat(np.where(in_range, self.price, _NO_PRICE), self._starts)
+            best[self.owners] = np.maximum.reduceat(np.where(in_range, rank, -1), self._starts)
+        return price, best
 
     def distance(self, lo: int | None, hi: int | None) -> Floats:
         """How far each service's nearest package is from the price range (0 inside it)."""
@@ -273,7 +297,8 @@ class PackageTable:
         above = (self.price - hi) if hi is not None else np.zeros_like(self.price)
         gap = np.maximum(np.maximum(below, above), 0).astype(np.float64)
         out = np.full(self.size, _NO_PRICE, dtype=np.float64)
-        np.minimum.at(out, self.owner, gap)
+        if len(self):
+            out[self.owners] = np.minimum.reduceat(gap, self._starts)
         return out
 
 
@@ -295,9 +320,12 @@ class Hits:
 class Snapshot:
     """A text index with its packages: answers queries, and says what to relax when none match."""
 
-    def __init__(self, text: TextIndex, packages: PackageTable) -> None:
+    def __init__(self, text: TextIndex, packages: PackageTable, low: Sequence[tuple[int, int]]) -> None:
         self.text, self.packages = text, packages
-        self._all_packages = np.ones(len(packages.price), dtype=np.bool_)
+        self.rank = packages.ranks(low)
+        self._all_packages = np.ones(len(packages), dtype=np.bool_)
+        self._prices: dict[tuple[int | None, int | None], tuple[Floats, Ints]] = {}
+        self.has_package = self._price(_NO_RANGE)[0] < _NO_PRICE
         # The last query's scores, reused by its relaxations.
         self._memo: tuple[tuple[str, ...], Floats, Floats] | None = None
 
@@ -326,18 +354,28 @@ class Snapshot:
     def find(self, query: Query, masks: dict[str, Bools], *, without: Iterable[str] = ()) -> Hits:
         """The services meeting every mask but those named in `without`, ordered as the query sorts."""
         dropped = set(without)
-        keep = self.packages.has_package.copy()
-        for name, mask in masks.items():
-            if name not in dropped:
-                keep &= mask
-        price, rank = self._price(query) if "price" not in dropped else self._price(_NO_RANGE)
-        keep &= price < _NO_PRICE
-        if "keywords" in masks and "keywords" not in dropped:
-            keep &= self._well_covered(query, keep)
+        keep, price, rank = self._matching(query, masks, dropped)
         positions = np.flatnonzero(keep)
         order = self._order(query, positions, price, rank, dropped)
         chosen = positions[order]
         return Hits(chosen, price[chosen], rank[chosen])
+
+    def any_match(self, query: Query, masks: dict[str, Bools], *, without: Iterable[str]) -> bool:
+        """Whether any service meets every mask but those named in `without` (nothing sorted)."""
+        return bool(self._matching(query, masks, set(without))[0].any())
+
+    def _matching(
+        self, query: Query, masks: dict[str, Bools], dropped: set[str]
+    ) -> tuple[Bools, Floats, Ints]:
+        """Which services match, and the price and availability each would show."""
+        keep = self.has_package.copy()
+        for name, mask in masks.items():
+            if name not in dropped:
+                keep &= mask
+        price, rank = self._price(_NO_RANGE if "price" in dropped else query)
+        if "keywords" in masks and "keywords" not in dropped:
+            keep &= self._well_covered(query, keep)
+        return keep, price, rank
 
     def cards(self, hits: Hits, start: int, stop: int) -> list[ServiceCard]:
         return [
@@ -362,13 +400,20 @@ class Snapshot:
         return np.asarray(coverage >= best * MIN_COVERAGE_SHARE, dtype=np.bool_)
 
     def _price(self, query: Query) -> tuple[Floats, Ints]:
-        p = self.packages
-        in_range = self._all_packages
-        if query.price_min_fen is not None:
-            in_range = in_range & (p.price >= query.price_min_fen)
-        if query.price_max_fen is not None:
-            in_range = in_range & (p.price <= query.price_max_fen)
-        return p.per_service(in_range)
+        """Per service, the cheapest package within the query's price range and the best availability
+        among them (inf / -1 where none is); kept for the query's relaxations."""
+        bounds = (query.price_min_fen, query.price_max_fen)
+        if bounds not in self._prices:
+            p = self.packages
+            in_range = self._all_packages
+            if query.price_min_fen is not None:
+                in_range = in_range & (p.price >= query.price_min_fen)
+            if query.price_max_fen is not None:
+                in_range = in_range & (p.price <= query.price_max_fen)
+            if len(self._prices) > 8:  # a handful of recent ranges, not every one ever asked for
+                self._prices.clear()
+            self._prices[bounds] = p.per_service(in_range, self.rank)
+        return self._prices[bounds]
 
     def _order(self, query: Query, positions: Ints, price: Floats, rank: Ints, dropped: set[str]) -> Ints:
         """Sold out last; then the nearest to a dropped range, or the query's sort; then id."""
@@ -403,13 +448,23 @@ class Snapshot:
 _NO_RANGE = Query()
 
 
-def build(previous: Snapshot | None, services: Sequence[Any] | None, packages: Sequence[Any]) -> Snapshot:
+def build(
+    previous: Snapshot | None,
+    services: Sequence[Any] | None,
+    packages: Sequence[Any],
+    low: Sequence[tuple[int, int]],
+) -> Snapshot:
     """A snapshot from rows read from the database; `services` None keeps the previous text index."""
     if services is None and previous is not None:
         text = previous.text
     else:
-        text = TextIndex([ServiceRow(**row) for row in services or ()])
-    return Snapshot(text, PackageTable(text, [PackageRow(**row._mapping) for row in packages]))
+        text = TextIndex([ServiceRow(**row._mapping) for row in services or ()])
+    return Snapshot(text, PackageTable(text, [PackageRow(**row._mapping) for row in packages]), low)
+
+
+def with_stock(snapshot: Snapshot, low: Sequence[tuple[int, int]]) -> Snapshot:
+    """The same catalog with other packages low or sold out (an order, a cancellation)."""
+    return Snapshot(snapshot.text, snapshot.packages, low)
 
 
 def _has_price(query: Query) -> bool:

@@ -1,10 +1,16 @@
 """Ranked search over the listed catalog, held in process and kept in step with the database.
 
 `SearchIndex` lives on the app (one per process). Before each search it reads a cheap version of the
-catalog (count and latest change of services; count and a checksum of package prices and stock) and
-rebuilds what changed: the text index when a service changed, the package table when only prices or
-stock did (an order). So every process follows an import made by any other, with no signal between
-them and nothing in the import code. The index is built on the first search, not at start-up.
+catalog (the latest updated_at of services and of packages, and a checksum of the packages with
+little or no stock: index look-ups), and rebuilds what changed: the text index when a service changed, the
+package table when a package did, availability when stock did (an order). So every process follows
+an import made by any other, with no signal between them and nothing in the import code. The index
+is built on the first search, not at start-up.
+
+updated_at is stamped when a change is flushed, not when it commits: an import that commits after a
+later-stamped change was already seen would go unnoticed until the next change. Imports are rare
+and not run concurrently, so this is accepted; stock, which many orders change at once, is read
+directly instead.
 
 When nothing matches, the answer says which condition did it (each one is relaxed alone) and shows
 the nearest alternatives: the cheapest above a budget, the closest follower count, or the same
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.catalog import Query, ServiceCard
+from store.catalog import LOW_STOCK, Query, ServiceCard
 from store.models import Package, Service
 
 if TYPE_CHECKING:
@@ -81,8 +87,8 @@ class SearchIndex:
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
-        # services (any change), package names (shown in the text index), package prices and stock
-        self._versions: tuple[tuple[Any, ...], ...] | None = None
+        # the latest change of services, of packages; a checksum of the packages low or sold out
+        self._versions: tuple[Any, ...] = ()
         self._lock = asyncio.Lock()
         self.text_builds = 0  # how often the text index was (re)built: for tests and the benchmark
 
@@ -96,32 +102,36 @@ class SearchIndex:
         return _explain(snapshot, query, masks)
 
     async def current(self, session: AsyncSession) -> Snapshot:
-        """The index as of the catalog now (one version read; a rebuild when something changed)."""
-        versions = (await _services_version(session), *await _packages_version(session))
+        """The index as of the catalog now: one query of index look-ups, a rebuild when something changed."""
+        versions = tuple((await session.execute(_VERSIONS)).one())
         async with self._lock:
-            if self._snapshot is not None and versions == self._versions:
-                return self._snapshot
-            from store import ranking  # numpy and bm25s load with the first search, not at start-up
+            if self._snapshot is None or versions[:2] != self._versions[:2]:
+                await self._rebuild(session, versions, await _low_stock(session))
+            elif versions != self._versions:
+                from store import ranking
 
-            # Read after the version: what is read is at least that new, so nothing stale is kept.
-            services = await _services(session) if self._services_changed(versions) else None
-            packages = await _packages(session)
-            if services is not None:
-                services = _with_package_names(services, packages)
-            self._snapshot = await asyncio.to_thread(ranking.build, self._snapshot, services, packages)
-            self._versions = versions
-            self.text_builds += services is not None
+                self._snapshot = ranking.with_stock(self._snapshot, await _low_stock(session))
+                self._versions = versions
+            assert self._snapshot is not None  # built above
             return self._snapshot
 
-    def _services_changed(self, versions: tuple[tuple[Any, ...], ...]) -> bool:
-        """Whether the text index is out of date (a service, or a package's name, changed)."""
-        return self._snapshot is None or self._versions is None or self._versions[:2] != versions[:2]
+    async def _rebuild(self, session: AsyncSession, versions: tuple[Any, ...], low: Sequence[Any]) -> None:
+        from store import ranking  # numpy and bm25s load with the first search, not at start-up
+
+        # Read after the versions: what is read is at least that new, so nothing stale is kept.
+        text_changed = self._versions[:1] != versions[:1]
+        services = await _services(session) if text_changed else None
+        packages = await _packages(session)
+        # The build is CPU work (seconds for a large catalog): off the event loop.
+        self._snapshot = await asyncio.to_thread(ranking.build, self._snapshot, services, packages, low)
+        self._versions = versions
+        self.text_builds += text_changed
 
 
 def _explain(snapshot: Snapshot, query: Query, masks: dict[str, Any]) -> SearchResult:
     """Nothing matched: find the conditions to blame, and the nearest services without them."""
     present = [c for c in CONDITIONS if c in masks]
-    blocked = tuple(c for c in present if len(snapshot.find(query, masks, without=(c,))))
+    blocked = tuple(c for c in present if snapshot.any_match(query, masks, without=(c,)))
     attempts = [blocked[:1]] if blocked else []
     attempts += [tuple(c for c in present if c != "keywords"), tuple(present)]
     for dropped in attempts:
@@ -135,32 +145,22 @@ def _explain(snapshot: Snapshot, query: Query, masks: dict[str, Any]) -> SearchR
     return SearchResult([], 0)
 
 
-def _with_package_names(services: list[Any], packages: list[Any]) -> list[dict[str, Any]]:
-    """Service rows as dicts, with their packages' names (直播 1 场 finds a live-stream offer)."""
-    names: dict[int, list[str]] = {}
-    for package in packages:
-        names.setdefault(package.service_id, []).append(package.name)
-    return [dict(row._mapping, packages=" ".join(names.get(row.id, ()))) for row in services]
+# Every change goes through SQLAlchemy, which stamps updated_at: a service added or changed (an
+# import, staff), a package added, re-priced or deleted (store.models: _price_changed,
+# _package_deleted); both columns are indexed, so these are two index look-ups. Stock changes with
+# every order and only matters at LOW_STOCK or below (availability): a checksum over that range of
+# the stock index says when to read those packages again.
+_LOW = Package.stock <= LOW_STOCK
+_VERSIONS = select(
+    select(func.max(Service.updated_at)).scalar_subquery(),
+    select(func.max(Package.updated_at)).scalar_subquery(),
+    select(func.sum(Package.id * (Package.stock + 2))).where(_LOW).scalar_subquery(),
+)
+_LOW_STOCK = select(Package.id, Package.stock).where(_LOW).order_by(Package.id)
 
 
-async def _services_version(session: AsyncSession) -> tuple[Any, ...]:
-    stmt = select(func.count(Service.id), func.max(Service.id), func.max(Service.updated_at))
-    return tuple((await session.execute(stmt)).one())
-
-
-async def _packages_version(session: AsyncSession) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """Packages have no updated_at: count and checksums of their names (indexed as text), and of
-    prices and stock (an import or an order changes them)."""
-    weight = Package.id % 1009 + 1  # position-dependent, so two changes rarely cancel out
-    stmt = select(
-        func.count(Package.id),
-        func.max(Package.id),
-        func.sum(func.length(Package.name) * weight),
-        func.sum(Package.price_fen % 1_000_003 * weight),
-        func.sum((func.coalesce(Package.stock, -1) + 2) * weight),
-    )
-    row = tuple((await session.execute(stmt)).one())
-    return row[:3], row[3:]
+async def _low_stock(session: AsyncSession) -> list[tuple[int, int]]:
+    return [(r.id, r.stock) for r in await session.execute(_LOW_STOCK)]
 
 
 async def _services(session: AsyncSession) -> list[Any]:
@@ -187,7 +187,7 @@ async def _services(session: AsyncSession) -> list[Any]:
 
 
 async def _packages(session: AsyncSession) -> list[Any]:
-    stmt = select(Package.service_id, Package.price_fen, Package.stock, Package.name).join(
+    stmt = select(Package.id, Package.service_id, Package.price_fen).join(
         Service, (Service.id == Package.service_id) & (Service.status == "listed")
     )
     return list((await session.execute(stmt)).all())

@@ -274,6 +274,27 @@ async def test_the_index_follows_imports_and_stock(shop: async_sessionmaker[Asyn
     async with shop() as session:
         result = await find(session, Query(keywords=("火锅",)), index=index)
     assert result.cards[0].availability == "已售罄" and index.text_builds == builds
+    async with shop.begin() as session:  # restocked
+        await session.execute(update(Package).where(Package.name == "1 条视频").values(stock=20))
+    async with shop() as session:
+        result = await find(session, Query(keywords=("火锅",)), index=index)
+    assert result.cards[0].availability == "可下单" and index.text_builds == builds
+
+    await _import(  # the same service at a new price: the card follows, the text is not rebuilt
+        shop,
+        "- {code: cq-hotpot, title: 重庆火锅地图, platform: 抖音, category: 达人营销, tags: [美食],"
+        " packages: [{name: 1 条视频, price: 1200}]}",
+    )
+    async with shop() as session:
+        result = await find(session, Query(keywords=("火锅",), price_max_fen=110000), index=index)
+    assert result.total == 0 and result.blocked_by == ("price", "keywords")
+    assert result.alternatives is not None and result.alternatives.cards[0].min_price_fen == 120000
+
+    two = "[{name: 1 条视频, price: 1200}, {name: 试拍, price: 300}]"
+    await _import(shop, HOTPOT.format(packages=two))
+    assert await prices(shop, index, "火锅") == [30000]
+    await _import(shop, HOTPOT.format(packages="[{name: 1 条视频, price: 1200}]"))  # 试拍 deleted
+    assert await prices(shop, index, "火锅") == [120000]
 
     await _import(
         shop,
@@ -284,6 +305,30 @@ async def test_the_index_follows_imports_and_stock(shop: async_sessionmaker[Asyn
     async with shop.begin() as session:
         await session.execute(update(Service).where(Service.code == "cq-hotpot").values(status="listed"))
     assert await codes(shop, index, keywords=("火锅",)) == ["cq-hotpot"]
+
+
+HOTPOT = (
+    "- {{code: cq-hotpot, title: 重庆火锅地图, platform: 抖音, category: 达人营销, packages: {packages}}}"
+)
+
+
+async def prices(sm: async_sessionmaker[AsyncSession], index: SearchIndex, word: str) -> list[int]:
+    async with sm() as session:
+        result = await find(session, Query(keywords=(word,)), index=index)
+    return [c.min_price_fen for c in result.cards]
+
+
+def test_the_server_loads_the_search_libraries_only_when_someone_searches() -> None:
+    probe = (
+        "import sys; from bot.app import create_app; from settings import load_settings; "
+        "create_app(load_settings(wechat_app_id='wx', wechat_token='t', "
+        "wechat_aes_key='abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG')); "
+        "print(sorted(m for m in ('numpy', 'bm25s') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_queries_saved_by_older_versions_still_load() -> None:
