@@ -106,6 +106,12 @@ class Turn:
             raise Usage
         return f"{match[1]}-{match[2]}", parts[1].strip() if len(parts) > 1 else ""
 
+    def wake_later(self, job: str) -> None:
+        """Run the background job `job` now that this turn's change is committed (e.g. a payout)."""
+        wake = self.services.wake_job
+        if wake is not None:
+            self.after.append(lambda: _woken(wake, job))
+
     def hand_out_later(self) -> None:
         """Someone may have room now: hand out the backlog once this turn's change is committed."""
         self.after.append(lambda: desk.hand_out_backlog(self.sessionmaker, self.settings, utcnow()))
@@ -204,6 +210,10 @@ def build(
                 log.exception("work chat follow-up failed", extra={"userid": event.userid})
 
     return handle
+
+
+async def _woken(wake: Callable[[str], None], job: str) -> None:
+    wake(job)
 
 
 async def dispatch(turn: Turn) -> None:
@@ -520,6 +530,7 @@ async def approve_withdrawal(
         raise await decided(session, exc, withdrawal_id) from None
     if not task_id:
         await settle(turn, session, subject, "wd_approve")
+    turn.wake_later(creator_flows.PAYOUTS_JOB)
     turn.out += creator_flows.withdrawal_notice(w)
     detail = {"amount_fen": w.amount_fen, "fee_fen": w.fee_fen}
     await staff.audit(
@@ -714,6 +725,7 @@ async def on_complete(turn: Turn) -> None:
         await staff.complete(session, order_id=order.id, member=turn.me, notify=order_notice, now=turn.now)
         turn.say(ts.COMPLETED, number=number)
     turn.hand_out_later()
+    turn.wake_later(creator_flows.RELEASE_JOB)  # a freeze of 0 days releases its commissions now
 
 
 def fen_of(word: str) -> int | None:
