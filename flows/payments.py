@@ -49,7 +49,7 @@ async def order_pay_request(
             now=now,
         )
     for out_trade_no in lapsed:
-        await _close_at_wechat(pay, out_trade_no)
+        await _close_at_wechat(sessionmaker, pay, out_trade_no)
     if payment.code_url if trade_type == "NATIVE" else payment.prepay_id:
         return payment
     # Also after a crash between asking and saving: WeChat answers the same out_trade_no with the same prepay.
@@ -71,13 +71,17 @@ async def order_pay_request(
         )
 
 
-async def _close_at_wechat(pay: PayClient, out_trade_no: str) -> None:
+async def _close_at_wechat(
+    sessionmaker: async_sessionmaker[AsyncSession], pay: PayClient, out_trade_no: str
+) -> None:
     """Best effort: a lapsed pay request that WeChat Pay still held can no longer be paid."""
     try:
         await pay.close_order(out_trade_no)
     except PayError as exc:
-        # ORDERPAID: it was paid meanwhile; its notification (or the reconcile job) credits it.
         log.info("closing a lapsed payment failed", extra={"out_trade_no": out_trade_no, "code": exc.code})
+        if exc.code == "ORDERPAID":  # paid meanwhile: its notification or the reconcile job credits it
+            async with sessionmaker.begin() as session:
+                await payments.reopen_payment(session, out_trade_no=out_trade_no)
 
 
 async def on_pay_notification(

@@ -412,6 +412,16 @@ async def order_payment(
     return keep, [p.out_trade_no for p in lapsed]
 
 
+async def reopen_payment(session: AsyncSession, *, out_trade_no: str) -> None:
+    """A payment we closed that WeChat Pay says was paid: open again, so reconciliation credits it."""
+    await session.execute(
+        update(Payment)
+        .where(Payment.out_trade_no == out_trade_no, Payment.status == "closed")
+        .values(status="created")
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def set_prepay(
     session: AsyncSession, *, payment_id: int, code_url: str | None = None, prepay_id: str | None = None
 ) -> Payment:

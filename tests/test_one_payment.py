@@ -16,7 +16,8 @@ from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.pay_sim import PaySimulator
 from settings import Settings
 from store import catalog
-from store.models import Conversation, InboundMessage, Order, OutboxMessage, Payment
+from store.models import Conversation, InboundMessage, Order, OutboxMessage, Payment, utcnow
+from store.payments import payments_to_reconcile
 from tests import wechat
 from tests.conftest import eventually, start_bot
 from tests.test_ordering import CATALOG, Customer
@@ -154,3 +155,26 @@ async def test_a_reloaded_pay_page_keeps_its_prepay_id(
     fresh = re.search(r"prepay_id=(\w+)", page)
     assert fresh and fresh.group(1) not in prepay_ids
     assert pay_sim[0].orders[jsapi.out_trade_no].state == "CLOSED"
+
+
+async def test_a_lapsed_payment_paid_meanwhile_is_left_for_reconciliation(
+    customer: Customer,
+    shop: TestClient,
+    pay_sim: tuple[PaySimulator, str],  # noqa: F811
+) -> None:
+    number = await order_course(customer)
+    [payment] = await payments_of(shop, number)
+    pay_sim[0].drop_next_notification()  # paid at WeChat Pay, and the notification is lost
+    await pay_sim[0].pay(payment.out_trade_no)
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        await s.execute(
+            update(Payment)
+            .where(Payment.id == payment.id)
+            .values(created_at=payment.created_at - dt.timedelta(hours=2))
+        )
+    await customer.say("支付")
+    old = (await payments_of(shop, number))[0]
+    assert old.status == "created"  # closeorder said ORDERPAID: the reconcile job will credit it
+    async with shop.app[keys.SESSIONMAKER]() as s:
+        due = await payments_to_reconcile(s, older_than=dt.timedelta(minutes=5), now=utcnow())
+    assert old.out_trade_no in [p.out_trade_no for p in due]
