@@ -35,9 +35,9 @@ from flows.payments import expire_unpaid, on_pay_notification, on_refund_notific
 from flows.privacy import purge_retained
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
-from handlers import work as work_handlers
 from handlers.context import Services
 from handlers.router import Router
+from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.earnings import next_release_at
@@ -60,7 +60,10 @@ RECONCILE_AFTER = dt.timedelta(minutes=5)
 
 
 def create_app(
-    settings: Settings, *, router: Router | None = None, work_handler: work_handlers.WorkHandler | None = None
+    settings: Settings,
+    *,
+    router: Router | None = None,
+    work_handler: staff_dispatch.WorkHandler | None = None,
 ) -> web.Application:
     """`router` defaults to every handler of the product, `work_handler` (staff in WeCom) to
     `staff_desk(app)`; tests pass their own to add probes."""
@@ -95,9 +98,9 @@ def create_app(
     return app
 
 
-def staff_desk(app: web.Application) -> work_handlers.WorkHandler:
+def staff_desk(app: web.Application) -> staff_dispatch.WorkHandler:
     """What handles staff messages and card clicks from /wechat/work."""
-    return lambda event: work_handlers.build(
+    return lambda event: staff_dispatch.build(
         app[keys.SETTINGS],
         app[keys.SESSIONMAKER],
         Services(
@@ -165,7 +168,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
-    gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
+    redis = app[keys.REDIS]
+    gate = StockGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
     scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
     app[keys.PIPELINE] = Pipeline(

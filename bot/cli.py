@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -14,7 +16,7 @@ from bot import creators_cli, logs, staff_cli
 from settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from store.catalog import ImportReport, ServiceSpec
+    from store.catalog_import import ImportReport, ServiceSpec
 
 CATALOG_FORMATS: dict[str, Literal["yaml", "csv"]] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("file", type=Path, help="a .yaml/.yml or .csv file (see store/catalog.py)")
     menu = sub.add_parser("menu", help="the Official Account's custom menu")
     menu.add_argument("action", choices=["push", "show"])
-    sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
+    doctor = sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
+    doctor.add_argument(
+        "--demo", action="store_true", help="check the demo installation (its settings and database) instead"
+    )
+    doctor.add_argument("--var", type=Path, default=Path("var"), help="the demo's folder (with --demo)")
     refund = sub.add_parser(
         "refund", help="refund an order, fully or partly (until staff do it in work chat)"
     )
@@ -58,9 +64,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args.host, args.port, args.var)
     if args.command == "doctor":
+        from bot.demo import demo_settings
         from bot.doctor import run_doctor
 
-        return asyncio.run(run_doctor(load_settings()))
+        settings = demo_settings(var_dir=args.var) if args.demo else load_settings()
+        return asyncio.run(run_doctor(settings))
     settings = load_settings()
     if args.command == "serve":
         return _serve(settings)
@@ -88,10 +96,13 @@ def _demo(host: str, port: int, var: Path) -> int:
 
     settings = demo_settings(port=port, var_dir=var, host=host)
     logs.configure(settings.log_format)
+    sock = _bind(host, port)  # before anything is printed: a taken port is said plainly
+    if sock is None:
+        return 2
     if added := asyncio.run(prepare_demo(settings)):
         print(f"demo catalog: {added} services loaded", flush=True)
     print(f"chatorder demo — open the sandbox console: {settings.public_url}/sandbox/", flush=True)
-    return _run_app(settings)
+    return _run_app(settings, sock)
 
 
 def _serve(settings: Settings) -> int:
@@ -102,15 +113,32 @@ def _serve(settings: Settings) -> int:
     if current != head:
         print("the database schema is behind the code: run `chatorder db upgrade` first", file=sys.stderr)
         return 2
-    return _run_app(settings)
+    sock = _bind(settings.host, settings.port)
+    return 2 if sock is None else _run_app(settings, sock)
 
 
-def _run_app(settings: Settings) -> int:
+def _bind(host: str, port: int) -> socket.socket | None:
+    """A listening socket on host:port, or None after saying why (e.g. the port is taken)."""
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"port {port} on {host} is already in use (another chatorder?); "
+                f"stop that program or choose another port, e.g. --port {port + 1}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    return sock
+
+
+def _run_app(settings: Settings, sock: socket.socket) -> int:
     from bot.app import create_app, tune_gc
 
     tune_gc()
-
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
     return 0
 
 
@@ -126,7 +154,7 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _catalog_import(settings: Settings, path: Path) -> int:
-    from store.catalog import parse_catalog
+    from store.catalog_import import parse_catalog
 
     fmt = CATALOG_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -152,7 +180,7 @@ def _catalog_import(settings: Settings, path: Path) -> int:
 
 
 async def _import_specs(settings: Settings, specs: list[ServiceSpec]) -> ImportReport:
-    from store.catalog import import_catalog
+    from store.catalog_import import import_catalog
     from store.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)

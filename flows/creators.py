@@ -105,7 +105,7 @@ async def order_paid(session: AsyncSession, order: Order, settings: Settings, no
     """A paid order: a waiting binding becomes real (policy first_paid), then commissions are recorded."""
     bound = await referrals.confirm_on_paid(session, account=order.account, invitee=order.openid, now=now)
     if bound is not None:
-        invites = await referrals.team(session, account=order.account, openid=bound.inviter_openid, depth=1)
+        invites = await referrals.invites_of(session, account=order.account, openid=bound.inviter_openid)
         await enqueue(
             session,
             *await member_joined(

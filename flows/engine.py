@@ -19,7 +19,7 @@ survives restarts and a person can wander off and come back.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from flows import texts
 from flows.requirements import MAX_IMAGES, STEPS, InvalidInput, Step
@@ -43,7 +43,7 @@ class Form:
         return state.flow == cls.name
 
     @classmethod
-    def begin(cls, state: FlowState, keys: list[str], **extra: Any) -> Form:
+    def begin(cls, state: FlowState, keys: list[str], **extra: Any) -> Self:
         ordered = [k for k in STEPS if k in set(keys)]
         state.flow = cls.name
         state.data["form"] = {"keys": ordered, "answers": {}, "reminded": False, **extra}
@@ -52,7 +52,7 @@ class Form:
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.state.data["form"]  # type: ignore[no-any-return]
+        return self.state.data["form"]
 
     @property
     def keys(self) -> list[str]:
@@ -60,7 +60,7 @@ class Form:
 
     @property
     def answers(self) -> dict[str, Any]:
-        return self.data["answers"]  # type: ignore[no-any-return]
+        return self.data["answers"]
 
     @property
     def at_confirm(self) -> bool:

@@ -79,9 +79,11 @@ async def on_back(ctx: Ctx) -> None:
 
 @router.when(lambda ctx: _said(ctx, "取消", "放弃", "不要了", "算了", "取消下单"))
 async def on_cancel(ctx: Ctx) -> None:
-    """Abandon the form; the cart stays."""
+    """Abandon the form; the cart stays (and is only mentioned when something is in it)."""
     OrderForm(ctx.state).end()
-    ctx.say(texts.FORM_CANCELLED)
+    async with ctx.read() as session:
+        kept = await orders.cart_lines(session, account=ctx.event.account, openid=ctx.openid)
+    ctx.say(texts.FORM_CANCELLED if kept else texts.FORM_CANCELLED_NO_CART)
 
 
 @router.when(lambda ctx: _said(ctx, "模板", "示例", "例子", "范例"))

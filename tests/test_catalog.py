@@ -23,11 +23,9 @@ from store.catalog import (
     facets,
     get_detail,
     get_package,
-    import_catalog,
-    load_demo_catalog,
-    parse_catalog,
     search,
 )
+from store.catalog_import import import_catalog, load_demo_catalog, parse_catalog
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Order, OrderItem, Package, Service
