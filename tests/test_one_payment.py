@@ -15,7 +15,7 @@ from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.pay_sim import PaySimulator
 from settings import Settings
-from store import catalog
+from store import catalog_import
 from store.models import Conversation, InboundMessage, Order, OutboxMessage, Payment, utcnow
 from store.payments import payments_to_reconcile
 from tests import wechat
@@ -41,9 +41,9 @@ async def shop(
         )
     )
     sim.notify_base = str(client.make_url("")).rstrip("/")  # notifications reach this test server
-    specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+    specs, _ = catalog_import.parse_catalog(CATALOG, "yaml")
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
+        await catalog_import.import_catalog(session, specs)
     yield client
     await client.close()
 
