@@ -108,6 +108,7 @@ async def on_decline_refund(turn: Turn) -> None:
             detail={"reason": reason, "back_to": order.status},
         )
         turn.say(ts.REFUND_DECLINED, number=number, status=order.status)
+    turn.wake_later(creator_flows.RELEASE_JOB)  # back to 已完成: its commissions may be due now
 
 
 @router.command("提现", "withdrawals")
