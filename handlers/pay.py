@@ -123,7 +123,7 @@ async def _unpaid(ctx: Ctx, command: str) -> Order:
     )
 )
 async def on_pay(ctx: Ctx) -> None:
-    """'支付 20261122-0042' (or just 支付 after ordering): a fresh pay QR."""
+    """'支付 20261122-0042' (or just 支付 after ordering): the pay QR again (the same payment while valid)."""
     order = await _unpaid(ctx, "支付")
     await offer_payment(ctx, order, intro=texts.PAY_AGAIN)
 
