@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import logging
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,8 +22,6 @@ from flows.format import yuan
 from settings import Settings
 from store import privacy
 from store.models import User
-
-log = logging.getLogger(__name__)
 
 EXPORT_LINK_TTL = dt.timedelta(hours=24)
 ERASE_CONFIRM_WITHIN = dt.timedelta(minutes=5)
