@@ -99,12 +99,6 @@ class Office:
 
 
 @pytest.fixture
-def office_settings() -> dict[str, Any]:
-    """Settings of the office beyond WeCom and WeChat Pay (a test module may override this fixture)."""
-    return {}
-
-
-@pytest.fixture
 async def office(
     make_settings: Callable[..., Settings],
     pay_sim: tuple[PaySimulator, str],
