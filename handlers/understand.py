@@ -292,6 +292,9 @@ async def on_form_text(ctx: Ctx) -> None:
         await on_answer(ctx)
         return
     meant = await interpret(ctx, text)
+    if meant.intent is Intent.HELP and meant.confidence >= THRESHOLD:  # 没有链接怎么办: this step's example
+        await (form.on_template(ctx) if isinstance(open_form, OrderForm) else resubmit.on_example(ctx))
+        return
     if meant.intent is Intent.CANCEL and not meant.slots.order_no and isinstance(open_form, OrderForm):
         await form.on_cancel(ctx)  # 这个单不买了 while ordering: this order, not an earlier one
         return

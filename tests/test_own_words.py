@@ -226,7 +226,9 @@ async def test_a_request_in_the_form_is_done_and_the_step_asked_again(customer: 
     await customer.say("搜 小鹿爱咖啡")
     await customer.say("1")
     await customer.say("下单 1")
-    orders_now = await customer.say("看看我的订单")  # a possible brand, but clearly a request
+    help_now = await customer.say("这一步填什么")  # the step's example, not the whole help
+    assert texts.EXAMPLE_BRAND in help_now and HELP not in help_now and "第 1/5 步" in help_now
+    orders_now = await customer.say("帮我查一下我的订单")  # a possible brand, but clearly a request
     assert orders_now.startswith(texts.NO_ORDERS) and "第 1/5 步" in orders_now
     await customer.say("咖啡品牌A")
     balance = await customer.say("还有多少余额")  # not a link, and a clear request
