@@ -611,8 +611,9 @@ async def _question(ctx: Ctx, meant: Understanding, text: str) -> None:
         await catalog.show_page(ctx, query, 1, prefix=texts.FAQ_PRICE_LIST)
         return
     viewing = ctx.state.data.get("viewing")
-    if slots.topic in ("price", "timing") and viewing is not None and _THIS.search(text):
-        detail = await _viewed(ctx, int(viewing))  # 这个多少钱 / 这个多久能发: about the one on view
+    about_viewed = viewing is not None and _THIS.search(text) and _open_form(ctx) is None
+    if slots.topic in ("price", "timing") and about_viewed:
+        detail = await _viewed(ctx, int(viewing or 0))  # 这个多少钱 / 这个多久能发: the one on view
         _ask_package(ctx, detail, slots, to_cart=False, head=_ABOUT_VIEWED[slots.topic or ""])
         return
     ctx.say(answer + _human_offer(ctx, text))
