@@ -256,6 +256,12 @@ async def test_not_understood_is_short_numbered_and_the_number_works(customer: C
     assert howto.startswith(texts.FAQ["howto"])
 
 
+async def test_a_guess_is_offered_first_and_its_number_acts_on_it(customer: Customer) -> None:
+    reply = await customer.say("有没有做茶的")  # 茶 is no catalog word: a search for it is a guess
+    assert reply.splitlines()[1] == "1. 找「茶」的服务" and len(reply.splitlines()) <= 4
+    assert "茶与咖啡的慢生活" in listed(await customer.say("1"))
+
+
 async def test_a_person_is_offered_after_two_misses_in_a_row(customer: Customer) -> None:
     await customer.say("嗯这个那个吧啦吧啦哦")
     second = await customer.say("呃呃呃哈哈哈嘿嘿嘿")
