@@ -344,7 +344,8 @@ ORDER_NOTICES = {
 
 # --- FAQ -----------------------------------------------------------------------------------------
 
-# Answers to common questions, by the topic the understanding step names (flows/understand/types.py).
+# Answers to common questions, by the topic the understanding step names (flows/understand/types.py);
+# progress answers 「订单什么时候完成」 when there is no order to show.
 FAQ = {
     "price": "每个服务的价格都写在套餐里，明码标价：搜索后回复数字看详情就能看到 ①②③ 各档价格。"
     "也可以直接说预算，比如「抖音 美食达人 3000以内」。",
@@ -363,7 +364,6 @@ FAQ = {
     "不满意可申请退款。",
     "contract": "可以签合同 📄 下单后发「联系客服 单号」，客服会和你确认合同主体和条款。",
     "cancel": "未付款的订单发「取消订单 单号」就能取消；已付款的订单请「申请退款 单号 原因」。",
-    "account": "不需要注册，关注公众号就能直接下单；订单、余额和发票都在这个聊天里查看。",
 }
 FAQ_OTHER = "这个问题我先记下了 📝 发「人工」请客服同事来详细解答，工作时间（9:00–21:00）会尽快回复你。"
 FAQ_PRICE_LIST = "价格都明码标价，写在每个套餐里 👇\n"
