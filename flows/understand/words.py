@@ -101,7 +101,8 @@ def correct_typos(text: str, vocab: Vocabulary) -> tuple[str, bool]:
             if len(window) < size or not all(sounds[i : i + size]):
                 continue
             phrase = vocab.sounds.get(tuple(sounds[i : i + size]))
-            if phrase is None or "".join(window) == phrase:
+            said = "".join(window)
+            if phrase is None or said == phrase or said in vocab.phrases:  # 小红薯 is an alias, no typo
                 continue
             same = sum(a == b for a, b in zip(window, phrase, strict=True))
             if same >= size - 1 and same >= 1:
