@@ -196,15 +196,6 @@ class Vocabulary:
         """(start, end, phrase) of each catalog phrase in `text`, longest first, left to right."""
         return _scan(text, self.phrases, self.lengths)
 
-    def describe(self) -> dict[str, list[str]]:
-        """The vocabulary as plain lists (what the optional language model is shown)."""
-        return {
-            "platforms": list(self.platforms),
-            "categories": list(self.categories),
-            "forms": list(self.forms),
-            "tags": list(self.tags),
-        }
-
 
 def _ordered(words: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w.strip() for w in words if w and w.strip()))
