@@ -44,7 +44,7 @@ NUMERAL_WORDS = (
 
 
 class ServiceLike(Protocol):
-    """What the vocabulary reads of a service (store.models.Service and store.catalog.ServiceSpec)."""
+    """What the vocabulary reads of a service (store.models.Service, store.catalog_import.ServiceSpec)."""
 
     @property
     def title(self) -> str: ...
