@@ -58,6 +58,14 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     )
 
 
+def _keywords(reading: Reading, found: Found) -> tuple[str, ...]:
+    """Words to search for: in a search all content words, in a question the service named
+    (小鹿爱咖啡多少钱), elsewhere none."""
+    if reading.intent in _SEARCHING:
+        return (*found.titles, *found.keywords)
+    return tuple(found.titles) if reading.intent is Intent.QUESTION else ()
+
+
 def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:
     """What the rules read, reconsidered with what else the message holds and where it is said."""
     if context.form_step is not None:
@@ -78,7 +86,7 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         platform=found.platforms[0] if found.platforms else None,
         category=found.categories[0] if found.categories else None,
         tags=tuple(found.tags),
-        keywords=tuple([*found.titles, *found.keywords]) if searching else (),
+        keywords=_keywords(reading, found),
         form=found.forms[0] if found.forms else None,
         price_min_fen=fig.price_min_fen,
         price_max_fen=fig.price_max_fen,
