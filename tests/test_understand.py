@@ -43,11 +43,15 @@ def test_labelled_messages_meet_the_bar(vocab: Vocabulary) -> None:
     assert intents["search"][0] >= 30
 
 
-@pytest.mark.parametrize("name", ["heldout", "heldout2", "heldout3"])
+def test_the_first_held_out_set_is_large_enough() -> None:
+    assert len(load("heldout")) >= 120
+
+
+@pytest.mark.parametrize("name", ["heldout", "heldout2", "heldout3", "heldout4"])
 def test_held_out_messages_stay_above_a_floor(vocab: Vocabulary, name: str) -> None:
     # a looser floor than the tuned set; the benchmark reports the exact figures
     result = score(load(name), vocab)
-    assert len(load(name)) >= (120 if name == "heldout" else 90)
+    assert len(load(name)) >= 50
     assert result.accuracy >= 0.85
     assert result.f1() >= 0.80
 

@@ -582,7 +582,8 @@ _GREETING_WORDS = [
 _ADDRESS = ["老板", "亲", "亲亲", "美女", "帅哥", "小姐姐", "小哥哥", "同学", "老师", "客官", "掌柜"]
 GREETING = re.compile(
     rf"^({'|'.join(sorted(_ADDRESS, key=len, reverse=True))})?[, ~]*"
-    rf"(({'|'.join(sorted(_GREETING_WORDS, key=len, reverse=True))})[啊呀呢吗么哈~ ,?!]*)+$"
+    rf"(({'|'.join(sorted(_GREETING_WORDS, key=len, reverse=True))})[啊呀呢吗么哈~ ,?!]*)+"
+    rf"({'|'.join(sorted(_ADDRESS, key=len, reverse=True))})?[啊呀呢哈~ ,?!]*$"
 )
 _ACK = [
     "好的",

@@ -240,13 +240,16 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
 
 
 def _inner(table: dict[str, list[tuple[str, str]]], words: list[str]) -> None:
-    """A compound tag says the form inside it: 直播投流 is also 直播, 数据报告 also 报告."""
+    """A compound tag says the form inside it and the category of its head (the last word, as
+    Chinese compounds go): 直播投流 is also 直播 and 广告投放, 数据报告 also 报告."""
     lengths = _lengths(table)
     for key in words:
         shorter = tuple(n for n in lengths if n < len(key))  # every word inside it but itself
-        for _, _, phrase in _scan(key, table, shorter):
-            # the form only: 投放复盘 is data analysis, not 广告投放, though it says 投放
-            table[key] += [e for e in table[phrase] if e not in table[key] and e[0] == "form"]
+        for _, end, phrase in _scan(key, table, shorter):
+            # a form anywhere; a category only from the head, the last word (信息流投放, 账号诊断):
+            # 投放复盘 is a review, not 广告投放, though it starts with 投放
+            wanted = ("form", "category") if end == len(key) else ("form",)
+            table[key] += [e for e in table[phrase] if e not in table[key] and e[0] in wanted]
 
 
 def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...], norm: dict[str, str]) -> None:
