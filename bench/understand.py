@@ -34,6 +34,7 @@ from flows.understand import Vocabulary, understand
 from flows.understand.labelled import NOW, load, per_intent, score, slot_pairs
 from flows.understand.load import demo_vocabulary
 
+SETS = ("messages", "heldout", "heldout2", "heldout3", "heldout4")
 _STARTUP = """
 import json, time
 def rss():
@@ -53,7 +54,7 @@ vocab = Vocabulary.build(specs)
 t2 = time.perf_counter()
 from flows.understand import understand
 from flows.understand.labelled import NOW
-for name in ("messages", "heldout", "heldout2", "heldout3"):
+for name in ("messages", "heldout", "heldout2", "heldout3", "heldout4"):
     for ex in load(name):
         understand(ex.text, ex.context, vocab, NOW)
 t3 = time.perf_counter()
@@ -78,7 +79,7 @@ def _percentile(values: list[int], p: float) -> int:
 
 def quality(vocab: Vocabulary, show_misses: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("messages", "heldout", "heldout2", "heldout3"):
+    for name in SETS:
         result = score(load(name), vocab)
         out[name] = {
             "messages": sum(result.total.values()),
@@ -95,7 +96,7 @@ def quality(vocab: Vocabulary, show_misses: bool) -> dict[str, Any]:
 
 
 def cpu(vocab: Vocabulary, rounds: int) -> dict[str, float]:
-    examples = load("messages") + load("heldout") + load("heldout2") + load("heldout3")
+    examples = [ex for name in SETS for ex in load(name)]
     for ex in examples:
         understand(ex.text, ex.context, vocab, NOW)
     times: list[int] = []
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpus": os.cpu_count(),
         },
     }
-    for name in ("messages", "heldout", "heldout2", "heldout3"):
+    for name in SETS:
         q = results["quality"][name]
         print(
             f"{name}: {q['messages']} messages, "

@@ -43,11 +43,15 @@ def test_labelled_messages_meet_the_bar(vocab: Vocabulary) -> None:
     assert intents["search"][0] >= 30
 
 
-@pytest.mark.parametrize("name", ["heldout", "heldout2", "heldout3"])
+def test_the_first_held_out_set_is_large_enough() -> None:
+    assert len(load("heldout")) >= 120
+
+
+@pytest.mark.parametrize("name", ["heldout", "heldout2", "heldout3", "heldout4"])
 def test_held_out_messages_stay_above_a_floor(vocab: Vocabulary, name: str) -> None:
     # a looser floor than the tuned set; the benchmark reports the exact figures
     result = score(load(name), vocab)
-    assert len(load(name)) >= (120 if name == "heldout" else 90)
+    assert len(load(name)) >= 50
     assert result.accuracy >= 0.85
     assert result.f1() >= 0.80
 
@@ -88,6 +92,8 @@ def test_the_sentences_of_issue_10(vocab: Vocabulary) -> None:
         ("十万+", {"followers_min": 100000}),
         ("粉丝1万到10万", {"followers_min": 10000, "followers_max": 100000}),
         ("一万五以内", {"price_max_fen": 1500000}),
+        ("3000以上5000以下", {"price_min_fen": 300000, "price_max_fen": 500000}),
+        ("不低于一万粉丝", {"followers_min": 10000}),
     ],
 )
 def test_budgets_and_follower_counts_in_any_notation(
@@ -107,6 +113,11 @@ def test_traditional_full_width_typos_and_aliases_read_alike(vocab: Vocabulary, 
         "category": "达人营销",
         "tags": ("美妆",),
     }
+
+
+def test_a_plain_figure_in_a_search_is_an_approximate_budget(vocab: Vocabulary) -> None:
+    assert said("抖音探店3000", vocab)["price_max_fen"] == 360000
+    assert "price_max_fen" not in said("小红书 2026年", vocab)
 
 
 def test_a_typo_lowers_confidence_but_is_still_understood(vocab: Vocabulary) -> None:

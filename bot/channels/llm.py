@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from flows.understand import Intent, Slots, Understanding, Vocabulary
+from flows.understand.core import MAX_CHARS
 from settings import Settings
 from store.catalog import SORTS
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # A reading the model gave is a guess from outside: above the local threshold (so it may be acted on
 # when valid) but below a clear local match.
 LLM_CONFIDENCE = 0.7
+# A large catalog's tags are cut to keep the prompt small (the answer may still name any of them).
+MAX_TAGS_SENT = 400
 # Less time than this left in the reply budget: not worth a round trip.
 MIN_BUDGET_S = 0.2
 TOPICS = (
@@ -57,7 +60,7 @@ def answer_schema(vocab: Vocabulary) -> dict[str, Any]:
     slots: dict[str, Any] = {
         "platform": {"enum": list(vocab.platforms)},
         "category": {"enum": list(vocab.categories)},
-        "tags": {"type": "array", "items": {"enum": list(vocab.tags)}, "maxItems": 5},
+        "tags": {"type": "array", "items": {"enum": list(vocab.tags[:MAX_TAGS_SENT])}, "maxItems": 5},
         "keywords": {"type": "array", "items": word, "maxItems": 5},
         "form": {"enum": list(vocab.forms)},
         "sort": {"enum": list(SORTS)},
@@ -123,7 +126,7 @@ class LlmClient:
             "response_format": {"type": "json_object"},
             "messages": [
                 {"role": "system", "content": _instructions(vocab)},
-                {"role": "user", "content": text[:500]},
+                {"role": "user", "content": text[:MAX_CHARS]},
             ],
         }
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}

@@ -9,7 +9,7 @@ from flows.when import find_when
 
 from .intents import CLEAR, GUESS, Reading, classify
 from .normalize import URL, normalize
-from .numbers import Figures, arabic, read_figures
+from .numbers import APPROX, Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
 from .vocab import Vocabulary
 from .words import Found, find_words
@@ -58,6 +58,14 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     )
 
 
+def _keywords(reading: Reading, found: Found) -> tuple[str, ...]:
+    """Words to search for: in a search all content words, in a question the service named
+    (小鹿爱咖啡多少钱), elsewhere none."""
+    if reading.intent in _SEARCHING:
+        return (*found.titles, *found.keywords)
+    return tuple(found.titles) if reading.intent is Intent.QUESTION else ()
+
+
 def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:
     """What the rules read, reconsidered with what else the message holds and where it is said."""
     if context.form_step is not None:
@@ -70,12 +78,15 @@ def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> R
 def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
     if reading.intent not in _ABOUT_SERVICES:
         found, fig = Found(), _only_order_figures(fig)
+    elif (bare := _plain_budget(reading, fig, found)) is not None:
+        fig.price_min_fen = round(bare * (1 - APPROX) * 100)  # 抖音探店3000: about 3,000
+        fig.price_max_fen = round(bare * (1 + APPROX) * 100)
     searching = reading.intent in _SEARCHING
     return Slots(
         platform=found.platforms[0] if found.platforms else None,
         category=found.categories[0] if found.categories else None,
         tags=tuple(found.tags),
-        keywords=tuple([*found.titles, *found.keywords]) if searching else (),
+        keywords=_keywords(reading, found),
         form=found.forms[0] if found.forms else None,
         price_min_fen=fig.price_min_fen,
         price_max_fen=fig.price_max_fen,
@@ -90,6 +101,12 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         when=when,
         topic=reading.topic,
     )
+
+
+def _plain_budget(reading: Reading, fig: Figures, found: Found) -> float | None:
+    """A plain figure in a search for something named is its budget (小红书美食 5000)."""
+    no_price = fig.price_min_fen is None and fig.price_max_fen is None
+    return fig.bare if reading.intent in _SEARCHING and found.subject and no_price else None
 
 
 def _in_the_form(reading: Reading, text: str, dated: bool) -> Reading:

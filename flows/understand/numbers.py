@@ -159,6 +159,7 @@ class Figures:
     followers_min: int | None = None
     followers_max: int | None = None
     rest: str = ""  # the text with every number that was read taken out
+    bare: float | None = None  # a plain figure nothing qualifies (抖音探店3000): a budget in a search
 
 
 def read_figures(text: str) -> Figures:
@@ -220,6 +221,8 @@ def _range(fig: Figures, m: re.Match[str]) -> bool:
     # 十万+ with no money word is a follower count
     followers = _is_followers(before, after) or (plus and not _money_word(before, after))
     if not followers and not money:
+        if high is None and low >= 100 and _plain(after):
+            fig.bare = low
         return False
     lo, hi = _bounds(low, high, before, after, plus, followers)
     # 3000以上5000以下: each number sets its own bound
@@ -237,6 +240,11 @@ def _fits(m: re.Match[str]) -> bool:
     return float(m[1]) * _UNIT[m[4]] <= float(m[3]) * _UNIT[m[4]] and float(m[1]) <= float(m[3])
 
 
+def _plain(after: str) -> bool:
+    """Nothing after the figure makes it something else (a count, a date, a percentage)."""
+    return not after.lstrip()[:1] or after.lstrip()[:1] in ",?的吧呢 " or not after.lstrip()[:1].isalnum()
+
+
 def _is_followers(before: str, after: str) -> bool:
     tail = re.sub(r"^\s*(以上|以下|左右|以内|\+|的|个|多|级|级别)*\s*", "", after)
     return tail.startswith(("粉", "关注")) or "粉丝" in before[-7:] or "粉" in before[-2:]
@@ -251,7 +259,7 @@ def _is_money(before: str, after: str, m: re.Match[str], plus: bool) -> bool:
     if m[2] or m[4] or _money_word(before, after):
         return True
     if after.lstrip().startswith(
-        ("个", "份", "篇", "条", "套", "单", "次", "场", "号", "天", "月", "点", "%")
+        ("个", "份", "篇", "条", "套", "单", "次", "场", "号", "天", "月", "点", "%", "年")
     ):
         return False
     bounded = after.lstrip().startswith(_MIN + _MAX + _ABOUT) or any(

@@ -44,7 +44,7 @@ NUMERAL_WORDS = (
 
 
 class ServiceLike(Protocol):
-    """What the vocabulary reads of a service (store.models.Service and store.catalog.ServiceSpec)."""
+    """What the vocabulary reads of a service (store.models.Service, store.catalog_import.ServiceSpec)."""
 
     @property
     def title(self) -> str: ...
@@ -134,7 +134,8 @@ _FIELDS = (
     "手机 电脑 耳机 相机 游戏 手游 动漫 二次元 读书 图书 音乐 电影 短剧 知识 财经 理财 保险 法律 "
     "农产品 特产 土特产 面膜 口红 精华 防晒 洗面奶 女粉 男粉 女性用户 男性用户 logo 设计 "
     "搞笑 剧情 颜值 情感 萌宠 音乐 舞蹈 才艺 科普 历史 文化 篮球 足球 钓鱼 露营 绘画 创业 医疗 "
-    "奢侈品 机车 骑行 跑步 瑜伽 开箱 测评 好物 种草 变装 剧本杀 密室 电影 书评 口播"
+    "奢侈品 机车 骑行 跑步 瑜伽 开箱 测评 好物 种草 变装 剧本杀 密室 电影 书评 口播 "
+    "宠物食品 宠物零食 宠物医院 儿童食品 保健食品 运动鞋 亲子游 自驾游"
 )
 FIELDS = tuple(_FIELDS.split())
 
@@ -196,15 +197,6 @@ class Vocabulary:
         """(start, end, phrase) of each catalog phrase in `text`, longest first, left to right."""
         return _scan(text, self.phrases, self.lengths)
 
-    def describe(self) -> dict[str, list[str]]:
-        """The vocabulary as plain lists (what the optional language model is shown)."""
-        return {
-            "platforms": list(self.platforms),
-            "categories": list(self.categories),
-            "forms": list(self.forms),
-            "tags": list(self.tags),
-        }
-
 
 def _ordered(words: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w.strip() for w in words if w and w.strip()))
@@ -249,13 +241,16 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
 
 
 def _inner(table: dict[str, list[tuple[str, str]]], words: list[str]) -> None:
-    """A compound tag says the form inside it: 直播投流 is also 直播, 数据报告 also 报告."""
+    """A compound tag says the form inside it and the category of its head (the last word, as
+    Chinese compounds go): 直播投流 is also 直播 and 广告投放, 数据报告 also 报告."""
     lengths = _lengths(table)
     for key in words:
         shorter = tuple(n for n in lengths if n < len(key))  # every word inside it but itself
-        for _, _, phrase in _scan(key, table, shorter):
-            # the form only: 投放复盘 is data analysis, not 广告投放, though it says 投放
-            table[key] += [e for e in table[phrase] if e not in table[key] and e[0] == "form"]
+        for _, end, phrase in _scan(key, table, shorter):
+            # a form anywhere; a category only from the head, the last word (信息流投放, 账号诊断):
+            # 投放复盘 is a review, not 广告投放, though it starts with 投放
+            wanted = ("form", "category") if end == len(key) else ("form",)
+            table[key] += [e for e in table[phrase] if e not in table[key] and e[0] in wanted]
 
 
 def _titles(table: dict[str, list[tuple[str, str]]], titles: tuple[str, ...], norm: dict[str, str]) -> None:

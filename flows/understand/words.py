@@ -24,6 +24,7 @@ _REQUEST_WORDS = (
     "页 排 排序 排一下 排前面 前面 后面 一篇 每篇 每家 每个 一个月 一个 首页 男的 女的 年轻 卖点 "
     "不太行 都不行 不喜欢 不合适 不太合适 没有合适 换一换 一换 换换 "
     "问下 问一下 想问 开个 开一个 开家 作品 以前 改稿 重拍 画像 "
+    "业务 收益 订单 订单多 教人 教我 教 建议 体验 方案 "
     "不少于 不低于 不高于 不多于 不大于 不小于 数 粉丝数 粉丝量 单价 总预算 总共 每个 budget 一篇 每条 "
     "不要 不用 太多 太少 充足 不限 随便 懂 懂行 铺 铺量 上周 昨天 前天 刚才 之前 以前 上次 "
 )
@@ -101,7 +102,8 @@ def correct_typos(text: str, vocab: Vocabulary) -> tuple[str, bool]:
             if len(window) < size or not all(sounds[i : i + size]):
                 continue
             phrase = vocab.sounds.get(tuple(sounds[i : i + size]))
-            if phrase is None or "".join(window) == phrase:
+            said = "".join(window)
+            if phrase is None or said == phrase or said in vocab.phrases:  # 小红薯 is an alias, no typo
                 continue
             same = sum(a == b for a, b in zip(window, phrase, strict=True))
             if same >= size - 1 and same >= 1:
