@@ -134,7 +134,7 @@ def context_of(ctx: Ctx) -> Context:
     data = ctx.state.data
     viewing = data.get("viewing")
     return Context(
-        has_list=_list_kind(ctx) == "catalog",
+        has_list=_list_kind(ctx) in ("catalog", "orders"),  # 还有吗 / 第二个 page and pick either
         viewing=int(viewing) if viewing is not None else None,
         last_order=data.get("last_order"),
         form_step=ctx.state.step if _open_form(ctx) is not None else None,

@@ -204,6 +204,21 @@ async def test_order_the_first_from_a_list_opens_it_first(customer: Customer) ->
     assert detail.startswith(f"【{listed(listing)[0]}】") and "套餐" in detail
 
 
+async def test_journey_4_a_customer_who_never_reads_the_help(customer: Customer) -> None:
+    assert await customer.say("在吗") == texts.GREETING
+    found = await customer.say("我们是做精品咖啡的，想在红书找几个探店博主，预算两三千")
+    assert listed(found) and all(" · 小红书 · " in line for line in found.splitlines()[1:-1])
+    more = await customer.say("粉丝多一点的")
+    assert followers(more) == sorted(followers(more), reverse=True)
+    detail = await customer.say("第一个")
+    assert detail.startswith(f"【{listed(more)[0]}】")
+    start = await customer.say("就要第一个套餐，下周五晚上发")
+    assert "（周五）19:00" in start and texts.ASK_BRAND in start
+    again = await customer.say("退款怎么退？")
+    assert "申请退款" in again and again.rstrip().endswith(texts.FORM_TEMPLATE_HINT)
+    assert texts.ASK_BRAND in again.split("我们接着填")[-1]
+
+
 # --- the order form ------------------------------------------------------------------------------
 
 
