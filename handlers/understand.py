@@ -606,15 +606,15 @@ async def _question(ctx: Ctx, meant: Understanding, text: str) -> None:
     if answer is None:
         ctx.say(texts.FAQ_OTHER)
         return
-    if slots.topic == "price" and _has_search(slots):
-        query = dataclasses.replace(query_of(slots), sort="price")
-        await catalog.show_page(ctx, query, 1, prefix=texts.FAQ_PRICE_LIST)
-        return
     viewing = ctx.state.data.get("viewing")
     about_viewed = viewing is not None and _THIS.search(text) and _open_form(ctx) is None
     if slots.topic in ("price", "timing") and about_viewed:
-        detail = await _viewed(ctx, int(viewing or 0))  # 这个多少钱 / 这个多久能发: the one on view
+        detail = await _viewed(ctx, int(viewing or 0))  # 这个(博主)多少钱 / 这个多久能发: the one on view
         _ask_package(ctx, detail, slots, to_cart=False, head=_ABOUT_VIEWED[slots.topic or ""])
+        return
+    if slots.topic == "price" and _has_search(slots):
+        query = dataclasses.replace(query_of(slots), sort="price")
+        await catalog.show_page(ctx, query, 1, prefix=texts.FAQ_PRICE_LIST)
         return
     ctx.say(answer + _human_offer(ctx, text))
 
