@@ -67,7 +67,6 @@ sentences = Router("understand_sentence")  # before the commands
 
 SURE_IN_FORM = 0.85  # a request this clear (看看我的订单) is not a brand, even if it could be one
 LONG_QUESTION = 30  # characters: a free-text question this long gets a person offered at once
-GIBBERISH = 6  # characters: a shorter message with nothing recognisable gets the one-line answer
 # Intents that, said with confidence as a question in the middle of a form, are not its answer …
 FORM_ASIDES = frozenset(
     {Intent.QUESTION, Intent.HUMAN, Intent.COMPLAINT, Intent.ABOUT, Intent.HELP, Intent.MY_ORDERS}
@@ -660,7 +659,7 @@ async def _unknown(ctx: Ctx, meant: Understanding, text: str) -> None:
     _missed(ctx)
     offer = _human_offer(ctx, text)
     found = _suggestions(ctx, meant)
-    if not found and len(text.strip()) <= GIBBERISH:
+    if not found and _gibberish(text):
         ctx.say(texts.NOT_UNDERSTOOD_SHORT + offer)
         return
     options = (found + _DEFAULTS)[: 2 if offer else 3]
@@ -669,6 +668,13 @@ async def _unknown(ctx: Ctx, meant: Understanding, text: str) -> None:
     )
     _offer(ctx, [u for _, u in options])
     ctx.say(texts.NOT_UNDERSTOOD + offer, options=lines)
+
+
+def _gibberish(text: str) -> bool:
+    """「asdfgh」「哈哈哈哈」「嗯？」「测试」: no Chinese, or at most two different characters of it.
+    These get one friendly line; 「帮我推荐」「今天天气真好」 get suggestions."""
+    chinese = {c for c in text if "\u4e00" <= c <= "\u9fff"}
+    return len(chinese) <= 2
 
 
 def _suggestions(ctx: Ctx, meant: Understanding) -> list[tuple[str, Understanding]]:

@@ -303,8 +303,14 @@ async def test_an_unhappy_long_message_gets_an_apology_and_a_person(customer: Cu
     assert reply.startswith(texts.COMPLAINT_SORRY) and "客服" in reply
 
 
-async def test_punctuation_alone_gets_one_friendly_line(customer: Customer) -> None:
+async def test_punctuation_or_gibberish_gets_one_friendly_line(customer: Customer) -> None:
     assert await customer.say("？？？") == texts.NOT_UNDERSTOOD_SHORT
+    assert await customer.say("asdfgh") == texts.NOT_UNDERSTOOD_SHORT
+
+
+async def test_a_short_request_not_understood_still_gets_suggestions(customer: Customer) -> None:
+    reply = await customer.say("帮我推荐")
+    assert reply.startswith("没太明白") and re.search(r"^1\. ", reply, flags=re.M)
 
 
 # --- command words inside sentences --------------------------------------------------------------
