@@ -17,7 +17,10 @@ flowchart LR
     intent -->|unknown| suggestions["2–3 numbered suggestions (a number works next turn)"]
 ```
 A question typed in the middle of a form (the order form, or materials being redone) is answered and
-the same step asked again (`form_questions`, tried just before the forms' own answers).
+the same step asked again (`form_questions`, tried just before the forms' own answers). A sentence
+that starts with a command word but lacks the command's argument (付款方式有哪些, 充值500) is
+understood too (`sentences`, tried before the commands). Numbered answers (suggestions, packages)
+are kept in state["choice"]; a number next turn picks one, anything else is understood afresh.
 """
 
 from __future__ import annotations
