@@ -120,6 +120,23 @@ def test_a_plain_figure_in_a_search_is_an_approximate_budget(vocab: Vocabulary) 
     assert "price_max_fen" not in said("小红书 2026年", vocab)
 
 
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("第二个", {"has_list": True}),
+        ("退款怎么退", {}),
+        ("小红书美食博主", {}),
+        ("就要这个", {"viewing": 3}),
+    ],
+)
+def test_courtesy_spaces_and_trailing_noise_change_nothing(
+    vocab: Vocabulary, text: str, context: dict[str, object]
+) -> None:
+    plain = said(text, vocab, **context)
+    for variant in (f"你好，{text}", f"麻烦问下，{text}～", " ".join(text), f"{text}！！😊"):
+        assert said(variant, vocab, **context) == plain, variant
+
+
 def test_a_typo_lowers_confidence_but_is_still_understood(vocab: Vocabulary) -> None:
     exact = understand("小红书美食博主", Context(), vocab, NOW)
     typo = understand("小红树美食博主", Context(), vocab, NOW)

@@ -7,7 +7,7 @@ import re
 
 from flows.when import find_when
 
-from .intents import CLEAR, GUESS, Reading, classify
+from .intents import CLEAR, GREETING, GUESS, Reading, classify
 from .normalize import URL, normalize
 from .numbers import APPROX, Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
@@ -33,6 +33,11 @@ _ASKED = re.compile(
     r"(吗|么|嘛|呢|怎么办|咋办|怎么弄|怎么填|什么意思|啥意思|\?)$|^请问|怎么|如何|为什么|多少"
 )
 _REQUEST = re.compile(r"我要|我想|帮我|给我|找|转|叫|联系|接|换|请|让|投诉(你们|一下)|不填了|不想填")
+# Courtesy in front of a request says nothing about it: 你好，第二个 / 麻烦问下，退款怎么退
+_COURTESY = re.compile(
+    r"^(((你好|您好|你们好|hi(?![a-z])|hello|哈喽|嗨|在吗|在不在|在的吗|请问一下|请问|麻烦问下|麻烦问一下|"
+    r"打扰一下|打扰了|问一下|问下)[啊呀呢,~ !?]*)|((亲亲|亲|老板|美女|客服|麻烦你)[啊呀呢]*[,~ !?]+))+"
+)
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
 
@@ -43,7 +48,7 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     stays pure and testable. Only the first MAX_CHARS characters are read.
     """
     text = text[:MAX_CHARS]
-    norm = normalize(text)
+    norm = _without_courtesy(normalize(text))
     if not norm:
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
     digits = arabic(norm, vocab.numeral_words)
@@ -64,6 +69,11 @@ def _keywords(reading: Reading, found: Found) -> tuple[str, ...]:
     if reading.intent in _SEARCHING:
         return (*found.titles, *found.keywords)
     return tuple(found.titles) if reading.intent is Intent.QUESTION else ()
+
+
+def _without_courtesy(norm: str) -> str:
+    """你好，2 is 2 and 麻烦问下，退款怎么退 a refund question; 你好啊老板 stays a greeting."""
+    return norm if GREETING.match(norm) else (_COURTESY.sub("", norm) or norm)
 
 
 def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:

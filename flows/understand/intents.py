@@ -21,7 +21,7 @@ CLEAR = 0.85  # a rule's trigger words are present
 GUESS = 0.5  # a plausible reading, nothing more
 
 ASKING = re.compile(
-    r"吗|么|嘛|怎么|怎样|如何|多少|多久|几天|几号|是否|能否|能不能|可不可以|可以不|会不会|有没有|啥|什么|哪|\?|呢|规则|政策|流程|咋"
+    r"吗|么|嘛|怎么|怎样|如何|多少|多久|多长|几天|几号|是否|能否|能不能|可不可以|可以不|会不会|有没有|啥|什么|哪|\?|呢|规则|政策|流程|咋"
 )
 
 
