@@ -133,7 +133,7 @@ def test_courtesy_spaces_and_trailing_noise_change_nothing(
     vocab: Vocabulary, text: str, context: dict[str, object]
 ) -> None:
     plain = said(text, vocab, **context)
-    for variant in (f"你好，{text}", f"麻烦问下，{text}～", " ".join(text), f"{text}！！😊"):
+    for variant in (f"你好，{text}", f"麻烦问下，{text}～", " ".join(text), f"{text}！！😊", f"{text}，谢谢"):
         assert said(variant, vocab, **context) == plain, variant
 
 

@@ -7,7 +7,7 @@ import re
 
 from flows.when import find_when
 
-from .intents import CLEAR, GREETING, GUESS, Reading, classify
+from .intents import CLEAR, GREETING, GUESS, THANKS, Reading, classify
 from .normalize import URL, normalize
 from .numbers import APPROX, Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
@@ -37,6 +37,10 @@ _REQUEST = re.compile(r"我要|我想|帮我|给我|找|转|叫|联系|接|换|�
 _COURTESY = re.compile(
     r"^(((你好|您好|你们好|hi(?![a-z])|hello|哈喽|嗨|在吗|在不在|在的吗|请问一下|请问|麻烦问下|麻烦问一下|"
     r"打扰一下|打扰了|问一下|问下)[啊呀呢,~ !?]*)|((亲亲|亲|老板|美女|客服|麻烦你)[啊呀呢]*[,~ !?]+))+"
+)
+_AFTERWORD = re.compile(
+    r"[, ]*(谢谢|谢啦|谢了|多谢|麻烦了|麻烦你了|辛苦了|哈哈+|嘿嘿|呵呵|急急急|急|在线等|拜托了|拜托"
+    r"|thx|thanks)[啊呀啦了哈!~ ,]*$"
 )
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
@@ -72,8 +76,11 @@ def _keywords(reading: Reading, found: Found) -> tuple[str, ...]:
 
 
 def _without_courtesy(norm: str) -> str:
-    """你好，2 is 2 and 麻烦问下，退款怎么退 a refund question; 你好啊老板 stays a greeting."""
-    return norm if GREETING.match(norm) else (_COURTESY.sub("", norm) or norm)
+    """你好，2 is 2, 麻烦问下，退款怎么退 a refund question and 第二个，谢谢 a pick; 你好啊老板 and
+    好的谢谢 stay what they are."""
+    if GREETING.match(norm) or THANKS.match(norm):
+        return norm
+    return _AFTERWORD.sub("", _COURTESY.sub("", norm)) or norm
 
 
 def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:
