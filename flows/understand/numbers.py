@@ -47,7 +47,7 @@ PACKAGE = re.compile(r"套餐\s*(\d+)|第\s*(\d+)\s*(?:个|档|种|款)?\s*套�
 _NOT_ORDINAL = r"(?!\s*(?:次|天|年|周|步|季|轮|批|回|期|届|时间))"  # 第一次 is not an item of the list
 ORDINAL = re.compile(r"第\s*(\d+)(?!\d)" + _NOT_ORDINAL + r"\s*(?:个|家|条|位|款|项|名|号|种)?")
 AMOUNT = re.compile(
-    r"(?:充值|充|提现|提|取现|转出|存)\s*(?:了|一下|个|进去|进)?\s*" + NUM + r"\s*(?:元|块钱|块|rmb)?"
+    r"(?:充值|冲值|充|提现|提|取现|转出|存)\s*(?:了|一下|个|进去|进)?\s*" + NUM + r"\s*(?:元|块钱|块|rmb)?"
 )
 QUANTITY = re.compile(r"(\d+)\s*(?:份|个|套|单|篇|条|次|场|期)(?!\s*(?:月|星期|礼拜|小时|工作日|钟头|多月))")
 _NUMBER = re.compile(NUM + r"(?:" + _RANGE_SEP + NUM + r")?\s*(\+)?")
