@@ -218,6 +218,15 @@ def test_in_the_order_form_answers_stay_answers(vocab: Vocabulary, text: str, in
     assert (u.confidence >= THRESHOLD) == (intent != "unknown")
 
 
+def test_dates_and_clock_times_are_no_money(vocab: Vocabulary) -> None:
+    for text in ("2026-12-20 19:00", "１２/２０ １９：００", "预算3k 12月20号前发"):
+        u = understand(text, Context(), vocab, NOW)
+        assert u.slots.when is not None and u.slots.when.day == 20
+        assert u.slots.price_min_fen is None
+        assert u.slots.price_max_fen in (None, 300000)
+    assert understand("2026-12-20 19:00", Context(), vocab, NOW).slots.when.hour == 19  # type: ignore[union-attr]
+
+
 def test_the_vocabulary_follows_the_catalog(vocab: Vocabulary) -> None:
     assert said("宠物", vocab)["intent"] == "unknown"
     spec = dataclasses.replace(_a_service(), tags=("宠物", "猫"))

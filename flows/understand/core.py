@@ -57,8 +57,8 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
     digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
-    said = find_when(text, now)
-    found = find_words(fig.rest, vocab, normalize(text[said.span[0] : said.span[1]]) if said else "")
+    said = find_when(norm, now)  # normalised: 1.5萬 or １．５ｋ are no dates
+    found = find_words(fig.rest, vocab, norm[said.span[0] : said.span[1]] if said else "")
     reading = _in_context(classify(digits, fig, found, context), digits, context, said is not None)
     when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
     pasted = URL.search(text.lower()) is not None

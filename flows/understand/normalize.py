@@ -32,7 +32,7 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _TILDE = re.compile(r"~(?![\d一二两三四五六七八九十])")
 _CJK_SPACE = re.compile(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])")
 _QUESTION = re.compile(r"[?？]+")
-_STOPS = re.compile(r"(?:[,，。!！;；:：、…]|(?<!\d)\.|\.(?!\d))+")
+_STOPS = re.compile(r"(?:[,，。!！;；、…]|(?<!\d)[.:：]|[.:：](?!\d))+")  # 1.5 and 19:00 keep theirs
 _SPACES = re.compile(r"\s+")
 # Bracket-style text emoticons that WeChat sends as words: [微笑] [捂脸] …
 _WECHAT_EMOTICON = re.compile(r"\[[\u4e00-\u9fff]{1,4}\]")
