@@ -13,6 +13,9 @@ Start-up and memory: a fresh interpreter that has already imported what the serv
 (aiohttp, SQLAlchemy, the catalog module) measures wall time and RSS (VmRSS) around importing
 flows.understand, building the demo catalog's vocabulary (YAML parsing not counted: the server reads
 the services from its database) and reading every labelled message once; median of 3 runs.
+Robustness: every labelled message (small talk aside) written another way — traditional characters,
+full-width forms, courtesy before, thanks after, noise after, spaces between Chinese words — and how
+many then read differently (intent or any slot).
 Vocabulary build: Vocabulary.build over a generated catalog of 10,000 services (800 tags).
 """
 
@@ -23,12 +26,16 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import zhconv
 
 from flows.understand import Vocabulary, understand
 from flows.understand.labelled import NOW, load, per_intent, score, slot_pairs
@@ -93,6 +100,30 @@ def quality(vocab: Vocabulary, show_misses: bool) -> dict[str, Any]:
                 extra = sorted(slot_pairs(got.slots) - ex.slots)
                 print(f"  [{name}] {ex.text!r}: {ex.intent.value} → {got.intent.value} -{missing} +{extra}")
     return out
+
+
+# Ways of writing the same thing: the reading of a labelled message should not change.
+VARIANTS: dict[str, Callable[[str], str]] = {
+    "traditional": lambda t: str(zhconv.convert(t, "zh-tw")),
+    "full-width": lambda t: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in t),
+    "courtesy before": lambda t: "你好，麻烦问下，" + t,
+    "thanks after": lambda t: t + "，谢谢",
+    "noise after": lambda t: t + "～～😊",
+    "spaces between Chinese words": lambda t: re.sub(r"(?<=[\u4e00-\u9fff])(?=[\u4e00-\u9fff])", " ", t),
+}
+_SMALL_TALK = {"greeting", "thanks", "unknown"}
+
+
+def robustness(vocab: Vocabulary) -> dict[str, int]:
+    """How many labelled messages read differently when written another way (of how many)."""
+    examples = [ex for name in SETS for ex in load(name) if ex.intent.value not in _SMALL_TALK]
+    changed = dict.fromkeys(VARIANTS, 0)
+    for ex in examples:
+        plain = understand(ex.text, ex.context, vocab, NOW)
+        for name, variant in VARIANTS.items():
+            other = understand(variant(ex.text), ex.context, vocab, NOW)
+            changed[name] += (other.intent, other.slots) != (plain.intent, plain.slots)
+    return {"messages": len(examples), **changed}
 
 
 def cpu(vocab: Vocabulary, rounds: int) -> dict[str, float]:
@@ -170,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     vocab = demo_vocabulary()
     results = {
         "quality": quality(vocab, args.misses),
+        "robustness": robustness(vocab),
         "cpu": cpu(vocab, args.rounds),
         "startup": startup(),
         "big_catalog": build_time(),
@@ -187,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         for intent, (n, acc, f1) in q["per_intent"].items():
             print(f"    {intent:12} {n:4}  {acc:6.1%}  {f1:6.1%}")
+    print("messages read differently when written another way:", results["robustness"])
     print("cpu per message:", results["cpu"])
     print("start-up:", results["startup"])
     print("10,000-service vocabulary:", results["big_catalog"])

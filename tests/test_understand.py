@@ -120,6 +120,23 @@ def test_a_plain_figure_in_a_search_is_an_approximate_budget(vocab: Vocabulary) 
     assert "price_max_fen" not in said("小红书 2026年", vocab)
 
 
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("第二个", {"has_list": True}),
+        ("退款怎么退", {}),
+        ("小红书美食博主", {}),
+        ("就要这个", {"viewing": 3}),
+    ],
+)
+def test_courtesy_spaces_and_trailing_noise_change_nothing(
+    vocab: Vocabulary, text: str, context: dict[str, object]
+) -> None:
+    plain = said(text, vocab, **context)
+    for variant in (f"你好，{text}", f"麻烦问下，{text}～", " ".join(text), f"{text}！！😊", f"{text}，谢谢"):
+        assert said(variant, vocab, **context) == plain, variant
+
+
 def test_a_typo_lowers_confidence_but_is_still_understood(vocab: Vocabulary) -> None:
     exact = understand("小红书美食博主", Context(), vocab, NOW)
     typo = understand("小红树美食博主", Context(), vocab, NOW)
@@ -199,6 +216,15 @@ def test_in_the_order_form_answers_stay_answers(vocab: Vocabulary, text: str, in
     u = understand(text, Context(form_step="brand"), vocab, NOW)
     assert u.intent.value == intent
     assert (u.confidence >= THRESHOLD) == (intent != "unknown")
+
+
+def test_dates_and_clock_times_are_no_money(vocab: Vocabulary) -> None:
+    for text in ("2026-12-20 19:00", "１２/２０ １９：００", "预算3k 12月20号前发"):
+        u = understand(text, Context(), vocab, NOW)
+        assert u.slots.when is not None and u.slots.when.day == 20
+        assert u.slots.price_min_fen is None
+        assert u.slots.price_max_fen in (None, 300000)
+    assert understand("2026-12-20 19:00", Context(), vocab, NOW).slots.when.hour == 19  # type: ignore[union-attr]
 
 
 def test_the_vocabulary_follows_the_catalog(vocab: Vocabulary) -> None:

@@ -7,7 +7,7 @@ import re
 
 from flows.when import find_when
 
-from .intents import CLEAR, GUESS, Reading, classify
+from .intents import CLEAR, GREETING, GUESS, THANKS, Reading, classify
 from .normalize import URL, normalize
 from .numbers import APPROX, Figures, arabic, read_figures
 from .types import Context, Intent, Slots, Understanding
@@ -33,6 +33,15 @@ _ASKED = re.compile(
     r"(吗|么|嘛|呢|怎么办|咋办|怎么弄|怎么填|什么意思|啥意思|\?)$|^请问|怎么|如何|为什么|多少"
 )
 _REQUEST = re.compile(r"我要|我想|帮我|给我|找|转|叫|联系|接|换|请|让|投诉(你们|一下)|不填了|不想填")
+# Courtesy in front of a request says nothing about it: 你好，第二个 / 麻烦问下，退款怎么退
+_COURTESY = re.compile(
+    r"^(((你好|您好|你们好|hi(?![a-z])|hello|哈喽|嗨|在吗|在不在|在的吗|请问一下|请问|麻烦问下|麻烦问一下|"
+    r"打扰一下|打扰了|问一下|问下)[啊呀呢,~ !?]*)|((亲亲|亲|老板|美女|客服|麻烦你)[啊呀呢]*[,~ !?]+))+"
+)
+_AFTERWORD = re.compile(
+    r"[, ]*(谢谢|谢啦|谢了|多谢|麻烦了|麻烦你了|辛苦了|哈哈+|嘿嘿|呵呵|急急急|急|在线等|拜托了|拜托"
+    r"|thx|thanks)[啊呀啦了哈!~ ,]*$"
+)
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
 
 
@@ -43,13 +52,13 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     stays pure and testable. Only the first MAX_CHARS characters are read.
     """
     text = text[:MAX_CHARS]
-    norm = normalize(text)
+    norm = _without_courtesy(normalize(text))
     if not norm:
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation
     digits = arabic(norm, vocab.numeral_words)
     fig = read_figures(digits)
-    said = find_when(text, now)
-    found = find_words(fig.rest, vocab, normalize(text[said.span[0] : said.span[1]]) if said else "")
+    said = find_when(norm, now)  # normalised: 1.5萬 or １．５ｋ are no dates
+    found = find_words(fig.rest, vocab, norm[said.span[0] : said.span[1]] if said else "")
     reading = _in_context(classify(digits, fig, found, context), digits, context, said is not None)
     when = said.at if said and reading.intent is not Intent.PICK else None  # 看看2号 is no date
     pasted = URL.search(text.lower()) is not None
@@ -64,6 +73,14 @@ def _keywords(reading: Reading, found: Found) -> tuple[str, ...]:
     if reading.intent in _SEARCHING:
         return (*found.titles, *found.keywords)
     return tuple(found.titles) if reading.intent is Intent.QUESTION else ()
+
+
+def _without_courtesy(norm: str) -> str:
+    """你好，2 is 2, 麻烦问下，退款怎么退 a refund question and 第二个，谢谢 a pick; 你好啊老板 and
+    好的谢谢 stay what they are."""
+    if GREETING.match(norm) or THANKS.match(norm):
+        return norm
+    return _AFTERWORD.sub("", _COURTESY.sub("", norm)) or norm
 
 
 def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:

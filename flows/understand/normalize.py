@@ -29,8 +29,10 @@ _NOISE = re.compile(
 # A pasted link is never what someone asks for (v.douyin.com/… is no search for 抖音).
 URL = re.compile(r"https?://\S+|(?:[a-z0-9-]+\.)+(?:com|cn|net|top|cc)(?:/\S*)?")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_TILDE = re.compile(r"~(?![\d一二两三四五六七八九十])")
+_CJK_SPACE = re.compile(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])")
 _QUESTION = re.compile(r"[?？]+")
-_STOPS = re.compile(r"(?:[,，。!！;；:：、…]|(?<!\d)\.|\.(?!\d))+")
+_STOPS = re.compile(r"(?:[,，。!！;；、…]|(?<!\d)[.:：]|[.:：](?!\d))+")  # 1.5 and 19:00 keep theirs
 _SPACES = re.compile(r"\s+")
 # Bracket-style text emoticons that WeChat sends as words: [微笑] [捂脸] …
 _WECHAT_EMOTICON = re.compile(r"\[[\u4e00-\u9fff]{1,4}\]")
@@ -48,9 +50,11 @@ def normalize(text: str, *, simplify: bool = True) -> str:
     if simplify:
         text = _simplified(text)
     text = _NOISE.sub(" ", text)
+    text = _TILDE.sub(" ", text)  # 好的～ is noise, 3k~5k a range
     text = _QUESTION.sub("?", text)
     text = _STOPS.sub(",", text)
-    return _SPACES.sub(" ", text).strip(" ,")
+    text = _SPACES.sub(" ", text).strip(" ,")
+    return _CJK_SPACE.sub("", text)  # 美 妆, 小红书 美食: spaces between Chinese words say nothing
 
 
 def normalize_all(texts: list[str]) -> list[str]:

@@ -42,12 +42,16 @@ NUM = r"(\d+(?:\.\d+)?)\s*(k|w|千|万|百)?"
 _UNIT = {"k": 1000, "千": 1000, "w": 10000, "万": 10000, "百": 100, None: 1, "": 1}
 _RANGE_SEP = r"\s*(?:-|~|到|至|—|－|~)\s*"
 
+DATE_LIKE = re.compile(
+    r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}[日号]?|\d{1,2}月\d{1,2}[日号]?|(?<![\d.])\d{1,2}/\d{1,2}(?![\d/])"
+    r"|\d{1,2}:\d{2}|\d{1,2}点(\d{1,2}分?|半|一刻)?"
+)
 ORDER_NO = re.compile(r"(?<!\d)(20\d{6})\s*[-_ ]?\s*(\d{4})(?!\d)")
 PACKAGE = re.compile(r"套餐\s*(\d+)|第\s*(\d+)\s*(?:个|档|种|款)?\s*套餐|(\d+)\s*号\s*套餐")
 _NOT_ORDINAL = r"(?!\s*(?:次|天|年|周|步|季|轮|批|回|期|届|时间))"  # 第一次 is not an item of the list
 ORDINAL = re.compile(r"第\s*(\d+)(?!\d)" + _NOT_ORDINAL + r"\s*(?:个|家|条|位|款|项|名|号|种)?")
 AMOUNT = re.compile(
-    r"(?:充值|充|提现|提|取现|转出|存)\s*(?:了|一下|个|进去|进)?\s*" + NUM + r"\s*(?:元|块钱|块|rmb)?"
+    r"(?:充值|冲值|充|提现|提|取现|转出|存)\s*(?:了|一下|个|进去|进)?\s*" + NUM + r"\s*(?:元|块钱|块|rmb)?"
 )
 QUANTITY = re.compile(r"(\d+)\s*(?:份|个|套|单|篇|条|次|场|期)(?!\s*(?:月|星期|礼拜|小时|工作日|钟头|多月))")
 _NUMBER = re.compile(NUM + r"(?:" + _RANGE_SEP + NUM + r")?\s*(\+)?")
@@ -166,6 +170,7 @@ def read_figures(text: str) -> Figures:
     """`text` is normalised and in arabic digits (see arabic())."""
     fig = Figures()
     text = _take(ORDER_NO, text, lambda m: setattr(fig, "order_no", f"{m[1]}-{m[2]}"))
+    text = DATE_LIKE.sub(" ", text)  # 2026-12-20 19:00 is a time (flows.when), never money
     text = _take(PACKAGE, text, lambda m: setattr(fig, "package", int(m[1] or m[2] or m[3])))
     text = _take(ORDINAL, text, lambda m: setattr(fig, "ordinal", int(m[1])))
     text = _take(AMOUNT, text, lambda m: setattr(fig, "amount_fen", _fen(_value(m[1], m[2]))), keep=2)
