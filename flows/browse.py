@@ -124,8 +124,8 @@ def results(cards: list[ServiceCard], *, total: int, page: int, query: Query) ->
 def nearest(query: Query, found: Alternatives, blocked_by: Sequence[str]) -> str:
     """Nothing matched `query`: what did it, and the nearest services once it is let go."""
     lines = "\n".join(_lines(found.cards))
-    if found.dropped == ("keywords",):
-        filters = describe(query)
+    if "keywords" in found.dropped:  # nothing has the words: show what there is (within what is left)
+        filters = describe(found.query)
         where = texts.NO_RESULTS_WORDS_WHERE.format(filters=filters) if filters else ""
         return texts.NO_RESULTS_WORDS.format(words=" ".join(query.keywords), where=where, lines=lines)
     others = [texts.RELAX_WAYS[c] for c in blocked_by if c not in found.dropped]

@@ -383,8 +383,10 @@ async def test_a_platform_nothing_fits_offers_other_platforms(bot_shop: TestClie
 
 async def test_words_nothing_matches_show_something_anyway(bot_shop: TestClient) -> None:
     answer = await say(bot_shop, "搜 量子计算")
-    assert answer.startswith("没有和「量子计算」相关的服务")
-    assert "\n1. " in answer
+    assert answer.startswith("没有和「量子计算」相关的服务 😶 先看看这些：\n1. ")
+    await say(bot_shop, "筛选 平台 小红书")
+    answer = await say(bot_shop, "搜 量子计算")  # the platform is kept: what it has
+    assert answer.startswith("没有和「量子计算」相关的服务 😶 小红书的服务里先看看这些：\n1. 阿杰吃遍上海")
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
