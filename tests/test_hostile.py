@@ -132,8 +132,9 @@ async def test_pay_notification_with_repeated_or_nested_fields_gets_fail(
     assert await db_state(server) == before
 
 
-async def test_refund_req_info_with_nested_fields_is_refused(server: TestClient) -> None:
-    inner = replaced(hostile.refund_result(KEYS, "R1", 100), "refund_fee", {"a": "1"})
+@pytest.mark.parametrize("refund_fee", [{"a": "1"}, ["1", "2"], "", "-1"])
+async def test_refund_req_info_with_a_bad_refund_fee_is_refused(server: TestClient, refund_fee: Any) -> None:
+    inner = replaced(hostile.refund_result(KEYS, "R1", 100), "refund_fee", refund_fee)
     before = await db_state(server)
     status, body = await send(server, hostile.refund_request(KEYS, inner))
     assert 400 <= status < 500 and FAIL in body

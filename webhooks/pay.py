@@ -138,7 +138,8 @@ def _decrypt_refund(hooks: PayHooks, fields: dict[str, Any]) -> dict[str, Any]:
         refund = with_ints(pay_fields(parse_xml(plain, root="root")))
     except (BadRequest, ValueError):
         raise Refused(403, "req_info does not decrypt to a refund") from None
-    if not refund.get("out_refund_no") or "refund_fee" not in refund:
+    refund = {k: v for k, v in refund.items() if v is not None}  # an empty element says nothing
+    if not refund.get("out_refund_no") or not isinstance(refund.get("refund_fee"), int):
         raise Refused(403, "req_info without out_refund_no or refund_fee")
     return refund
 
