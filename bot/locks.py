@@ -56,7 +56,7 @@ class PersonLocks:
                 if self._redis is None:
                     yield
                 else:
-                    async with self._cross_process(key):
+                    async with self._cross_process(self._redis, key):
                         yield
         finally:
             lock, users = self._local[key]
@@ -66,11 +66,9 @@ class PersonLocks:
                 self._local[key] = (lock, users - 1)
 
     @asynccontextmanager
-    async def _cross_process(self, key: str) -> AsyncIterator[None]:
+    async def _cross_process(self, redis: Any, key: str) -> AsyncIterator[None]:
         # timeout bounds how long a crashed holder blocks this person.
-        lock = self._redis.lock(
-            f"chatorder:person:{key}", timeout=self._timeout, blocking_timeout=self._timeout
-        )
+        lock = redis.lock(f"chatorder:person:{key}", timeout=self._timeout, blocking_timeout=self._timeout)
         try:
             acquired = await lock.acquire()
         except Exception as exc:
