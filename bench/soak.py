@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import re
 import sqlite3
 import statistics
@@ -58,11 +59,7 @@ def serve(workdir: Path) -> None:
     from aiohttp import web
 
     from bench.common import tune_gc_like_the_product
-    from bench.ordering import _bench_routes
     from bot.app import create_app
-    from bot.sandbox.mp_sim import MpSimulator
-    from bot.sandbox.pay_sim import PaySimulator
-    from bot.sandbox.wecom_sim import WeComSimulator
     from settings import load_settings
 
     sock, mp_sock, pay_sock, wecom_sock = listen(), listen(), listen(), listen()
@@ -92,29 +89,42 @@ def serve(workdir: Path) -> None:
     )
     prepare_database(settings, demo_catalog=True)
     _demo_staff(settings.database_url)
+    # The simulators keep everything they were sent: they run in a process of their own, so the RSS
+    # measured is the server's alone.
+    ports = " ".join(str(x.getsockname()[1]) for x in (sock, mp_sock, pay_sock, wecom_sock))
+    sims = multiprocessing.get_context("fork").Process(
+        target=_run_simulators, args=(mp_sock, pay_sock, wecom_sock), daemon=True
+    )
+    sims.start()
+    for sim_sock in (mp_sock, pay_sock, wecom_sock):
+        sim_sock.close()  # the simulators' process has them
+    print(f"PORT {ports}", flush=True)
+    tune_gc_like_the_product()
+    app = create_app(settings)
+    web.run_app(app, sock=sock, print=None, access_log=None)
+
+
+def _run_simulators(mp_sock: Any, pay_sock: Any, wecom_sock: Any) -> None:
+    from aiohttp import web
+
+    from bench.ordering import _bench_routes
+    from bot.sandbox.mp_sim import MpSimulator
+    from bot.sandbox.pay_sim import PaySimulator
+    from bot.sandbox.wecom_sim import WeComSimulator
+
     mp = MpSimulator(APP_ID, APP_SECRET)
     _bench_routes(mp)
     pay = PaySimulator(APP_ID, MCH_ID, PAY_KEY)
     wecom = WeComSimulator(corp_id=CORP_ID, agent_id=AGENT_ID, secret=WECOM_SECRET)
-    print(
-        f"PORT {port} {mp_sock.getsockname()[1]} {pay_sock.getsockname()[1]} {wecom_sock.getsockname()[1]}",
-        flush=True,
-    )
 
-    def mount(sim_app: web.Application, sim_sock: Any) -> Any:
-        async def ctx(_app: web.Application) -> Any:
+    async def run() -> None:
+        for sim_app, sock in ((mp.app, mp_sock), (pay.app, pay_sock), (wecom.app, wecom_sock)):
             runner = web.AppRunner(sim_app, access_log=None)
             await runner.setup()
-            await web.SockSite(runner, sim_sock).start()
-            yield
-            await runner.cleanup()
+            await web.SockSite(runner, sock).start()
+        await asyncio.Event().wait()  # until the server process ends
 
-        return ctx
-
-    tune_gc_like_the_product()
-    app = create_app(settings)
-    app.cleanup_ctx.extend([mount(mp.app, mp_sock), mount(pay.app, pay_sock), mount(wecom.app, wecom_sock)])
-    web.run_app(app, sock=sock, print=None, access_log=None)
+    asyncio.run(run())
 
 
 def _demo_staff(url: str) -> None:
