@@ -34,9 +34,9 @@ from flows.creators import pay_out, release_commissions
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
-from handlers import work as work_handlers
 from handlers.context import Services
 from handlers.router import Router
+from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.models import utcnow
@@ -58,7 +58,10 @@ RECONCILE_AFTER = dt.timedelta(minutes=5)
 
 
 def create_app(
-    settings: Settings, *, router: Router | None = None, work_handler: work_handlers.WorkHandler | None = None
+    settings: Settings,
+    *,
+    router: Router | None = None,
+    work_handler: staff_dispatch.WorkHandler | None = None,
 ) -> web.Application:
     """`router` defaults to every handler of the product, `work_handler` (staff in WeCom) to
     `staff_desk(app)`; tests pass their own to add probes."""
@@ -95,9 +98,9 @@ def create_app(
     return app
 
 
-def staff_desk(app: web.Application) -> work_handlers.WorkHandler:
+def staff_desk(app: web.Application) -> staff_dispatch.WorkHandler:
     """What handles staff messages and card clicks from /wechat/work."""
-    return lambda event: work_handlers.build(
+    return lambda event: staff_dispatch.build(
         app[keys.SETTINGS],
         app[keys.SESSIONMAKER],
         Services(pay=app[keys.PAY], wake_outbox=app[keys.OUTBOX].wake, locks=app[keys.LOCKS]),
@@ -164,8 +167,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
-    gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
-    locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS], engine=app[keys.ENGINE])
+    redis = app[keys.REDIS]
+    gate = StockGate(redis) if redis is not None else None
+    locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],

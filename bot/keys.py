@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import ClientSession, web
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.mp import MpClient
@@ -22,7 +21,7 @@ from webhooks.pipeline import Pipeline
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
-REDIS = web.AppKey("redis", Any)  # redis.asyncio.Redis, or None in single-process mode
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")  # None in single-process mode
 HTTP = web.AppKey("http", ClientSession)
 METRICS = web.AppKey("metrics", Metrics)
 MP = web.AppKey("mp", MpClient)

@@ -22,6 +22,7 @@ from store.orders import OrderStatus
 log = logging.getLogger(__name__)
 router = Router("pay")
 
+DIGITS = re.compile(r"\d[\d-]*")  # what the customer meant as an order number
 NUMBER = re.compile(r"\b(\d{8}-\d{4})\b")
 _AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
 
@@ -47,7 +48,9 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
     ctx.image(media_id)
 
 
-async def _pay_qr(ctx: Ctx, *, purpose: str, amount_fen: int, order: Order | None) -> tuple[Payment, str]:
+async def _pay_qr(
+    ctx: Ctx, *, purpose: payments.Purpose, amount_fen: int, order: Order | None
+) -> tuple[Payment, str]:
     """Create the payment, ask WeChat Pay for its code_url, and upload it as a QR image."""
     pay, media = ctx.services.pay, ctx.services.media
     if pay is None or media is None:
@@ -92,6 +95,9 @@ def _link(ctx: Ctx, payment: Payment) -> str:
 async def _unpaid(ctx: Ctx, command: str) -> Order:
     """The order named in the command, or the one just created; it must still be 待支付."""
     match = NUMBER.search(ctx.command or "")
+    named = DIGITS.search(ctx.command or "")
+    if match is None and named:
+        raise UserFacingError(texts.ORDER_NOT_FOUND, number=named.group(0)[:30])  # never another order
     number = match.group(1) if match else ctx.state.data.get("paying")
     if not number:
         raise UserFacingError(texts.PAY_NO_ORDER)

@@ -330,7 +330,7 @@ def _wanted(lines: Sequence[Line]) -> dict[int, int]:
     return wanted
 
 
-async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dict[int, Row[Any]]:
+async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dict[int, Row[*tuple[Any, ...]]]:
     """Package and service columns of listed packages; anything else is not_found."""
     stmt = (
         select(

@@ -541,11 +541,12 @@ async def refund(
     if order.status not in REFUNDABLE:
         raise DomainError("not_refundable", order_id=order_id, status=order.status)
     # Held from here on: two refunds of one order never both pass the sum check below.
-    order = await _hold_order(session, order_id, REFUNDABLE)
-    if order is None:
+    held = await _hold_order(session, order_id, REFUNDABLE)
+    if held is None:
         raise DomainError(
             "not_refundable", order_id=order_id, status=(await _order(session, order_id)).status
         )
+    order = held
     left = refundable = await paid_for(session, order_id) - await refunded(session, order_id)
     payment_id = None
     if destination == "wechat":
@@ -811,6 +812,19 @@ async def invoices_of(session: AsyncSession, *, account: str, openid: str) -> li
         .order_by(Invoice.id.desc())
     )
     return list(await session.scalars(stmt))
+
+
+async def invoices_with_orders(
+    session: AsyncSession, *, account: str, openid: str
+) -> list[tuple[Invoice, str]]:
+    """The person's invoices with the number of the order each belongs to, newest first."""
+    stmt = (
+        select(Invoice, Order.number)
+        .join(Order, Order.id == Invoice.order_id)
+        .where(Invoice.account == account, Invoice.openid == openid)
+        .order_by(Invoice.id.desc())
+    )
+    return [(invoice, number) for invoice, number in (await session.execute(stmt)).all()]
 
 
 async def get_payment(session: AsyncSession, *, out_trade_no: str) -> Payment | None:

@@ -11,9 +11,20 @@ import copy
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Update, bindparam, insert, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -47,7 +58,9 @@ class Snapshot:
 def _load_statement() -> Select[Any]:
     """The one read of a turn, built once: SQLAlchemy memoizes its cache key and caches its compiled
     form per dialect, so a turn pays neither construction nor compilation (they were most of its CPU)."""
-    account, openid, msg_key = bindparam("account"), bindparam("openid"), bindparam("msg_key")
+    account: BindParameter[str] = bindparam("account")
+    openid: BindParameter[str] = bindparam("openid")
+    msg_key: BindParameter[str] = bindparam("msg_key")
     inbound = (
         select(literal(1).label("seen"), InboundMessage.reply_xml)
         .where(
@@ -101,7 +114,8 @@ def _snapshot(row: Any, dialect: Any) -> Snapshot:
 
 def _batch_sql(n: int) -> str:
     """`load` for n turns in one SQLite statement: row i answers the i-th (account, openid, msg_key)."""
-    m, u, c = InboundMessage.__table__, User.__table__, Conversation.__table__
+    # Declarative types __table__ as any FromClause; these models are plain tables.
+    m, u, c = (cast(Table, model.__table__) for model in (InboundMessage, User, Conversation))
     person_u = f"u.{u.c.account.name} = k.account AND u.{u.c.openid.name} = k.openid"
     person_c = f"c.{c.c.account.name} = k.account AND c.{c.c.openid.name} = k.openid"
     message = (

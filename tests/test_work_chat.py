@@ -23,7 +23,7 @@ from bot.sandbox.wecom_sim import Push, WeComSimulator
 from flows import relay, texts
 from flows import texts_staff as ts
 from settings import Settings
-from store import catalog, earnings, staff
+from store import catalog_import, earnings, staff
 from store.models import AuditEntry, Conversation, Earnings, Order, Withdrawal, utcnow
 from store.turns import FlowState
 from tests import wecom
@@ -128,7 +128,7 @@ async def office(
     client = await wecom.start(settings)
     pay_sim[0].notify_base = wecom.base_url(client)
     async with client.app[keys.SESSIONMAKER].begin() as s:
-        await catalog.import_catalog(s, catalog.parse_catalog(CATALOG, "yaml")[0])
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
         for userid, name, roles, on_duty in (
             ("wangfang", "王芳", ["ops"], True),
             ("lishen", "李审", ["reviewer"], True),

@@ -24,7 +24,7 @@ from wechatpy.work.exceptions import InvalidCorpIdException
 
 from bot import keys
 from handlers.events import WorkEvent
-from handlers.work import WorkHandler
+from handlers.work.dispatch import WorkHandler
 from store.models import InboundMessage
 from webhooks.crypto import Forbidden, fresh, sign
 from webhooks.fields import work_event
