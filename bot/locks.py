@@ -105,8 +105,14 @@ class PersonLocks:
             try:
                 yield
             finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
-                await conn.commit()
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+                    await conn.commit()
+                except Exception:
+                    # Never give a connection that may still hold the lock back to the pool:
+                    # closing it makes PostgreSQL release every lock of that session.
+                    await conn.invalidate()
+                    raise
 
     async def close(self) -> None:
         if self._advisory is not None:
