@@ -8,6 +8,7 @@ Replies never travel in the HTTP answer: the handler writes them to the outbox, 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import struct
@@ -135,6 +136,9 @@ async def receive(request: web.Request) -> web.Response:
     metrics.messages_in.labels(f"wecom:{event.name}").inc()
     try:
         await hooks.handle(event)
+    except asyncio.CancelledError:  # the server is stopping: let WeCom's retry run it
+        await _forget(sessionmaker, event)
+        raise
     except Exception:
         # Give the key back, so that WeCom's next retry of this callback is processed.
         log.exception("wecom handler failed", extra={"userid": event.userid, "msg_key": event.key})
