@@ -15,18 +15,20 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot import keys
+from bot.sandbox.mp_sim import MpSimulator
 from handlers.context import Ctx
 from handlers.router import Router
 from settings import Settings
 from store.models import Conversation, InboundMessage
 from tests import wechat
-from tests.conftest import start_bot
+from tests.conftest import eventually, start_bot
 from tests.wechat import WeChat, text_xml
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -194,6 +196,46 @@ async def test_a_message_the_database_could_not_take_is_not_acknowledged(
         assert (again.status, again.text) == (200, "1")
         async with client.app[keys.SESSIONMAKER]() as s:
             conv = await s.get(Conversation, (wechat.ACCOUNT, "o_db_blip"))
+        assert conv is not None and conv.data["n"] == 1
+    finally:
+        await client.close()
+
+
+async def test_an_acknowledged_turn_that_fails_to_commit_is_run_again(
+    make_settings: Callable[..., Settings],
+    mp_sim: tuple[MpSimulator, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow turn was already answered `success` when its commit failed: WeChat will not resend it,
+    so the process runs it again, and the person gets exactly one answer."""
+    from store.writer import GroupWriter
+
+    router = counting_router()
+
+    @router.text("慢加一")
+    async def slow_add_one(ctx: Ctx) -> None:
+        await asyncio.sleep(0.3)  # longer than the reply budget: the webhook says `success` first
+        ctx.state.data["n"] = int(ctx.state.data.get("n", 0)) + 1
+        ctx.say(f"慢 {ctx.state.data['n']}")
+
+    client = await start_bot(make_settings(reply_budget=0.1), router)
+    real_write, failures = GroupWriter.write, [1]
+
+    async def flaky_write(self: GroupWriter, writes: Any, *, notify: bool = True) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionResetError("database connection lost")
+        await real_write(self, writes, notify=notify)
+
+    monkeypatch.setattr(GroupWriter, "write", flaky_write)
+    try:
+        first = await WeChat(client).post(text_xml("o_late", "慢加一", msg_id=881_600_000))
+        assert (first.status, first.body) == (200, "success")
+        sim = mp_sim[0]
+        sent = await eventually(lambda: [m for m in sim.sent if m.openid == "o_late"], within=10)
+        assert [m.payload["content"] for m in sent] == ["慢 1"]
+        async with client.app[keys.SESSIONMAKER]() as s:
+            conv = await s.get(Conversation, (wechat.ACCOUNT, "o_late"))
         assert conv is not None and conv.data["n"] == 1
     finally:
         await client.close()
