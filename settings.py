@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     )
     # Minutes an unpaid order keeps its stock before it is cancelled (one reminder comes first).
     order_ttl_minutes: int = Field(30, ge=5, le=24 * 60, validation_alias=_env("CHATORDER_ORDER_TTL_MINUTES"))
+    # Flash sales (README, "秒杀"): repeated 抢 from one person within this many ms is turned away
+    # politely (0: off); a unit given back is held this long for the person first on the waitlist.
+    flash_throttle_ms: int = Field(800, ge=0, le=60_000, validation_alias=_env("CHATORDER_FLASH_THROTTLE_MS"))
+    flash_waitlist_hold_minutes: int = Field(
+        3, ge=1, le=60, validation_alias=_env("CHATORDER_FLASH_WAITLIST_HOLD_MINUTES")
+    )
     wechatpay_api_base: str = Field(
         "https://api.mch.weixin.qq.com/", validation_alias=_env("WECHATPAY_API_BASE")
     )

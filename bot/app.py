@@ -31,6 +31,7 @@ from bot.reconcile import reconcile
 from bot.scheduler import Job, run_jobs
 from flows import desk
 from flows.creators import pay_out, release_commissions
+from flows.flash import sweep as flash_sweep
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
@@ -39,6 +40,7 @@ from handlers.router import Router
 from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
+from store.flash import FlashGate
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
@@ -163,6 +165,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     redis = app[keys.REDIS]
     gate = StockGate(redis) if redis is not None else None
+    flash_gate = FlashGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
@@ -172,13 +175,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
-        services=Services(media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake),
+        services=Services(media=mp, pay=pay, stock_gate=gate, flash_gate=flash_gate, wake_outbox=outbox.wake),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
     jobs = [
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
         Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
+        Job("flash-holds", 5, lambda: flash_sweep(sessionmaker, settings, flash_gate, utcnow())),
         Job("staff-backlog", 60, lambda: desk.hand_out_backlog(sessionmaker, settings, utcnow())),
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),

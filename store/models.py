@@ -641,3 +641,95 @@ class QuickReply(Base):
     name: Mapped[str] = mapped_column(String(32))
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Flash sales (秒杀) ---------------------------------------------------------------------------
+
+
+class FlashSale(Base):
+    """A flash sale of one package: its own stock, price (tiers by position) and per-customer limit.
+
+    `available` is what can still be taken (stock − held − paid); `taken` counts the positions handed
+    out (a unit that comes back and is taken again gets a new position). Both change only through
+    conditional UPDATEs in store.flash, so the database is the truth even when Redis answers first."""
+
+    __tablename__ = "flash_sales"
+    __table_args__ = (
+        CheckConstraint("available >= 0 AND available <= stock", name="ck_flash_available"),
+        CheckConstraint("price_fen > 0", name="ck_flash_price_positive"),
+        CheckConstraint("per_customer >= 1", name="ck_flash_per_customer"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(100))
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
+    price_fen: Mapped[int] = mapped_column(BigInteger)  # after the last tier (or the only price)
+    tiers: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list
+    )  # [{"upto": 100, "price_fen": 990}]
+    stock: Mapped[int] = mapped_column()
+    available: Mapped[int] = mapped_column()
+    taken: Mapped[int] = mapped_column(default=0)
+    per_customer: Mapped[int] = mapped_column(default=1)
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    hold_minutes: Mapped[int] = mapped_column(default=5)
+    remind_minutes: Mapped[list[int]] = mapped_column(JSON, default=list)  # before the start: [1440, 60, 0]
+    remarket: Mapped[list[str]] = mapped_column(JSON, default=list)  # service codes sold at full price
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | stopped
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashQuota(Base):
+    """How many units a person holds or bought in a sale: the per-customer limit's conditional UPDATE."""
+
+    __tablename__ = "flash_quotas"
+    __table_args__ = (CheckConstraint("active >= 0", name="ck_flash_quota_active"),)
+
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active: Mapped[int] = mapped_column(default=0)
+
+
+class FlashTake(Base):
+    """One unit taken by one person at one position: held (an unpaid order) → paid | released."""
+
+    __tablename__ = "flash_takes"
+    __table_args__ = (
+        Index("ix_flash_takes_sale_status", "sale_id", "status"),
+        Index("ix_flash_takes_person", "sale_id", "account", "openid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"))
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column()
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    via: Mapped[str] = mapped_column(String(16), default="rush")  # rush | waitlist | late
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held | paid | released
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    released_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashWaitlist(Base):
+    """候补: people waiting for a unit that comes back, first come first offered."""
+
+    __tablename__ = "flash_waitlist"
+    __table_args__ = (
+        UniqueConstraint("sale_id", "account", "openid", name="uq_flash_waitlist_person"),
+        Index("ix_flash_waitlist_queue", "sale_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"))
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | offered | gone
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    offered_at: Mapped[dt.datetime | None] = mapped_column()

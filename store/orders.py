@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.errors import DomainError
 from store.models import (
     CartItem,
+    FlashSale,
     Material,
     Order,
     OrderEvent,
@@ -333,6 +334,42 @@ async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dic
     return rows
 
 
+class _Priced:
+    """A package row with another price (a flash sale's) and no stock of its own to take."""
+
+    def __init__(self, row: Row[Any], price_fen: int) -> None:
+        self._row, self.price_fen, self.stock = row, price_fen, None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def _priced(row: Row[Any], price_fen: int) -> Any:
+    return _Priced(row, price_fen)
+
+
+async def not_on_flash_sale(session: AsyncSession, package_ids: Collection[int], now: dt.datetime) -> None:
+    """While a package is on a flash sale it is sold only through the sale (so its limit holds):
+    refused by the cart, the order form and the order itself."""
+    live = (
+        await session.execute(
+            select(Service.title, Package.name)
+            .select_from(FlashSale)
+            .join(Package, Package.id == FlashSale.package_id)
+            .join(Service, Service.id == Package.service_id)
+            .where(
+                FlashSale.package_id.in_(list(package_ids)),
+                FlashSale.status == "scheduled",
+                FlashSale.starts_at <= now,
+                FlashSale.ends_at > now,
+            )
+            .limit(1)
+        )
+    ).first()
+    if live is not None:
+        raise DomainError("flash_package", name=f"{live.title} {live.name}")
+
+
 async def _by_source_key(session: AsyncSession, source_key: str) -> Order | None:
     return await session.scalar(select(Order).where(Order.source_key == source_key))
 
@@ -351,14 +388,23 @@ async def create_order(
     actor: str | None = None,
     gate: StockGate | None = None,
     now: dt.datetime | None = None,
+    unit_prices: dict[int, int] | None = None,
 ) -> Order:
-    """Place an order (待支付), reserving stock; the same source_key again returns the first order."""
+    """Place an order (待支付), reserving stock; the same source_key again returns the first order.
+
+    `unit_prices`: a flash sale's order, whose price and stock are the sale's (taken by store.flash), so
+    the package's stock is not touched; any other order of a package on a live sale is refused."""
     existing = await _by_source_key(session, source_key)
     if existing is not None:
         return existing
+    now = now or utcnow()
     wanted = _wanted(lines)
     rows = await _orderable(session, wanted)
-    gated = await _reserve_gate(gate, session, wanted, rows)
+    if unit_prices is None:
+        await not_on_flash_sale(session, wanted, now)
+    else:
+        rows = {p: _priced(r, unit_prices[p]) for p, r in rows.items()}
+    gated = {} if unit_prices is not None else await _reserve_gate(gate, session, wanted, rows)
     try:
         order = await _place(
             session,
@@ -368,8 +414,9 @@ async def create_order(
             rows=rows,
             requirements=requirements,
             source_key=source_key,
-            now=now or utcnow(),
+            now=now,
             expires_in=expires_in,
+            reserve=unit_prices is None,
         )
     except BaseException:
         await _release_gate(gate, gated)
@@ -406,9 +453,10 @@ async def _place(
     source_key: str,
     now: dt.datetime,
     expires_in: dt.timedelta,
+    reserve: bool = True,
 ) -> Order | None:
     """Reserve stock, number and insert the order with its items; None if source_key was taken meanwhile."""
-    taken = await _reserve_db(session, wanted, rows)
+    taken = await _reserve_db(session, wanted, rows) if reserve else {}
     number = await next_number(session, now)
     total = sum(rows[p].price_fen * q for p, q in wanted.items())
     # ON CONFLICT DO NOTHING instead of catching IntegrityError: no SAVEPOINT needed (see _reserve_db).
@@ -733,7 +781,7 @@ async def cart_add(
 ) -> list[CartLine]:
     """Put a listed package in the cart, or add to the quantity already there (at most 99)."""
     _check_quantity(quantity)
-    await _orderable(session, [package_id])
+    await not_on_flash_sale(session, [package_id], utcnow())
     # One upsert: two quick 加购 of the same package never make two lines or lose an addition.
     stmt = _insert(session, CartItem).values(
         account=account, openid=openid, package_id=package_id, quantity=quantity, added_at=utcnow()

@@ -12,7 +12,7 @@ buttons and the answers to the question a button asked.
 
 from __future__ import annotations
 
-from handlers.work import money, orders, people, replies, report
+from handlers.work import flash, money, orders, people, replies, report
 from handlers.work.turn import StaffRouter
 
 
@@ -25,5 +25,6 @@ def build_router() -> StaffRouter:
         replies.router,  # 对话 · 回复 · 快捷回复
         money.router,  # 退款 · 拒绝退款 · 提现
         people.router,  # 上班 · 下班 · 员工
+        flash.router,  # 秒杀 列表 · 查看 · 停止
     )
     return root

@@ -1,0 +1,254 @@
+"""Flash sales around the store: how a sale reads, the sweep of holds, and a payment after its hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from flows import texts
+from flows import texts_staff as ts
+from flows.format import yuan
+from flows.notices import quiet
+from flows.paid import after_paid
+from flows.requirements import BEIJING
+from settings import Settings
+from store import flash, payments
+from store.errors import DomainError
+from store.flash import FlashGate, SaleView
+from store.models import FlashSale, Order, Payment
+from store.outbox import Outgoing, enqueue, text
+
+log = logging.getLogger(__name__)
+
+
+# --- How a sale reads ----------------------------------------------------------------------------
+
+
+def wait_text(until: dt.datetime, now: dt.datetime) -> str:
+    """「2 小时 13 分 」: how long until `until`, to the minute."""
+    minutes = int((until - now).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return texts.FLASH_WAIT_DAYS.format(d=days, h=hours)
+    if hours:
+        return texts.FLASH_WAIT_HOURS.format(h=hours, m=mins)
+    return texts.FLASH_WAIT_MINUTES.format(m=mins) if mins else texts.FLASH_WAIT_NOW
+
+
+def clock(at: dt.datetime, now: dt.datetime) -> str:
+    """Beijing time, with the date unless it is today."""
+    local, today = at.astimezone(BEIJING), now.astimezone(BEIJING).date()
+    return f"{local:%H:%M}" if local.date() == today else f"{local:%m-%d %H:%M}"
+
+
+def price_text(sale: FlashSale) -> str:
+    """「前 100 单 ¥9.9，之后 ¥19.9」 or just the price."""
+    if not sale.tiers:
+        return yuan(sale.price_fen)
+    parts = [texts.FLASH_TIER.format(upto=t["upto"], price=yuan(int(t["price_fen"]))) for t in sale.tiers]
+    parts.append(texts.FLASH_TIER_THEN.format(price=yuan(sale.price_fen)))
+    return texts.FLASH_PRICE_JOIN.join(parts)
+
+
+def state_text(sale: FlashSale, now: dt.datetime) -> str:
+    phase = flash.phase(sale, now)
+    if phase == "upcoming":
+        return texts.FLASH_STATE_UPCOMING.format(
+            wait=wait_text(sale.starts_at, now), at=clock(sale.starts_at, now)
+        )
+    if phase == "live":
+        return texts.FLASH_STATE_LIVE.format(left=sale.available)
+    if phase == "sold_out":
+        return texts.FLASH_STATE_SOLD_OUT
+    return texts.FLASH_STATE_OVER
+
+
+def title_of(view: SaleView) -> str:
+    return view.sale.title or f"{view.service_title} {view.package_name}"
+
+
+def sale_line(n: int, view: SaleView, now: dt.datetime) -> str:
+    return texts.FLASH_LINE.format(
+        n=n,
+        title=title_of(view),
+        price=price_text(view.sale),
+        usual=yuan(view.usual_fen),
+        state=state_text(view.sale, now),
+    )
+
+
+def sale_detail(view: SaleView, now: dt.datetime) -> str:
+    sale = view.sale
+    action = {
+        "upcoming": texts.FLASH_ACTION_UPCOMING,
+        "live": texts.FLASH_ACTION_LIVE,
+        "sold_out": texts.FLASH_ACTION_SOLD_OUT,
+    }.get(flash.phase(sale, now), texts.FLASH_ACTION_OVER)
+    return texts.FLASH_DETAIL.format(
+        title=title_of(view),
+        service=view.service_title,
+        package=view.package_name,
+        price=price_text(sale),
+        usual=yuan(view.usual_fen),
+        stock=sale.stock,
+        limit=sale.per_customer,
+        start=clock(sale.starts_at, now),
+        end=clock(sale.ends_at, now),
+        state=state_text(sale, now),
+        action=action.format(hold=sale.hold_minutes),
+    )
+
+
+async def staff_view(session: AsyncSession, view: SaleView, now: dt.datetime) -> str:
+    """The figures staff and operators read (秒杀 查看, flash report)."""
+    sale = view.sale
+    f = await flash.figures(session, sale)
+    return ts.FLASH_REPORT.format(
+        code=sale.code,
+        title=title_of(view),
+        phase=ts.FLASH_PHASES[flash.phase(sale, now)],
+        start=clock(sale.starts_at, now),
+        end=clock(sale.ends_at, now),
+        price=price_text(sale),
+        stock=f.stock,
+        available=f.available,
+        held=f.held,
+        paid=f.paid,
+        released=f.released,
+        revenue=yuan(f.revenue_fen),
+        takers=f.takers,
+        buyers=f.buyers,
+        conversion=f.conversion_pct,
+        waitlist=f.waitlist,
+        served=f.waitlist_served,
+        limit=sale.per_customer,
+    )
+
+
+async def staff_list(session: AsyncSession, now: dt.datetime) -> str:
+    views = await flash.all_sales(session)
+    if not views:
+        return ts.FLASH_NONE
+    lines = [
+        ts.FLASH_LIST_LINE.format(
+            code=v.sale.code,
+            title=title_of(v),
+            phase=ts.FLASH_PHASES[flash.phase(v.sale, now)],
+            available=v.sale.available,
+            stock=v.sale.stock,
+            start=clock(v.sale.starts_at, now),
+        )
+        for v in views
+    ]
+    return ts.FLASH_LIST.format(lines="\n".join(lines))
+
+
+# --- The sweep: holds that ran out, orders paid or cancelled -------------------------------------
+
+
+async def sweep(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    gate: FlashGate | None,
+    now: dt.datetime,
+) -> int:
+    """Settle every due hold, each in its own transaction: a unit given back goes to the waitlist first."""
+    async with sessionmaker() as session:
+        due = await flash.due_releases(session, now)
+    done = 0
+    hold = dt.timedelta(minutes=settings.flash_waitlist_hold_minutes)
+    for take_id in due:
+        try:
+            async with sessionmaker.begin() as session:
+                released = await flash.settle(session, take_id, now=now, notify=quiet, waitlist_hold=hold)
+                if released is not None:
+                    await enqueue(session, *await _release_notices(session, released, now))
+        except DomainError:
+            log.info("flash hold settled elsewhere", extra={"take": take_id})
+            continue
+        if released is not None and gate is not None:
+            to = released.offered.take.openid if released.offered else ""
+            await gate.give_back(released.sale.id, released.take.openid, to)
+        done += 1
+    if gate is not None:
+        await _heal(sessionmaker, gate, now)
+    return done
+
+
+async def _heal(sessionmaker: async_sessionmaker[AsyncSession], gate: FlashGate, now: dt.datetime) -> None:
+    async with sessionmaker() as session:
+        for view in await flash.open_sales(session, now):
+            await gate.heal(view.sale.id, view.sale.available)
+
+
+async def _release_notices(
+    session: AsyncSession, released: flash.Released, now: dt.datetime
+) -> list[Outgoing]:
+    view = await flash.sale_by_code(session, released.sale.code)
+    title = title_of(view) if view else released.sale.code
+    out: list[Outgoing] = []
+    lost = await session.get(Order, released.take.order_id) if released.take.order_id else None
+    if lost is not None and released.take.expires_at <= now:
+        content = texts.FLASH_HOLD_EXPIRED.format(
+            title=title, hold=released.sale.hold_minutes, number=lost.number
+        )
+        out.append(text(released.take.openid, content, dedupe_key=f"flash:expired:{released.take.id}"))
+    if released.offered is not None:
+        got = released.offered
+        content = texts.FLASH_WAITLIST_OFFER.format(
+            title=title,
+            number=got.order.number,
+            price=yuan(got.take.price_fen),
+            deadline=clock(got.take.expires_at, now),
+        )
+        out.append(text(got.take.openid, content, dedupe_key=f"flash:offer:{got.take.id}"))
+    return out
+
+
+# --- Money for a hold that had run out -----------------------------------------------------------
+
+
+async def honour_late(
+    session: AsyncSession, payment: Payment, settings: Settings, now: dt.datetime
+) -> list[Outgoing] | None:
+    """A payment for a flash order whose hold ran out (already credited to the balance as a late
+    payment): if a unit can still be taken, take it at the price paid and pay it from that balance;
+    else say the money waits in the balance. None when the order was not a flash sale's."""
+    found = await flash.sale_of_order(session, payment.order_id) if payment.order_id else None
+    if found is None:
+        return None
+    take, sale = found
+    old = await session.get(Order, payment.order_id)
+    number = old.number if old else ""
+    try:
+        taken = await flash.take(
+            session,
+            sale=sale,
+            account=payment.account,
+            openid=payment.openid,
+            now=now,
+            notify=quiet,
+            via="late",
+            price_fen=take.price_fen,
+        )
+    except DomainError as exc:
+        log.info("late flash payment kept in the balance", extra={"order": number, "why": exc.code})
+        content = texts.FLASH_LATE_TO_BALANCE.format(number=number, total=yuan(payment.amount_fen))
+        return [text(payment.openid, content, dedupe_key=f"flash:late:{payment.out_trade_no}")]
+    # The late payment was just credited to the balance at this very price: paying from it cannot fail.
+    paid = await payments.pay_with_balance(
+        session,
+        order_id=taken.order.id,
+        account=payment.account,
+        openid=payment.openid,
+        notify=quiet,
+        now=now,
+    )
+    await after_paid(session, paid, settings, now)
+    content = texts.FLASH_LATE_HONOURED.format(
+        number=number, total=yuan(payment.amount_fen), new_number=paid.number
+    )
+    return [text(payment.openid, content, dedupe_key=f"flash:late:{payment.out_trade_no}")]

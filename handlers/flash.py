@@ -1,0 +1,225 @@
+"""Flash sales in chat: 秒杀 (upcoming and live), a sale opened by number, menu button or QR scene
+(flash_<code>), 抢 (take one unit, pay within the hold) and 候补 (the waitlist once sold out)."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows import flash as flow
+from flows import texts
+from flows.format import yuan
+from flows.notices import quiet
+from handlers.context import Ctx, UserFacingError, refusal
+from handlers.pay import offer_payment
+from handlers.router import Router
+from store import flash
+from store.errors import DomainError
+from store.flash import SaleView
+from store.models import Order
+
+router = Router("flash")
+
+SCENE = "flash_"
+_recent: dict[str, float] = {}  # openid -> monotonic time of their last 抢 (when there is no Redis)
+_RECENT_MAX = 50_000
+
+
+def _scene_code(ctx: Ctx) -> str | None:
+    """The sale code of a flash_<code> QR scene (subscribe / SCAN) or menu click key."""
+    if ctx.event.kind != "event" or ctx.event.name not in ("subscribe", "scan", "click"):
+        return None
+    key = ctx.event.event_key.removeprefix("qrscene_")
+    return key[len(SCENE) :] if key.startswith(SCENE) and len(key) > len(SCENE) else None
+
+
+def _picked(ctx: Ctx) -> bool:
+    """A number answered to the list 秒杀 just showed."""
+    return ctx.state.data.get("list") == "flash" and (ctx.command or "").isdigit()
+
+
+async def _open_sales(ctx: Ctx) -> list[SaleView]:
+    async with ctx.read() as session:
+        return await flash.open_sales(session, ctx.now())
+
+
+@router.text("秒杀", "限时秒杀", "秒杀活动")
+async def on_list(ctx: Ctx) -> None:
+    """Upcoming and live sales, soonest first, with their price against the usual one."""
+    views = await _open_sales(ctx)
+    if not views:
+        ctx.say(texts.FLASH_NONE)
+        return
+    now = ctx.now()
+    ctx.state.data["list"] = "flash"
+    ctx.state.data["flash_list"] = [v.sale.code for v in views]
+    lines = "\n".join(flow.sale_line(n, v, now) for n, v in enumerate(views, start=1))
+    ctx.say(texts.FLASH_LIST, lines=lines)
+
+
+async def _show(ctx: Ctx, code: str, *, before: str = "") -> None:
+    async with ctx.read() as session:
+        view = await flash.sale_by_code(session, code)
+    if view is None:
+        raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
+    ctx.state.data["flash"] = view.sale.code  # 抢 and 候补 now mean this sale
+    # One message: a new follower's welcome and the sale they came for belong together.
+    ctx.say((before + flow.sale_detail(view, ctx.now())).replace("{", "{{").replace("}", "}}"))
+
+
+@router.when(lambda ctx: _scene_code(ctx) is not None)
+async def on_scene(ctx: Ctx) -> None:
+    """A poster's QR (flash_<code>) or a menu button: the sale, after the welcome for a new follower."""
+    welcome = ""
+    if ctx.event.name == "subscribe":
+        ctx.subscribed = True
+        welcome = ctx.fmt(texts.WELCOME if not ctx.known_user else texts.WELCOME_BACK) + "\n\n"
+    await _show(ctx, _scene_code(ctx) or "", before=welcome)
+
+
+@router.when(_picked)
+async def on_pick(ctx: Ctx) -> None:
+    codes = ctx.state.data.get("flash_list") or []
+    n = int(ctx.command or "0")
+    if not 1 <= n <= len(codes):
+        raise UserFacingError(texts.FLASH_NOT_FOUND, code=n)
+    await _show(ctx, codes[n - 1])
+
+
+@router.prefix("秒杀 ")
+async def on_open(ctx: Ctx) -> None:
+    """秒杀 编号 | 秒杀 code."""
+    arg = ctx.argument.strip()
+    codes = ctx.state.data.get("flash_list") or []
+    if arg.isdigit() and 1 <= int(arg) <= len(codes):
+        arg = codes[int(arg) - 1]
+    await _show(ctx, arg)
+
+
+async def _chosen(ctx: Ctx) -> SaleView:
+    """The sale 抢 / 候补 is about: named, opened last, or the only one running."""
+    arg = ctx.argument.strip()
+    codes = ctx.state.data.get("flash_list") or []
+    if arg.isdigit() and 1 <= int(arg) <= len(codes):
+        arg = codes[int(arg) - 1]
+    code = arg or ctx.state.data.get("flash")
+    if code:
+        async with ctx.read() as session:
+            view = await flash.sale_by_code(session, code)
+        if view is None:
+            raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
+        return view
+    now = ctx.now()
+    running = [v for v in await _open_sales(ctx) if v.sale.starts_at <= now]
+    if not running:
+        raise UserFacingError(texts.FLASH_NO_LIVE)
+    if len(running) > 1:
+        lines = "\n".join(flow.sale_line(n, v, now) for n, v in enumerate(running, start=1))
+        raise UserFacingError(texts.FLASH_WHICH.replace("{lines}", lines), code=running[0].sale.code)
+    return running[0]
+
+
+async def _throttled(ctx: Ctx) -> bool:
+    """One 抢 per person per flash_throttle_ms: a burst of taps is answered kindly, not run."""
+    millis = ctx.settings.flash_throttle_ms
+    if millis <= 0:
+        return False
+    gate = ctx.services.flash_gate
+    if gate is not None:
+        return await gate.throttle(ctx.openid, millis)
+    now = time.monotonic()
+    last = _recent.get(ctx.openid)
+    if len(_recent) > _RECENT_MAX:
+        _recent.clear()
+    _recent[ctx.openid] = now if last is None or now - last >= millis / 1000 else last
+    return last is not None and now - last < millis / 1000
+
+
+@router.text("抢", "抢购", "马上抢", "立即抢购")
+@router.prefix("抢 ")
+async def on_grab(ctx: Ctx) -> None:
+    """Take one unit: the Redis gate first (when configured), then the database, which decides."""
+    view = await _chosen(ctx)
+    ctx.state.data["flash"] = view.sale.code
+    if await _throttled(ctx):
+        ctx.say(texts.FLASH_THROTTLED)
+        return
+    sale, gate, now = view.sale, ctx.services.flash_gate, ctx.now()
+    if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
+        raise refusal(DomainError(f"flash_{flash.phase(sale, now)}"))
+    if gate is not None:
+        async with ctx.read() as session:
+            verdict = await gate.take(session, sale, ctx.openid)
+        if verdict != 1:
+            await _refuse(ctx, view, "flash_sold_out" if verdict == 0 else "flash_limit")
+            return
+    try:
+        async with ctx.transaction() as session:
+            taken = await flash.take(
+                session, sale=sale, account=ctx.event.account, openid=ctx.openid, now=now, notify=quiet
+            )
+    except DomainError as exc:
+        if gate is not None:
+            await gate.undo(sale.id, ctx.openid, exc.code)
+        await _refuse(ctx, view, exc.code, exc)
+        return
+    except BaseException:
+        if gate is not None:
+            await gate.undo(sale.id, ctx.openid, "error")
+        raise
+    ctx.say(
+        texts.FLASH_TAKEN,
+        position=taken.take.position,
+        price=yuan(taken.take.price_fen),
+        deadline=flow.clock(taken.take.expires_at, now),
+        hold=sale.hold_minutes,
+    )
+    await offer_payment(ctx, taken.order, intro=texts.FLASH_PAY, minutes=sale.hold_minutes)
+
+
+async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None = None) -> None:
+    """Sold out (with 候补) or at the limit (pointing at what they already have)."""
+    if code == "flash_sold_out":
+        ctx.say(texts.FLASH_SOLD_OUT)
+        return
+    if code != "flash_limit":
+        raise refusal(exc or DomainError(code))
+    async with ctx.read() as session:
+        mine = await flash.held_by(
+            session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid
+        )
+        unpaid = next((t for t in mine if t.status == "held"), None)
+        number = await _number(session, unpaid.order_id) if unpaid and unpaid.order_id else None
+    if unpaid is not None and number:
+        ctx.state.data["paying"] = number
+        deadline = flow.clock(unpaid.expires_at, ctx.now())
+        ctx.say(texts.FLASH_HAVE_UNPAID, limit=view.sale.per_customer, number=number, deadline=deadline)
+    else:
+        ctx.say(texts.FLASH_HAVE_PAID, limit=view.sale.per_customer)
+
+
+async def _number(session: AsyncSession, order_id: int) -> str | None:
+    order = await session.get(Order, order_id)
+    return order.number if order else None
+
+
+@router.text("候补", "排队", "候补排队")
+async def on_waitlist(ctx: Ctx) -> None:
+    """候补 once sold out: the next unit given back is offered to the first in line."""
+    view = await _chosen(ctx)
+    sale, now = view.sale, ctx.now()
+    phase = flash.phase(sale, now)
+    if phase == "live":
+        ctx.say(texts.FLASH_WAITLIST_NOT_NEEDED)
+        return
+    if phase != "sold_out":
+        raise refusal(DomainError(f"flash_{phase}"))
+    try:
+        async with ctx.transaction() as session:
+            place = await flash.join_waitlist(
+                session, sale=sale, account=ctx.event.account, openid=ctx.openid
+            )
+    except DomainError as exc:
+        raise refusal(exc) from None
+    ctx.say(texts.FLASH_WAITLIST_JOINED, place=place, hold=ctx.settings.flash_waitlist_hold_minutes)

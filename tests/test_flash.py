@@ -1,0 +1,366 @@
+"""Flash sales (秒杀) through the real app over HTTP: seeing a sale, the rush, holds, the waitlist,
+payments after a hold ran out, and the operator's file — on SQLite and on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import keys
+from bot.cli import main
+from bot.sandbox.mp_sim import MpSimulator
+from bot.sandbox.pay_sim import PaySimulator
+from flows import flash as flow
+from flows import texts
+from settings import Settings
+from store import catalog_import, flash, payments
+from store.models import FlashSale, FlashTake, LedgerEntry, Order, Payment, utcnow
+from store.orders import BEIJING
+from tests import wechat
+from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
+from tests.test_ordering import CATALOG, Customer
+from tests.test_paying import MCH_ID, PAY_KEY, pay_sim
+
+__all__ = ["pay_sim"]  # a fixture used here
+
+
+def beijing(at: dt.datetime) -> str:
+    return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def sale_yaml(
+    code: str = "coffee",
+    *,
+    starts: dt.timedelta = -dt.timedelta(minutes=1),
+    lasts: dt.timedelta = dt.timedelta(hours=1),
+    stock: int = 3,
+    limit: int = 1,
+    price: str = "9.9",
+    tiers: str = "",
+    hold: int = 5,
+) -> str:
+    start = utcnow() + starts
+    return (
+        f"code: {code}\n"
+        "title: 探店图文秒杀\n"
+        "service: xhs-xiaolu\n"
+        "package: 1\n"
+        f"price: {price}\n"
+        f"{tiers}"
+        f"stock: {stock}\n"
+        f"limit: {limit}\n"
+        f"starts: {beijing(start)}\n"
+        f"ends: {beijing(start + lasts)}\n"
+        f"hold_minutes: {hold}\n"
+        "reminders: [24h, 1h, 0]\n"
+        "remarket: [xhs-ajie]\n"
+    )
+
+
+@dataclass
+class Shop:
+    client: TestClient
+    mp: MpSimulator
+    pay: PaySimulator
+    settings: Settings
+
+    @property
+    def sm(self) -> async_sessionmaker[AsyncSession]:
+        return self.client.app[keys.SESSIONMAKER]
+
+    def customer(self, openid: str) -> Customer:
+        return Customer(self.client, self.mp, openid)
+
+    async def sale(self, text: str) -> FlashSale:
+        spec, errors = flash.parse_sale(text)
+        assert not errors, errors
+        async with self.sm.begin() as s:
+            sale, errors = await flash.create_sale(s, spec, now=utcnow())
+        assert sale is not None, errors
+        return sale
+
+    async def takes(self, **where: Any) -> list[FlashTake]:
+        async with self.sm() as s:
+            stmt = select(FlashTake).filter_by(**where).order_by(FlashTake.id)
+            return list(await s.scalars(stmt))
+
+    async def order(self, order_id: int | None) -> Order:
+        async with self.sm() as s:
+            found = await s.get(Order, order_id)
+        assert found is not None
+        return found
+
+    async def sweep(self, *, after: dt.timedelta = dt.timedelta(0)) -> int:
+        """The hold sweep, run now (or as if `after` had passed)."""
+        gate = flash.FlashGate(self.client.app[keys.REDIS]) if self.client.app[keys.REDIS] else None
+        return await flow.sweep(self.sm, self.settings, gate, utcnow() + after)
+
+    def sent_to(self, openid: str) -> list[str]:
+        return [str(m.payload.get("content", "")) for m in self.mp.sent if m.openid == openid]
+
+
+@pytest.fixture
+async def shop(
+    make_settings: Callable[..., Settings],
+    pay_sim: tuple[PaySimulator, str],
+    mp_sim: tuple[MpSimulator, str],
+    db_url: str,
+) -> AsyncIterator[Shop]:
+    """The app with WeChat Pay; on PostgreSQL it also runs with Redis (the Lua gate answers first)."""
+    extra: dict[str, Any] = {}
+    redis = None
+    if db_url.startswith("postgresql"):
+        if not HAVE_REDIS:
+            pytest.skip("Redis is not running on 127.0.0.1:6379")
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(REDIS_URL)
+        await redis.flushdb()  # this engineer's own test db
+        extra["redis_url"] = REDIS_URL
+    settings = make_settings(
+        database_url=db_url,
+        wechatpay_mch_id=MCH_ID,
+        wechatpay_api_key=PAY_KEY,
+        wechatpay_api_base=pay_sim[1],
+        flash_throttle_ms=0,
+        **extra,
+    )
+    client = await start_bot(settings)
+    pay_sim[0].notify_base = str(client.make_url("")).rstrip("/")
+    async with client.app[keys.SESSIONMAKER].begin() as s:
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+    yield Shop(client, mp_sim[0], pay_sim[0], settings)
+    await client.close()
+    if redis is not None:
+        await redis.flushdb()
+        await redis.aclose()
+
+
+def number_in(text: str) -> str:
+    found = re.search(r"订单 (\d{8}-\d{4})", text)
+    assert found, text
+    return found.group(1)
+
+
+# --- Seeing a sale -------------------------------------------------------------------------------
+
+
+async def test_flash_lists_upcoming_and_live_sales_with_their_prices(shop: Shop) -> None:
+    await shop.sale(sale_yaml("later", starts=dt.timedelta(hours=2, minutes=13, seconds=30), stock=50))
+    await shop.sale(sale_yaml("now", stock=37, tiers="tiers:\n  - {first: 10, price: 5}\n"))
+    said = await shop.customer("o_look").say("秒杀")
+    assert "还有 2 小时 13 分开抢" in said
+    assert "进行中，仅剩 37 件" in said
+    assert "¥9.90（原价 ¥1,000）" in said
+    assert "前 10 单 ¥5，之后 ¥9.90" in said
+    detail = await shop.customer("o_look").say("1")
+    assert "每人限 1 件" in detail and "现在就发「抢」" in detail
+
+
+async def test_a_poster_qr_and_a_menu_button_open_the_sale(shop: Shop) -> None:
+    await shop.sale(sale_yaml("poster", stock=5))
+    chat = wechat.WeChat(shop.client)
+    first = await chat.event("o_newcomer", "subscribe", "qrscene_flash_poster")
+    assert first.text and "欢迎" in first.text and "探店图文秒杀" in first.text
+    again = await chat.event("o_follower", "SCAN", "flash_poster")
+    assert again.text and "仅剩 5 件" in again.text
+    click = await chat.event("o_follower", "CLICK", "flash_poster")
+    assert click.text and "仅剩 5 件" in click.text
+    unknown = await chat.event("o_follower", "SCAN", "flash_nosuch")
+    assert unknown.text and "没有找到秒杀" in unknown.text
+
+
+async def test_no_sales_is_said_plainly(shop: Shop) -> None:
+    assert await shop.customer("o_none").say("秒杀") == texts.FLASH_NONE
+    assert await shop.customer("o_none").say("抢") == texts.FLASH_NO_LIVE
+
+
+# --- The rush ------------------------------------------------------------------------------------
+
+
+async def test_grab_holds_a_unit_with_the_pay_qr_and_paying_sells_it(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    buyer = shop.customer("o_fast")
+    said = await buyer.say("抢")
+    assert "抢到了！你是第 1 位，秒杀价 ¥9.90" in said
+    assert "5 分钟内" in said
+    assert await eventually(
+        lambda: [m for m in shop.mp.sent if m.openid == buyer.openid and m.kind == "image"]
+    )
+    (take,) = await shop.takes(openid=buyer.openid)
+    order = await shop.order(take.order_id)
+    assert order.total_fen == 990 and order.status == "待支付"
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == order.id))
+    assert payment is not None
+    await shop.pay.pay(payment.out_trade_no)
+    assert (await shop.order(take.order_id)).status == "待审核"
+    assert [t.status for t in await shop.takes(openid=buyer.openid)] == ["paid"]
+    assert "仅剩 1 件" in await buyer.say("秒杀")
+
+
+async def test_tier_prices_follow_the_buyers_position(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=4, price="19.9", tiers="tiers:\n  - {first: 2, price: 9.9}\n"))
+    prices = []
+    for n in range(3):
+        said = await shop.customer(f"o_tier{n}").say("抢")
+        prices.append(re.search(r"第 (\d) 位，秒杀价 (¥[\d.]+)", said).groups())  # type: ignore[union-attr]
+    assert prices == [("1", "¥9.90"), ("2", "¥9.90"), ("3", "¥19.90")]
+    totals = [(await shop.order(t.order_id)).total_fen for t in await shop.takes()]
+    assert totals == [990, 990, 1990]
+
+
+async def test_the_limit_holds_under_concurrent_retries_and_normal_orders(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=10, limit=2))
+    greedy = shop.customer("o_greedy")
+    chat = wechat.WeChat(shop.client)
+    await asyncio.gather(*(chat.say(greedy.openid, "抢") for _ in range(12)))
+    assert len(await shop.takes(openid=greedy.openid)) == 2
+    assert "每人限 2 件" in await greedy.say("抢")
+    # Neither the catalog nor the cart sells the package while the sale runs.
+    for said in ("搜 咖啡", "1"):
+        await greedy.say(said)
+    assert "正在限时秒杀" in await greedy.say("下单 ①")
+    assert "正在限时秒杀" in await greedy.say("加购 ①")
+    async with shop.sm() as s:
+        assert await s.scalar(select(func.count()).select_from(Order)) == 2
+
+
+async def test_many_people_at_once_never_oversell(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=3, limit=1))
+    chat = wechat.WeChat(shop.client)
+    await asyncio.gather(*(chat.say(f"o_crowd{n % 6}", "抢") for n in range(24)))
+    takes = await shop.takes()
+    assert len(takes) == 3
+    assert len({t.openid for t in takes}) == 3
+    said = await shop.customer("o_late").say("抢")
+    assert "已经抢光了" in said and "候补" in said
+
+
+async def test_rapid_repeats_are_throttled_politely(
+    make_settings: Callable[..., Settings], pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    settings = make_settings(flash_throttle_ms=60_000)
+    client = await start_bot(settings)
+    try:
+        async with client.app[keys.SESSIONMAKER].begin() as s:
+            await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+            spec, _ = flash.parse_sale(sale_yaml(stock=5, limit=3))
+            await flash.create_sale(s, spec, now=utcnow())
+        tapper = Customer(client, mp_sim[0], "o_tapper")
+        assert "抢到了" in await tapper.say("抢")
+        assert await tapper.say("抢") == texts.FLASH_THROTTLED
+    finally:
+        await client.close()
+
+
+# --- Holds, the waitlist, late payments ----------------------------------------------------------
+
+
+async def test_an_expired_hold_goes_to_the_waitlist_then_back_to_everyone(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=1, hold=5))
+    slow, waiting = shop.customer("o_slow"), shop.customer("o_wait")
+    assert "抢到了" in await slow.say("抢")
+    assert "已经抢光了" in await waiting.say("抢")
+    assert "排在第 1 位" in await waiting.say("候补")
+
+    assert await shop.sweep(after=dt.timedelta(minutes=6)) == 1
+    offer = await eventually(lambda: [t for t in shop.sent_to(waiting.openid) if "候补成功" in t])
+    number = number_in(offer[0])
+    assert await eventually(lambda: [t for t in shop.sent_to(slow.openid) if "名额已让给下一位" in t])
+    slow_take, wait_take = await shop.takes()
+    assert (slow_take.status, wait_take.status, wait_take.via) == ("released", "held", "waitlist")
+    assert (await shop.order(slow_take.order_id)).status == "已取消"
+
+    # The waitlisted person lets it lapse too: with nobody waiting, the unit is everyone's again.
+    assert "支付" in await waiting.say(f"支付 {number}")
+    assert await shop.sweep(after=dt.timedelta(minutes=10)) == 1
+    assert "仅剩 1 件" in await shop.customer("o_third").say("秒杀")
+    assert "抢到了" in await shop.customer("o_third").say("抢")
+
+
+async def _lapse(shop: Shop, openid: str) -> Payment:
+    """`openid` grabs, gets the pay QR, and lets the hold run out (the sweep cancels it)."""
+    assert "抢到了" in await shop.customer(openid).say("抢")
+    (take,) = await shop.takes(openid=openid, status="held")
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert payment is not None
+    assert await shop.sweep(after=dt.timedelta(minutes=6)) >= 1
+    return payment
+
+
+async def test_a_payment_after_the_hold_is_honoured_while_a_unit_is_left(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    payment = await _lapse(shop, "o_latecomer")
+    await shop.pay.pay(payment.out_trade_no)
+    told = await eventually(lambda: [t for t in shop.sent_to("o_latecomer") if "已生效" in t])
+    assert "新订单" in told[0]
+    takes = await shop.takes(openid="o_latecomer")
+    assert [(t.status, t.via) for t in takes] == [("released", "rush"), ("paid", "late")]
+    assert (await shop.order(takes[1].order_id)).status == "待审核"
+    async with shop.sm() as s:
+        assert await payments.balance_of(s, account=wechat.ACCOUNT, openid="o_latecomer") == 0
+        entries = list(await s.scalars(select(LedgerEntry.amount_fen).order_by(LedgerEntry.id)))
+    assert entries == [990, -990]
+
+
+async def test_a_payment_after_the_hold_goes_to_the_balance_when_sold_out(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=1))
+    payment = await _lapse(shop, "o_toolate")
+    assert "抢到了" in await shop.customer("o_quick").say("抢")
+    await shop.pay.pay(payment.out_trade_no)
+    told = await eventually(lambda: [t for t in shop.sent_to("o_toolate") if "存入余额" in t])
+    assert "¥9.90" in told[0]
+    async with shop.sm() as s:
+        assert await payments.balance_of(s, account=wechat.ACCOUNT, openid="o_toolate") == 990
+    assert [t.status for t in await shop.takes(openid="o_toolate")] == ["released"]
+
+
+# --- The operator's file -------------------------------------------------------------------------
+
+
+def test_bad_sale_files_are_refused_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sale.yaml"
+    path.write_text(
+        "code: Bad Code!\nservice: xhs-xiaolu\npackage: 1\nprice: 免费\nstock: 0\n"
+        "starts: 明天\nends: 2026-12-08 10:00\ncolour: red\n",
+        encoding="utf-8",
+    )
+    _, errors = flash.parse_sale(path.read_text(encoding="utf-8"))
+    assert [e.line for e in errors] == [1, 4, 5, 6, 8]
+
+
+async def test_the_cli_creates_lists_reports_and_stops_without_half_creating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, shop: Shop
+) -> None:
+    monkeypatch.setenv("CHATORDER_DATABASE_URL", shop.settings.database_url)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(sale_yaml("ghost").replace("package: 1", "package: 9"), encoding="utf-8")
+    good = tmp_path / "good.yaml"
+    good.write_text(sale_yaml("cli"), encoding="utf-8")
+    assert await asyncio.to_thread(main, ["flash", "create", str(bad)]) == 1
+    assert f"{bad}:4: package" in capsys.readouterr().err
+    async with shop.sm() as s:
+        assert await s.scalar(select(func.count()).select_from(FlashSale)) == 0
+    assert await asyncio.to_thread(main, ["flash", "create", str(good)]) == 0
+    assert await asyncio.to_thread(main, ["flash", "create", str(good)]) == 1
+    assert "已有秒杀 cli" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["flash", "list"]) == 0
+    assert "cli 探店图文秒杀｜进行中｜剩 3/3" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["flash", "stop", "cli"]) == 0
+    assert await asyncio.to_thread(main, ["flash", "report", "cli"]) == 0
+    assert "已停止" in capsys.readouterr().out
+    assert "已经停止" in await shop.customer("o_after").say("抢 cli")
