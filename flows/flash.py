@@ -146,6 +146,34 @@ async def staff_list(session: AsyncSession, now: dt.datetime) -> str:
     return ts.FLASH_LIST.format(lines="\n".join(lines))
 
 
+# --- The rush ------------------------------------------------------------------------------------
+
+
+async def grab(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gate: FlashGate | None,
+    sale: FlashSale,
+    *,
+    account: str,
+    openid: str,
+    now: dt.datetime,
+) -> flash.Taken:
+    """抢: the Redis gate first (when configured: most of a rush is refused there), then the database,
+    which decides; Redis is brought back in line with whatever the database refused."""
+    if gate is not None:
+        async with sessionmaker() as session:
+            verdict = await gate.take(session, sale, openid)
+        if verdict != 1:
+            raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
+    try:
+        async with sessionmaker.begin() as session:
+            return await flash.take(session, sale=sale, account=account, openid=openid, now=now, notify=quiet)
+    except BaseException as exc:
+        if gate is not None:
+            await gate.undo(sale.id, openid, exc.code if isinstance(exc, DomainError) else "error")
+        raise
+
+
 # --- The sweep: holds that ran out, orders paid or cancelled -------------------------------------
 
 

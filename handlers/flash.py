@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows import flash as flow
 from flows import texts
 from flows.format import yuan
-from flows.notices import quiet
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.pay import offer_payment
 from handlers.router import Router
@@ -145,29 +144,23 @@ async def on_grab(ctx: Ctx) -> None:
     if await _throttled(ctx):
         ctx.say(texts.FLASH_THROTTLED)
         return
-    sale, gate, now = view.sale, ctx.services.flash_gate, ctx.now()
+    sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
         raise refusal(DomainError(f"flash_{flash.phase(sale, now)}"))
-    if gate is not None:
-        async with ctx.read() as session:
-            verdict = await gate.take(session, sale, ctx.openid)
-        if verdict != 1:
-            await _refuse(ctx, view, "flash_sold_out" if verdict == 0 else "flash_limit")
-            return
     try:
-        async with ctx.transaction() as session:
-            taken = await flash.take(
-                session, sale=sale, account=ctx.event.account, openid=ctx.openid, now=now, notify=quiet
-            )
+        taken = await flow.grab(
+            ctx.sessionmaker,
+            ctx.services.flash_gate,
+            sale,
+            account=ctx.event.account,
+            openid=ctx.openid,
+            now=now,
+        )
     except DomainError as exc:
-        if gate is not None:
-            await gate.undo(sale.id, ctx.openid, exc.code)
         await _refuse(ctx, view, exc.code, exc)
         return
-    except BaseException:
-        if gate is not None:
-            await gate.undo(sale.id, ctx.openid, "error")
-        raise
+    if ctx.services.wake_outbox is not None:
+        ctx.services.wake_outbox()
     ctx.say(
         texts.FLASH_TAKEN,
         position=taken.take.position,
