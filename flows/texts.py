@@ -538,8 +538,12 @@ STAFF_WITHDRAW_REQUESTED = (
 )
 STAFF_COMMISSION_FLAG = (
     "**🚩 佣金已暂扣待核对**\n> 订单：{number}　金额：{total}\n> 规则：{rule}\n> 证据：{note}\n"
-    "> 涉及佣金：{amounts}\n核对后在工作台处理。"
+    "> 涉及佣金：{amounts}\n核对后在工作台发「佣金」放行或驳回。"
 )
+EVIDENCE_SAME_PAYER = "同一微信 {payer} 为 {n} 个账号付过款：{customers}"
+EVIDENCE_BURST = "{minutes} 分钟内绑定了 {n} 位新成员（上限 {limit}），{first} 至 {last}"
+EVIDENCE_VERDICT = "{at} 由 {actor} {verb}"
+EVIDENCE_VERDICTS = {"approved": "放行", "rejected": "驳回"}
 STAFF_FLAG_RULES = {"same_payer": "多个账号由同一付款人支付", "burst": "短时间内大量邀请"}
 STAFF_INVITE_BURST = (
     "**🚩 邀请异常**\n> 邀请人：{name}（邀请码 {code}）\n> {note}\n该邀请人的新成员订单佣金将暂扣待核对。"

@@ -509,6 +509,18 @@ async def decide_review(
     return done
 
 
+async def held_for_review(session: AsyncSession, *, limit: int = 20) -> list[tuple[Commission, str]]:
+    """Commissions a fraud rule holds, oldest first, with their order's number."""
+    stmt = (
+        select(Commission, Order.number)
+        .join(Order, Order.id == Commission.order_id)
+        .where(Commission.status == "review")
+        .order_by(Commission.id)
+        .limit(limit)
+    )
+    return [(c, number) for c, number in (await session.execute(stmt)).all()]
+
+
 # --- Withdrawals -----------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ buttons and the answers to the question a button asked.
 
 from __future__ import annotations
 
-from handlers.work import flash, money, orders, people, replies, report
+from handlers.work import commissions, flash, money, orders, people, replies, report
 from handlers.work.turn import StaffRouter
 
 
@@ -24,6 +24,7 @@ def build_router() -> StaffRouter:
         orders.router,  # 查单 · 通过 · 驳回 · 接单 · 分配 · 开始 · 发布 · 完成
         replies.router,  # 对话 · 回复 · 快捷回复
         money.router,  # 退款 · 拒绝退款 · 提现
+        commissions.router,  # 佣金 (held by a fraud rule)
         people.router,  # 上班 · 下班 · 员工
         flash.router,  # 秒杀 列表 · 查看 · 停止
     )

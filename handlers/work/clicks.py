@@ -55,9 +55,16 @@ async def click_order(turn: Turn, action: str, order_id: int) -> None:
         if card.task_id not in await settle(turn, session, subject, action):
             await already_done(turn, session, card.task_id, turn.event.response_code)
             return
-        await order_action(turn, session, action, order)
+        order = await order_action(turn, session, action, order)
+        label = desk.done_label(action, turn.me.name)
         turn.out.append(
-            desk.card_update(turn.userid, turn.event.response_code, desk.done_label(action, turn.me.name))
+            await desk.settled_order_card(
+                session,
+                order,
+                turn.settings,
+                desk.CardClick(turn.userid, card.task_id, turn.event.response_code),
+                label,
+            )
         )
 
 

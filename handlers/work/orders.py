@@ -53,7 +53,10 @@ async def reject(
         session, order, reason=reason, actor=turn.actor, settings=turn.settings, now=turn.now
     )
     if task_id in settled and response_code:
-        turn.out.append(desk.card_update(turn.userid, response_code, desk.done_label("reject", turn.me.name)))
+        label = desk.done_label("reject", turn.me.name)
+        order = await session.get(Order, order.id) or order  # as sending back left it
+        click = desk.CardClick(turn.userid, task_id, response_code)
+        turn.out.append(await desk.settled_order_card(session, order, turn.settings, click, label))
     turn.say(ts.REJECTED, number=order.number, reason=reason.strip())
 
 
@@ -132,10 +135,24 @@ async def on_assign(turn: Turn) -> None:
         turn.say(ts.ASSIGNED, number=number, name=to.name)
 
 
+async def my_only(turn: Turn, command: str, status: OrderStatus) -> str:
+    """The number typed, or — with none — the one order of mine in `status`; else which one?"""
+    if turn.rest.strip():
+        return turn.args()[0]
+    async with turn.read() as session:
+        mine = [o for o in await staff.queue_of(session, turn.userid) if o.status == status]
+    if len(mine) == 1:
+        return mine[0].number
+    if not mine:
+        raise DomainError("none_of_mine", command=command, status=status.value)
+    numbers = "\n".join(f"· {o.number}" for o in mine[:10])
+    raise DomainError("which_of_mine", command=command, numbers=numbers, example=mine[0].number)
+
+
 @router.command("开始", "start")
 async def on_start(turn: Turn) -> None:
-    """开始 <单号>: 已分配 → 执行中."""
-    number, _ = turn.args()
+    """开始 [单号]: 已分配 → 执行中 (without a number: my one order waiting to start)."""
+    number = await my_only(turn, "开始", OrderStatus.ASSIGNED)
     async with turn.change() as session:
         order = await desk.order_by_number(session, number)
         await staff.start(session, order_id=order.id, member=turn.me, notify=order_notice, now=turn.now)
@@ -161,8 +178,8 @@ async def on_publish(turn: Turn) -> None:
 
 @router.command("完成", "complete")
 async def on_complete(turn: Turn) -> None:
-    """完成 <单号>: 执行中 → 已完成 (the owner has room for the next one)."""
-    number, _ = turn.args()
+    """完成 [单号]: 执行中 → 已完成 (the owner has room for the next one)."""
+    number = await my_only(turn, "完成", OrderStatus.IN_PROGRESS)
     async with turn.change() as session:
         order = await desk.order_by_number(session, number)
         await staff.complete(session, order_id=order.id, member=turn.me, notify=order_notice, now=turn.now)

@@ -20,6 +20,7 @@ async def on_duty(turn: Turn) -> None:
     """上班: new orders are handed to me again (and the backlog at once)."""
     async with turn.change() as session:
         await staff.set_duty(session, userid=turn.userid, on_duty=True, actor=turn.actor, now=turn.now)
+        await desk.catch_up_cards(session, turn.settings, turn.now, turn.me)  # paid while no one was here
         turn.say(ts.ON_DUTY)
     turn.hand_out_later()
 

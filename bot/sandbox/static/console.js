@@ -385,6 +385,7 @@ function cardKey(taskId, userid) {
 
 // A WeCom template card: titles, key-value rows, and buttons that click through the real callback.
 function fillCard(node, card, replaceName) {
+  replaceName = replaceName || card.replace_text || null;  // a card redrawn as settled
   node.replaceChildren();
   node.dataset.cardType = card.card_type || "";
   node.dataset.state = replaceName ? "done" : "open";
