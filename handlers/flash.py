@@ -141,12 +141,12 @@ async def on_grab(ctx: Ctx) -> None:
     """Take one unit: the Redis gate first (when configured), then the database, which decides."""
     view = await _chosen(ctx)
     ctx.state.data["flash"] = view.sale.code
-    if await _throttled(ctx):
-        ctx.say(texts.FLASH_THROTTLED)
-        return
     sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
         raise refusal(DomainError(f"flash_{flash.phase(sale, now)}"))
+    if await _throttled(ctx):
+        ctx.say(texts.FLASH_THROTTLED)
+        return
     try:
         taken = await flow.grab(
             ctx.sessionmaker,

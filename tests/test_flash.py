@@ -30,8 +30,9 @@ from tests import wechat
 from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
 from tests.test_ordering import CATALOG, Customer
 from tests.test_paying import MCH_ID, PAY_KEY, pay_sim
+from tests.test_work_chat import Office, office
 
-__all__ = ["pay_sim"]  # a fixture used here
+__all__ = ["office", "pay_sim"]  # fixtures used here
 
 
 def beijing(at: dt.datetime) -> str:
@@ -325,6 +326,25 @@ async def test_a_payment_after_the_hold_goes_to_the_balance_when_sold_out(shop: 
     async with shop.sm() as s:
         assert await payments.balance_of(s, account=wechat.ACCOUNT, openid="o_toolate") == 990
     assert [t.status for t in await shop.takes(openid="o_toolate")] == ["released"]
+
+
+# --- Staff in work chat --------------------------------------------------------------------------
+
+
+async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) -> None:
+    spec, _ = flash.parse_sale(sale_yaml("desk", stock=4))
+    async with office.sessionmaker.begin() as s:
+        await flash.create_sale(s, spec, now=utcnow())
+    assert "desk 探店图文秒杀｜进行中｜剩 4/4" in await office.say("boss", "秒杀 列表")
+    assert "抢到了" in await office.customer.say("抢")
+    looked = await office.say("boss", "秒杀 查看 desk")
+    assert "剩 3 · 保留中 1 · 已付款 0" in looked
+    assert "抢到 1 人 → 付款 0 人" in looked
+    assert "管理员" in await office.say("wangfang", "秒杀 停止 desk")  # ops may not stop a sale
+    assert "用法" in await office.say("boss", "秒杀 停止")
+    assert "没有秒杀 nosuch" in await office.say("boss", "秒杀 查看 nosuch")
+    assert "已停止秒杀 desk" in await office.say("boss", "秒杀 停止 desk")
+    assert "已经停止" in await office.customer.say("抢")
 
 
 # --- The operator's file -------------------------------------------------------------------------
