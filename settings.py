@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # Flash sales (README, "秒杀"): repeated 抢 from one person within this many ms is turned away
     # politely (0: off); a unit given back is held this long for the person first on the waitlist.
     flash_throttle_ms: int = Field(800, ge=0, le=60_000, validation_alias=_env("CHATORDER_FLASH_THROTTLE_MS"))
+    # The staff group gets a short post on a running sale every this many minutes (0: only alerts).
+    flash_room_minutes: int = Field(1, ge=0, le=60, validation_alias=_env("CHATORDER_FLASH_ROOM_MINUTES"))
     flash_waitlist_hold_minutes: int = Field(
         3, ge=1, le=60, validation_alias=_env("CHATORDER_FLASH_WAITLIST_HOLD_MINUTES")
     )

@@ -31,6 +31,8 @@ from bot.reconcile import reconcile
 from bot.scheduler import Job, run_jobs
 from flows import desk
 from flows.creators import pay_out, release_commissions
+from flows.flash import command_room
+from flows.flash import gauges as flash_gauges
 from flows.flash import sweep as flash_sweep
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.reminders import remind_abandoned_forms
@@ -178,11 +180,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         services=Services(media=mp, pay=pay, stock_gate=gate, flash_gate=flash_gate, wake_outbox=outbox.wake),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
+    app[keys.METRICS].track_flash(lambda: flash_gauges(sessionmaker, utcnow()))
     jobs = [
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
         Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
         Job("flash-holds", 5, lambda: flash_sweep(sessionmaker, settings, flash_gate, utcnow())),
+        Job("flash-room", 20, lambda: command_room(sessionmaker, settings, utcnow())),
         Job("staff-backlog", 60, lambda: desk.hand_out_backlog(sessionmaker, settings, utcnow())),
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),

@@ -13,6 +13,7 @@ from flows.format import yuan
 from flows.notices import quiet
 from flows.paid import after_paid
 from flows.requirements import BEIJING
+from flows.staff import staff_alert
 from settings import Settings
 from store import flash, payments
 from store.errors import DomainError
@@ -234,6 +235,74 @@ async def _release_notices(
         )
         out.append(text(got.take.openid, content, dedupe_key=f"flash:offer:{got.take.id}"))
     return out
+
+
+# --- The command room: the staff group sees the sale without typing -------------------------------
+
+ALERT_AT = (50, 90, 100)  # percent of the stock taken; 100 is 「已抢光」
+
+
+async def command_room(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: dt.datetime
+) -> int:
+    """Alerts at 50 %, 90 % and sold out, a short post every flash_room_minutes while a sale runs, and
+    the report once it ended, to the staff group. Outbox keys make each of them go out once."""
+    sent = 0
+    async with sessionmaker.begin() as session:
+        for view in await flash.recent_sales(session, now):
+            out = await _room_messages(session, settings, view, now)
+            await enqueue(session, *out)
+            sent += len(out)
+    return sent
+
+
+async def _room_messages(
+    session: AsyncSession, settings: Settings, view: SaleView, now: dt.datetime
+) -> list[Outgoing]:
+    sale = view.sale
+    phase = flash.phase(sale, now)
+    if phase in ("over", "stopped"):
+        report = ts.FLASH_ENDED + await staff_view(session, view, now)
+        return staff_alert(settings, report, key=f"flash:{sale.id}:report")
+    if phase == "upcoming":
+        return []
+    f = await flash.figures(session, sale)
+    pct = 100 * (f.stock - f.available) // f.stock
+    out: list[Outgoing] = []
+    for at in ALERT_AT:
+        if pct >= at:
+            template = ts.FLASH_ALERT_SOLD_OUT if at == 100 else ts.FLASH_ALERT
+            content = template.format(code=sale.code, pct=at, available=f.available, stock=f.stock)
+            out += staff_alert(settings, content, key=f"flash:{sale.id}:alert:{at}")
+    every = settings.flash_room_minutes
+    if every > 0:
+        minute = int(now.timestamp() // 60) // every
+        per_min = await flash.takes_since(session, sale.id, now - dt.timedelta(minutes=1))
+        content = ts.FLASH_ROOM.format(
+            code=sale.code,
+            available=f.available,
+            stock=f.stock,
+            held=f.held,
+            paid=f.paid,
+            per_min=per_min,
+            conversion=f.conversion_pct,
+        )
+        out += staff_alert(settings, content, key=f"flash:{sale.id}:post:{minute}")
+    return out
+
+
+async def gauges(
+    sessionmaker: async_sessionmaker[AsyncSession], now: dt.datetime
+) -> list[tuple[str, flash.Figures, int]]:
+    """(code, figures, takes in the last minute) of every sale running now, for /metrics."""
+    found = []
+    async with sessionmaker() as session:
+        for view in await flash.open_sales(session, now):
+            if view.sale.starts_at <= now:
+                figures = await flash.figures(session, view.sale)
+                rate = await flash.takes_since(session, view.sale.id, now - dt.timedelta(minutes=1))
+                found.append((view.sale.code, figures, rate))
+    return found
 
 
 # --- Money for a hold that had run out -----------------------------------------------------------

@@ -58,6 +58,13 @@ FLASH_REPORT = (
     "超时释放 {released} · 候补在排 {waitlist} · 候补已补上 {served}\n"
     "成交额 {revenue}｜抢到 {takers} 人 → 付款 {buyers} 人（转化 {conversion}%）"
 )
+FLASH_ALERT = "⚡ 秒杀 {code} 已抢 {pct}%：剩 {available}/{stock}"
+FLASH_ALERT_SOLD_OUT = "🔥 秒杀 {code} 已抢光（{stock} 件）！超时未付的名额会先给候补的人。"
+FLASH_ROOM = (
+    "⚡ {code} 实时：剩 {available}/{stock} · 保留中 {held} · 已付款 {paid} · "
+    "{per_min} 单/分钟 · 转化 {conversion}%"
+)
+FLASH_ENDED = "📊 秒杀结束，复盘数据：\n"
 FLASH_STOPPED = "已停止秒杀 {code}：不能再抢，已抢到的订单仍可在保留时间内付款。"
 USAGE = {
     "查单": "查单 单号\n例如：查单 20261122-0042",

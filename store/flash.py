@@ -359,6 +359,17 @@ async def open_sales(session: AsyncSession, now: dt.datetime) -> list[SaleView]:
     return await _views(session, FlashSale.status == "scheduled", FlashSale.ends_at > now)
 
 
+async def recent_sales(session: AsyncSession, now: dt.datetime) -> list[SaleView]:
+    """Sales running now or ended (or stopped) within the last day: the command room's."""
+    since = now - dt.timedelta(days=1)
+    return await _views(
+        session,
+        FlashSale.starts_at <= now,
+        FlashSale.ends_at > since,
+        (FlashSale.stopped_at.is_(None)) | (FlashSale.stopped_at > since),
+    )
+
+
 async def all_sales(session: AsyncSession) -> list[SaleView]:
     return await _views(session)
 
@@ -658,6 +669,16 @@ async def held_by(session: AsyncSession, *, sale_id: int, account: str, openid: 
         .order_by(FlashTake.id)
     )
     return list(await session.scalars(stmt))
+
+
+async def takes_since(session: AsyncSession, sale_id: int, since: dt.datetime) -> int:
+    """Units taken since `since` (orders per minute, in the command room)."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(FlashTake)
+        .where(FlashTake.sale_id == sale_id, FlashTake.created_at >= since)
+    )
+    return int(found or 0)
 
 
 # --- Figures -------------------------------------------------------------------------------------

@@ -347,6 +347,31 @@ async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) 
     assert "已经停止" in await office.customer.say("抢")
 
 
+async def test_the_command_room_alerts_posts_reports_and_exports_gauges(office: Office) -> None:
+    spec, _ = flash.parse_sale(sale_yaml("room", stock=2))
+    async with office.sessionmaker.begin() as s:
+        await flash.create_sale(s, spec, now=utcnow())
+    settings = office.client.app[keys.SETTINGS]
+    assert "抢到了" in await office.customer.say("抢")
+    await flow.command_room(office.sessionmaker, settings, utcnow())
+    await eventually(lambda: any("已抢 50%" in p for p in office.robot))
+    assert await eventually(lambda: [p for p in office.robot if "room 实时：剩 1/2 · 保留中 1" in p])
+    metrics = await (await office.client.get("/metrics")).text()
+    assert 'chatorder_flash_units{sale="room",state="held"} 1.0' in metrics
+    assert 'chatorder_flash_takes_per_minute{sale="room"} 1.0' in metrics
+
+    other = Customer(office.client, office.customer.sim, "o_room2")
+    assert "抢到了" in await other.say("抢")
+    await flow.command_room(office.sessionmaker, settings, utcnow())
+    await eventually(lambda: any("已抢光" in p for p in office.robot))
+    assert sum("已抢 50%" in p for p in office.robot) == 1  # each alert once
+
+    assert "已停止" in await office.say("boss", "秒杀 停止 room")
+    await flow.command_room(office.sessionmaker, settings, utcnow())
+    report = await eventually(lambda: [p for p in office.robot if "秒杀结束" in p])
+    assert "抢到 2 人 → 付款 0 人" in report[0]
+
+
 # --- The operator's file -------------------------------------------------------------------------
 
 
