@@ -49,10 +49,13 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
 
 
 async def prepare_demo(settings: Settings) -> int:
-    """What the demo needs before it serves: the schema, and the demo catalog on first start."""
+    """What the demo needs before it serves: the schema, the demo catalog on first start, and a flash
+    sale starting a few minutes after start-up (unless one is open already)."""
     from store.catalog_import import load_demo_catalog
     from store.db import make_engine, make_sessionmaker
+    from store.flash import schedule_demo_sale
     from store.migrate import upgrade
+    from store.models import utcnow
     from store.staff import ensure_demo_staff
 
     engine = make_engine(settings.database_url)
@@ -60,6 +63,10 @@ async def prepare_demo(settings: Settings) -> int:
         await upgrade(engine)
         async with make_sessionmaker(engine).begin() as session:
             await ensure_demo_staff(session)  # 张三 (zhangsan), every role, to act as in the staff pane
-            return await load_demo_catalog(session)
+            added = await load_demo_catalog(session)
+            sale = await schedule_demo_sale(session, utcnow())
+            if sale is not None:
+                print(f"demo flash sale {sale.code}: 5 units, opens in 3 minutes — say 秒杀 in the console")
+            return added
     finally:
         await engine.dispose()

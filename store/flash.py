@@ -310,6 +310,44 @@ async def _package(session: AsyncSession, spec: SaleSpec) -> Package | None:
     return await session.scalar(stmt)
 
 
+async def schedule_demo_sale(session: AsyncSession, now: dt.datetime) -> FlashSale | None:
+    """The demo's sale: starts three minutes after start-up with 5 units, so a newcomer watches the
+    countdown, the rush, 已抢光 and 候补 in the console. None when a sale is already open."""
+    if await open_sales(session, now):
+        return None
+    package = await session.scalar(
+        select(Package)
+        .join(Service, Service.id == Package.service_id)
+        .where(Service.status == "listed", Package.price_fen >= 1_000)
+        .order_by(Package.price_fen, Package.id)
+        .limit(1)
+    )
+    if package is None:
+        return None
+    starts = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=3)
+    sale = FlashSale(
+        code=f"demo{starts.astimezone(BEIJING):%m%d%H%M}",
+        title="",
+        package_id=package.id,
+        price_fen=package.price_fen // 2,
+        tiers=[{"upto": 2, "price_fen": package.price_fen // 10}],
+        stock=5,
+        available=5,
+        taken=0,
+        per_customer=1,
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(minutes=30),
+        hold_minutes=2,
+        remind_minutes=list(DEFAULT_REMINDERS),
+        remarket=[],
+        status="scheduled",
+        created_at=now,
+    )
+    session.add(sale)
+    await session.flush()
+    return sale
+
+
 # --- Looking at sales ----------------------------------------------------------------------------
 
 

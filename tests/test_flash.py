@@ -409,3 +409,18 @@ async def test_the_cli_creates_lists_reports_and_stops_without_half_creating(
     assert await asyncio.to_thread(main, ["flash", "report", "cli"]) == 0
     assert "已停止" in capsys.readouterr().out
     assert "已经停止" in await shop.customer("o_after").say("抢 cli")
+
+
+async def test_the_demo_schedules_a_small_sale_a_few_minutes_ahead(
+    lite: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with lite.begin() as s:
+        await catalog_import.load_demo_catalog(s)
+        sale = await flash.schedule_demo_sale(s, now)
+        assert sale is not None
+        assert await flash.schedule_demo_sale(s, now) is None  # one open sale is enough
+        view = await flash.sale_by_code(s, sale.code)
+    assert view is not None and sale.stock == 5 and sale.per_customer == 1
+    assert dt.timedelta(minutes=2) <= sale.starts_at - now <= dt.timedelta(minutes=3)
+    assert "分钟开抢" in flow.sale_line(1, view, now)
