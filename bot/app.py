@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import files, keys, paypage
+from bot import files, keys, paypage, subscribe_page
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
 from bot.channels.robot import RobotClient
@@ -33,6 +33,7 @@ from flows import desk
 from flows.creators import pay_out, release_commissions
 from flows.flash import command_room
 from flows.flash import gauges as flash_gauges
+from flows.flash import remind as flash_remind
 from flows.flash import sweep as flash_sweep
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.reminders import remind_abandoned_forms
@@ -84,6 +85,7 @@ def create_app(
     )
     work_webhook.setup(app, crypto=_work_crypto(settings), handle=work_handler or staff_desk(app))
     paypage.setup(app)
+    subscribe_page.setup(app)
     files.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -186,6 +188,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
         Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
         Job("flash-holds", 5, lambda: flash_sweep(sessionmaker, settings, flash_gate, utcnow())),
+        Job("flash-reminders", 10, lambda: flash_remind(sessionmaker, settings, utcnow())),
         Job("flash-room", 20, lambda: command_room(sessionmaker, settings, utcnow())),
         Job("staff-backlog", 60, lambda: desk.hand_out_backlog(sessionmaker, settings, utcnow())),
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),

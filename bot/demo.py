@@ -35,6 +35,8 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
         wechat_token=DEMO_TOKEN,
         wechat_aes_key=DEMO_AES_KEY,
         wechat_api_base=f"{base}/sandbox/mp/cgi-bin/",
+        wechat_subscribe_url=f"{base}/sandbox/mp/mp/subscribemsg",
+        wechat_subscribe_template_id="sandbox-flash-reminder",
         wechatpay_mch_id=DEMO_MCH_ID,
         wechatpay_api_key=DEMO_PAY_KEY,
         wechatpay_api_base=f"{base}/sandbox/pay/",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +38,11 @@ def wait_text(until: dt.datetime, now: dt.datetime) -> str:
     if days:
         return texts.FLASH_WAIT_DAYS.format(d=days, h=hours)
     if hours:
-        return texts.FLASH_WAIT_HOURS.format(h=hours, m=mins)
+        return (
+            texts.FLASH_WAIT_HOURS.format(h=hours, m=mins)
+            if mins
+            else texts.FLASH_WAIT_WHOLE_HOURS.format(h=hours)
+        )
     return texts.FLASH_WAIT_MINUTES.format(m=mins) if mins else texts.FLASH_WAIT_NOW
 
 
@@ -235,6 +242,90 @@ async def _release_notices(
         )
         out.append(text(got.take.openid, content, dedupe_key=f"flash:offer:{got.take.id}"))
     return out
+
+
+# --- 提醒我: reminders and the one-time subscription -----------------------------------------------
+
+
+def _signature(settings: Settings, sale_id: int, openid: str) -> str:
+    secret = settings.wechat_app_secret.get_secret_value().encode()
+    return hmac.new(secret, f"flash:{sale_id}:{openid}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def subscribe_link(settings: Settings, sale: FlashSale, openid: str) -> str:
+    """WeChat's one-time subscription authorisation page for this sale's reminders; `reserved` carries
+    the sale and a signature, checked when WeChat redirects back with the person's openid."""
+    query = {
+        "action": "get_confirm",
+        "appid": settings.wechat_app_id,
+        "scene": str(sale.id % 10_000),
+        "template_id": settings.wechat_subscribe_template_id,
+        "redirect_url": f"{settings.public_url}/flash/subscribe",
+        "reserved": f"{sale.id}.{_signature(settings, sale.id, openid)}",
+    }
+    if settings.sandbox:  # the simulator's page cannot know who is looking, as WeChat's does
+        query["openid"] = openid
+    return f"{settings.wechat_subscribe_url}?{urlencode(query)}#wechat_redirect"
+
+
+def consent_sale(settings: Settings, reserved: str, openid: str) -> int | None:
+    """The sale id of a genuine redirect (our signature for this openid), else None."""
+    sale_id, _, signature = reserved.partition(".")
+    if not sale_id.isdigit():
+        return None
+    good = _signature(settings, int(sale_id), openid)
+    return int(sale_id) if hmac.compare_digest(good, signature) else None
+
+
+def reminder_times(sale: FlashSale, now: dt.datetime) -> list[dt.datetime]:
+    return [
+        sale.starts_at - dt.timedelta(minutes=m)
+        for m in sale.remind_minutes
+        if sale.starts_at - dt.timedelta(minutes=m) > now
+    ]
+
+
+async def remind(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: dt.datetime) -> int:
+    """Each due reminder once: a customer-service message inside the 48-hour window, else the one
+    subscribe send the person consented to; flash_reminders_per_run at most per run (rate limit)."""
+    async with sessionmaker.begin() as session:
+        due = await flash.claim_reminders(session, now, settings.flash_reminders_per_run)
+        out: list[Outgoing] = []
+        for reminder in due:
+            out += await _reminder_message(session, settings, reminder, now)
+        await enqueue(session, *out)
+    return len(out)
+
+
+async def _reminder_message(
+    session: AsyncSession, settings: Settings, reminder: flash.Reminder, now: dt.datetime
+) -> list[Outgoing]:
+    if reminder.how == "unreachable":
+        return []
+    sale, sub = reminder.sale, reminder.subscription
+    view = await flash.sale_by_code(session, sale.code)
+    if view is None:
+        return []
+    values = {
+        "title": title_of(view),
+        "price": price_text(sale),
+        "usual": yuan(view.usual_fen),
+        "left": sale.available,
+        "wait": wait_text(sale.starts_at, now),
+        "at": clock(sale.starts_at, now),
+    }
+    template = texts.FLASH_REMIND_START if reminder.offset_minutes == 0 else texts.FLASH_REMIND_BEFORE
+    content = template.format(**values)
+    key = f"flash:remind:{sub.id}:{reminder.offset_minutes}"
+    if reminder.how == "message":
+        return [text(sub.openid, content, dedupe_key=key)]
+    payload = {
+        "template_id": settings.wechat_subscribe_template_id,
+        "scene": str(sale.id % 10_000),
+        "title": texts.FLASH_REMIND_TITLE,
+        "data": {"content": {"value": content}},
+    }
+    return [Outgoing("mp", sub.openid, "subscribe", payload, dedupe_key=key)]
 
 
 # --- The command room: the staff group sees the sale without typing -------------------------------

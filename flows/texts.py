@@ -26,7 +26,7 @@ HELP = (
     "· 支付 单号 — 支付二维码；余额支付；余额；充值 金额\n"
     "· 发票 — 保存抬头、申请电子发票\n"
     "秒杀\n"
-    "· 秒杀 — 预告与进行中的活动；抢 — 开抢后抢一件；候补 — 抢光后排队\n"
+    "· 秒杀 — 预告与进行中的活动；提醒我 — 开抢前提醒；抢 — 开抢后抢一件；候补 — 抢光后排队\n"
     "其他\n"
     "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以"
 )
@@ -335,6 +335,7 @@ FLASH_STATE_SOLD_OUT = "已抢光，发「候补」排队等名额"
 FLASH_STATE_OVER = "已结束"
 FLASH_WAIT_DAYS = "{d} 天 {h} 小时"
 FLASH_WAIT_HOURS = "{h} 小时 {m} 分"
+FLASH_WAIT_WHOLE_HOURS = "{h} 小时"
 FLASH_WAIT_MINUTES = "{m} 分钟"
 FLASH_WAIT_NOW = "不到 1 分钟"
 FLASH_DETAIL = (
@@ -366,6 +367,20 @@ FLASH_HAVE_PAID = "你已经抢到并付款了（每人限 {limit} 件）😊 �
 FLASH_SOLD_OUT = "手慢了，已经抢光了 😢 发「候补」排队：有人超时没付款，名额会先给候补的人。"
 FLASH_WAITLIST_JOINED = "已加入候补，你排在第 {place} 位。一有名额就先给你，并为你保留 {hold} 分钟。"
 FLASH_WAITLIST_NOT_NEEDED = "现在还有名额，直接发「抢」就行！"
+FLASH_REMIND_SET = "好的，「{title}」开抢前会提醒你：{times}。"
+FLASH_REMIND_AT = "开抢时"
+FLASH_REMIND_BEFORE_AT = "{at}"
+FLASH_REMIND_LINK = (
+    "\n有的提醒在 48 小时以后，微信只允许那时发一条订阅消息：点这里授权，提醒一定能收到 👉 {link}"
+)
+FLASH_REMIND_LIVE = "已经开抢了！现在就发「抢」。"
+FLASH_REMIND_OVER = "这场秒杀已经结束了，发「秒杀」看看其他活动。"
+FLASH_REMIND_BEFORE = "⏰「{title}」还有 {wait}开抢（{at}），秒杀价 {price}（原价 {usual}）。到点发「抢」！"
+FLASH_REMIND_START = "🔥「{title}」开抢了！秒杀价 {price}（原价 {usual}），仅剩 {left} 件，快发「抢」！"
+FLASH_REMIND_TITLE = "秒杀开抢提醒"
+FLASH_CONSENT_PAGE = "已授权 ✅ 开抢提醒会准时发给你，可以关闭这个页面回到公众号了。"
+FLASH_CONSENT_DECLINED = "没有授权也没关系：48 小时内和我们聊过天的话，提醒照样会发给你。"
+FLASH_CONSENT_BAD = "这个授权链接无效或已过期，请在公众号里重新发「提醒我」。"
 FLASH_HOLD_EXPIRED = "⏰ 你抢到的「{title}」{hold} 分钟内没有付款，订单 {number} 已取消，名额已让给下一位。"
 FLASH_WAITLIST_OFFER = (
     "🎉 候补成功！有人让出了「{title}」的名额，已为你生成订单 {number}（{price}）。\n"

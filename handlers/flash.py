@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,8 +97,9 @@ async def on_open(ctx: Ctx) -> None:
     await _show(ctx, arg)
 
 
-async def _chosen(ctx: Ctx) -> SaleView:
-    """The sale 抢 / 候补 is about: named, opened last, or the only one running."""
+async def _chosen(ctx: Ctx, *, upcoming: bool = False) -> SaleView:
+    """The sale 抢 / 候补 / 提醒我 is about: named, opened last, or the only one running (or, for
+    提醒我, the only one coming)."""
     arg = ctx.argument.strip()
     codes = ctx.state.data.get("flash_list") or []
     if arg.isdigit() and 1 <= int(arg) <= len(codes):
@@ -110,9 +112,9 @@ async def _chosen(ctx: Ctx) -> SaleView:
             raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
         return view
     now = ctx.now()
-    running = [v for v in await _open_sales(ctx) if v.sale.starts_at <= now]
+    running = [v for v in await _open_sales(ctx) if (v.sale.starts_at > now) == upcoming]
     if not running:
-        raise UserFacingError(texts.FLASH_NO_LIVE)
+        raise UserFacingError(texts.FLASH_NONE if upcoming else texts.FLASH_NO_LIVE)
     if len(running) > 1:
         lines = "\n".join(flow.sale_line(n, v, now) for n, v in enumerate(running, start=1))
         raise UserFacingError(texts.FLASH_WHICH.replace("{lines}", lines), code=running[0].sale.code)
@@ -195,6 +197,34 @@ async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None =
 async def _number(session: AsyncSession, order_id: int) -> str | None:
     order = await session.get(Order, order_id)
     return order.number if order else None
+
+
+@router.text("提醒我", "开抢提醒", "提醒")
+@router.prefix("提醒我 ")
+async def on_remind_me(ctx: Ctx) -> None:
+    """提醒我: reminders before the start (by default 24 h, 1 h and at the start); when some fall
+    outside the 48-hour window, the reply carries WeChat's one-time subscription authorisation link."""
+    view = await _chosen(ctx, upcoming=True)
+    sale, now = view.sale, ctx.now()
+    phase = flash.phase(sale, now)
+    if phase in ("live", "sold_out"):
+        ctx.say(texts.FLASH_REMIND_LIVE)
+        return
+    if phase != "upcoming":
+        ctx.say(texts.FLASH_REMIND_OVER)
+        return
+    ctx.state.data["flash"] = sale.code
+    async with ctx.transaction() as session:
+        await flash.subscribe(session, sale=sale, account=ctx.event.account, openid=ctx.openid, now=now)
+    times = flow.reminder_times(sale, now)
+    labels = [texts.FLASH_REMIND_AT if at == sale.starts_at else flow.clock(at, now) for at in times] or [
+        texts.FLASH_REMIND_AT
+    ]
+    reply = ctx.fmt(texts.FLASH_REMIND_SET, title=flow.title_of(view), times="、".join(labels))
+    beyond = [at for at in times if at > now + dt.timedelta(hours=48)]  # this message opens 48 h
+    if beyond and ctx.settings.wechat_subscribe_template_id:
+        reply += ctx.fmt(texts.FLASH_REMIND_LINK, link=flow.subscribe_link(ctx.settings, sale, ctx.openid))
+    ctx.say(reply.replace("{", "{{").replace("}", "}}"))
 
 
 @router.text("候补", "排队", "候补排队")

@@ -22,12 +22,15 @@ from store import orders
 from store.errors import DomainError
 from store.models import (
     FlashQuota,
+    FlashReminder,
     FlashSale,
+    FlashSubscription,
     FlashTake,
     FlashWaitlist,
     Order,
     Package,
     Service,
+    User,
     utcnow,
 )
 from store.orders import BEIJING, PAID, Line, Notify, OrderStatus
@@ -717,6 +720,113 @@ async def takes_since(session: AsyncSession, sale_id: int, since: dt.datetime) -
         .where(FlashTake.sale_id == sale_id, FlashTake.created_at >= since)
     )
     return int(found or 0)
+
+
+# --- 提醒我: subscriptions and reminders -----------------------------------------------------------
+
+
+async def subscribe(
+    session: AsyncSession, *, sale: FlashSale, account: str, openid: str, now: dt.datetime
+) -> FlashSubscription:
+    """Subscribe the person to the sale's reminders (again: the same subscription)."""
+    await session.execute(
+        _insert(session, FlashSubscription)
+        .values(sale_id=sale.id, account=account, openid=openid, created_at=now, consent="none")
+        .on_conflict_do_nothing(index_elements=["sale_id", "account", "openid"])
+    )
+    found = await session.scalar(
+        select(FlashSubscription).where(
+            FlashSubscription.sale_id == sale.id,
+            FlashSubscription.account == account,
+            FlashSubscription.openid == openid,
+        )
+    )
+    assert found is not None  # just inserted, or there already
+    return found
+
+
+async def record_consent(session: AsyncSession, *, sale_id: int, openid: str, now: dt.datetime) -> bool:
+    """WeChat's redirect after 允许 on the authorisation page: one subscribe send may be made."""
+    stmt = (
+        update(FlashSubscription)
+        .where(FlashSubscription.sale_id == sale_id, FlashSubscription.openid == openid)
+        .values(consent="granted", consent_at=now)
+        .returning(FlashSubscription.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """One reminder to send now: to whom, how (message | subscribe | unreachable), for which offset."""
+
+    sale: FlashSale
+    subscription: FlashSubscription
+    offset_minutes: int
+    how: str
+
+
+def due_offsets(sale: FlashSale, now: dt.datetime) -> list[int]:
+    """The sale's reminders whose time has come and that still make sense (before the start, or the
+    start reminder while the sale runs)."""
+    if phase(sale, now) not in ("upcoming", "live"):
+        return []
+    return [
+        m
+        for m in sale.remind_minutes
+        if sale.starts_at - dt.timedelta(minutes=m) <= now and (m == 0 or now < sale.starts_at)
+    ]
+
+
+async def claim_reminders(session: AsyncSession, now: dt.datetime, budget: int) -> list[Reminder]:
+    """Up to `budget` reminders due now, each claimed once (a row per subscription and offset) with
+    how it can reach the person: a message inside their 48-hour window, else their one-time consent."""
+    claimed: list[Reminder] = []
+    window = now - dt.timedelta(hours=48)
+    for view in await open_sales(session, now):
+        for offset in due_offsets(view.sale, now):
+            if len(claimed) >= budget:
+                return claimed
+            sent = select(FlashReminder.subscription_id).where(FlashReminder.offset_minutes == offset)
+            rows = await session.execute(
+                select(FlashSubscription, User.last_inbound_at)
+                .outerjoin(
+                    User,
+                    (User.account == FlashSubscription.account) & (User.openid == FlashSubscription.openid),
+                )
+                .where(FlashSubscription.sale_id == view.sale.id, FlashSubscription.id.not_in(sent))
+                .order_by(FlashSubscription.id)
+                .limit(budget - len(claimed))
+            )
+            for sub, last_in in rows:
+                how = "message" if last_in is not None and last_in > window else "unreachable"
+                if how == "unreachable" and sub.consent == "granted":
+                    how = "subscribe"
+                if await _claim_reminder(session, sub, offset, how, now):
+                    claimed.append(Reminder(view.sale, sub, offset, how))
+    return claimed
+
+
+async def _claim_reminder(
+    session: AsyncSession, sub: FlashSubscription, offset: int, how: str, now: dt.datetime
+) -> bool:
+    inserted = await session.execute(
+        _insert(session, FlashReminder)
+        .values(subscription_id=sub.id, offset_minutes=offset, how=how, at=now)
+        .on_conflict_do_nothing(index_elements=["subscription_id", "offset_minutes"])
+        .returning(FlashReminder.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return False  # another process sent it
+    if how == "subscribe":  # one send per consent
+        await session.execute(
+            update(FlashSubscription)
+            .where(FlashSubscription.id == sub.id)
+            .values(consent="used")
+            .execution_options(synchronize_session=False)
+        )
+    return True
 
 
 # --- Figures -------------------------------------------------------------------------------------

@@ -733,3 +733,32 @@ class FlashWaitlist(Base):
     status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | offered | gone
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     offered_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashSubscription(Base):
+    """提醒我: a person waiting for a sale's reminders, and their one-time subscription consent
+    (一次性订阅消息: one message/template/subscribe send per consent, for reminders outside 48 h)."""
+
+    __tablename__ = "flash_subscriptions"
+    __table_args__ = (UniqueConstraint("sale_id", "account", "openid", name="uq_flash_subscription_person"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    consent: Mapped[str] = mapped_column(String(16), default="none")  # none | granted | used
+    consent_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashReminder(Base):
+    """One reminder of one subscription at one offset: written before it is sent, so it goes once."""
+
+    __tablename__ = "flash_reminders"
+    __table_args__ = (UniqueConstraint("subscription_id", "offset_minutes", name="uq_flash_reminder_once"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("flash_subscriptions.id", ondelete="CASCADE"))
+    offset_minutes: Mapped[int] = mapped_column()
+    how: Mapped[str] = mapped_column(String(16))  # message (48-hour window) | subscribe | unreachable
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
