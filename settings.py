@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     flash_reminders_per_run: int = Field(
         500, ge=1, le=100_000, validation_alias=_env("CHATORDER_FLASH_REMINDERS_PER_RUN")
     )
+    # Remarketing goes out this long after a sale ends (to who subscribed or took a unit and did not buy).
+    flash_remarket_after_minutes: int = Field(
+        30, ge=0, le=24 * 60, validation_alias=_env("CHATORDER_FLASH_REMARKET_AFTER_MINUTES")
+    )
     flash_waitlist_hold_minutes: int = Field(
         3, ge=1, le=60, validation_alias=_env("CHATORDER_FLASH_WAITLIST_HOLD_MINUTES")
     )

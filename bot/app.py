@@ -33,6 +33,7 @@ from flows import desk
 from flows.creators import pay_out, release_commissions
 from flows.flash import command_room
 from flows.flash import gauges as flash_gauges
+from flows.flash import remarket as flash_remarket
 from flows.flash import remind as flash_remind
 from flows.flash import sweep as flash_sweep
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
@@ -189,6 +190,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
         Job("flash-holds", 5, lambda: flash_sweep(sessionmaker, settings, flash_gate, utcnow())),
         Job("flash-reminders", 10, lambda: flash_remind(sessionmaker, settings, utcnow())),
+        Job("flash-remarketing", 60, lambda: flash_remarket(sessionmaker, settings, utcnow())),
         Job("flash-room", 20, lambda: command_room(sessionmaker, settings, utcnow())),
         Job("staff-backlog", 60, lambda: desk.hand_out_backlog(sessionmaker, settings, utcnow())),
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),

@@ -6,8 +6,10 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows import texts
@@ -18,10 +20,10 @@ from flows.paid import after_paid
 from flows.requirements import BEIJING
 from flows.staff import staff_alert
 from settings import Settings
-from store import flash, payments
+from store import coupons, flash, payments
 from store.errors import DomainError
 from store.flash import FlashGate, SaleView
-from store.models import FlashSale, Order, Payment
+from store.models import FlashSale, Order, Payment, Service
 from store.outbox import Outgoing, enqueue, text
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,10 @@ async def staff_view(session: AsyncSession, view: SaleView, now: dt.datetime) ->
         waitlist=f.waitlist,
         served=f.waitlist_served,
         limit=sale.per_customer,
+    ) + (
+        ts.FLASH_REMARKETED.format(**sale.remarket_stats)
+        if sale.remarketed_at and sale.remarket_stats
+        else ""
     )
 
 
@@ -326,6 +332,84 @@ async def _reminder_message(
         "data": {"content": {"value": content}},
     }
     return [Outgoing("mp", sub.openid, "subscribe", payload, dedupe_key=key)]
+
+
+# --- Remarketing: thirty minutes after the end ----------------------------------------------------
+
+
+def coupon_text(spec: dict[str, Any]) -> str:
+    """「满 ¥300 减 ¥50」 / 「9 折（最多减 ¥100）」."""
+    if spec.get("off_fen"):
+        text_ = texts.COUPON_OFF.format(off=yuan(int(spec["off_fen"])))
+    else:
+        text_ = texts.COUPON_PERCENT.format(rate=f"{(100 - int(spec['percent'])) / 10:g}")
+        if spec.get("cap_fen"):
+            text_ += texts.COUPON_CAP.format(cap=yuan(int(spec["cap_fen"])))
+    if spec.get("min_fen"):
+        text_ = texts.COUPON_MIN.format(min=yuan(int(spec["min_fen"]))) + text_
+    return text_
+
+
+async def remarket(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: dt.datetime
+) -> int:
+    """Once per sale, flash_remarket_after_minutes after it ended: people who subscribed or took a unit
+    but did not buy get one message with the sale's coupon, only inside their 48-hour window and never
+    after 退订; the others are counted."""
+    after = dt.timedelta(minutes=settings.flash_remarket_after_minutes)
+    sent = 0
+    async with sessionmaker() as session:
+        due = [s.id for s in await flash.due_remarketing(session, now, after)]
+    for sale_id in due:
+        async with sessionmaker.begin() as session:
+            if not await flash.claim_remarketing(session, sale_id, now):
+                continue
+            sale = await session.get(FlashSale, sale_id)
+            assert sale is not None
+            stats, out = await _remarket_sale(session, sale, now)
+            sale.remarket_stats = stats
+            await enqueue(session, *out)
+            sent += stats["sent"]
+    return sent
+
+
+async def _remarket_sale(
+    session: AsyncSession, sale: FlashSale, now: dt.datetime
+) -> tuple[dict[str, int], list[Outgoing]]:
+    view = await flash.sale_by_code(session, sale.code)
+    titles = [t for t in await session.scalars(select(Service.title).where(Service.code.in_(sale.remarket)))]
+    stats = {"sent": 0, "outside": 0, "opted_out": 0}
+    out: list[Outgoing] = []
+    window = now - dt.timedelta(hours=48)
+    for account, openid, last_in in await flash.remarketing_audience(session, sale.id):
+        if await coupons.opted_out(session, account=account, openid=openid):
+            stats["opted_out"] += 1
+            continue
+        if last_in is None or last_in <= window:
+            stats["outside"] += 1
+            continue
+        if sale.coupon:
+            await coupons.issue(
+                session,
+                account=account,
+                openid=openid,
+                source=f"flash:{sale.code}",
+                title=texts.COUPON_FAN_TITLE,
+                spec=sale.coupon,
+                now=now,
+            )
+        content = texts.FLASH_REMARKET.format(
+            title=title_of(view) if view else sale.code,
+            coupon=texts.FLASH_REMARKET_COUPON.format(
+                coupon=coupon_text(sale.coupon), days=sale.coupon.get("days", 7)
+            )
+            if sale.coupon
+            else "",
+            services="、".join(f"「{t}」" for t in titles) or texts.FLASH_REMARKET_ANY,
+        )
+        out.append(text(openid, content, dedupe_key=f"flash:remarket:{sale.id}:{openid}"))
+        stats["sent"] += 1
+    return stats, out
 
 
 # --- The command room: the staff group sees the sale without typing -------------------------------

@@ -27,6 +27,7 @@ HELP = (
     "· 发票 — 保存抬头、申请电子发票\n"
     "秒杀\n"
     "· 秒杀 — 预告与进行中的活动；提醒我 — 开抢前提醒；抢 — 开抢后抢一件；候补 — 抢光后排队\n"
+    "· 我的券 — 优惠券；用券 编号 — 下单时用这张；退订 / 订阅 — 活动消息\n"
     "其他\n"
     "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以"
 )
@@ -323,6 +324,21 @@ LATE_PAYMENT_CREDITED = (
 )
 # --- Flash sales (秒杀) -----------------------------------------------------------------------------
 
+COUPON_OFF = "立减 {off}"
+COUPON_PERCENT = "{rate} 折"
+COUPON_CAP = "（最多减 {cap}）"
+COUPON_MIN = "满 {min} "
+COUPON_FAN_TITLE = "专属粉丝券"
+COUPONS_NONE = "你还没有优惠券。参加秒杀等活动可以领到～"
+COUPONS = "🎟 我的券\n{lines}\n下单时自动用最划算的一张；想指定就发「用券 编号」。"
+COUPON_LINE = "{n}. {title}：{what}｜{state}"
+COUPON_VALID = "{until} 前有效"
+COUPON_USED = "已使用"
+COUPON_EXPIRED = "已过期"
+COUPON_CHOSEN = "好的，下次下单用第 {n} 张券：{what}（不满足条件时自动换最划算的一张）。"
+COUPON_PICK = "请带上券的编号，例如「用券 1」。发「我的券」看看。"
+MARKETING_OFF = "已退订活动消息，以后不会再给你发秒杀后的优惠推送。想恢复就回复「订阅」。"
+MARKETING_ON = "已恢复活动消息，有好活动会第一时间告诉你 😊 不想收到就回复「退订」。"
 FLASH_NONE = "最近没有秒杀活动，有新活动会在这里预告，敬请期待～"
 FLASH_LIST = "⚡ 限时秒杀\n{lines}\n\n回复「秒杀 编号」看详情，开抢后发「抢」。"
 FLASH_LINE = "{n}. {title}\n   {price}（原价 {usual}）\n   {state}"
@@ -381,6 +397,13 @@ FLASH_REMIND_TITLE = "秒杀开抢提醒"
 FLASH_CONSENT_PAGE = "已授权 ✅ 开抢提醒会准时发给你，可以关闭这个页面回到公众号了。"
 FLASH_CONSENT_DECLINED = "没有授权也没关系：48 小时内和我们聊过天的话，提醒照样会发给你。"
 FLASH_CONSENT_BAD = "这个授权链接无效或已过期，请在公众号里重新发「提醒我」。"
+FLASH_REMARKET = (
+    "感谢参与「{title}」秒杀 🙏 这次没抢到也别灰心，{coupon}\n"
+    "同样好用的正价服务：{services}，发「搜 关键词」看看。\n"
+    "不想再收到活动消息，回复「退订」。"
+)
+FLASH_REMARKET_COUPON = "送你一张专属粉丝券：{coupon}，{days} 天内有效，下单自动抵扣。"
+FLASH_REMARKET_ANY = "全部服务"
 FLASH_HOLD_EXPIRED = "⏰ 你抢到的「{title}」{hold} 分钟内没有付款，订单 {number} 已取消，名额已让给下一位。"
 FLASH_WAITLIST_OFFER = (
     "🎉 候补成功！有人让出了「{title}」的名额，已为你生成订单 {number}（{price}）。\n"

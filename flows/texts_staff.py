@@ -65,6 +65,7 @@ FLASH_ROOM = (
     "{per_min} 单/分钟 · 转化 {conversion}%"
 )
 FLASH_ENDED = "📊 秒杀结束，复盘数据：\n"
+FLASH_REMARKETED = "\n再营销：已发 {sent} 人 · 48 小时外未发 {outside} 人 · 已退订 {opted_out} 人"
 FLASH_STOPPED = "已停止秒杀 {code}：不能再抢，已抢到的订单仍可在保留时间内付款。"
 USAGE = {
     "查单": "查单 单号\n例如：查单 20261122-0042",

@@ -1,10 +1,12 @@
 """Flash sales in chat: 秒杀 (upcoming and live), a sale opened by number, menu button or QR scene
-(flash_<code>), 抢 (take one unit, pay within the hold) and 候补 (the waitlist once sold out)."""
+(flash_<code>), 提醒我, 抢 (take one unit, pay within the hold) and 候补 (the waitlist once sold
+out); and what the sale's remarketing gives: 我的券, 用券, 退订 / 订阅."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,10 +16,10 @@ from flows.format import yuan
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.pay import offer_payment
 from handlers.router import Router
-from store import flash
+from store import coupons, flash
 from store.errors import DomainError
 from store.flash import SaleView
-from store.models import Order
+from store.models import Coupon, Order
 
 router = Router("flash")
 
@@ -246,3 +248,66 @@ async def on_waitlist(ctx: Ctx) -> None:
     except DomainError as exc:
         raise refusal(exc) from None
     ctx.say(texts.FLASH_WAITLIST_JOINED, place=place, hold=ctx.settings.flash_waitlist_hold_minutes)
+
+
+# --- Coupons and marketing consent (what the sale's remarketing gives) ----------------------------
+
+
+@router.text("我的券", "优惠券", "我的优惠券", "券")
+async def on_my_coupons(ctx: Ctx) -> None:
+    """我的券: numbered, with what each takes off and until when."""
+    async with ctx.read() as session:
+        found = await coupons.mine(session, account=ctx.event.account, openid=ctx.openid)
+    if not found:
+        ctx.say(texts.COUPONS_NONE)
+        return
+    now = ctx.now()
+    ctx.state.data["coupons"] = [c.id for c in found]
+    lines = [
+        texts.COUPON_LINE.format(n=n, title=c.title, what=flow.coupon_text(_spec(c)), state=_state(c, now))
+        for n, c in enumerate(found, start=1)
+    ]
+    ctx.say(texts.COUPONS, lines="\n".join(lines))
+
+
+def _spec(c: Coupon) -> dict[str, Any]:
+    return {"off_fen": c.off_fen, "percent": c.percent, "cap_fen": c.cap_fen, "min_fen": c.min_fen}
+
+
+def _state(c: Coupon, now: dt.datetime) -> str:
+    if c.status == "used":
+        return texts.COUPON_USED
+    if c.valid_until <= now:
+        return texts.COUPON_EXPIRED
+    return texts.COUPON_VALID.format(until=flow.clock(c.valid_until, now))
+
+
+@router.prefix("用券")
+async def on_use_coupon(ctx: Ctx) -> None:
+    """用券 N: the next order uses coupon N of 我的券 (if it applies; else the best one)."""
+    ids = ctx.state.data.get("coupons") or []
+    arg = ctx.argument.strip()
+    if not arg.isdigit() or not 1 <= int(arg) <= len(ids):
+        raise UserFacingError(texts.COUPON_PICK)
+    async with ctx.read() as session:
+        usable = await coupons.usable(session, account=ctx.event.account, openid=ctx.openid, now=ctx.now())
+    chosen = next((c for c in usable if c.id == ids[int(arg) - 1]), None)
+    if chosen is None:
+        raise UserFacingError(texts.COUPON_PICK)
+    ctx.state.data["coupon"] = chosen.id
+    ctx.say(texts.COUPON_CHOSEN, n=int(arg), what=flow.coupon_text(_spec(chosen)))
+
+
+@router.text("退订", "取消订阅", "不要推送")
+async def on_opt_out(ctx: Ctx) -> None:
+    """退订: no more remarketing (reminders the person asked for with 提醒我 still come)."""
+    async with ctx.transaction() as session:
+        await coupons.opt_out(session, account=ctx.event.account, openid=ctx.openid, now=ctx.now())
+    ctx.say(texts.MARKETING_OFF)
+
+
+@router.text("订阅", "恢复订阅")
+async def on_opt_in(ctx: Ctx) -> None:
+    async with ctx.transaction() as session:
+        await coupons.opt_in(session, account=ctx.event.account, openid=ctx.openid)
+    ctx.say(texts.MARKETING_ON)

@@ -120,6 +120,7 @@ async def on_confirm(ctx: Ctx) -> None:
                 notify=quiet,
                 material_ids=form.answers.get("ref_images", []),
                 gate=ctx.services.stock_gate,
+                coupon=ctx.state.data.get("coupon"),  # chosen with 用券; else the best one
             )
             if form.data.get("from_cart"):
                 await orders.cart_clear(

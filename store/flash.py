@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import orders
+from store import coupons, orders
 from store.errors import DomainError
 from store.models import (
     FlashQuota,
@@ -53,6 +53,7 @@ FIELDS = (
     "hold_minutes",
     "reminders",
     "remarket",
+    "coupon",
 )
 REQUIRED = ("code", "service", "package", "price", "stock", "starts", "ends")
 DEFAULT_REMINDERS = (24 * 60, 60, 0)
@@ -92,6 +93,7 @@ class SaleSpec:
     hold_minutes: int = 5
     remind_minutes: list[int] = field(default_factory=lambda: list(DEFAULT_REMINDERS))
     remarket: list[str] = field(default_factory=list)
+    coupon: dict[str, Any] = field(default_factory=dict)  # store.coupons spec, for remarketing
     lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -177,6 +179,8 @@ def _read_field(spec: SaleSpec, key: str, node: yaml.Node) -> str | None:
     """Set one field from its node; the reason it is wrong, or None."""
     if key == "tiers":
         return _read_tiers(spec, node)
+    if key == "coupon":
+        return _read_coupon(spec, node)
     if key in ("reminders", "remarket"):
         if not isinstance(node, yaml.SequenceNode) or any(_scalar(n) is None for n in node.value):
             return "应是列表，例如 [24h, 1h, 0]" if key == "reminders" else "应是服务 code 列表"
@@ -242,6 +246,29 @@ def _read_tiers(spec: SaleSpec, node: yaml.Node) -> str | None:
     return None
 
 
+def _read_coupon(spec: SaleSpec, node: yaml.Node) -> str | None:
+    """coupon: {off: 50, min: 300, days: 7} or {percent: 10, cap: 100, days: 3} (yuan, days)."""
+    usage = "写成 {off: 50, min: 300, days: 7} 或 {percent: 10, cap: 100, days: 3}"
+    if not isinstance(node, yaml.MappingNode):
+        return usage
+    values = {str(k.value): _scalar(v) or "" for k, v in node.value}
+    if not set(values) <= {"off", "percent", "cap", "min", "days"}:
+        return usage
+    coupon: dict[str, Any] = {"days": _int(values.get("days", "7"), 1, 365)}
+    for key, name in (("off", "off_fen"), ("cap", "cap_fen"), ("min", "min_fen")):
+        if key in values:
+            coupon[name] = _fen(values[key])
+    if "percent" in values:
+        coupon["percent"] = _int(values["percent"], 1, 99)
+    if any(v is None for v in coupon.values()):
+        return usage
+    problem = coupons.check_spec(coupon)
+    if problem:
+        return problem
+    spec.coupon = coupon
+    return None
+
+
 def _check_whole(spec: SaleSpec) -> list[FileError]:
     """What only the fields together can say."""
     errors: list[FileError] = []
@@ -291,6 +318,7 @@ async def create_sale(
         hold_minutes=spec.hold_minutes,
         remind_minutes=list(spec.remind_minutes),
         remarket=list(spec.remarket),
+        coupon=dict(spec.coupon),
         status="scheduled",
         created_at=now,
     )
@@ -827,6 +855,61 @@ async def _claim_reminder(
             .execution_options(synchronize_session=False)
         )
     return True
+
+
+# --- Remarketing -------------------------------------------------------------------------------
+
+
+async def due_remarketing(session: AsyncSession, now: dt.datetime, after: dt.timedelta) -> list[FlashSale]:
+    """Sales that ended `after` ago (or more, within a day) and were not remarketed yet."""
+    ended = func.coalesce(FlashSale.stopped_at, FlashSale.ends_at)
+    stmt = select(FlashSale).where(
+        FlashSale.remarketed_at.is_(None),
+        FlashSale.starts_at <= now,
+        (FlashSale.ends_at <= now - after) | (FlashSale.stopped_at <= now - after),
+        ended > now - dt.timedelta(days=1),
+    )
+    return list(await session.scalars(stmt))
+
+
+async def claim_remarketing(session: AsyncSession, sale_id: int, now: dt.datetime) -> bool:
+    """Once per sale, whichever process gets here first."""
+    stmt = (
+        update(FlashSale)
+        .where(FlashSale.id == sale_id, FlashSale.remarketed_at.is_(None))
+        .values(remarketed_at=now)
+        .returning(FlashSale.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def remarketing_audience(
+    session: AsyncSession, sale_id: int
+) -> list[tuple[str, str, dt.datetime | None]]:
+    """(account, openid, last message to us) of who subscribed or took a unit and did not buy."""
+    subscribed = select(FlashSubscription.account, FlashSubscription.openid).where(
+        FlashSubscription.sale_id == sale_id
+    )
+    took = select(FlashTake.account, FlashTake.openid).where(FlashTake.sale_id == sale_id)
+    people = {tuple(r) for r in await session.execute(subscribed)} | {
+        tuple(r) for r in await session.execute(took)
+    }
+    bought = {
+        tuple(r)
+        for r in await session.execute(
+            select(FlashTake.account, FlashTake.openid).where(
+                FlashTake.sale_id == sale_id, FlashTake.status == "paid"
+            )
+        )
+    }
+    found = []
+    for account, openid in sorted(people - bought):
+        last = await session.scalar(
+            select(User.last_inbound_at).where(User.account == account, User.openid == openid)
+        )
+        found.append((account, openid, last))
+    return found
 
 
 # --- Figures -------------------------------------------------------------------------------------

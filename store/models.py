@@ -248,6 +248,9 @@ class Order(Base):
     review_note: Mapped[str | None] = mapped_column(Text)  # why the materials were sent back
     escalated_at: Mapped[dt.datetime | None] = mapped_column()  # the one escalation of a waiting order
     publish_reminded_at: Mapped[dt.datetime | None] = mapped_column()
+    # The coupon that took `discount_fen` off (total_fen is what is paid); it comes back on cancel/refund.
+    coupon_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))  # coupons.id
+    discount_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class OrderItem(Base):
@@ -680,6 +683,10 @@ class FlashSale(Base):
     status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | stopped
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[dt.datetime | None] = mapped_column()
+    # The coupon remarketing gives (store.coupons spec: off_fen | percent + cap_fen, min_fen, days).
+    coupon: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    remarketed_at: Mapped[dt.datetime | None] = mapped_column()
+    remarket_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sent | outside | opted_out
 
 
 class FlashQuota(Base):
@@ -761,4 +768,44 @@ class FlashReminder(Base):
     subscription_id: Mapped[int] = mapped_column(ForeignKey("flash_subscriptions.id", ondelete="CASCADE"))
     offset_minutes: Mapped[int] = mapped_column()
     how: Mapped[str] = mapped_column(String(16))  # message (48-hour window) | subscribe | unreachable
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Coupons and marketing consent ---------------------------------------------------------------
+
+
+class Coupon(Base):
+    """A person's coupon: amount off, or percent off with a cap; a minimum spend; a validity window.
+    One per person per source (a sale's remarketing, a rule), by the unique key."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        UniqueConstraint("account", "openid", "source", name="uq_coupons_person_source"),
+        Index("ix_coupons_person", "account", "openid", "status"),
+        CheckConstraint("off_fen >= 0 AND percent >= 0 AND percent <= 100", name="ck_coupons_value"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))  # flash:<code> | rule:<name>
+    title: Mapped[str] = mapped_column(String(100))
+    off_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    percent: Mapped[int] = mapped_column(default=0)
+    cap_fen: Mapped[int | None] = mapped_column(BigInteger)
+    min_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    valid_from: Mapped[dt.datetime] = mapped_column()
+    valid_until: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="available")  # available | used
+    order_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MarketingOptOut(Base):
+    """退订: no remarketing messages to this person (订阅 removes the row)."""
+
+    __tablename__ = "marketing_optouts"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)

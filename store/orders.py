@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import coupons
 from store.errors import DomainError
 from store.models import (
     CartItem,
@@ -389,11 +390,13 @@ async def create_order(
     gate: StockGate | None = None,
     now: dt.datetime | None = None,
     unit_prices: dict[int, int] | None = None,
+    coupon: int | None = None,
 ) -> Order:
     """Place an order (待支付), reserving stock; the same source_key again returns the first order.
 
     `unit_prices`: a flash sale's order, whose price and stock are the sale's (taken by store.flash), so
-    the package's stock is not touched; any other order of a package on a live sale is refused."""
+    the package's stock is not touched; any other order of a package on a live sale is refused.
+    Other orders take the person's best coupon off (or `coupon`, the one they chose with 用券)."""
     existing = await _by_source_key(session, source_key)
     if existing is not None:
         return existing
@@ -427,6 +430,8 @@ async def create_order(
         if first is None:  # ON CONFLICT skipped the insert, so the row exists; kept for the type checker
             raise DomainError("conflict", source_key=source_key)
         return first
+    if unit_prices is None:
+        order = await _apply_coupon(session, order, prefer=coupon, now=now)
     await _attach_materials(session, order, material_ids)
     session.add(
         OrderEvent(
@@ -440,6 +445,30 @@ async def create_order(
     await enqueue(session, *notify(order, None, OrderStatus.PENDING_PAYMENT, None))
     await session.flush()
     return order
+
+
+async def _apply_coupon(
+    session: AsyncSession, order: Order, *, prefer: int | None, now: dt.datetime
+) -> Order:
+    found = await coupons.best(
+        session,
+        account=order.account,
+        openid=order.openid,
+        subtotal_fen=order.total_fen,
+        now=now,
+        prefer=prefer,
+    )
+    if found is None:
+        return order
+    coupon, off = found
+    await coupons.use(session, coupon, order.id)
+    stmt = (
+        update(Order)
+        .where(Order.id == order.id)
+        .values(total_fen=Order.total_fen - off, discount_fen=off, coupon_id=coupon.id)
+        .returning(Order)
+    )
+    return (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
 
 
 async def _place(
@@ -561,6 +590,8 @@ async def _apply(
     )
     if to is OrderStatus.CANCELLED:
         await _release_stock(session, changed.id, gate)
+    if to in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        await coupons.give_back(session, changed.id, now)
     await enqueue(session, *notify(changed, frm, to, reason))
     await session.flush()
     return changed

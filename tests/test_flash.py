@@ -24,9 +24,10 @@ from bot.sandbox.mp_sim import MpSimulator, SentMessage
 from bot.sandbox.pay_sim import PaySimulator
 from flows import flash as flow
 from flows import texts
+from flows.notices import quiet
 from settings import Settings
-from store import catalog_import, flash, payments
-from store.models import FlashSale, FlashTake, LedgerEntry, Order, Payment, User, utcnow
+from store import catalog_import, coupons, flash, orders, payments
+from store.models import FlashSale, FlashTake, LedgerEntry, Order, Package, Payment, Service, User, utcnow
 from store.orders import BEIJING
 from tests import wechat
 from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
@@ -507,3 +508,115 @@ async def test_reminders_go_once_each_inside_the_window_or_through_the_one_time_
         assert sum(1 for m in got(consenting.openid) if m.kind == "subscribe") == 1
     finally:
         await client.close()
+
+
+# --- Remarketing and coupons ---------------------------------------------------------------------
+
+
+async def test_remarketing_sends_one_coupon_inside_the_window_never_after_unsubscribe(shop: Shop) -> None:
+    coupon = "coupon: {off: 100, min: 500, days: 7}\n"
+    sale = await shop.sale(sale_yaml("fans", stock=5, limit=1) + coupon)
+    lapsed, subscriber, buyer, unsubscribed, away = (
+        shop.customer(o) for o in ("o_lapsed", "o_sub", "o_buyer", "o_unsub", "o_away")
+    )
+    for person in (lapsed, buyer, unsubscribed, away):
+        assert "抢到了" in await person.say("抢")
+    assert "已用余额支付" in await _topup_and_pay(shop, buyer)
+    await subscriber.say("秒杀")
+    async with shop.sm.begin() as s:
+        await flash.subscribe(s, sale=sale, account=wechat.ACCOUNT, openid=subscriber.openid, now=utcnow())
+        await s.execute(
+            update(User)
+            .where(User.openid == away.openid)
+            .values(last_inbound_at=utcnow() - dt.timedelta(days=3))
+        )
+    assert "已退订" in await unsubscribed.say("退订")
+    assert "已恢复" in await subscriber.say("订阅")  # 订阅 without a 退订 changes nothing
+    assert "已经停止" in await _stop(shop, "fans")
+    end = utcnow() - dt.timedelta(minutes=31)  # as if it stopped 31 minutes ago
+    async with shop.sm.begin() as s:
+        await s.execute(update(FlashSale).where(FlashSale.code == "fans").values(stopped_at=end))
+    assert await flow.remarket(shop.sm, shop.settings, end + dt.timedelta(minutes=20)) == 0  # not yet
+    assert await flow.remarket(shop.sm, shop.settings, utcnow()) == 2
+    assert await flow.remarket(shop.sm, shop.settings, utcnow()) == 0  # once
+    for person in (lapsed, subscriber):
+        told = await eventually(lambda p=person: [t for t in shop.sent_to(p.openid) if "专属粉丝券" in t])
+        assert "满 ¥500 立减 ¥100" in told[0] and "「阿杰探店」" in told[0] and "退订" in told[0]
+    for person in (buyer, unsubscribed, away):
+        assert not [t for t in shop.sent_to(person.openid) if "专属粉丝券" in t]
+    async with shop.sm() as s:
+        view = await flash.sale_by_code(s, "fans")
+        assert view is not None
+        report = await flow.staff_view(s, view, utcnow())
+    assert "再营销：已发 2 人 · 48 小时外未发 1 人 · 已退订 1 人" in report
+
+    # The coupon: listed, taken off the next order automatically, back when that order is cancelled.
+    assert "满 ¥500 立减 ¥100" in await lapsed.say("我的券")
+    for said in ("搜 阿杰", "1", "下单 ①", "品牌", "https://shop.example.com/x", "@阿杰"):
+        await lapsed.say(said)
+    created = await lapsed.say("确认")
+    assert "待支付 ¥700" in created, created
+    number = number_in(created)
+    assert "已使用" in await lapsed.say("我的券")
+    await lapsed.say(f"取消订单 {number}")
+    assert "前有效" in await lapsed.say("我的券")
+
+
+async def _topup_and_pay(shop: Shop, person: Customer) -> str:
+    async with shop.sm.begin() as s:
+        await payments.credit(
+            s,
+            account=wechat.ACCOUNT,
+            openid=person.openid,
+            amount_fen=10_000,
+            kind="topup",
+            key=f"t:{person.openid}",
+        )
+    return await person.say("余额支付")
+
+
+async def _stop(shop: Shop, code: str) -> str:
+    async with shop.sm.begin() as s:
+        await flash.stop_sale(s, code, utcnow())
+    return await shop.customer("o_after_stop").say(f"抢 {code}")
+
+
+async def test_coupons_take_the_best_off_exactly_and_come_back_on_refund(
+    lite: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with lite.begin() as s:
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+        for source, spec in (
+            ("a", {"off_fen": 5_000, "min_fen": 50_000, "days": 7}),  # ¥50 off from ¥500
+            ("b", {"percent": 20, "cap_fen": 15_000, "days": 7}),  # 8 折, at most ¥150
+            ("c", {"off_fen": 90_000, "min_fen": 200_000, "days": 7}),  # needs ¥2,000: not usable
+        ):
+            await coupons.issue(
+                s, account="acc", openid="o_c", source=source, title=source, spec=spec, now=now
+            )
+        again = await coupons.issue(
+            s, account="acc", openid="o_c", source="a", title="a", spec={"off_fen": 1}, now=now
+        )
+        assert again is None  # one per customer per source
+        package = await s.scalar(
+            select(Package.id).join(Service).where(Service.code == "xhs-xiaolu", Package.position == 1)
+        )
+        assert package is not None
+        order = await orders.create_order(
+            s,
+            account="acc",
+            openid="o_c",
+            lines=[orders.Line(package, 1)],
+            requirements={},
+            source_key="k1",
+            notify=quiet,
+        )
+        assert (order.total_fen, order.discount_fen) == (85_000, 15_000)  # ¥1,000 − the capped 20 %
+        await s.execute(update(Order).where(Order.id == order.id).values(status="已完成"))
+        await orders.transition(
+            s, order_id=order.id, to=orders.OrderStatus.REFUNDING, actor="t", notify=quiet
+        )
+        await orders.transition(s, order_id=order.id, to=orders.OrderStatus.REFUNDED, actor="t", notify=quiet)
+        back = {c.title: c.status for c in await coupons.mine(s, account="acc", openid="o_c")}
+    assert back == {"a": "available", "b": "available", "c": "available"}
