@@ -812,6 +812,7 @@ async def cart_add(
 ) -> list[CartLine]:
     """Put a listed package in the cart, or add to the quantity already there (at most 99)."""
     _check_quantity(quantity)
+    await _orderable(session, [package_id])
     await not_on_flash_sale(session, [package_id], utcnow())
     # One upsert: two quick 加购 of the same package never make two lines or lose an addition.
     stmt = _insert(session, CartItem).values(
