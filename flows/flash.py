@@ -466,6 +466,43 @@ async def _room_messages(
     return out
 
 
+def room_card(
+    view: SaleView, f: flash.Figures, per_min: int, *, task_id: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The command room as a WeCom card: the sale's figures now, and 刷新 (key flash_refresh:<id>),
+    answered by redrawing this card in place (update_template_card with the click's response_code)."""
+    sale = view.sale
+    rows = [
+        (ts.FLASH_CARD_LEFT, f"{f.available}/{f.stock}"),
+        (ts.FLASH_CARD_HELD, str(f.held)),
+        (ts.FLASH_CARD_PAID, f"{f.paid} · {yuan(f.revenue_fen)}"),
+        (ts.FLASH_CARD_RATE, str(per_min)),
+        (ts.FLASH_CARD_CONVERSION, f"{f.takers}→{f.buyers} · {f.conversion_pct}%"),
+    ]
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": ts.FLASH_CARD_SOURCE},
+        "main_title": {
+            "title": ts.FLASH_CARD_TITLE.format(code=sale.code)[:26],
+            "desc": ts.FLASH_CARD_DESC.format(
+                phase=ts.FLASH_PHASES[flash.phase(sale, now)], at=clock(now, now)
+            )[:44],
+        },
+        "sub_title_text": title_of(view)[:112],
+        "horizontal_content_list": [{"keyname": k, "value": v[:26]} for k, v in rows],
+        "task_id": task_id,
+        "button_list": [{"text": ts.FLASH_CARD_REFRESH, "style": 1, "key": f"flash_refresh:{sale.id}"}],
+    }
+
+
+async def room_card_now(
+    session: AsyncSession, view: SaleView, *, task_id: str, now: dt.datetime
+) -> dict[str, Any]:
+    f = await flash.figures(session, view.sale)
+    per_min = await flash.takes_since(session, view.sale.id, now - dt.timedelta(minutes=1))
+    return room_card(view, f, per_min, task_id=task_id, now=now)
+
+
 async def gauges(
     sessionmaker: async_sessionmaker[AsyncSession], now: dt.datetime
 ) -> list[tuple[str, flash.Figures, int]]:

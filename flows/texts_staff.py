@@ -65,6 +65,15 @@ FLASH_ROOM = (
     "{per_min} 单/分钟 · 转化 {conversion}%"
 )
 FLASH_ENDED = "📊 秒杀结束，复盘数据：\n"
+FLASH_CARD_SOURCE = "秒杀指挥室"
+FLASH_CARD_TITLE = "⚡ 秒杀 {code}"
+FLASH_CARD_DESC = "{phase} · {at} 更新"
+FLASH_CARD_LEFT = "剩余"
+FLASH_CARD_HELD = "保留中"
+FLASH_CARD_PAID = "已付款"
+FLASH_CARD_RATE = "单/分钟"
+FLASH_CARD_CONVERSION = "抢到→付款"
+FLASH_CARD_REFRESH = "刷新"
 FLASH_REMARKETED = "\n再营销：已发 {sent} 人 · 48 小时外未发 {outside} 人 · 已退订 {opted_out} 人"
 FLASH_STOPPED = "已停止秒杀 {code}：不能再抢，已抢到的订单仍可在保留时间内付款。"
 USAGE = {

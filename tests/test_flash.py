@@ -343,6 +343,22 @@ async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) 
     looked = await office.say("boss", "秒杀 查看 desk")
     assert "剩 3 · 保留中 1 · 已付款 0" in looked
     assert "抢到 1 人 → 付款 0 人" in looked
+    # The command room card, refreshed in place by its 刷新 button.
+    card = await eventually(
+        lambda: [c for c in office.cards("boss") if "秒杀 desk" in str(c)]
+    )
+    rows = {r["keyname"]: r["value"] for r in card[0]["horizontal_content_list"]}
+    assert rows["剩余"] == "3/4" and rows["保留中"] == "1"
+    assert "抢到了" in await Customer(office.client, office.customer.sim, "o_desk2").say("抢")
+    task_id, key = card[0]["task_id"], card[0]["button_list"][0]["key"]
+    await office.click("boss", task_id, key)
+
+    def redrawn() -> dict[str, str] | None:
+        view = office.sim.card(task_id, "boss")
+        found = {r["keyname"]: r["value"] for r in view.card["horizontal_content_list"]} if view else {}
+        return found if found.get("剩余") == "2/4" else None
+
+    assert (await eventually(redrawn))["保留中"] == "2"
     assert "管理员" in await office.say("wangfang", "秒杀 停止 desk")  # ops may not stop a sale
     assert "用法" in await office.say("boss", "秒杀 停止")
     assert "没有秒杀 nosuch" in await office.say("boss", "秒杀 查看 nosuch")
