@@ -344,9 +344,7 @@ async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) 
     assert "剩 3 · 保留中 1 · 已付款 0" in looked
     assert "抢到 1 人 → 付款 0 人" in looked
     # The command room card, refreshed in place by its 刷新 button.
-    card = await eventually(
-        lambda: [c for c in office.cards("boss") if "秒杀 desk" in str(c)]
-    )
+    card = await eventually(lambda: [c for c in office.cards("boss") if "秒杀 desk" in str(c)])
     rows = {r["keyname"]: r["value"] for r in card[0]["horizontal_content_list"]}
     assert rows["剩余"] == "3/4" and rows["保留中"] == "1"
     assert "抢到了" in await Customer(office.client, office.customer.sim, "o_desk2").say("抢")
