@@ -174,11 +174,15 @@ async def grab(
 ) -> flash.Taken:
     """抢: the Redis gate first (when configured: most of a rush is refused there), then the database,
     which decides; Redis is brought back in line with whatever the database refused."""
-    if gate is not None:
-        async with sessionmaker() as session:
+    if gate is None and sale.available <= 0:  # `sale` was just read: sold out needs no more queries
+        raise DomainError("flash_sold_out", limit=sale.per_customer)
+    async with sessionmaker() as session:
+        if gate is not None:
             verdict = await gate.take(session, sale, openid)
-        if verdict != 1:
-            raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
+        else:  # reads first: most of a rush is refused without taking SQLite's write lock
+            verdict = await flash.precheck(session, sale, account=account, openid=openid)
+    if verdict != 1:
+        raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
     try:
         async with sessionmaker.begin() as session:
             return await flash.take(session, sale=sale, account=account, openid=openid, now=now, notify=quiet)

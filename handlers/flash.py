@@ -176,16 +176,16 @@ async def on_grab(ctx: Ctx) -> None:
 
 
 async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None = None) -> None:
-    """Sold out (with 候补) or at the limit (pointing at what they already have)."""
-    if code == "flash_sold_out":
-        ctx.say(texts.FLASH_SOLD_OUT)
-        return
-    if code != "flash_limit":
+    """Sold out (with 候补) or at the limit: to someone who already has one, what they have."""
+    if code not in ("flash_sold_out", "flash_limit"):
         raise refusal(exc or DomainError(code))
     async with ctx.read() as session:
         mine = await flash.held_by(
             session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid
         )
+        if code == "flash_sold_out" and len(mine) < view.sale.per_customer:
+            ctx.say(texts.FLASH_SOLD_OUT)
+            return
         unpaid = next((t for t in mine if t.status == "held"), None)
         number = await _number(session, unpaid.order_id) if unpaid and unpaid.order_id else None
     if unpaid is not None and number:

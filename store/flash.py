@@ -509,6 +509,20 @@ async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: boo
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def precheck(session: AsyncSession, sale: FlashSale, *, account: str, openid: str) -> int:
+    """What a take would say, by reading only: 1 worth trying, 0 none left, -1 at the limit. The
+    take's conditional UPDATEs still decide; this only spares the write for the obvious refusals."""
+    available = await session.scalar(select(FlashSale.available).where(FlashSale.id == sale.id))
+    mine = await session.scalar(
+        select(FlashQuota.active).where(
+            FlashQuota.sale_id == sale.id, FlashQuota.account == account, FlashQuota.openid == openid
+        )
+    )
+    if (mine or 0) >= sale.per_customer:
+        return -1
+    return 1 if (available or 0) > 0 else 0
+
+
 async def take(
     session: AsyncSession,
     *,
