@@ -14,6 +14,7 @@ from handlers import (
     invoices,
     orders,
     pay,
+    privacy,
     relay,
     resubmit,
 )
@@ -37,6 +38,7 @@ def build_router() -> Router:
         pay.router,
         invoices.router,
         invite.router,
+        privacy.router,  # 我的数据, 注销, 确认注销
         resubmit.answers,  # answers to the steps being redone
         relay.answers,  # free text and images in relay mode go to the order's staff
         form.answers,

@@ -68,6 +68,7 @@ class Services:
     flash_gate: FlashGate | None = None  # Redis in front of flash sales' stock and limits, likewise
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
+    wake_job: Callable[[str], None] | None = None  # runs a background job now (bot.scheduler)
 
 
 @dataclass(slots=True)

@@ -92,7 +92,7 @@ async def on_cancel(ctx: Ctx) -> None:
 async def on_template(ctx: Ctx) -> None:
     """An example answer for the current step."""
     form = OrderForm(ctx.state)
-    ctx.say(form.example() + "\n\n" + form.prompt() if form.step else await _summary(ctx, form))
+    ctx.say(form.example(ctx.now()) + "\n\n" + form.prompt() if form.step else await _summary(ctx, form))
 
 
 @router.text("继续", "接着填", "继续下单", "继续填")
@@ -152,6 +152,12 @@ async def _drop_sold_out(ctx: Ctx, form: OrderForm, exc: DomainError) -> None:
         raise UserFacingError(texts.DOMAIN_ERRORS["sold_out"], names=names)
     form.data["lines"] = keep
     ctx.say(texts.ORDER_SOLD_OUT.format(names=names) + "\n\n" + await _summary(ctx, form))
+
+
+@router.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "text" and ctx.command == "")
+async def on_only_punctuation(ctx: Ctx) -> None:
+    """？？？ while a form is open is an answer to check (and refuse), not the help command '?'."""
+    await on_answer(ctx)
 
 
 @answers.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "text")

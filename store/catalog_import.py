@@ -174,13 +174,13 @@ def parse_catalog(text: str, fmt: Literal["yaml", "csv"]) -> tuple[list[ServiceS
     for index, raw in enumerate(raws, start=1):
         code = str(raw.fields.get("code", ("", 0))[0] or "").strip()
         if code and code in seen:
-            errors.append(RowError(raw.line, f"code {code} 重复（第 {seen[code]} 行已用过）"))
+            errors.append(RowError(raw.line, f"code {code} is repeated (already used on line {seen[code]})"))
             continue
         seen.setdefault(code, raw.line)
         if (spec := _service(raw, index, errors)) is not None:
             specs.append(spec)
     if not raws and not errors:
-        errors.append(RowError(1, "文件里没有任何服务"))
+        errors.append(RowError(1, "the file holds no services"))
     errors.sort(key=lambda e: e.line)
     return specs, errors
 
@@ -193,22 +193,27 @@ def _read_yaml(text: str, errors: list[RowError]) -> list[_Raw]:
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            errors.append(RowError(mark.line + 1 if mark else 1, f"YAML 格式错误：{exc.problem or exc}"))
+            errors.append(RowError(mark.line + 1 if mark else 1, f"not valid YAML: {exc.problem or exc}"))
             return []
         except yaml.YAMLError as exc:
-            errors.append(RowError(1, f"YAML 格式错误：{exc}"))
+            errors.append(RowError(1, f"not valid YAML: {exc}"))
             return []
         if root is None:
             return []
         if isinstance(root, yaml.MappingNode):
             root = dict(_pairs(root)).get("services", root)
         if not isinstance(root, yaml.SequenceNode):
-            errors.append(RowError(_line(root), "顶层应是服务列表（或含 services 列表的映射）"))
+            errors.append(
+                RowError(
+                    _line(root),
+                    "the top level must be a list of services (or hold a services list)",
+                )
+            )
             return []
         raws = []
         for node in root.value:
             if not isinstance(node, yaml.MappingNode):
-                errors.append(RowError(_line(node), "每个服务应是一个映射（code: …、title: … 等）"))
+                errors.append(RowError(_line(node), "each service must be a mapping (code: …, title: …)"))
                 continue
             raws.append(_yaml_service(loader, node, errors))
         return raws
@@ -223,13 +228,13 @@ def _yaml_service(loader: yaml.SafeLoader, node: yaml.MappingNode, errors: list[
     if packages is None:
         return raw
     if not isinstance(packages, yaml.SequenceNode):
-        errors.append(RowError(_line(packages), "packages 应是套餐列表"))
+        errors.append(RowError(_line(packages), "packages must be a list of packages"))
         return raw
     for item in packages.value:
         if isinstance(item, yaml.MappingNode):
             raw.packages.append((_line(item), _yaml_fields(loader, item, PACKAGE_FIELDS, errors)))
         else:
-            errors.append(RowError(_line(item), "每个套餐应是一个映射（name: …、price: … 等）"))
+            errors.append(RowError(_line(item), "each package must be a mapping (name: …, price: …)"))
     return raw
 
 
@@ -240,9 +245,9 @@ def _yaml_fields(
     for key, value in _pairs(node):
         line = _line(value)
         if key not in allowed:
-            errors.append(RowError(_line(value), f"未知字段 {key}（可用：{'、'.join(allowed)}）"))
+            errors.append(RowError(_line(value), f"unknown field {key} (known: {', '.join(allowed)})"))
         elif key in result:
-            errors.append(RowError(line, f"字段 {key} 重复"))
+            errors.append(RowError(line, f"field {key} is repeated"))
         elif key == "packages":
             result[key] = (value, line)  # kept as nodes: each package needs its own line
         else:
@@ -274,19 +279,21 @@ def _read_csv(text: str, errors: list[RowError]) -> list[_Raw]:
     header_line, header = rows[0]
     columns = [c.strip().lower() for c in header]
     if unknown := [c for c in columns if c not in CSV_COLUMNS]:
-        errors.append(RowError(header_line, f"未知列 {'、'.join(unknown)}（可用：{','.join(CSV_COLUMNS)}）"))
+        errors.append(
+            RowError(header_line, f"unknown column(s) {', '.join(unknown)} (known: {','.join(CSV_COLUMNS)})")
+        )
     if missing := [c for c in ("code", "package_name", "price") if c not in columns]:
-        errors.append(RowError(header_line, f"缺少列 {'、'.join(missing)}"))
+        errors.append(RowError(header_line, f"missing column(s) {', '.join(missing)}"))
     if unknown or missing:
         return []
     by_code: dict[str, _Raw] = {}
     for line, row in rows[1:]:
         if len(row) != len(columns):
-            errors.append(RowError(line, f"列数不对：表头有 {len(columns)} 列，这一行有 {len(row)} 列"))
+            errors.append(RowError(line, f"{len(row)} cells where the header has {len(columns)} columns"))
             continue
         cells = {c: v.strip() for c, v in zip(columns, row, strict=True)}
         if not cells["code"]:
-            errors.append(RowError(line, "code 必填"))
+            errors.append(RowError(line, "code is required"))
             continue
         raw = by_code.get(cells["code"])
         if raw is None:
@@ -336,7 +343,12 @@ def _csv_check_repeat(raw: _Raw, cells: dict[str, str], line: int, errors: list[
         else:
             before = raw.fields.get(column, ("", 0))[0]
         if value != before:
-            errors.append(RowError(line, f"{column} 与第 {first} 行不一致（同一服务的各行应相同，或留空）"))
+            errors.append(
+                RowError(
+                    line,
+                    f"{column} differs from line {first} (a service's rows must agree, or leave it empty)",
+                )
+            )
 
 
 def _json_or(text: str) -> Any:
@@ -369,13 +381,13 @@ class _Checker:
         value = self.get(key)
         if value is None:
             if required:
-                self.fail(key, f"{key} 必填")
+                self.fail(key, f"{key} is required")
             return ""
         if not isinstance(value, str):
-            self.fail(key, f"{key} 应是一段文字")
+            self.fail(key, f"{key} must be text")
             return ""
         if len(value) > max_len:
-            self.fail(key, f"{key} 太长：最多 {max_len} 个字，现在 {len(value)} 个")
+            self.fail(key, f"{key} is too long: at most {max_len} characters, this has {len(value)}")
         return value
 
     def choice(self, key: str, options: Sequence[str], *, default: str | None = None) -> str:
@@ -383,7 +395,7 @@ class _Checker:
         if not value:
             return default or ""
         if value not in options:
-            self.fail(key, f"{key} “{value}” 不可用，应是其中之一：{'、'.join(options)}")
+            self.fail(key, f"{key} “{value}” is not one of: {', '.join(options)}")
         return value
 
     def words(self, key: str, options: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -392,11 +404,11 @@ class _Checker:
             return ()
         items = re.split(r"[|,，、;；\s]+", value) if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
-            self.fail(key, f"{key} 应是一个列表，如 [a, b] 或 a|b")
+            self.fail(key, f"{key} must be a list, e.g. [a, b] or a|b")
             return ()
         words = tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
         if options is not None and (bad := [w for w in words if w not in options]):
-            self.fail(key, f"{key} 里的 {'、'.join(bad)} 不可用，应是：{'、'.join(options)}")
+            self.fail(key, f"{key}: {', '.join(bad)} not allowed; one of: {', '.join(options)}")
         return words
 
     def count(self, key: str, *, default: int | None = None, maximum: int = 2**31 - 1) -> int | None:
@@ -408,19 +420,19 @@ class _Checker:
         scale = 10_000 if text.endswith("万") else 1
         number = _decimal(text.removesuffix("万"))
         if number is None or number < 0 or (number * scale) % 1 or number * scale > maximum:
-            self.fail(key, f"{key} 应是 0 到 {maximum} 之间的整数，收到“{value}”")
+            self.fail(key, f"{key} must be a whole number from 0 to {maximum}, got “{value}”")
             return default
         return int(number * scale)
 
     def price_fen(self, key: str) -> int:
         value = self.get(key)
         if value is None:
-            self.fail(key, f"{key} 必填（单位：元）")
+            self.fail(key, f"{key} is required (in yuan)")
             return 0
         number = _decimal(re.sub(r"^[¥￥]|元$", "", str(value).strip()).replace(",", ""))
         fen = None if number is None else number * 100
         if fen is None or fen <= 0 or fen % 1 or fen > MAX_PRICE_FEN:
-            self.fail(key, f"{key} 必须是正数（单位：元，最多两位小数），收到“{value}”")
+            self.fail(key, f"{key} must be a positive amount in yuan, at most two decimals; got “{value}”")
             return 0
         return int(fen)
 
@@ -431,7 +443,10 @@ class _Checker:
         number = _decimal(str(value).strip().removesuffix("%").removesuffix("％"))
         bp = None if number is None else number * 100
         if bp is None or bp < 0 or bp > 10_000 or bp % 1:
-            self.fail(key, f"{key} 应是 0–100 的百分比，最多两位小数（如 8.1% 或 8.1），收到“{value}”")
+            self.fail(
+                key,
+                f"{key} must be a percentage from 0 to 100 (8.1% or 8.1), got “{value}”",
+            )
             return None
         return int(bp)
 
@@ -440,18 +455,18 @@ class _Checker:
         if not value:
             return {}
         if not isinstance(value, dict):
-            self.fail(key, f"{key} 应是映射，如 {{gender: {{女: 82, 男: 18}}}}")
+            self.fail(key, f"{key} must be a mapping, e.g. {{gender: {{女: 82, 男: 18}}}}")
             return {}
         result: dict[str, dict[str, int]] = {}
         for dim, split in value.items():
             if dim not in _AUDIENCE_KEYS:
-                self.fail(key, f"{key} 里的 {dim} 不可用，应是：{'、'.join(_AUDIENCE_KEYS)}")
+                self.fail(key, f"{key}: {dim} is not one of: {', '.join(_AUDIENCE_KEYS)}")
                 continue
             shares = _shares(split)
             if shares is None:
-                self.fail(key, f"{key}.{dim} 应是 名称: 百分比（整数），如 女:82|男:18")
+                self.fail(key, f"{key}.{dim} must be name: whole percentage pairs, e.g. 女:82|男:18")
             elif sum(shares.values()) != 100:
-                self.fail(key, f"{key}.{dim} 的百分比加起来应是 100，现在是 {sum(shares.values())}")
+                self.fail(key, f"{key}.{dim} percentages must add up to 100, not {sum(shares.values())}")
             else:
                 result[dim] = shares
         return result
@@ -461,7 +476,10 @@ class _Checker:
         if value is None:
             return ()
         if not isinstance(value, list) or not all(_is_case(c) for c in value):
-            self.fail(key, f"{key} 应是列表，每项有 title，可选 result、url（含逗号的文字请加引号）")
+            self.fail(
+                key,
+                f"{key} must be a list of items with a title and optional result, url",
+            )
             return ()
         return tuple({k: str(c.get(k) or "") for k in ("title", "result", "url")} for c in value)
 
@@ -499,13 +517,13 @@ _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 def _service(raw: _Raw, index: int, errors: list[RowError]) -> ServiceSpec | None:
     code = str(raw.fields.get("code", ("", 0))[0] or "").strip()
-    c = _Checker(raw.fields, raw.line, f"服务 {code}：" if code else f"第 {index} 个服务：", errors)
+    c = _Checker(raw.fields, raw.line, f"service {code}: " if code else f"service #{index}: ", errors)
     if not code:
-        c.fail("code", "code 必填")
+        c.fail("code", "code is required")
     elif not _CODE.match(code):
-        c.fail("code", f"code “{code}” 只能用字母、数字和 - _ .，最长 32 个字符")
+        c.fail("code", f"code “{code}” may only use letters, digits and - _ . (at most 32 characters)")
     if not raw.packages:
-        c.fail("packages", "至少要有一个套餐（packages）")
+        c.fail("packages", "at least one package is required (packages)")
     packages = [_package(code, n, line, f, errors) for n, (line, f) in enumerate(raw.packages, start=1)]
     spec = ServiceSpec(
         code=code,
@@ -530,9 +548,11 @@ def _service(raw: _Raw, index: int, errors: list[RowError]) -> ServiceSpec | Non
     positions: dict[int, int] = {}
     for package in spec.packages:
         if package.position in positions:
-            where = f"第 {positions[package.position]} 行"
+            where = f"line {positions[package.position]}"
             c.errors.append(
-                RowError(package.line, f"服务 {code}：套餐序号 {package.position} 重复（{where}）")
+                RowError(
+                    package.line, f"service {code}: package position {package.position} is repeated ({where})"
+                )
             )
             c.ok = False
         positions.setdefault(package.position, package.line)
@@ -540,7 +560,7 @@ def _service(raw: _Raw, index: int, errors: list[RowError]) -> ServiceSpec | Non
 
 
 def _package(code: str, n: int, line: int, fields_: Fields, errors: list[RowError]) -> PackageSpec | None:
-    c = _Checker(fields_, line, f"服务 {code} 套餐 {n}：", errors)
+    c = _Checker(fields_, line, f"service {code} package {n}: ", errors)
     spec = PackageSpec(
         position=c.count("position", default=n, maximum=99) or 0,
         name=c.text("name", required=True, max_len=100),
@@ -552,7 +572,7 @@ def _package(code: str, n: int, line: int, fields_: Fields, errors: list[RowErro
         line=line,
     )
     if spec.position < 1 and c.ok:
-        c.fail("position", "position 应从 1 开始")
+        c.fail("position", "position starts at 1")
     return spec if c.ok else None
 
 
@@ -631,12 +651,14 @@ async def _retire(session: AsyncSession, leftovers: list[tuple[str, Package]], r
         if package.id in ordered:
             package.stock = 0
             report.notes.append(
-                f"{code} 套餐 {package.position}「{package.name}」已不在文件中，"
-                "但有订单引用：保留，库存设为 0"
+                f"{code} package {package.position} “{package.name}” is no longer in the file, "
+                "but orders refer to it: kept, with stock 0"
             )
         else:
             await session.delete(package)
-            report.notes.append(f"{code} 套餐 {package.position}「{package.name}」已不在文件中，已删除")
+            report.notes.append(
+                f"{code} package {package.position} “{package.name}” is no longer in the file: deleted"
+            )
 
 
 def _apply_service(service: Service, spec: ServiceSpec) -> None:

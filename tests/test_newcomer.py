@@ -54,3 +54,20 @@ async def test_doctor_after_the_demo_says_wechat_settings_are_for_a_real_account
     demo = _cli("doctor", "--demo", cwd=tmp_path)
     assert demo.returncode == 0, demo.stdout
     assert demo.stdout.strip().endswith("all good") and "✗" not in demo.stdout
+
+
+def test_the_cli_describes_itself_and_says_what_went_wrong_in_plain_words(tmp_path: Path) -> None:
+    assert _cli("--version", cwd=tmp_path).stdout.startswith("chatorder ")
+    top = _cli("--help", cwd=tmp_path).stdout
+    commands = ["demo", "serve", "db", "catalog", "menu", "doctor", "refund", "staff", "withdrawals"]
+    for name in commands:
+        assert name in top
+        assert _cli(name, "--help", cwd=tmp_path).stdout.count("\n") > 3  # a description, not just usage
+    assert "(default: 8080)" in _cli("demo", "--help", cwd=tmp_path).stdout
+    assert "(default: balance)" in _cli("refund", "--help", cwd=tmp_path).stdout
+    missing = _cli("catalog", "import", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 1 and "no such file" in missing.stderr and "Errno" not in missing.stderr
+    assert _cli("db", "upgrade", cwd=tmp_path).returncode == 0
+    refund = _cli("refund", "20261122-0042", "--reason", "test", cwd=tmp_path)
+    assert refund.returncode == 1
+    assert "order 20261122-0042 not found" in refund.stderr and "{" not in refund.stderr
