@@ -66,6 +66,8 @@ class Services:
     pay: PayClient | None = None
     stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
     flash_gate: FlashGate | None = None  # Redis in front of flash sales' stock and limits, likewise
+    # Without Redis: when each person last tapped 抢 (openid -> monotonic seconds), for the throttle.
+    flash_taps: dict[str, float] = field(default_factory=dict)
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
     wake_job: Callable[[str], None] | None = None  # runs a background job now (bot.scheduler)

@@ -24,8 +24,7 @@ from store.models import Coupon, Order
 router = Router("flash")
 
 SCENE = "flash_"
-_recent: dict[str, float] = {}  # openid -> monotonic time of their last 抢 (when there is no Redis)
-_RECENT_MAX = 50_000
+_TAPS_MAX = 50_000  # people remembered by the in-process throttle before it starts afresh
 
 
 def _scene_code(ctx: Ctx) -> str | None:
@@ -131,11 +130,12 @@ async def _throttled(ctx: Ctx) -> bool:
     gate = ctx.services.flash_gate
     if gate is not None:
         return await gate.throttle(ctx.openid, millis)
+    taps = ctx.services.flash_taps
     now = time.monotonic()
-    last = _recent.get(ctx.openid)
-    if len(_recent) > _RECENT_MAX:
-        _recent.clear()
-    _recent[ctx.openid] = now if last is None or now - last >= millis / 1000 else last
+    last = taps.get(ctx.openid)
+    if len(taps) > _TAPS_MAX:
+        taps.clear()
+    taps[ctx.openid] = now if last is None or now - last >= millis / 1000 else last
     return last is not None and now - last < millis / 1000
 
 

@@ -563,6 +563,13 @@ async def take(
         unit_prices={sale.package_id: price},
         now=now,
     )
+    # A hold is minutes long and its reply already says until when: no "10 minutes left" reminder.
+    await session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(payment_reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
     row = FlashTake(
         sale_id=sale.id,
         account=account,

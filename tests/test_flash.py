@@ -8,6 +8,7 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -554,7 +555,7 @@ async def test_remarketing_sends_one_coupon_inside_the_window_never_after_unsubs
     assert await flow.remarket(shop.sm, shop.settings, utcnow()) == 2
     assert await flow.remarket(shop.sm, shop.settings, utcnow()) == 0  # once
     for person in (lapsed, subscriber):
-        told = await eventually(lambda p=person: [t for t in shop.sent_to(p.openid) if "专属粉丝券" in t])
+        told = await eventually(partial(_fan_coupon_messages, shop, person.openid))
         assert "满 ¥500 立减 ¥100" in told[0] and "「阿杰探店」" in told[0] and "退订" in told[0]
     for person in (buyer, unsubscribed, away):
         assert not [t for t in shop.sent_to(person.openid) if "专属粉丝券" in t]
@@ -574,6 +575,10 @@ async def test_remarketing_sends_one_coupon_inside_the_window_never_after_unsubs
     assert "已使用" in await lapsed.say("我的券")
     await lapsed.say(f"取消订单 {number}")
     assert "前有效" in await lapsed.say("我的券")
+
+
+def _fan_coupon_messages(shop: Shop, openid: str) -> list[str]:
+    return [t for t in shop.sent_to(openid) if "专属粉丝券" in t]
 
 
 async def _topup_and_pay(shop: Shop, person: Customer) -> str:
