@@ -237,7 +237,8 @@ async def _release_notices(
     title = title_of(view) if view else released.sale.code
     out: list[Outgoing] = []
     lost = await session.get(Order, released.take.order_id) if released.take.order_id else None
-    if lost is not None and released.take.expires_at <= now:
+    # Only when this sweep cancelled it: an order the generic expiry cancelled was announced by it.
+    if lost is not None and released.lapsed_here:
         content = texts.FLASH_HOLD_EXPIRED.format(
             title=title, hold=released.sale.hold_minutes, number=lost.number
         )

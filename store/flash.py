@@ -620,6 +620,7 @@ class Released:
     take: FlashTake
     sale: FlashSale
     offered: Taken | None
+    lapsed_here: bool = False  # this sweep cancelled the unpaid order (else the customer or expiry did)
 
 
 async def due_releases(session: AsyncSession, now: dt.datetime, limit: int = 200) -> list[int]:
@@ -653,7 +654,8 @@ async def settle(
     if order.status in _MONEY_IN:
         await mark_paid(session, order.id)
         return None
-    if order.status == OrderStatus.PENDING_PAYMENT:
+    lapsed_here = order.status == OrderStatus.PENDING_PAYMENT
+    if lapsed_here:
         if found.expires_at > now:
             return None
         await orders.cancel_order(
@@ -679,7 +681,7 @@ async def settle(
             .execution_options(synchronize_session=False)
         )
     await session.refresh(sale)
-    return Released(flipped, sale, offered)
+    return Released(flipped, sale, offered, lapsed_here)
 
 
 async def _offer_waitlist(
