@@ -45,6 +45,7 @@ from store.earnings import next_release_at
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
+from store.search import SearchIndex
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
 from webhooks import pay as pay_webhook
@@ -187,6 +188,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     gate = StockGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
     scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
+    app[keys.SEARCH] = SearchIndex()  # empty until the first search
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
@@ -202,6 +204,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             wake_outbox=outbox.wake,
             wake_job=scheduler.wake,
             llm=_llm(app),
+            search=app[keys.SEARCH],
         ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
