@@ -1,7 +1,7 @@
 """flash sales and coupons
 
 Revision ID: 0006_flash
-Revises: 0005
+Revises: 0006_ns
 Create Date: 2026-12-07 04:31:06.729754
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import store.models
 
 revision = "0006_flash"
-down_revision = "0005"
+down_revision = "0006_ns"
 branch_labels = None
 depends_on = None
 
