@@ -7,6 +7,7 @@ from handlers import (
     cart,
     catalog,
     creators,
+    flash,
     form,
     invite,
     invoices,
@@ -31,6 +32,7 @@ def build_router() -> Router:
         form.router,
         understand.sentences,  # 「付款方式有哪些」: a command word in a sentence is understood
         creators.router,  # before basic: a subscribe through an invite QR binds, then welcomes
+        flash.router,  # 秒杀 · 抢 · 候补; before basic: a flash_<code> QR scene opens its sale
         basic.router,
         catalog.router,
         cart.router,
