@@ -197,7 +197,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
     scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate, flash_gate))
     app[keys.SEARCH] = SearchIndex()  # empty until the first search
-    scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
