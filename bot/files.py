@@ -1,4 +1,5 @@
-"""`GET /files/materials/{id}?exp=…&sig=…`: a customer's stored image, for staff who open a signed link.
+"""`GET /files/materials/{id}?exp=…&sig=…`: a customer's stored image, for staff who open a signed link;
+`GET /files/exports/{scope}.xlsx?exp=…&sig=…`: an Excel export (flows.exports).
 
 The link is signed with a key derived from the app secrets (flows.relay.material_link) and expires
 after 7 days; anything else is 403, so material ids cannot be walked.
@@ -6,11 +7,13 @@ after 7 days; anything else is 403, so material ids cannot be walked.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
 from bot import keys
+from flows import exports
 from flows.relay import link_is_valid
 from store.models import Material, utcnow
 
@@ -41,5 +44,33 @@ async def material(request: web.Request) -> web.Response:
     )
 
 
+async def export(request: web.Request) -> web.Response:
+    """An Excel workbook built now for the signed scope (an order, a customer's orders, a month)."""
+    scope, query = request.match_info["scope"], request.query
+    settings = request.app[keys.SETTINGS]
+    if not exports.link_is_valid(settings, scope, query.get("exp", ""), query.get("sig", ""), utcnow()):
+        log.warning("export link refused", extra={"scope": scope, "peer": request.remote})
+        return web.Response(status=403, text="forbidden")
+    async with request.app[keys.SESSIONMAKER]() as session:
+        if scope.startswith("m"):
+            rows = await exports.month_rows(session, scope[1:])
+            body = await asyncio.to_thread(exports.month_workbook, rows)
+        else:
+            sheets = await exports.scope_sheets(session, scope)
+            if sheets is None:
+                return web.Response(status=404, text="not found")
+            body = await asyncio.to_thread(exports.customer_workbook, sheets)
+    return web.Response(
+        body=body,
+        content_type=exports.XLSX,
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'attachment; filename="chatorder-{scope}.xlsx"',
+        },
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get(r"/files/materials/{id:\d+}", material)
+    app.router.add_get(r"/files/exports/{scope:[a-z0-9-]+}.xlsx", export)

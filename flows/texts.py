@@ -256,6 +256,7 @@ REFUND_NEEDS_REASON = "请带上退款原因，例如「申请退款 {number} �
 REFUND_REQUESTED = "已提交订单 {number} 的退款申请，客服会尽快处理，结果会第一时间通知你。"
 REFUND_NOT_ALLOWED = "订单 {number} 现在是「{status}」，还不能申请退款。"
 REFUND_DECLINED = "订单 {number} 的退款申请没有通过：{reason}\n订单继续进行，当前状态「{status}」。有疑问可以发「联系客服 {number}」。"
+ORDER_REPORT_HINT = "📊 已有投放数据，发「报告 {number}」看数据报告，「导出 {number}」下载 Excel。\n"
 ORDER_USAGE = "请带上单号，例如「{command} 20261122-0042」。发「我的订单」查看单号。"
 ACTOR_NAMES = {"customer": "你", "staff": "客服", "system": "系统"}
 
@@ -268,6 +269,46 @@ ORDER_NOTICES = {
     "退款中": "订单 {number} 进入退款处理{reason}，结果会第一时间通知你。",
     "已退款": "💰 订单 {number} 已退款，请留意到账通知。",
 }
+
+# --- Results: the report, its picture, exports ----------------------------------------------------
+
+REPORT_NO_DATA = (
+    "订单 {number} 还没有投放数据。内容发布后我们会在 24 小时、72 小时和 7 天左右统计曝光和互动，"
+    "有了数据会通知你 📊"
+)
+REPORT_SUMMARY = (
+    "📊 订单 {number} 数据报告（{stage}，截至 {at}）\n"
+    "{pieces} 条内容合计：\n"
+    "曝光 {exposure} · 阅读 {reads}\n"
+    "互动 {engagement}（点赞 {likes} · 评论 {comments} · 收藏 {favorites} · 转发 {shares}）\n"
+    "点击 {clicks} · 转化 {conversions}\n"
+    "互动率 {interaction} · 点击率 {ctr} · 转化率 {conversion}\n"
+    "千次曝光成本 {cpm} · 单次互动成本 {cpe}（按实付 {paid} 计算）\n"
+    "发「导出 {number}」下载 Excel 明细。"
+)
+REPORT_FINAL = "最终数据"
+REPORT_SO_FAR = "阶段数据"
+REPORT_PIECE = "第{n}条 {title}：{figures}"
+REPORT_PICTURE_TITLE = "数据报告"
+REPORT_PICTURE_SUB = "订单 {number} · {stage} · 截至 {at}（北京时间）"
+REPORT_ENGAGEMENT = "互动"
+REPORT_INTERACTION_RATE = "互动率"
+REPORT_CPM = "千次曝光成本"
+REPORT_CPE = "单次互动成本"
+REPORT_PIECE_HEADING = "第{n}条 · {title}"
+REPORT_PIECE_NO_DATA = "这条还没有数据，统计后会更新。"
+REPORT_MORE_PIECES = "另有 {n} 条内容没画出来，它们的数据已算在上面的合计里。"
+REPORT_FOOT = "互动 = 点赞 + 评论 + 收藏 + 转发；成本按实付 {paid} 计算。"
+REPORT_PICTURE_UNAVAILABLE = "（图表暂时生成不了，稍后再发一次「报告」就有图了。）"
+REPORT_READY = (
+    "📊 订单 {number} 的最终数据出来了：曝光 {exposure}，互动 {engagement}，互动率 {interaction}。\n"
+    "发「报告 {number}」看完整数据报告和图表，「导出 {number}」下载 Excel。"
+)
+EXPORT_LINK = "📥 {what}的 Excel 已准备好（{orders} 个订单），点链接下载：\n{url}\n链接 {hours} 小时内有效，只给你自己用哦。"
+EXPORT_WHAT_ONE = "订单 {number} "
+EXPORT_WHAT_ALL = "全部订单"
+EXPORT_NOTHING = "你还没有已付款的订单，暂时没有可以导出的数据。"
+EXPORT_UNAVAILABLE = "导出暂时用不了，请稍后再试，或发「联系客服」让我们发给你。"
 
 # --- FAQ -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""Results for customers: 报告 <单号> (the report text and picture) · 导出 <单号>|全部 (an Excel link)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from flows import exports, texts
+from flows import results as shown
+from handlers.context import Ctx, UserFacingError
+from handlers.router import Router
+from store import orders, results
+from store.models import Order
+from store.results import Report
+
+log = logging.getLogger(__name__)
+router = Router("reports")
+
+NUMBER = re.compile(r"(\d{8})-?(\d{4})")
+ALL_WORDS = ("全部", "所有", "全部订单", "所有订单", "all")
+
+
+async def _own(ctx: Ctx, command: str) -> Order:
+    """The customer's own order named after the command (someone else's is as if it did not exist)."""
+    match = NUMBER.search(ctx.argument)
+    if not match:
+        raise UserFacingError(texts.ORDER_USAGE, command=command)
+    number = f"{match[1]}-{match[2]}"
+    async with ctx.read() as session:
+        view = await orders.find_order(session, account=ctx.event.account, openid=ctx.openid, number=number)
+    if view is None:
+        raise UserFacingError(texts.ORDER_NOT_FOUND, number=number)
+    return view.order
+
+
+@router.prefix("报告", "数据报告", "查看报告")
+async def on_report(ctx: Ctx) -> None:
+    """报告 <单号>: the summary, then the picture (the text alone if the picture cannot be made)."""
+    order = await _own(ctx, "报告")
+    async with ctx.read() as session:
+        report = await results.report(session, order)
+    if not report.has_data:
+        ctx.say(texts.REPORT_NO_DATA, number=order.number)
+        return
+    media_id = await report_picture(ctx, report)
+    ctx.say(shown.summary(report) + ("" if media_id else "\n" + texts.REPORT_PICTURE_UNAVAILABLE))
+    if media_id:
+        ctx.image(media_id)
+
+
+async def report_picture(ctx: Ctx, report: Report) -> str | None:
+    """The report picture drawn in a worker thread and uploaded; None when that fails."""
+    api = ctx.services.media
+    if api is None:
+        return None
+    try:
+        png = await asyncio.to_thread(shown.picture, report, ctx.settings.font_path)
+        return await api.upload_media("image", f"report-{report.order.number}.png", png)
+    except Exception:  # the text still carries every figure
+        log.warning("report picture failed", exc_info=True, extra={"order": report.order.number})
+        return None
+
+
+@router.prefix("导出")
+async def on_export(ctx: Ctx) -> None:
+    """导出 <单号> or 导出 全部: a signed link to an Excel workbook, valid for a day."""
+    if ctx.argument.strip().lower() in ALL_WORDS:
+        async with ctx.read() as session:
+            mine = await exports.customer_scope(session, ctx.event.account, ctx.openid)
+        if mine is None:
+            raise UserFacingError(texts.EXPORT_NOTHING)
+        (scope, count), what = mine, texts.EXPORT_WHAT_ALL
+    else:
+        order = await _own(ctx, "导出")
+        scope, count, what = f"o{order.id}", 1, texts.EXPORT_WHAT_ONE.format(number=order.number)
+    url = exports.link(ctx.settings, scope, ctx.now())
+    if url is None:
+        raise UserFacingError(texts.EXPORT_UNAVAILABLE)
+    hours = int(exports.LINK_TTL.total_seconds() // 3600)
+    ctx.say(texts.EXPORT_LINK, what=what, orders=count, url=url, hours=hours)

@@ -1,0 +1,43 @@
+"""results: delivery figures per published piece
+
+Revision ID: 0007_results
+Revises: 0005
+Create Date: 2026-12-07 04:40:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import store.models
+
+revision = "0007_results"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+METRICS = ("exposure", "reads", "likes", "comments", "favorites", "shares", "clicks", "conversions")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "delivery_stats",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("piece", sa.Integer(), nullable=False),
+        sa.Column("at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("final", sa.Boolean(), nullable=False),
+        sa.Column("recorded_by", sa.String(length=80), nullable=False),
+        *(sa.Column(m, sa.BigInteger(), nullable=True) for m in METRICS),
+        sa.ForeignKeyConstraint(["order_id"], ["orders.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("delivery_stats", schema=None) as batch_op:
+        batch_op.create_index("ix_delivery_stats_order", ["order_id", "piece", "at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("delivery_stats", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_stats_order")
+    op.drop_table("delivery_stats")

@@ -1,0 +1,206 @@
+"""Delivery results over real HTTP: staff record figures in work chat, the customer is told when the
+final ones are in, gets the report (text + picture) and an Excel link whose workbook matches the database."""
+
+from __future__ import annotations
+
+import io
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from openpyxl import load_workbook
+from PIL import Image
+from sqlalchemy import func, select
+
+from flows import texts
+from flows import texts_staff as ts
+from store import results
+from store.models import DeliveryStat, Order
+from store.results import METRICS, BadFigures, parse_figures, parse_reading
+from tests.conftest import eventually
+from tests.test_paying import pay_sim
+from tests.test_work_chat import Office, office
+
+__all__ = ["office", "pay_sim"]  # fixtures used here
+
+FIRST = "曝光 1.2万 阅读 8000 点赞 530 评论 41 收藏 88 转发 12 点击 300 转化 12"
+
+
+def test_figures_understand_units_and_refuse_typos() -> None:
+    assert parse_figures("曝光 1.2万 阅读 8,000 点赞：530 收藏=3k 转发12") == {
+        "exposure": 12000,
+        "reads": 8000,
+        "likes": 530,
+        "favorites": 3000,
+        "shares": 12,
+    }
+    assert parse_figures("播放 2.5w 分享 1.5K") == {"reads": 25000, "shares": 1500}
+    reading = parse_reading("第２条 最终 曝光 3万")
+    assert (reading.piece, reading.final, reading.figures) == (2, True, {"exposure": 30000})
+    for bad in ("曝光 1.2万 阅渎 8000", "曝光", "曝光 1.23456万", "点赞 5 点赞 6", "曝光 12 abc", ""):
+        with pytest.raises(BadFigures):
+            parse_figures(bad)
+
+
+async def _stats(office: Office, order_id: int) -> list[DeliveryStat]:
+    async with office.sessionmaker() as s:
+        return list(await s.scalars(select(DeliveryStat).where(DeliveryStat.order_id == order_id)))
+
+
+def _expected_totals(rows: list[DeliveryStat]) -> dict[str, int]:
+    """Computed here, independently: per piece the latest reading of each metric, summed over pieces."""
+    latest: dict[tuple[int, str], tuple[object, int]] = {}
+    for r in rows:
+        for m in METRICS:
+            value = getattr(r, m)
+            if value is not None and ((r.piece, m) not in latest or latest[(r.piece, m)][0] <= (r.at, r.id)):  # type: ignore[operator]
+                latest[(r.piece, m)] = ((r.at, r.id), value)
+    return {m: sum(v for (_, mm), (_, v) in latest.items() if mm == m) for m in METRICS}
+
+
+def _figure(text: str, label: str) -> int:
+    found = re.search(rf"{label} ([\d,]+)", text)
+    assert found, (label, text)
+    return int(found[1].replace(",", ""))
+
+
+async def _in_progress_with_two_pieces(office: Office) -> Order:
+    order = await office.paid_order()
+    n = order.number
+    await office.say("lishen", f"通过 {n}")
+    await office.say("wangfang", f"开始 {n}")
+    await office.say("wangfang", f"发布 {n} https://www.xiaohongshu.com/explore/1 探店笔记")
+    await office.say("wangfang", f"发布 {n} https://www.xiaohongshu.com/explore/2 种草笔记")
+    return order
+
+
+async def test_staff_record_figures_and_the_customer_gets_report_and_export(office: Office) -> None:
+    order = await _in_progress_with_two_pieces(office)
+    n = order.number
+    # Bad input gets the usage line (or the reason) and records nothing.
+    usage = ts.USAGE_LINE.format(usage=ts.USAGE["数据"])
+    assert await office.say("wangfang", f"数据 {n}") == usage
+    typo = await office.say("wangfang", f"数据 {n} 第1条 曝光 1.2万 阅渎 8000")
+    assert typo.startswith("没看懂「阅渎 8000」") and ts.USAGE["数据"] in typo
+    which = await office.say("wangfang", f"数据 {n} {FIRST}")
+    assert which == ts.DOMAIN_ERRORS["which_piece"].format(number=n, count=2)
+    assert "没有第3条" in await office.say("wangfang", f"数据 {n} 第3条 曝光 100")
+    assert await _stats(office, order.id) == []
+
+    recorded = await office.say("wangfang", f"数据 {n} 第1条 {FIRST}")
+    assert recorded.startswith(f"📊 {n} 第1条数据已记下（第 1 次统计）") and "曝光 12,000" in recorded
+    # Later readings are appended, never written over: the first one stays as it was.
+    await office.say(
+        "wangfang", f"数据 {n} 第1条 最终 曝光 2.5万 阅读 1.6万 点赞 900 评论 60 收藏 150 转发 30"
+    )
+    partial = await office.say("wangfang", f"数据 {n} 第2条 曝光 3k 点赞 40 点击 25")
+    assert "还有 1 条没有最终数据：第2条" in partial
+    ready = [m for m in office.customer.sim.sent if "最终数据出来了" in str(m.payload)]
+    assert ready == []  # not before every piece has its final reading
+    done = await office.say(
+        "wangfang", f"数据 {n} 第2条 最终 曝光 4000 阅读 2100 点赞 66 评论 5 收藏 9 转发 2"
+    )
+    assert ts.RESULTS_NEXT_DONE.format(number=n) in done
+    rows = await _stats(office, order.id)
+    assert len(rows) == 4 and rows[0].exposure == 12000 and rows[0].clicks == 300
+    expected = _expected_totals(rows)
+    assert expected["exposure"] == 25000 + 4000 and expected["clicks"] == 300 + 25  # latest given, per piece
+    told = await eventually(
+        lambda: [m for m in office.customer.sim.sent if "最终数据出来了" in str(m.payload)]
+    )
+    assert len(told) == 1 and f"报告 {n}" in told[0].payload["content"]
+
+    # The customer's report: every figure of the text is the database's.
+    before = len(office.customer.sim.sent)
+    await office.customer.chat.say(office.customer.openid, f"报告 {n}")
+    sent = await eventually(
+        lambda: (
+            (new := [m for m in office.customer.sim.sent[before:] if m.openid == office.customer.openid])
+            and len(new) >= 2
+            and new
+        )
+    )
+    words, picture = sent[0], sent[1]
+    summary = words.payload["content"]
+    assert summary.startswith(f"📊 订单 {n} 数据报告（最终数据")
+    for metric, label in results.LABELS.items():
+        assert _figure(summary, label) == expected[metric], label
+    engagement = sum(expected[m] for m in results.ENGAGEMENT)
+    assert _figure(summary, "互动") == engagement
+    assert f"互动率 {engagement / expected['exposure'] * 100:.2f}%" in summary
+    cpm = round(order.total_fen * 1000 / expected["exposure"])
+    assert f"千次曝光成本 ¥{cpm // 100}.{cpm % 100:02d}" in summary
+    cpe = round(order.total_fen / engagement)
+    assert f"单次互动成本 ¥{cpe // 100}.{cpe % 100:02d}" in summary
+    assert picture.kind == "image"
+    _, png = office.customer.sim.media[picture.payload["media_id"]]
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.width == 750 and image.height > 1000
+    colours = image.getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 50  # text, tiles and lines were drawn, not a blank page
+
+    # The order detail points at the report.
+    detail = await office.customer.say(f"订单 {n}")
+    assert f"报告 {n}" in detail
+
+    # Export: a signed link; the workbook opens and its totals are the database's.
+    answer = await office.customer.say(f"导出 {n}")
+    url = re.search(r"https?://\S+", answer)
+    assert url and answer.startswith("📥")
+    book = await _download(office, url[0])
+    summary_sheet = book["汇总"]
+    head = [c.value for c in summary_sheet[1]]
+    row = [c.value for c in summary_sheet[2]]
+    assert row[0] == n
+    for metric, label in results.LABELS.items():
+        assert row[head.index(label)] == expected[metric]
+    assert row[head.index("互动")] == engagement
+    assert row[head.index("实付")] == order.total_fen / 100
+    assert summary_sheet.cell(row=2, column=head.index("互动率") + 1).number_format == "0.00%"
+    readings = book[n]
+    assert sum(1 for r in readings.iter_rows(min_row=4) if r[0].value) == 4  # every reading, in time order
+    everything = await office.customer.say("导出 全部")
+    assert "全部订单" in everything and "（1 个订单）" in everything
+    # A forged or altered link opens nothing.
+    path = urlsplit(url[0])
+    forged = await office.client.get(f"{path.path}?{path.query[:-3]}abc")
+    assert forged.status == 403
+    other = await office.client.get(path.path.replace(f"/o{order.id}.", "/o999.") + "?" + path.query)
+    assert other.status == 403
+
+
+async def _download(office: Office, url: str):  # type: ignore[no-untyped-def]
+    parts = urlsplit(url)
+    response = await office.client.get(f"{parts.path}?{parts.query}")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    return load_workbook(io.BytesIO(await response.read()))
+
+
+async def test_no_report_before_figures_and_not_for_someone_elses_order(office: Office) -> None:
+    order = await _in_progress_with_two_pieces(office)
+    assert await office.customer.say(f"报告 {order.number}") == texts.REPORT_NO_DATA.format(
+        number=order.number
+    )
+    assert await office.customer.say("报告") == texts.ORDER_USAGE.format(command="报告")
+    stranger = await office.customer.chat.say("o_someone_else", f"报告 {order.number}")
+    assert stranger.text == texts.ORDER_NOT_FOUND.format(number=order.number)
+    refused = await office.say("lishen", f"数据 {order.number} 第1条 曝光 100")
+    assert refused.startswith("「数据」需要运营")
+
+
+async def test_finance_exports_the_month(office: Office) -> None:
+    order = await office.paid_order()
+    month = f"{order.created_at:%Y-%m}"
+    assert await office.say("boss", "导出 订单 2026-13") == ts.USAGE_LINE.format(usage=ts.USAGE["导出"])
+    answer = await office.say("boss", f"导出 订单 {month}")
+    url = re.search(r"https?://\S+", answer)
+    assert url, answer
+    book = await _download(office, url[0])
+    assert book.sheetnames == ["订单", "付款", "退款", "佣金"]
+    numbers = [r[0].value for r in book["订单"].iter_rows(min_row=2)]
+    assert numbers == [order.number]
+    paid = [r[4].value for r in book["付款"].iter_rows(min_row=2)]
+    assert paid == [order.total_fen / 100]
+    async with office.sessionmaker() as s:
+        assert await s.scalar(select(func.count(DeliveryStat.id))) == 0
