@@ -12,6 +12,7 @@ from flows import texts
 from flows.format import yuan
 from flows.when import BEIJING
 from posters.charts import Canvas, Series, Tile
+from store.outbox import Outgoing, text
 from store.results import ENGAGEMENT, LABELS, METRICS, Report
 
 MAX_PIECES_DRAWN = 12  # a longer order's picture would be too tall to read; the text has every total
@@ -54,6 +55,18 @@ def summary(report: Report) -> str:
         paid=yuan(report.paid_fen),
         **figures,
     )
+
+
+def final_notice(report: Report) -> list[Outgoing]:
+    """To the customer, once per order: the final figures are in and the report is ready."""
+    order = report.order
+    content = texts.REPORT_READY.format(
+        number=order.number,
+        exposure=exact(report.totals["exposure"]),
+        engagement=exact(report.engagement),
+        interaction=percent(report.rates().interaction),
+    )
+    return [text(order.openid, content, dedupe_key=f"results-final:{order.id}")]
 
 
 def piece_lines(report: Report) -> str:

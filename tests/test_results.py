@@ -3,15 +3,20 @@ final ones are in, gets the report (text + picture) and an Excel link whose work
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 from PIL import Image
 from sqlalchemy import func, select
 
+from bot import keys
 from flows import texts
 from flows import texts_staff as ts
 from store import results
@@ -206,3 +211,57 @@ async def test_finance_exports_the_month(office: Office) -> None:
     assert paid == [order.total_fen / 100]
     async with office.sessionmaker() as s:
         assert await s.scalar(select(func.count(DeliveryStat.id))) == 0
+
+
+def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"CHATORDER_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_results_import_from_csv_and_xlsx_all_or_nothing(office: Office, tmp_path: Path) -> None:
+    order = await _in_progress_with_two_pieces(office)
+    n = order.number
+    url = office.client.app[keys.SETTINGS].database_url
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "单号,第几条,时间,最终,曝光,点赞,评论\n"
+        f"{n},1,2026-12-01 20:00,,1.2万,530,41\n"  # fine on its own
+        f"{n},,2026-12-01 20:00,,100,1,1\n"  # two pieces: which one?
+        f"{n},1,2026-12-01 20:00,也许,100,1,1\n"
+        f"{n},2,昨天,,100,1,1\n"
+        f"{n},2,2026-12-01 20:00,,很多,1,1\n"
+        "20990101-0001,1,,,100,1,1\n",
+        encoding="utf-8",
+    )
+    refused = await asyncio.to_thread(_cli, url, "results", "import", str(bad))
+    assert refused.returncode == 1
+    lines = refused.stderr.splitlines()
+    assert [int(line.split(":")[1]) for line in lines[:-1]] == [3, 4, 5, 6, 7]  # each bad row, in order
+    assert all(line.startswith(f"{bad}:") for line in lines[:-1]) and "nothing was imported" in lines[-1]
+    assert await _stats(office, order.id) == []  # all or nothing
+
+    good = tmp_path / "good.xlsx"
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["单号", "第几条", "时间", "最终", "曝光", "阅读", "点赞", "评论", "收藏", "转发"])
+    sheet.append([n, 1, "2026-12-01 20:00", "", "1.2万", 8000, 530, 41, 88, 12])
+    sheet.append([n, 1, "2026-12-03 20:00", "是", 25000, "1.6万", 900, 60, 150, 30])
+    sheet.append([n, 2, "2026-12-03 20:00", "是", "3k", 2000, 40, 5, 9, 2])
+    book.save(good)
+    imported = await asyncio.to_thread(_cli, url, "results", "import", str(good))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported: 3 reading(s) for 1 order(s)" in imported.stdout and n in imported.stdout
+    rows = await _stats(office, order.id)
+    assert [(r.piece, r.exposure, r.final) for r in rows] == [
+        (1, 12000, False),
+        (1, 25000, True),
+        (2, 3000, True),
+    ]
+    assert all(r.recorded_by == "import:good.xlsx" for r in rows)
+    told = await eventually(
+        lambda: [m for m in office.customer.sim.sent if "最终数据出来了" in str(m.payload)]
+    )
+    assert "曝光 28,000" in told[0].payload["content"]

@@ -14,7 +14,6 @@ from handlers.work.turn import StaffRouter, Turn, Usage, fold
 from store import results, staff
 from store.models import Order
 from store.orders import OrderStatus
-from store.outbox import Outgoing, text
 from store.results import BadFigures, Report
 
 router = StaffRouter("results")
@@ -53,7 +52,7 @@ async def on_results(turn: Turn) -> None:
         )
         report = await results.report(session, order)
         if report.complete and reading.final:
-            turn.out += final_notice(report)
+            turn.out += shown.final_notice(report)
         turn.say(
             ts.RESULTS_RECORDED,
             number=number,
@@ -74,18 +73,6 @@ def _next_step(report: Report) -> str:
         left = [p for p in report.pieces if not p.final]
         return ts.RESULTS_NEXT_MORE.format(left=len(left), pieces="、".join(f"第{p.number}条" for p in left))
     return ts.RESULTS_NEXT_SO_FAR.format(number=number)
-
-
-def final_notice(report: Report) -> list[Outgoing]:
-    """To the customer, once per order: the final figures are in and the report is ready."""
-    order: Order = report.order
-    content = texts.REPORT_READY.format(
-        number=order.number,
-        exposure=shown.exact(report.totals["exposure"]),
-        engagement=shown.exact(report.engagement),
-        interaction=shown.percent(report.rates().interaction),
-    )
-    return [text(order.openid, content, dedupe_key=f"results-final:{order.id}")]
 
 
 @router.command("报告", "report")
