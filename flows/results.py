@@ -69,6 +69,19 @@ def final_notice(report: Report) -> list[Outgoing]:
     return [text(order.openid, content, dedupe_key=f"results-final:{order.id}")]
 
 
+def completion_notice(report: Report) -> list[Outgoing]:
+    """At completion, the report's figures so far; the same key as final_notice, so said once."""
+    order = report.order
+    content = texts.REPORT_AT_COMPLETION.format(
+        number=order.number,
+        at=when(report.last_at),
+        exposure=exact(report.totals["exposure"]),
+        engagement=exact(report.engagement),
+        interaction=percent(report.rates().interaction),
+    )
+    return [text(order.openid, content, dedupe_key=f"results-final:{order.id}")]
+
+
 def piece_lines(report: Report) -> str:
     """One line per piece with its current figures (for staff's confirmation and the text)."""
     out = []

@@ -119,6 +119,7 @@ DETAIL = (
 DETAIL_METRICS = "粉丝 {followers} · 互动率 {engagement} · 预估曝光 {exposure}\n"
 DETAIL_AUDIENCE = "受众：{audience}\n"
 DETAIL_CASES = "案例：{cases}\n"
+DETAIL_REVIEWS = "评价：⭐ {average} 分（{count} 条）{comments}\n"
 DETAIL_PACKAGE = "{mark} {name} {price} · {lead} · {availability}\n   {deliverables}"
 LEAD_DAYS = "{days} 天交付"
 LEAD_NOW = "即时开通"
@@ -304,6 +305,20 @@ REPORT_READY = (
     "📊 订单 {number} 的最终数据出来了：曝光 {exposure}，互动 {engagement}，互动率 {interaction}。\n"
     "发「报告 {number}」看完整数据报告和图表，「导出 {number}」下载 Excel。"
 )
+REPORT_AT_COMPLETION = (
+    "📊 订单 {number} 的数据报告（截至 {at}）：曝光 {exposure}，互动 {engagement}，互动率 {interaction}。\n"
+    "发「报告 {number}」看完整报告和图表，「导出 {number}」下载 Excel。"
+)
+REVIEW_ASK = (
+    "🙏 订单 {number} 已完成，给这次服务打个分吧：回复「评分 5」（1–5 分），"
+    "想多说一句也可以，例如「评分 5 达人很用心，效果超预期」。不想评价的话忽略这条就好。"
+)
+REVIEW_THANKS = "收到你的评价 {stars}，谢谢！{extra}"
+REVIEW_SORRY = "很抱歉这次没让你满意，负责的同事会尽快联系你。"
+REVIEW_GLAD = "期待下次合作 😊"
+REVIEW_USAGE = "打分请回复「评分」加 1–5 分，可以再加一句评价，例如「评分 5 达人很用心」。"
+REVIEW_NOTHING = "目前没有待评价的订单，订单完成后就可以来打分啦。"
+REVIEW_WHICH = "你有 {n} 个待评价的订单：{numbers}\n请带上单号，例如「评分 {example} 5 很满意」。"
 EXPORT_LINK = "📥 {what}的 Excel 已准备好（{orders} 个订单），点链接下载：\n{url}\n链接 {hours} 小时内有效，只给你自己用哦。"
 EXPORT_WHAT_ONE = "订单 {number} "
 EXPORT_WHAT_ALL = "全部订单"
@@ -405,6 +420,8 @@ DOMAIN_ERRORS = {
     "bad_quantity": QUANTITY_INVALID,
     "cart_empty": CART_EMPTY,
     "sold_out": "抱歉，「{names}」已经被抢完了 😢",
+    "already_reviewed": "订单 {number} 已经评价过了，谢谢你的反馈！",
+    "not_reviewable": "订单 {number} 现在是「{status}」，完成后才能评价。",
     "not_yours": "没有找到这个订单，请检查单号。",
     "illegal_transition": "订单现在是「{frm}」，不能变成「{to}」。",
     "conflict": "订单刚刚有了变化，请发「我的订单」看看最新状态。",

@@ -104,6 +104,7 @@ EXPORT_MONTH = (
     "📥 {month} 的订单、付款、退款、佣金已整理成 Excel：\n{url}\n链接 {hours} 小时内有效，请勿转发。"
 )
 EXPORT_UNAVAILABLE = "导出需要先配置应用密钥（用来给下载链接签名），请联系管理员。"
+LOW_REVIEW = "⚠️ 差评：订单 {number} 客户打了 {score} 分{comment}\n负责人：{owner}。请尽快联系客户（「对话 {number}」看聊天记录）。"
 RESULTS_BAD = "没看懂「{part}」。\n用法：{usage}"
 REJECT_ASK = "请直接回复驳回 {number} 的原因（10 分钟内，客户会看到）。发「取消」不驳回。"
 REJECTED = "↩️ {number} 已驳回，已请客户补充：{reason}"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from flows import browse, texts
+from flows import browse, ratings, texts
 from flows.engine import OrderForm
 from flows.format import circled, count, rate, yuan
 from flows.requirements import InvalidInput
 from handlers.context import Ctx, UserFacingError
 from handlers.router import Router
-from store import catalog
+from store import catalog, reviews
 from store.catalog import Query, ServiceDetail
 
 router = Router("catalog")
@@ -166,13 +166,14 @@ async def on_pick(ctx: Ctx) -> None:
         )
     async with ctx.read() as session:
         detail = await catalog.get_detail(session, ids[n - 1])
+        rated = await reviews.for_service(session, ids[n - 1])
     if detail is None:
         raise UserFacingError(texts.NO_RESULTS, filters_hint="")
     ctx.state.data["viewing"] = detail.card.id
-    ctx.say(render_detail(detail))
+    ctx.say(render_detail(detail, review_line=ratings.service_line(rated)))
 
 
-def render_detail(d: ServiceDetail) -> str:
+def render_detail(d: ServiceDetail, *, review_line: str = "") -> str:
     c = d.card
     metrics = (
         texts.DETAIL_METRICS.format(
@@ -203,7 +204,7 @@ def render_detail(d: ServiceDetail) -> str:
         summary=c.summary,
         metrics=metrics,
         audience=texts.DETAIL_AUDIENCE.format(audience=audience) if audience else "",
-        cases=texts.DETAIL_CASES.format(cases=cases) if cases else "",
+        cases=(texts.DETAIL_CASES.format(cases=cases) if cases else "") + review_line,
         packages=packages,
     )
 

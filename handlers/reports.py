@@ -1,4 +1,5 @@
-"""Results for customers: 报告 <单号> (the report text and picture) · 导出 <单号>|全部 (an Excel link)."""
+"""Results for customers: 报告 <单号> (the report text and picture) · 导出 <单号>|全部 (an Excel link) ·
+评分 [单号] 1–5 [评价] (the review of a completed order)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import asyncio
 import logging
 import re
 
-from flows import exports, texts
+from flows import desk, exports, ratings, texts
 from flows import results as shown
-from handlers.context import Ctx, UserFacingError
+from handlers.context import Ctx, UserFacingError, refusals
 from handlers.router import Router
-from store import orders, results
+from store import orders, results, reviews
 from store.models import Order
 from store.results import Report
 
@@ -79,3 +80,43 @@ async def on_export(ctx: Ctx) -> None:
         raise UserFacingError(texts.EXPORT_UNAVAILABLE)
     hours = int(exports.LINK_TTL.total_seconds() // 3600)
     ctx.say(texts.EXPORT_LINK, what=what, orders=count, url=url, hours=hours)
+
+
+@router.prefix("评分", "评价", "打分")
+async def on_rate(ctx: Ctx) -> None:
+    """评分 [单号] 1–5 [评价]: the review of a completed order (the only one waiting, if no number)."""
+    argument = ctx.event.text.strip() if ctx.event.text else ctx.argument
+    argument = re.sub(r"^\s*(评分|评价|打分)\s*", "", argument)
+    typed = NUMBER.search(argument)
+    if typed:
+        argument = (argument[: typed.start()] + " " + argument[typed.end() :]).strip()
+    parsed = ratings.parse(argument)
+    if parsed is None:
+        raise UserFacingError(texts.REVIEW_USAGE)
+    score, comment = parsed
+    async with ctx.transaction() as session:
+        waiting = await reviews.unreviewed(
+            session, account=ctx.event.account, openid=ctx.openid, now=ctx.now()
+        )
+        if typed:
+            view = await orders.find_order(
+                session, account=ctx.event.account, openid=ctx.openid, number=f"{typed[1]}-{typed[2]}"
+            )
+            if view is None:
+                raise UserFacingError(texts.ORDER_NOT_FOUND, number=f"{typed[1]}-{typed[2]}")
+            order = view.order
+        elif len(waiting) == 1:
+            order = waiting[0]
+        elif not waiting:
+            raise UserFacingError(texts.REVIEW_NOTHING)
+        else:
+            numbers = "、".join(o.number for o in waiting[:5])
+            raise UserFacingError(
+                texts.REVIEW_WHICH, n=len(waiting), numbers=numbers, example=waiting[0].number
+            )
+        with refusals():
+            review = await reviews.add(session, order, score=score, comment=comment, now=ctx.now())
+        owner = await desk.member_name(session, order.assignee)
+        for message in ratings.low_score_alert(ctx.settings, order, review, owner):
+            ctx.send_later(message)
+    ctx.say(ratings.thanks(review))

@@ -665,3 +665,18 @@ class DeliveryStat(Base):
     shares: Mapped[int | None] = mapped_column(BigInteger)
     clicks: Mapped[int | None] = mapped_column(BigInteger)
     conversions: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Review(Base):
+    """A customer's score (1–5) and optional comment for a completed order; one per order."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="ck_reviews_score"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column()
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -17,7 +17,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from bot import keys
-from flows import texts
+from flows import ratings, texts
 from flows import texts_staff as ts
 from store import results
 from store.models import DeliveryStat, Order
@@ -265,3 +265,41 @@ async def test_results_import_from_csv_and_xlsx_all_or_nothing(office: Office, t
         lambda: [m for m in office.customer.sim.sent if "最终数据出来了" in str(m.payload)]
     )
     assert "曝光 28,000" in told[0].payload["content"]
+
+
+async def test_completion_brings_the_report_and_one_ask_for_a_review(office: Office) -> None:
+    order = await _in_progress_with_two_pieces(office)
+    n = order.number
+    await office.say("wangfang", f"数据 {n} 第1条 曝光 1.2万 点赞 530")
+    assert (await office.say("wangfang", f"完成 {n}")).startswith(f"🎉 {n}")
+
+    def mine() -> list[str]:
+        sent = office.customer.sim.sent
+        return [m.payload.get("content", "") for m in sent if m.openid == office.customer.openid]
+
+    await eventually(lambda: any("打个分" in c for c in mine()))
+    assert sum("数据报告（截至" in c and "曝光 12,000" in c for c in mine()) == 1
+    assert sum("打个分" in c for c in mine()) == 1
+    assert await office.customer.say("评分 很好") == texts.REVIEW_USAGE
+    assert await office.customer.say("评分 6") == texts.REVIEW_USAGE
+    thanks = await office.customer.say("评分 2 达人回复太慢了")
+    assert thanks.startswith("收到你的评价 ★★☆☆☆") and texts.REVIEW_SORRY in thanks
+    alert = await eventually(lambda: [p for p in office.robot if "差评" in p])
+    assert n in alert[0] and "达人回复太慢了" in alert[0] and "王芳" in alert[0]
+    assert any("差评" in t and n in t for t in office.texts_to("wangfang"))
+    assert await office.customer.say("评分 5") == texts.REVIEW_NOTHING  # asked once, answered once
+    again = await office.customer.say(f"评分 {n} 5 其实还行")
+    assert again == texts.DOMAIN_ERRORS["already_reviewed"].format(number=n)
+    # The service's detail shows the average, the count and the latest comments.
+    await office.customer.say("搜 课程")
+    detail = await office.customer.say("1")
+    assert "评价：⭐ 2.0 分（1 条）" in detail and "「达人回复太慢了」" in detail
+
+
+def test_scores_are_read_in_the_ways_people_write_them() -> None:
+    assert ratings.parse("5 很满意") == (5, "很满意")
+    assert ratings.parse("五星！服务好") == (5, "服务好")
+    assert ratings.parse("4分，还行") == (4, "还行")
+    assert ratings.parse("★★★") == (3, "")
+    for bad in ("", "很好", "6", "10 分", "0", "4.5"):
+        assert ratings.parse(bad) is None, bad

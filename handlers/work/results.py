@@ -7,13 +7,14 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows import desk, exports, texts
+from flows import desk, exports, ratings, texts
 from flows import results as shown
 from flows import texts_staff as ts
 from handlers.work.turn import StaffRouter, Turn, Usage, fold
 from store import results, staff
 from store.models import Order
 from store.orders import OrderStatus
+from store.outbox import Outgoing
 from store.results import BadFigures, Report
 
 router = StaffRouter("results")
@@ -73,6 +74,14 @@ def _next_step(report: Report) -> str:
         left = [p for p in report.pieces if not p.final]
         return ts.RESULTS_NEXT_MORE.format(left=len(left), pieces="、".join(f"第{p.number}条" for p in left))
     return ts.RESULTS_NEXT_SO_FAR.format(number=number)
+
+
+async def after_completion(session: AsyncSession, order: Order) -> list[Outgoing]:
+    """What the customer hears after 完成 besides the status: the report if there are figures
+    (unless the final-figures notice already said it), then the one ask for a review."""
+    report = await results.report(session, order)
+    out = shown.completion_notice(report) if report.has_data else []
+    return out + ratings.ask(order)
 
 
 @router.command("报告", "report")

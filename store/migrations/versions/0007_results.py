@@ -1,4 +1,4 @@
-"""results: delivery figures per published piece
+"""results: delivery figures per published piece, reviews
 
 Revision ID: 0007_results
 Revises: 0005
@@ -36,8 +36,28 @@ def upgrade() -> None:
     with op.batch_alter_table("delivery_stats", schema=None) as batch_op:
         batch_op.create_index("ix_delivery_stats_order", ["order_id", "piece", "at"], unique=False)
 
+    op.create_table(
+        "reviews",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("openid", sa.String(length=64), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("score BETWEEN 1 AND 5", name="ck_reviews_score"),
+        sa.ForeignKeyConstraint(["order_id"], ["orders.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("order_id"),
+    )
+    with op.batch_alter_table("reviews", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_reviews_at"), ["at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("reviews", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reviews_at"))
+    op.drop_table("reviews")
     with op.batch_alter_table("delivery_stats", schema=None) as batch_op:
         batch_op.drop_index("ix_delivery_stats_order")
     op.drop_table("delivery_stats")
