@@ -6,12 +6,13 @@ import dataclasses
 from typing import Any
 
 from flows import browse, ratings, texts
+from flows import recommend as suggested
 from flows.engine import OrderForm
 from flows.format import circled, count, rate, yuan
 from flows.requirements import InvalidInput
 from handlers.context import Ctx, UserFacingError
 from handlers.router import Router
-from store import catalog, reviews
+from store import catalog, recommend, reviews
 from store.catalog import Query, ServiceDetail
 
 router = Router("catalog")
@@ -148,7 +149,13 @@ async def show_page(ctx: Ctx, query: Query, page: int, *, prefix: str = "") -> N
     if not cards:
         filters = browse.describe(query)
         hint = texts.NO_RESULTS_FILTER_HINT.format(filters=filters) if filters else ""
-        ctx.say(prefix + texts.NO_RESULTS, filters_hint=hint)
+        async with ctx.read() as session:  # nothing found: 「猜你喜欢」, whose numbers open a service
+            liked = await recommend.for_person(session, account=ctx.event.account, openid=ctx.openid)
+        state["ids"] = [c.id for c in liked]
+        more = (
+            texts.RECOMMEND_AFTER_SEARCH + suggested.numbered(liked) + texts.RECOMMEND_FOOT if liked else ""
+        )
+        ctx.say(prefix + texts.NO_RESULTS + more.replace("{", "{{").replace("}", "}}"), filters_hint=hint)
         return
     ctx.say(prefix + browse.results(cards, total=total, page=page, query=query))
 

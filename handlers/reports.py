@@ -1,5 +1,5 @@
 """Results for customers: 报告 <单号> (the report text and picture) · 导出 <单号>|全部 (an Excel link) ·
-评分 [单号] 1–5 [评价] (the review of a completed order)."""
+评分 [单号] 1–5 [评价] (the review of a completed order) · 推荐 (「猜你喜欢」)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import logging
 import re
 
 from flows import desk, exports, ratings, texts
+from flows import recommend as suggested
 from flows import results as shown
 from handlers.context import Ctx, UserFacingError, refusals
 from handlers.router import Router
-from store import orders, results, reviews
+from store import orders, recommend, results, reviews
+from store.catalog import ServiceCard
 from store.models import Order
 from store.results import Report
 
@@ -120,3 +122,27 @@ async def on_rate(ctx: Ctx) -> None:
         for message in ratings.low_score_alert(ctx.settings, order, review, owner):
             ctx.send_later(message)
     ctx.say(ratings.thanks(review))
+
+
+@router.text("推荐", "猜你喜欢", "为你推荐", "推荐服务")
+async def on_recommend(ctx: Ctx) -> None:
+    """推荐: 「猜你喜欢」 from what the person bought (and is looking at); numbers open a service."""
+    viewing = ctx.state.data.get("viewing")
+    async with ctx.read() as session:
+        cards = await recommend.for_person(
+            session,
+            account=ctx.event.account,
+            openid=ctx.openid,
+            viewing=viewing if isinstance(viewing, int) else None,
+        )
+    if not cards:
+        ctx.say(texts.RECOMMEND_NONE)
+        return
+    remember_list(ctx, cards)
+    ctx.say(texts.RECOMMEND_HEAD + suggested.numbered(cards) + texts.RECOMMEND_FOOT)
+
+
+def remember_list(ctx: Ctx, cards: list[ServiceCard]) -> None:
+    """The numbers the person replies with open these services (as after a search)."""
+    ctx.state.data.setdefault("browse", {})["ids"] = [c.id for c in cards]
+    ctx.state.data["list"] = "catalog"

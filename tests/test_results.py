@@ -14,17 +14,18 @@ from urllib.parse import urlsplit
 import pytest
 from openpyxl import Workbook, load_workbook
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot import keys
 from flows import ratings, texts
 from flows import texts_staff as ts
-from store import results
-from store.models import DeliveryStat, Order
+from store import recommend, results
+from store.models import DeliveryStat, Order, OrderItem, Package, Service
 from store.results import METRICS, BadFigures, parse_figures, parse_reading
 from tests.conftest import eventually
 from tests.test_paying import pay_sim
 from tests.test_work_chat import Office, office
+from tests.wechat import ACCOUNT
 
 __all__ = ["office", "pay_sim"]  # fixtures used here
 
@@ -303,3 +304,78 @@ def test_scores_are_read_in_the_ways_people_write_them() -> None:
     assert ratings.parse("★★★") == (3, "")
     for bad in ("", "很好", "6", "10 分", "0", "4.5"):
         assert ratings.parse(bad) is None, bad
+
+
+async def _history(office: Office, openid: str, codes: list[str], status: str = "已完成") -> None:
+    """A past paid order of someone else, straight into the database (the purchase history)."""
+    async with office.sessionmaker.begin() as s:
+        services = {sv.code: sv for sv in await s.scalars(select(Service))}
+        order = Order(
+            number=f"20260101-{abs(hash((openid, *codes))) % 10000:04d}",
+            account=ACCOUNT,
+            openid=openid,
+            status=status,
+            total_fen=100,
+            requirements={},
+            deliverables=[],
+        )
+        s.add(order)
+        await s.flush()
+        for code in codes:
+            package = await s.scalar(select(Package).where(Package.service_id == services[code].id))
+            assert package is not None
+            s.add(
+                OrderItem(
+                    order_id=order.id,
+                    package_id=package.id,
+                    service_title=services[code].title,
+                    platform=services[code].platform,
+                    package_name=package.name,
+                    unit_price_fen=package.price_fen,
+                    quantity=1,
+                )
+            )
+
+
+async def test_guess_you_like_from_what_others_bought_never_sold_out(office: Office) -> None:
+    await office.paid_order()  # the customer bought the course
+    await _history(office, "o_a", ["dy-course", "xhs-ajie"])
+    await _history(office, "o_b", ["dy-course", "xhs-ajie"])
+    await _history(office, "o_c", ["xhs-xiaolu"])
+    await _history(office, "o_d", ["xhs-xiaolu"])
+    await _history(office, "o_e", ["xhs-xiaolu"], status="待支付")  # not paid: not a purchase
+    liked = await office.customer.say("推荐")
+    assert liked.startswith("💡 猜你喜欢") and "抖音运营实战课" not in liked  # not what they have
+    lines = [line for line in liked.splitlines() if line[:1].isdigit()]
+    # Bought together with the course beats the best-seller.
+    assert lines[0].startswith("1. 阿杰探店") and lines[1].startswith("2. 小鹿爱咖啡")
+    assert (await office.customer.say("1")).startswith("【阿杰探店】")
+    # Sold out or unlisted: never recommended, also when a search finds nothing.
+    async with office.sessionmaker.begin() as s:
+        ajie = await s.scalar(select(Service).where(Service.code == "xhs-ajie"))
+        assert ajie is not None
+        await s.execute(update(Package).where(Package.service_id == ajie.id).values(stock=0))
+        await s.execute(update(Service).where(Service.code == "xhs-xiaolu").values(status="unlisted"))
+    assert await office.customer.say("推荐") == texts.RECOMMEND_NONE
+    async with office.sessionmaker.begin() as s:
+        await s.execute(update(Service).where(Service.code == "xhs-xiaolu").values(status="listed"))
+    nothing = await office.customer.say("搜 火星旅行")
+    assert nothing.startswith("没有找到") and "1. 小鹿爱咖啡" in nothing and "阿杰" not in nothing
+    assert (await office.customer.say("1")).startswith("【小鹿爱咖啡】")
+
+
+def test_rank_prefers_bought_together_then_likeness_then_best_sellers() -> None:
+    model = recommend.Model.fit([{1, 2}, {1, 2}, {3}, {3}, {3}, {4, 5}])
+    items = {
+        i: recommend.Item(i, p, frozenset(t))
+        for i, p, t in (
+            (2, "抖音", {"美妆"}),
+            (3, "B站", {"数码"}),
+            (4, "小红书", {"美妆"}),
+            (5, "小红书", ()),
+        )
+    }
+    assert recommend.rank(model, {1}, items, k=3) == [2, 3, 4]  # 2 co-bought; then best-seller 3 …
+    seed = {9: recommend.Item(9, "小红书", frozenset({"美妆"}))}
+    assert recommend.rank(model, {9}, items | seed, k=3) == [4, 2, 5]  # a new item: tags, then platform
+    assert recommend.popular(model, items, k=2) == [3, 2]

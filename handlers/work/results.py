@@ -8,13 +8,14 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import desk, exports, ratings, texts
+from flows import recommend as suggested
 from flows import results as shown
 from flows import texts_staff as ts
 from handlers.work.turn import StaffRouter, Turn, Usage, fold
-from store import results, staff
+from store import recommend, results, staff
 from store.models import Order
 from store.orders import OrderStatus
-from store.outbox import Outgoing
+from store.outbox import Outgoing, text
 from store.results import BadFigures, Report
 
 router = StaffRouter("results")
@@ -78,10 +79,15 @@ def _next_step(report: Report) -> str:
 
 async def after_completion(session: AsyncSession, order: Order) -> list[Outgoing]:
     """What the customer hears after 完成 besides the status: the report if there are figures
-    (unless the final-figures notice already said it), then the one ask for a review."""
+    (unless the final-figures notice already said it), the one ask for a review, 「猜你喜欢」."""
     report = await results.report(session, order)
     out = shown.completion_notice(report) if report.has_data else []
-    return out + ratings.ask(order)
+    out += ratings.ask(order)
+    liked = await recommend.for_person(session, account=order.account, openid=order.openid, k=3)
+    if liked:
+        content = texts.RECOMMEND_AFTER_COMPLETION.format(lines=suggested.bullets(liked))
+        out.append(text(order.openid, content, dedupe_key=f"recommend-after:{order.id}"))
+    return out
 
 
 @router.command("报告", "report")
