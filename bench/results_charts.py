@@ -11,6 +11,8 @@ import datetime as dt
 import statistics
 import time
 
+from flows.board import picture as board_picture
+from flows.board import sample_board
 from flows.results import picture
 from store.models import DeliveryStat, Order
 from store.results import PieceResult, Report
@@ -71,12 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "report, 1 piece × 1 reading": lambda: picture(sample_report(1, 1), args.font),
     }
-    try:
-        from flows.board import picture as board_picture, sample_board
-    except ImportError:  # the board came later than the report
-        pass
-    else:
-        cases["operators' board (14 days)"] = lambda: board_picture(sample_board(), args.font)
+    cases["operators' board (14 days)"] = lambda: board_picture(sample_board(), args.font)
     print(f"{'picture':44} {'mean':>7} {'p50':>7} {'p99':>7} {'max':>7}  size")
     for name, render in cases.items():
         times, size = timed(render, args.renders)

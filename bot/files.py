@@ -1,5 +1,6 @@
 """`GET /files/materials/{id}?exp=…&sig=…`: a customer's stored image, for staff who open a signed link;
-`GET /files/exports/{scope}.xlsx?exp=…&sig=…`: an Excel export (flows.exports).
+`GET /files/exports/{scope}.xlsx?exp=…&sig=…`: an Excel export (flows.exports);
+`GET /files/board/board.png?exp=…&sig=…`: the operators' board (flows.board).
 
 The link is signed with a key derived from the app secrets (flows.relay.material_link) and expires
 after 7 days; anything else is 403, so material ids cannot be walked.
@@ -13,7 +14,7 @@ import logging
 from aiohttp import web
 
 from bot import keys
-from flows import exports
+from flows import board, exports
 from flows.relay import link_is_valid
 from store.models import Material, utcnow
 
@@ -71,6 +72,23 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+async def board_picture(request: web.Request) -> web.Response:
+    """The operators' board (flows.board) drawn now, for staff who open the link 看板 gave them."""
+    settings, query = request.app[keys.SETTINGS], request.query
+    if not exports.link_is_valid(settings, "board", query.get("exp", ""), query.get("sig", ""), utcnow()):
+        log.warning("board link refused", extra={"peer": request.remote})
+        return web.Response(status=403, text="forbidden")
+    async with request.app[keys.SESSIONMAKER]() as session:
+        figures = await board.gather(session, utcnow())
+    png = await asyncio.to_thread(board.picture, figures, settings.font_path)
+    return web.Response(
+        body=png,
+        content_type="image/png",
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get(r"/files/materials/{id:\d+}", material)
     app.router.add_get(r"/files/exports/{scope:[a-z0-9-]+}.xlsx", export)
+    app.router.add_get("/files/board/board.png", board_picture)

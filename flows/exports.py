@@ -1,8 +1,9 @@
 """Excel exports behind signed, expiring links (chat cannot carry files).
 
-A link names a scope — one order (`o42`), a customer's paid orders (`u7`), or a month for accounting
-(`m2026-12`) — and is signed with a key derived from the app secrets, like material links. The
-workbook is built when the link is opened, from the figures as they are then.
+A link names a scope — one order (`o42`), a customer's paid orders (`u7`), a month for accounting
+(`m2026-12`), or the operators' board picture (`board`) — and is signed with a key derived from the
+app secrets, like material links. What it shows is built when the link is opened, from the figures
+as they are then.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from store.models import Commission, Order, Payment, Refund, User
 from store.results import ENGAGEMENT, LABELS, METRICS, Report
 
 LINK_TTL = dt.timedelta(hours=24)
-SCOPE = re.compile(r"(o\d{1,18}|u\d{1,18}|m\d{4}-\d{2})")
+SCOPE = re.compile(r"(o\d{1,18}|u\d{1,18}|m\d{4}-\d{2}|board)")
 COUNT, RATE, MONEY, WHEN = "#,##0", "0.00%", '"¥"#,##0.00', "yyyy-mm-dd hh:mm"
 HEAD_FILL = PatternFill("solid", fgColor="E8F5EE")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -51,13 +52,15 @@ def _signature(key: bytes, scope: str, exp: int) -> str:
     return hmac.new(key, f"export:{scope}:{exp}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def link(settings: Settings, scope: str, now: dt.datetime) -> str | None:
+def link(
+    settings: Settings, scope: str, now: dt.datetime, *, kind: str = "exports", ext: str = "xlsx"
+) -> str | None:
     """A download link for `scope`, valid LINK_TTL; None where no secret is configured to sign it."""
     key = _key(settings)
     if not key:
         return None
     exp = int((now + LINK_TTL).timestamp())
-    return f"{settings.public_url}/files/exports/{scope}.xlsx?exp={exp}&sig={_signature(key, scope, exp)}"
+    return f"{settings.public_url}/files/{kind}/{scope}.{ext}?exp={exp}&sig={_signature(key, scope, exp)}"
 
 
 def link_is_valid(settings: Settings, scope: str, exp: str, sig: str, now: dt.datetime) -> bool:

@@ -30,7 +30,7 @@ HELP = (
     "· 接单 单号 · 分配 单号 成员\n"
     "· 开始 [单号] · 发布 单号 链接 · 完成 [单号]\n"
     "· 数据 单号 [第N条] [最终] 曝光 1.2万 点赞 530 … · 报告 单号\n"
-    "· 导出 订单 2026-12（财务）\n"
+    "· 导出 订单 2026-12（财务）· 看板\n"
     "· 回复 单号 内容 · 对话 单号 · 快捷回复\n"
     "· 退款 单号 [金额] 原因 [原路] · 拒绝退款 单号 原因\n"
     "其他\n"
@@ -56,6 +56,7 @@ USAGE = {
         "例如：数据 20261122-0042 第1条 曝光 1.2万 阅读 8000 点赞 530 评论 41 收藏 88 转发 12"
     ),
     "导出": "导出 订单 年-月（财务：当月订单、付款、退款、佣金）\n例如：导出 订单 2026-12",
+    "看板": "看板",
     "报告": "报告 单号（客户看到的数据报告：文字和图）\n例如：报告 20261122-0042",
     "退款": (
         "退款 单号 [金额] 原因 [原路]\n"
@@ -105,6 +106,44 @@ EXPORT_MONTH = (
 )
 EXPORT_UNAVAILABLE = "导出需要先配置应用密钥（用来给下载链接签名），请联系管理员。"
 LOW_REVIEW = "⚠️ 差评：订单 {number} 客户打了 {score} 分{comment}\n负责人：{owner}。请尽快联系客户（「对话 {number}」看聊天记录）。"
+BOARD_TEXT = (
+    "📈 运营看板\n"
+    "今日 GMV {gmv_today} · 付款订单 {orders_today}\n"
+    "近 {days} 天 GMV {gmv} · 订单 {orders} · 客单价 {aov}\n"
+    "复购客户 {repeat}/{buyers}（{repeat_share}）\n"
+    "今日漏斗：{today}\n"
+    "近 7 天漏斗：{week}（付款/关注 {paid_share}）\n"
+    "热销：{top}\n"
+    "图表：{url}\n链接 {hours} 小时内有效。"
+)
+BOARD_NO_LINK = "（配置应用密钥后这里会附上图表链接）"
+FUNNEL_STEPS = {
+    "followed": "新关注",
+    "searched": "搜索",
+    "viewed": "看详情",
+    "started": "开始下单",
+    "ordered": "下单",
+    "paid": "付款",
+}
+BOARD_TITLE = "运营看板"
+BOARD_SUB = "截至 {day}（北京时间）· 近 {days} 天"
+BOARD_GMV_TODAY = "今日 GMV"
+BOARD_ORDERS_TODAY = "今日付款订单"
+BOARD_GMV_DAYS = "近 {days} 天 GMV"
+BOARD_ORDERS_DAYS = "近 {days} 天订单"
+BOARD_AOV = "客单价"
+BOARD_BUYERS = "付费客户"
+BOARD_REPEAT = "复购客户"
+BOARD_REPEAT_SHARE = "复购率"
+BOARD_GMV_CHART = "每日 GMV（元）"
+BOARD_GMV_SERIES = "GMV"
+BOARD_ORDERS_CHART = "每日付款订单"
+BOARD_ORDERS_SERIES = "订单"
+BOARD_FUNNEL_TODAY = "今日漏斗（人数，括号内为占新关注）"
+BOARD_FUNNEL_WEEK = "近 7 天漏斗"
+BOARD_TOP_SERVICES = "热销服务（近 14 天）"
+BOARD_TOP_CREATORS = "带货达人（近 14 天佣金，按邀请码）"
+BOARD_NONE = "暂无"
 RESULTS_BAD = "没看懂「{part}」。\n用法：{usage}"
 REJECT_ASK = "请直接回复驳回 {number} 的原因（10 分钟内，客户会看到）。发「取消」不驳回。"
 REJECTED = "↩️ {number} 已驳回，已请客户补充：{reason}"

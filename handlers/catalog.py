@@ -66,6 +66,7 @@ async def on_search(ctx: Ctx) -> None:
     if not words:
         ctx.say(texts.SEARCH_EMPTY_QUERY)
         return
+    ctx.mark("searched")
     query = dataclasses.replace(_query(ctx), keywords=tuple(words[:5]))
     await show_page(ctx, query, 1)
 
@@ -177,6 +178,7 @@ async def on_pick(ctx: Ctx) -> None:
     if detail is None:
         raise UserFacingError(texts.NO_RESULTS, filters_hint="")
     ctx.state.data["viewing"] = detail.card.id
+    ctx.mark("viewed")
     ctx.say(render_detail(detail, review_line=ratings.service_line(rated)))
 
 

@@ -105,7 +105,7 @@ class Canvas:
         xs = [left + (right - left) * (i + 0.5) / n for i in range(n)]
         step = max(1, (n + 5) // 6)  # at most ~6 labels, so they never overlap
         for i, label in enumerate(xlabels):
-            if i % step == 0 or i == n - 1:
+            if i == n - 1 or (i % step == 0 and n - 1 - i >= step):  # the last one, and none crowding it
                 self.text(int(xs[i] - self.width_of(label, 16) / 2), bottom + 8, label, 16, MUTED)
         for i, s in enumerate(series):
             colour = PALETTE[i % len(PALETTE)]

@@ -680,3 +680,17 @@ class Review(Base):
     score: Mapped[int] = mapped_column()
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FunnelEvent(Base):
+    """One step a person took towards buying (followed, searched, viewed, started an order), for the
+    operators' funnel. Append-only; what the person wrote is never kept here."""
+
+    __tablename__ = "funnel_events"
+    __table_args__ = (Index("ix_funnel_events_step_at", "step", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(16))  # store.funnel.STEPS

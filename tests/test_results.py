@@ -20,7 +20,7 @@ from bot import keys
 from flows import ratings, texts
 from flows import texts_staff as ts
 from store import recommend, results
-from store.models import DeliveryStat, Order, OrderItem, Package, Service
+from store.models import DeliveryStat, FunnelEvent, Order, OrderItem, Package, Service
 from store.results import METRICS, BadFigures, parse_figures, parse_reading
 from tests.conftest import eventually
 from tests.test_paying import pay_sim
@@ -171,10 +171,15 @@ async def test_staff_record_figures_and_the_customer_gets_report_and_export(offi
     assert "全部订单" in everything and "（1 个订单）" in everything
     # A forged or altered link opens nothing.
     path = urlsplit(url[0])
-    forged = await office.client.get(f"{path.path}?{path.query[:-3]}abc")
+    forged = await office.client.get(f"{path.path}?{_tampered(path.query)}")
     assert forged.status == 403
     other = await office.client.get(path.path.replace(f"/o{order.id}.", "/o999.") + "?" + path.query)
     assert other.status == 403
+
+
+def _tampered(query: str) -> str:
+    """The signature's last character changed."""
+    return query[:-1] + ("0" if query[-1] != "0" else "1")
 
 
 async def _download(office: Office, url: str):  # type: ignore[no-untyped-def]
@@ -379,3 +384,27 @@ def test_rank_prefers_bought_together_then_likeness_then_best_sellers() -> None:
     seed = {9: recommend.Item(9, "小红书", frozenset({"美妆"}))}
     assert recommend.rank(model, {9}, items | seed, k=3) == [4, 2, 5]  # a new item: tags, then platform
     assert recommend.popular(model, items, k=2) == [3, 2]
+
+
+async def test_the_board_counts_the_funnel_and_the_money(office: Office) -> None:
+    await office.customer.chat.event(office.customer.openid, "subscribe")
+    order = await office.paid_order()  # 搜 课程 → 1 → 下单 ① → … → 确认 → paid
+    await office.customer.say("搜 课程")  # a second search by the same person is still one searcher
+    await office.customer.chat.event("o_only_looking", "subscribe")
+    answer = await office.say("lishen", "看板")
+    assert answer.startswith("📈 运营看板")
+    assert "今日 GMV ¥299 · 付款订单 1" in answer and "客单价 ¥299" in answer
+    assert "今日漏斗：新关注 2 → 搜索 1 → 看详情 1 → 开始下单 1 → 下单 1 → 付款 1" in answer
+    assert "复购客户 0/1" in answer and "抖音运营实战课 ¥299" in answer
+    async with office.sessionmaker() as s:
+        steps = [(e.openid, e.step) for e in await s.scalars(select(FunnelEvent).order_by(FunnelEvent.id))]
+    assert (office.customer.openid, "searched") in steps and ("o_only_looking", "followed") in steps
+    assert order.number not in str(steps)
+    url = re.search(r"https?://\S+", answer)
+    assert url
+    parts = urlsplit(url[0])
+    response = await office.client.get(f"{parts.path}?{parts.query}")
+    assert response.status == 200 and response.content_type == "image/png"
+    image = Image.open(io.BytesIO(await response.read()))
+    assert image.width == 750 and image.height > 1200
+    assert (await office.client.get(f"{parts.path}?{_tampered(parts.query)}")).status == 403

@@ -1,5 +1,5 @@
 """Results: 数据 (record a piece's figures) · 报告 (the order's report as the customer sees it) ·
-导出 订单 YYYY-MM (the month for accounting)."""
+导出 订单 YYYY-MM (the month for accounting) · 看板 (the operators' figures)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows import desk, exports, ratings, texts
+from flows import board, desk, exports, ratings, texts
 from flows import recommend as suggested
 from flows import results as shown
 from flows import texts_staff as ts
@@ -120,3 +120,13 @@ async def on_export(turn: Turn) -> None:
         turn.say(ts.EXPORT_UNAVAILABLE)
         return
     turn.say(ts.EXPORT_MONTH, month=month, url=url, hours=int(exports.LINK_TTL.total_seconds() // 3600))
+
+
+@router.command("看板", "board")
+async def on_board(turn: Turn) -> None:
+    """看板: the operators' figures in words, and a signed link to the picture."""
+    async with turn.read() as session:
+        figures = await board.gather(session, turn.now)
+    url = exports.link(turn.settings, "board", turn.now, kind="board", ext="png")
+    hours = int(exports.LINK_TTL.total_seconds() // 3600)
+    turn.send(board.text(figures, url=url or ts.BOARD_NO_LINK, hours=hours))

@@ -1,4 +1,4 @@
-"""results: delivery figures per published piece, reviews
+"""results: delivery figures per published piece, reviews, the funnel's steps
 
 Revision ID: 0007_results
 Revises: 0005
@@ -53,8 +53,23 @@ def upgrade() -> None:
     with op.batch_alter_table("reviews", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_reviews_at"), ["at"], unique=False)
 
+    op.create_table(
+        "funnel_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("openid", sa.String(length=64), nullable=False),
+        sa.Column("step", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("funnel_events", schema=None) as batch_op:
+        batch_op.create_index("ix_funnel_events_step_at", ["step", "at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("funnel_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_funnel_events_step_at")
+    op.drop_table("funnel_events")
     with op.batch_alter_table("reviews", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reviews_at"))
     op.drop_table("reviews")
