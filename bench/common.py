@@ -55,6 +55,7 @@ def bench_settings(workdir: Path, api_base: str) -> Any:
         wechat_app_secret=APP_SECRET,
         wechat_token=TOKEN,
         wechat_aes_key=AES_KEY,
+        wechat_message_mode="compat",  # the benches measure plaintext and safe mode
         wechat_api_base=api_base,
         log_format="text",
         brand=BRAND,

@@ -28,10 +28,11 @@ from bot.logs import request_id_middleware
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from bot.reconcile import reconcile
-from bot.scheduler import Job, run_jobs
+from bot.scheduler import Job, Scheduler
 from flows import desk
-from flows.creators import pay_out, release_commissions
+from flows.creators import PAYOUTS_JOB, RELEASE_JOB, pay_out, release_commissions
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
+from flows.privacy import purge_retained
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
 from handlers.context import Services
@@ -39,6 +40,7 @@ from handlers.router import Router
 from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
+from store.earnings import next_release_at
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
@@ -76,6 +78,8 @@ def create_app(
             settings.wechat_token.get_secret_value(),
             settings.wechat_aes_key.get_secret_value(),
             settings.wechat_app_id,
+            mode=settings.wechat_message_mode,
+            replay_window=settings.replay_window_seconds,
         ),
     )
     work_webhook.setup(app, crypto=_work_crypto(settings), handle=work_handler or staff_desk(app))
@@ -101,7 +105,12 @@ def staff_desk(app: web.Application) -> staff_dispatch.WorkHandler:
     return lambda event: staff_dispatch.build(
         app[keys.SETTINGS],
         app[keys.SESSIONMAKER],
-        Services(pay=app[keys.PAY], wake_outbox=app[keys.OUTBOX].wake, locks=app[keys.LOCKS]),
+        Services(
+            pay=app[keys.PAY],
+            wake_outbox=app[keys.OUTBOX].wake,
+            locks=app[keys.LOCKS],
+            wake_job=app[keys.SCHEDULER].wake,
+        ),
     )(event)
 
 
@@ -111,7 +120,9 @@ def _work_crypto(settings: Settings) -> work_webhook.WorkCrypto | None:
     if not (token and aes_key and settings.wecom_corp_id):
         return None
     try:
-        return work_webhook.WorkCrypto(token, aes_key, settings.wecom_corp_id)
+        return work_webhook.WorkCrypto(
+            token, aes_key, settings.wecom_corp_id, replay_window=settings.replay_window_seconds
+        )
     except ValueError as exc:
         log.error("/wechat/work is off: %s", exc)
         return None
@@ -133,7 +144,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         return
     from redis.asyncio import Redis
 
-    client = Redis.from_url(url)
+    # Short timeouts: when Redis is unreachable a turn falls back to the database at once (bot/locks.py)
+    # instead of waiting on a dead socket until WeChat gives up.
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     app[keys.REDIS] = client
     yield
     await client.aclose()
@@ -163,7 +176,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     redis = app[keys.REDIS]
     gate = StockGate(redis) if redis is not None else None
-    locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
+    locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
+    scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
@@ -172,9 +186,39 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
-        services=Services(media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake),
+        services=Services(
+            media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake, wake_job=scheduler.wake
+        ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(outbox.run_forever(stop), name="outbox"),
+        asyncio.create_task(scheduler.run(stop), name="jobs"),
+    ]
+    yield
+    await app[keys.PIPELINE].drain()
+    await writer.close()
+    stop.set()
+    outbox.wake()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await locks.close()
+
+
+def _jobs(app: web.Application, gate: StockGate | None) -> list[Job]:
+    """The background jobs. Money jobs sleep until their data says something is due, and are woken
+    by the change that makes something due (a completed order, an approved withdrawal)."""
+    settings, sessionmaker, pay, locks = (
+        app[keys.SETTINGS],
+        app[keys.SESSIONMAKER],
+        app[keys.PAY],
+        app[keys.LOCKS],
+    )
+
+    async def next_release() -> dt.datetime | None:
+        async with sessionmaker() as session:
+            return await next_release_at(session, freeze_days=settings.freeze_days)
+
     jobs = [
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
@@ -183,22 +227,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),
         Job("daily-report", 300, lambda: desk.daily_report(sessionmaker, settings, utcnow())),
-        Job("release-commissions", 600, lambda: release_commissions(sessionmaker, settings, utcnow())),
+        Job("retention", 3600, lambda: purge_retained(sessionmaker, settings, utcnow())),
+        # The period is a safety net (another process completed an order); the due time rules.
+        Job(RELEASE_JOB, 600, lambda: release_commissions(sessionmaker, settings, utcnow()), next_release),
     ]
     if pay is not None:
         jobs.append(Job("reconcile-payments", 300, lambda: _reconcile(app, pay)))
-        jobs.append(Job("payouts", 60, lambda: pay_out(sessionmaker, pay, settings, utcnow())))
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(outbox.run_forever(stop), name="outbox"),
-        asyncio.create_task(run_jobs(jobs, stop), name="jobs"),
-    ]
-    yield
-    await app[keys.PIPELINE].drain()
-    await writer.close()
-    stop.set()
-    outbox.wake()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        # Woken by each approval; the period retries payouts WeChat Pay asked us to try again later.
+        jobs.append(Job(PAYOUTS_JOB, 300, lambda: pay_out(sessionmaker, pay, settings, utcnow())))
+    return jobs
 
 
 def _wecom_client(app: web.Application) -> WeComClient | None:

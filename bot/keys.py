@@ -15,6 +15,7 @@ from bot.outbox import OutboxDispatcher
 from bot.sandbox.pay_sim import PaySimulator
 from bot.sandbox.state import Sandbox
 from bot.sandbox.wecom_sim import WeComSimulator
+from bot.scheduler import Scheduler
 from settings import Settings
 from webhooks.pipeline import Pipeline
 
@@ -28,6 +29,7 @@ MP = web.AppKey("mp", MpClient)
 OUTBOX = web.AppKey("outbox", OutboxDispatcher)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 LOCKS = web.AppKey("locks", PersonLocks)  # customers' per-person locks (also taken by staff changes)
+SCHEDULER = web.AppKey("scheduler", Scheduler)  # background jobs; `wake(name)` runs one now
 SANDBOX = web.AppKey("sandbox", Sandbox)
 PAY_SIM = web.AppKey("pay_sim", PaySimulator)  # only when the sandbox is on
 PAY: web.AppKey[PayClient | None] = web.AppKey("pay")  # None where WeChat Pay is not configured

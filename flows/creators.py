@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # The merchant's own problem, not the creator's: keep the request approved and retry later.
+# The background jobs that move creators' money (bot.scheduler), woken by what makes money due.
+RELEASE_JOB, PAYOUTS_JOB = "release-commissions", "payouts"
 WAIT_FOR_MERCHANT = frozenset({"NOTENOUGH", "AMOUNT_LIMIT"})
 
 

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from handlers import basic, cart, catalog, creators, faq, form, invite, invoices, orders, pay, relay, resubmit
-from handlers.reports import router as reports_router
+from handlers import (
+    basic,
+    cart,
+    catalog,
+    creators,
+    faq,
+    form,
+    invite,
+    invoices,
+    orders,
+    pay,
+    privacy,
+    relay,
+    reports,
+    resubmit,
+)
 from handlers.router import Router
 
 
@@ -23,7 +37,8 @@ def build_router() -> Router:
         pay.router,
         invoices.router,
         invite.router,
-        reports_router,  # 报告 · 导出 · 推荐
+        privacy.router,  # 我的数据, 注销, 确认注销
+        reports.router,  # 报告 · 导出 · 评分 · 推荐
         resubmit.answers,  # answers to the steps being redone
         relay.answers,  # free text and images in relay mode go to the order's staff
         form.answers,

@@ -355,6 +355,18 @@ def _completed_before(cutoff: dt.datetime) -> ColumnElement[bool]:
     )
 
 
+async def next_release_at(session: AsyncSession, *, freeze_days: int) -> dt.datetime | None:
+    """When the earliest pending commission of a completed order falls due (None: none waits)."""
+    done = OrderStatus.COMPLETED
+    completed_at = await session.scalar(
+        select(func.min(OrderEvent.at))
+        .join(Commission, Commission.order_id == OrderEvent.order_id)
+        .join(Order, Order.id == OrderEvent.order_id)
+        .where(Commission.status == "pending", Order.status == done, OrderEvent.to_status == done)
+    )
+    return None if completed_at is None else completed_at + dt.timedelta(days=freeze_days)
+
+
 async def release_due(session: AsyncSession, *, now: dt.datetime, freeze_days: int) -> list[Commission]:
     """Pending commissions of orders completed at least `freeze_days` ago → available."""
     due = _completed_before(now - dt.timedelta(days=freeze_days))

@@ -105,6 +105,12 @@ async def redis_client() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
+def office_settings() -> dict[str, Any]:
+    """Settings of tests/test_work_chat's office beyond WeCom and WeChat Pay (a module may override it)."""
+    return {}
+
+
+@pytest.fixture
 async def mp_sim() -> AsyncIterator[tuple[MpSimulator, str]]:
     """The MP API simulator on a real port: (simulator, api base URL)."""
     sim = MpSimulator(wechat.APP_ID, "test-secret")

@@ -89,8 +89,8 @@ async def test_order_pay_with_wechat_and_see_it_move_to_review(
     customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
 ) -> None:
     number = await order_course(customer)
-    sent = [m for m in mp_sim[0].sent if m.openid == customer.openid]
-    assert [m.kind for m in sent][-1] == "image"  # the pay QR, drawn from WeChat Pay's code_url
+    # The pay QR, drawn from WeChat Pay's code_url, follows the text (the outbox sends them in order).
+    await eventually(lambda: [m.kind for m in mp_sim[0].sent if m.openid == customer.openid][-1] == "image")
     payment = await payment_of(shop, number)
     assert payment.code_url and payment.code_url.startswith("weixin://wxpay/bizpayurl")
 
@@ -277,7 +277,7 @@ def test_refund_command_refuses_an_unknown_order(tmp_path: Path) -> None:
     )
     assert run("db", "upgrade").returncode == 0
     refused = run("refund", "20261122-9999", "--reason", "测试")
-    assert refused.returncode == 1 and "not_found" in refused.stderr
+    assert refused.returncode == 1 and "order 20261122-9999 not found" in refused.stderr
     assert run("refund", "20261122-9999", "--amount", "1.234", "--reason", "x").returncode == 2
 
 

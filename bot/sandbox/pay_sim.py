@@ -1,6 +1,6 @@
 """A simulator of WeChat Pay API v2 over real HTTP: signed XML in, signed XML out, real notifications.
 
-It plays api.mch.weixin.qq.com (unifiedorder, orderquery, refund, and 企业付款: transfers and
+It plays api.mch.weixin.qq.com (unifiedorder, orderquery, closeorder, refund, and 企业付款: transfers and
 gettransferinfo) and the payer's phone (a small pay
 page with 「确认支付」 and 「模拟失败」). Paying POSTs a signed result notification to the order's
 notify_url, and a refund POSTs an encrypted refund notification, exactly as WeChat Pay does.
@@ -41,6 +41,7 @@ _XML = {"Content-Type": "text/xml; charset=utf-8"}
 _ROUTES = {
     "unifiedorder": "pay/unifiedorder",
     "orderquery": "pay/orderquery",
+    "closeorder": "pay/closeorder",
     "refund": "secapi/pay/refund",
     "transfers": "mmpaymkttransfers/promotion/transfers",
     "gettransferinfo": "mmpaymkttransfers/gettransferinfo",
@@ -59,7 +60,13 @@ _ERR_TEXT = {
     "SEND_FAILED": "付款错误",
     "FREQ_LIMIT": "超过频率限制，请稍后再试。",
 }
-_STATE_TEXT = {"NOTPAY": "待支付", "SUCCESS": "支付成功", "PAYERROR": "支付失败", "REFUND": "转入退款"}
+_STATE_TEXT = {
+    "NOTPAY": "待支付",
+    "SUCCESS": "支付成功",
+    "PAYERROR": "支付失败",
+    "REFUND": "转入退款",
+    "CLOSED": "已关闭",
+}
 
 ApiHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -105,7 +112,7 @@ class SimOrder:
     openid: str | None = None
     code_url: str | None = None
     time_expire: str | None = None
-    state: str = "NOTPAY"  # NOTPAY | SUCCESS | PAYERROR | REFUND
+    state: str = "NOTPAY"  # NOTPAY | SUCCESS | PAYERROR | REFUND | CLOSED
     transaction_id: str | None = None
     payer: str | None = None
     time_end: str | None = None
@@ -331,6 +338,8 @@ class PaySimulator:
         # WeChat answers a repeated unifiedorder with the same prepay, unless it changed or was paid.
         if order.state in ("SUCCESS", "REFUND"):
             raise PayFail("ORDERPAID", "该订单已支付")
+        if order.state == "CLOSED":
+            raise PayFail("ORDERCLOSED", "订单已关闭")
         if (order.total_fee, order.trade_type, order.body) != (total, req["trade_type"], req["body"]):
             raise PayFail("INVALID_REQUEST", "201 商户订单号重复")
         return self._prepay(order)
@@ -359,6 +368,15 @@ class PaySimulator:
                 "time_end": order.time_end,
             }
         return answer
+
+    async def _closeorder(self, req: dict[str, Any]) -> dict[str, Any]:
+        order = self.orders.get(req.get("out_trade_no") or "")
+        if order is None:
+            raise PayFail("ORDERNOTEXIST", "订单不存在")
+        if order.state in ("SUCCESS", "REFUND"):
+            raise PayFail("ORDERPAID", "订单已支付，不能发起关单")
+        order.state = "CLOSED"  # closing twice is fine, as at Tencent
+        return {}
 
     async def _refund(self, req: dict[str, Any]) -> dict[str, Any]:
         for name in ("out_trade_no", "out_refund_no", "total_fee", "refund_fee"):
@@ -455,6 +473,8 @@ class PaySimulator:
     async def pay(self, out_trade_no: str, openid: str | None = None) -> SentNotification | None:
         """The payer pays: the order becomes SUCCESS and its notification is delivered (or dropped)."""
         order = self.orders[out_trade_no]
+        if order.state == "CLOSED":
+            raise ValueError("订单已关闭")
         if order.state not in ("NOTPAY", "PAYERROR"):
             raise ValueError("该订单已支付")
         if order.time_expire and _now_beijing() > order.time_expire:

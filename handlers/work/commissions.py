@@ -69,6 +69,8 @@ async def decide(turn: Turn, commission_id: int, *, approve: bool) -> None:
         who = await creator_flows.display_name(session, c.account, c.openid)
         done = ts.COMMISSION_RELEASED if approve else ts.COMMISSION_REJECTED
         turn.say(done, id=c.id, amount=yuan(c.amount_fen), who=who)
+    if approve:
+        turn.wake_later(creator_flows.RELEASE_JOB)  # back to pending: due now if its order completed long ago
 
 
 def _worded(exc: DomainError, commission_id: int) -> DomainError:

@@ -108,6 +108,7 @@ async def on_decline_refund(turn: Turn) -> None:
             detail={"reason": reason, "back_to": order.status},
         )
         turn.say(ts.REFUND_DECLINED, number=number, status=order.status)
+    turn.wake_later(creator_flows.RELEASE_JOB)  # back to 已完成: its commissions may be due now
 
 
 @router.command("提现", "withdrawals")
@@ -183,6 +184,7 @@ async def approve_withdrawal(
         raise await decided(session, exc, withdrawal_id) from None
     if not task_id:
         await settle(turn, session, subject, "wd_approve")
+    turn.wake_later(creator_flows.PAYOUTS_JOB)
     turn.out += creator_flows.withdrawal_notice(w)
     detail = {"amount_fen": w.amount_fen, "fee_fen": w.fee_fen}
     await staff.audit(

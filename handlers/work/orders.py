@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows import desk, review
+from flows import creators, desk, review
 from flows import texts_staff as ts
 from flows.notices import order_notice
 from handlers.work import results
@@ -189,3 +189,4 @@ async def on_complete(turn: Turn) -> None:
         turn.out += await results.after_completion(session, order)  # the report, the ask for a review
         turn.say(ts.COMPLETED, number=number)
     turn.hand_out_later()
+    turn.wake_later(creators.RELEASE_JOB)  # a freeze of 0 days releases its commissions now

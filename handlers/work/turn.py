@@ -95,6 +95,12 @@ class Turn:
             raise Usage
         return f"{match[1]}-{match[2]}", parts[1].strip() if len(parts) > 1 else ""
 
+    def wake_later(self, job: str) -> None:
+        """Run the background job `job` once this turn's change is committed (e.g. a payout)."""
+        wake = self.services.wake_job
+        if wake is not None:
+            self.after.append(lambda: _woken(wake, job))
+
     def hand_out_later(self) -> None:
         """Someone may have room now: hand out the backlog once this turn's change is committed."""
         self.after.append(lambda: desk.hand_out_backlog(self.sessionmaker, self.settings, utcnow()))
@@ -211,3 +217,7 @@ async def refusal(turn: Turn, exc: DomainError) -> str:
     except (KeyError, IndexError, ValueError):
         log.warning("refusal %s could not be worded with %s", exc.code, sorted(values))
         return ts.REFUSED.format(code=exc.code)
+
+
+async def _woken(wake: Callable[[str], None], job: str) -> None:
+    wake(job)
