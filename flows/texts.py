@@ -346,6 +346,12 @@ REPORT_AT_COMPLETION = (
     "📊 订单 {number} 的数据报告（截至 {at}）：曝光 {exposure}，互动 {engagement}，互动率 {interaction}。\n"
     "发「报告 {number}」看完整报告和图表，「导出 {number}」下载 Excel。"
 )
+REPORT_DAILY = "☀️ 今日数据更新\n{summary}"
+WEEKLY_SUMMARY = (
+    "📅 本周数据小结：近 30 天你有 {orders} 个订单，合计曝光 {exposure}，互动 {engagement}。\n{lines}\n"
+    "发「报告 单号」看某个订单的完整报告，「导出 全部」下载 Excel。"
+)
+WEEKLY_LINE = "· {number} {status}：曝光 {exposure}，互动 {engagement}"
 REVIEW_ASK = (
     "🙏 订单 {number} 已完成，给这次服务打个分吧：回复「评分 5」（1–5 分），"
     "想多说一句也可以，例如「评分 5 达人很用心，效果超预期」。不想评价的话忽略这条就好。"

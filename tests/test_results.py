@@ -4,6 +4,7 @@ final ones are in, gets the report (text + picture) and an Excel link whose work
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import re
 import subprocess
@@ -17,10 +18,11 @@ from PIL import Image
 from sqlalchemy import func, select, update
 
 from bot import keys
-from flows import ratings, texts
+from flows import pushes, ratings, texts
 from flows import texts_staff as ts
 from store import recommend, results
-from store.models import DeliveryStat, FunnelEvent, Order, OrderItem, Package, Service
+from store.models import DeliveryStat, FunnelEvent, Order, OrderItem, Package, Service, utcnow
+from store.orders import BEIJING
 from store.results import METRICS, BadFigures, parse_figures, parse_reading
 from tests.conftest import eventually
 from tests.test_paying import pay_sim
@@ -408,3 +410,26 @@ async def test_the_board_counts_the_funnel_and_the_money(office: Office) -> None
     image = Image.open(io.BytesIO(await response.read()))
     assert image.width == 750 and image.height > 1200
     assert (await office.client.get(f"{parts.path}?{_tampered(parts.query)}")).status == 403
+
+
+async def test_daily_and_weekly_pushes_go_out_once(office: Office) -> None:
+    order = await _in_progress_with_two_pieces(office)
+    await office.say("wangfang", f"数据 {order.number} 第1条 曝光 1.2万 点赞 530")
+    settings = office.client.app[keys.SETTINGS].model_copy(update={"report_hour": 0})
+    now = utcnow()
+    assert await pushes.push_results(office.sessionmaker, settings, now) >= 1
+    assert await pushes.push_results(office.sessionmaker, settings, now + dt.timedelta(minutes=5)) == 0
+    daily = await eventually(
+        lambda: [m for m in office.customer.sim.sent if "今日数据更新" in str(m.payload)]
+    )
+    assert len(daily) == 1 and f"订单 {order.number} 数据报告（阶段数据" in daily[0].payload["content"]
+    posted = await eventually(lambda: [p for p in office.robot if p.startswith("📈 运营看板")])
+    assert len(posted) == 1 and "/files/board/board.png?" in posted[0]
+    monday = now + dt.timedelta(days=(7 - now.astimezone(BEIJING).weekday()) % 7 or 7)
+    assert await pushes.push_results(office.sessionmaker, settings, monday) >= 1
+    await pushes.push_results(office.sessionmaker, settings, monday + dt.timedelta(minutes=5))
+    weekly = await eventually(
+        lambda: [m for m in office.customer.sim.sent if "本周数据小结" in str(m.payload)]
+    )
+    assert len(weekly) == 1
+    assert "近 30 天你有 1 个订单，合计曝光 12,000，互动 530" in weekly[0].payload["content"]
