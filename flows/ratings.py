@@ -16,7 +16,10 @@ from store.reviews import ServiceReviews
 
 LOW = 2  # scores at or below this reach staff at once
 _SCORE = re.compile(
-    r"^\s*(?:([1-5])|([一二三四五])|(★{1,5}))\s*(?:分|星|颗星)?(?![\d.])\s*[,，。.!！:：、]?\s*(.*)$", re.S
+    # A Chinese numeral counts only with its unit (五星, 四分): 「一下」 is no score.
+    r"^\s*(?:([1-5])\s*(?:分|星|颗星)?|([一二三四五])\s*(?:分|星|颗星)|(★{1,5}))(?![\d.])"
+    r"\s*[,，。.!！:：、]?\s*(.*)$",
+    re.S,
 )
 _CN = "一二三四五"
 

@@ -26,7 +26,7 @@ ALL_WORDS = ("全部", "所有", "全部订单", "所有订单", "all")
 
 async def _own(ctx: Ctx, command: str) -> Order:
     """The customer's own order named after the command (someone else's is as if it did not exist)."""
-    match = NUMBER.search(ctx.argument)
+    match = NUMBER.search(_after(ctx, command))
     if not match:
         raise UserFacingError(texts.ORDER_USAGE, command=command)
     number = f"{match[1]}-{match[2]}"
@@ -68,7 +68,7 @@ async def report_picture(ctx: Ctx, report: Report) -> str | None:
 @router.prefix("导出")
 async def on_export(ctx: Ctx) -> None:
     """导出 <单号> or 导出 全部: a signed link to an Excel workbook, valid for a day."""
-    if ctx.argument.strip().lower() in ALL_WORDS:
+    if _after(ctx, "导出").strip().lower() in ALL_WORDS:
         async with ctx.read() as session:
             mine = await exports.customer_scope(session, ctx.event.account, ctx.openid)
         if mine is None:
@@ -84,7 +84,28 @@ async def on_export(ctx: Ctx) -> None:
     ctx.say(texts.EXPORT_LINK, what=what, orders=count, url=url, hours=hours)
 
 
-@router.prefix("评分", "评价", "打分")
+def _is_rating(ctx: Ctx) -> bool:
+    """评分 / 打分 …, or 评价 followed by a score or an order number (「评价一下这个达人」 is not one)."""
+    command = ctx.command or ""
+    if command.startswith(("评分", "打分")):
+        return True
+    rest = command.removeprefix("评价")
+    return rest != command and (NUMBER.search(rest) is not None or ratings.parse(rest) is not None)
+
+
+def _after(ctx: Ctx, word: str) -> str:
+    """What follows the command word, with or without a space (「导出全部」, 「报告20261207-0001」)."""
+    command = ctx.command or ""
+    for prefix in (word, *PREFIXES.get(word, ())):
+        if command.startswith(prefix):
+            return command[len(prefix) :].strip()
+    return ctx.argument
+
+
+PREFIXES = {"报告": ("数据报告", "查看报告")}
+
+
+@router.when(_is_rating)
 async def on_rate(ctx: Ctx) -> None:
     """评分 [单号] 1–5 [评价]: the review of a completed order (the only one waiting, if no number)."""
     argument = ctx.event.text.strip() if ctx.event.text else ctx.argument

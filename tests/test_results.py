@@ -120,7 +120,7 @@ async def test_staff_record_figures_and_the_customer_gets_report_and_export(offi
 
     # The customer's report: every figure of the text is the database's.
     before = len(office.customer.sim.sent)
-    await office.customer.chat.say(office.customer.openid, f"报告 {n}")
+    await office.customer.chat.say(office.customer.openid, f"报告{n}")
     sent = await eventually(
         lambda: (
             (new := [m for m in office.customer.sim.sent[before:] if m.openid == office.customer.openid])
@@ -169,7 +169,7 @@ async def test_staff_record_figures_and_the_customer_gets_report_and_export(offi
     assert summary_sheet.cell(row=2, column=head.index("互动率") + 1).number_format == "0.00%"
     readings = book[n]
     assert sum(1 for r in readings.iter_rows(min_row=4) if r[0].value) == 4  # every reading, in time order
-    everything = await office.customer.say("导出 全部")
+    everything = await office.customer.say("导出全部")
     assert "全部订单" in everything and "（1 个订单）" in everything
     # A forged or altered link opens nothing.
     path = urlsplit(url[0])
@@ -289,6 +289,7 @@ async def test_completion_brings_the_report_and_one_ask_for_a_review(office: Off
     assert sum("数据报告（截至" in c and "曝光 12,000" in c for c in mine()) == 1
     assert sum("打个分" in c for c in mine()) == 1
     assert await office.customer.say("评分 很好") == texts.REVIEW_USAGE
+    assert await office.customer.say("评价一下这个达人") != texts.REVIEW_USAGE  # not a rating: other routes
     assert await office.customer.say("评分 6") == texts.REVIEW_USAGE
     thanks = await office.customer.say("评分 2 达人回复太慢了")
     assert thanks.startswith("收到你的评价 ★★☆☆☆") and texts.REVIEW_SORRY in thanks
@@ -309,7 +310,7 @@ def test_scores_are_read_in_the_ways_people_write_them() -> None:
     assert ratings.parse("五星！服务好") == (5, "服务好")
     assert ratings.parse("4分，还行") == (4, "还行")
     assert ratings.parse("★★★") == (3, "")
-    for bad in ("", "很好", "6", "10 分", "0", "4.5"):
+    for bad in ("", "很好", "6", "10 分", "0", "4.5", "一下这个达人", "五个人"):
         assert ratings.parse(bad) is None, bad
 
 
