@@ -156,7 +156,7 @@ async def show_page(ctx: Ctx, query: Query, page: int, *, prefix: str = "") -> N
         more = (
             texts.RECOMMEND_AFTER_SEARCH + suggested.numbered(liked) + texts.RECOMMEND_FOOT if liked else ""
         )
-        ctx.say(prefix + texts.NO_RESULTS + more.replace("{", "{{").replace("}", "}}"), filters_hint=hint)
+        ctx.say(prefix + texts.NO_RESULTS + "{more}", filters_hint=hint, more=more)
         return
     ctx.say(prefix + browse.results(cards, total=total, page=page, query=query))
 
