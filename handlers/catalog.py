@@ -61,13 +61,13 @@ async def on_facet(ctx: Ctx) -> None:
 
 @router.prefix("搜")
 async def on_search(ctx: Ctx) -> None:
-    """'搜 咖啡 探店': every word must match; filters are kept, the sort too."""
+    """'搜 咖啡 探店': ranked by relevance (the best matches first, partial ones lower); filters are kept."""
     words = ctx.argument.split() if ctx.command and " " in ctx.command else _glued(ctx.command or "")
     if not words:
         ctx.say(texts.SEARCH_EMPTY_QUERY)
         return
     ctx.mark("searched")
-    query = dataclasses.replace(_query(ctx), keywords=tuple(words[:5]))
+    query = dataclasses.replace(_query(ctx), keywords=tuple(words[:5]), sort="relevance")
     await show_page(ctx, query, 1)
 
 
@@ -136,29 +136,39 @@ async def on_previous(ctx: Ctx) -> None:
 
 
 async def show_page(ctx: Ctx, query: Query, page: int, *, prefix: str = "") -> None:
-    """Run the query, remember what was shown (for numbers and paging), and list it."""
+    """Run the query, remember what was shown (for numbers and paging), and list it; when nothing
+    matches, say which condition did it and list the nearest services instead."""
     async with ctx.read() as session:
-        cards, total = await catalog.search(session, query, page=page, per_page=browse.PER_PAGE)
+        found = await catalog.find(
+            session, query, page=page, per_page=browse.PER_PAGE, index=ctx.services.search
+        )
+    shown = found.cards or (found.alternatives.cards if found.alternatives else [])
     state = _browse(ctx)
     state.update(
         query=query.to_dict(),
         page=page,
-        pages=max(1, -(-total // browse.PER_PAGE)),
-        ids=[c.id for c in cards],
+        pages=max(1, -(-found.total // browse.PER_PAGE)),
+        ids=[c.id for c in shown],
     )
     ctx.state.data["list"] = "catalog"
-    if not cards:
-        filters = browse.describe(query)
-        hint = texts.NO_RESULTS_FILTER_HINT.format(filters=filters) if filters else ""
-        async with ctx.read() as session:  # nothing found: 「猜你喜欢」, whose numbers open a service
-            liked = await recommend.for_person(session, account=ctx.event.account, openid=ctx.openid)
-        state["ids"] = [c.id for c in liked]
-        more = (
-            texts.RECOMMEND_AFTER_SEARCH + suggested.numbered(liked) + texts.RECOMMEND_FOOT if liked else ""
-        )
-        ctx.say(prefix + texts.NO_RESULTS + "{more}", filters_hint=hint, more=more)
+    if found.cards:
+        ctx.say(prefix + browse.results(found.cards, total=found.total, page=page, query=query))
         return
-    ctx.say(prefix + browse.results(cards, total=total, page=page, query=query))
+    # Nothing matched: the nearest services (numbered), then 「猜你喜欢」 beside them.
+    async with ctx.read() as session:
+        liked = await recommend.for_person(session, account=ctx.event.account, openid=ctx.openid, k=8)
+    if found.alternatives is not None:
+        listed = {c.id for c in shown}
+        others = [c for c in liked if c.id not in listed][:3]
+        more = texts.RECOMMEND_BESIDE.format(lines=suggested.bullets(others)) if others else ""
+        ctx.say(prefix + browse.nearest(query, found.alternatives, found.blocked_by) + "{more}", more=more)
+        return
+    filters = browse.describe(query)
+    hint = texts.NO_RESULTS_FILTER_HINT.format(filters=filters) if filters else ""
+    liked = liked[:5]
+    state["ids"] = [c.id for c in liked]  # their numbers open them
+    more = texts.RECOMMEND_AFTER_SEARCH + suggested.numbered(liked) + texts.RECOMMEND_FOOT if liked else ""
+    ctx.say(prefix + texts.NO_RESULTS + "{more}", filters_hint=hint, more=more)
 
 
 @picks.when(lambda ctx: _listing(ctx, "catalog") and (ctx.command or "").isdigit())

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from bot import keys
 from flows import pushes, ratings, texts
 from flows import texts_staff as ts
-from store import recommend, results
+from store import catalog_import, recommend, results
 from store.models import DeliveryStat, FunnelEvent, Order, OrderItem, Package, Service, utcnow
 from store.orders import BEIJING
 from store.results import METRICS, BadFigures, parse_figures, parse_reading
@@ -31,6 +31,11 @@ from tests.wechat import ACCOUNT
 
 __all__ = ["office", "pay_sim"]  # fixtures used here
 
+MORE = "\n".join(
+    f"- {{code: more-{i}, title: 更多服务{i}, platform: 抖音, category: 达人营销, tags: [运动],"
+    f" packages: [{{name: 1 条视频, price: 500, requirements: [brand]}}]}}"
+    for i in range(4)
+)
 FIRST = "曝光 1.2万 阅读 8000 点赞 530 评论 41 收藏 88 转发 12 点击 300 转化 12"
 
 
@@ -367,9 +372,18 @@ async def test_guess_you_like_from_what_others_bought_never_sold_out(office: Off
     assert await office.customer.say("推荐") == texts.RECOMMEND_NONE
     async with office.sessionmaker.begin() as s:
         await s.execute(update(Service).where(Service.code == "xhs-xiaolu").values(status="listed"))
+    # A search that finds nothing lists the nearest services, and 「猜你喜欢」 beside them (others).
+    async with office.sessionmaker.begin() as s:
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(MORE, "yaml")[0])
+    for i in range(4):
+        await _history(office, f"o_more_{i}", ["dy-course", f"more-{i}"])
     nothing = await office.customer.say("搜 火星旅行")
-    assert nothing.startswith("没有找到") and "1. 小鹿爱咖啡" in nothing and "阿杰" not in nothing
-    assert (await office.customer.say("1")).startswith("【小鹿爱咖啡】")
+    numbered = [line for line in nothing.split("💡")[0].splitlines() if line[:1].isdigit()]
+    beside = [line for line in nothing.split("💡 猜你喜欢")[1].splitlines() if line.startswith("· ")]
+    assert len(numbered) == 3 and beside
+    for line in beside:
+        title = line.removeprefix("· ").split(" · ")[0]
+        assert title.startswith("更多服务") and not any(title in n for n in numbered)
 
 
 def test_rank_prefers_bought_together_then_likeness_then_best_sellers() -> None:
