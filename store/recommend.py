@@ -15,8 +15,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.catalog import ServiceCard, _card_of
@@ -131,12 +132,31 @@ async def eligible(session: AsyncSession) -> dict[int, tuple[Service, list[Packa
     return with_stock
 
 
+# The fitted model per database, kept while no order was paid or changed since (its key): fitting
+# reads every paid order, which a search that finds nothing should not do each time.
+_fitted: dict[str, tuple[tuple[int, Any], dict[tuple[str, str], set[int]], Model]] = {}
+
+
+async def _model(session: AsyncSession) -> tuple[dict[tuple[str, str], set[int]], Model]:
+    paid = select(func.count(Order.id), func.max(Order.updated_at)).where(Order.status.in_(PAID))
+    count, last = (await session.execute(paid)).one()
+    key = (int(count), last)
+    bind = session.get_bind()
+    where = str(bind.engine.url)
+    cached = _fitted.get(where)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    bought = await baskets(session)
+    model = Model.fit(bought.values())
+    _fitted[where] = (key, bought, model)
+    return bought, model
+
+
 async def for_person(
     session: AsyncSession, *, account: str, openid: str, viewing: int | None = None, k: int = K
 ) -> list[ServiceCard]:
     """「猜你喜欢」 for a person: from what they bought (and what they are looking at)."""
-    bought = await baskets(session)
-    model = Model.fit(bought.values())
+    bought, model = await _model(session)
     available = await eligible(session)
     items = {i: Item(i, s.platform, frozenset(s.tags)) for i, (s, _) in available.items()}
     mine = bought.get((account, openid), set())
