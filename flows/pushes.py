@@ -1,7 +1,8 @@
 """Pushed results, once a day from CHATORDER_REPORT_HOUR (Beijing time):
 
 - every order 执行中 with a new reading in the last 24 hours: its report text (daily);
-- on Mondays, every customer with a paid order in the last 30 days: one summary of those orders;
+- on Mondays, every customer with a paid order in the last 30 days (unless they said 退订): one
+  summary of those orders;
 - the work group: the operators' board in words with the link to its picture.
 
 Each message's dedupe key names the day (or week), so every process may run the job and a restart
@@ -22,7 +23,7 @@ from flows import results as shown
 from flows import texts_staff as ts
 from flows.staff import staff_alert
 from settings import Settings
-from store import results, staff
+from store import coupons, results, staff
 from store.models import DeliveryStat, Order, OutboxMessage
 from store.orders import BEIJING, PAID, OrderStatus
 from store.outbox import Outgoing, enqueue, text
@@ -77,9 +78,11 @@ async def weekly_summaries(session: AsyncSession, now: dt.datetime) -> list[Outg
     year, week, _ = now.astimezone(BEIJING).isocalendar()
     sent = await _sent(session, f"results-weekly:%:{year}W{week:02d}")
     out = []
-    for (_, openid), mine in per_person.items():
+    for (account, openid), mine in per_person.items():
         if f"results-weekly:{openid}:{year}W{week:02d}" in sent:
             continue  # this week's went out (the job runs every few minutes)
+        if await coupons.opted_out(session, account=account, openid=openid):
+            continue  # 退订 / 不要推送
         reports = [await results.report(session, o) for o in mine]
         exposure = sum(r.totals["exposure"] for r in reports)
         engagement = sum(r.engagement for r in reports)

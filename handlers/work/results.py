@@ -12,7 +12,7 @@ from flows import recommend as suggested
 from flows import results as shown
 from flows import texts_staff as ts
 from handlers.work.turn import StaffRouter, Turn, Usage, fold
-from store import recommend, results, staff
+from store import coupons, recommend, results, staff
 from store.models import Order
 from store.orders import OrderStatus
 from store.outbox import Outgoing, text
@@ -83,6 +83,8 @@ async def after_completion(session: AsyncSession, order: Order) -> list[Outgoing
     report = await results.report(session, order)
     out = shown.completion_notice(report) if report.has_data else []
     out += ratings.ask(order)
+    if await coupons.opted_out(session, account=order.account, openid=order.openid):
+        return out  # 退订: no suggestions pushed
     liked = await recommend.for_person(session, account=order.account, openid=order.openid, k=3)
     if liked:
         content = texts.RECOMMEND_AFTER_COMPLETION.format(lines=suggested.bullets(liked))

@@ -1,7 +1,7 @@
 """results: delivery figures per published piece, reviews, the funnel's steps
 
 Revision ID: 0007_results
-Revises: 0006_ns
+Revises: 0006_flash
 Create Date: 2026-12-07 04:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import store.models
 
 revision = "0007_results"
-down_revision = "0006_ns"
+down_revision = "0006_flash"
 branch_labels = None
 depends_on = None
 
