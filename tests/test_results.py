@@ -21,7 +21,7 @@ from bot import keys
 from flows import pushes, ratings, texts
 from flows import texts_staff as ts
 from store import catalog_import, recommend, results
-from store.models import DeliveryStat, FunnelEvent, Order, OrderItem, Package, Service, utcnow
+from store.models import DeliveryStat, FunnelEvent, Order, OrderItem, OutboxMessage, Package, Service, utcnow
 from store.orders import BEIJING
 from store.results import METRICS, BadFigures, parse_figures, parse_reading
 from tests.conftest import eventually
@@ -293,6 +293,7 @@ async def test_completion_brings_the_report_and_one_ask_for_a_review(office: Off
     await eventually(lambda: any("打个分" in c for c in mine()))
     assert sum("数据报告（截至" in c and "曝光 12,000" in c for c in mine()) == 1
     assert sum("打个分" in c for c in mine()) == 1
+    await eventually(lambda: [c for c in mine() if "常被一起选的" in c])  # 「猜你喜欢」 after completion
     assert await office.customer.say("评分 很好") == texts.REVIEW_USAGE
     assert await office.customer.say("评价一下这个达人") != texts.REVIEW_USAGE  # not a rating: other routes
     assert await office.customer.say("评分 6") == texts.REVIEW_USAGE
@@ -448,3 +449,19 @@ async def test_daily_and_weekly_pushes_go_out_once(office: Office) -> None:
     )
     assert len(weekly) == 1
     assert "近 30 天你有 1 个订单，合计曝光 12,000，互动 530" in weekly[0].payload["content"]
+
+
+async def test_no_suggestions_or_weekly_summary_after_opting_out(office: Office) -> None:
+    order = await _in_progress_with_two_pieces(office)
+    await office.customer.say("退订")
+    await office.say("wangfang", f"数据 {order.number} 第1条 曝光 100")
+    await office.say("wangfang", f"完成 {order.number}")
+    await eventually(lambda: [m for m in office.customer.sim.sent if "打个分" in str(m.payload)])
+    settings = office.client.app[keys.SETTINGS].model_copy(update={"report_hour": 0})
+    now = utcnow()
+    monday = now + dt.timedelta(days=(7 - now.astimezone(BEIJING).weekday()) % 7 or 7)
+    await pushes.push_results(office.sessionmaker, settings, monday)
+    async with office.sessionmaker() as s:
+        keys_out = list(await s.scalars(select(OutboxMessage.dedupe_key)))
+    assert f"review-ask:{order.id}" in keys_out
+    assert not [k for k in keys_out if k and k.startswith(("recommend-after:", "results-weekly:"))]
