@@ -299,10 +299,17 @@ def _run(url: str, use_redis: bool) -> None:
     )
 
 
+async def _migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()  # an engine left open warns when its connection is collected later
+
+
 def test_flash_stock_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'flash.db'}"
-    engine = make_engine(url)
-    asyncio.run(upgrade(engine))
+    asyncio.run(_migrate(url))
     _run(url, use_redis=False)
 
 
@@ -317,15 +324,10 @@ def test_flash_stock_on_postgres_with_redis() -> None:
             await conn.execute(text(sql))
         await engine.dispose()
 
-    async def migrate(url: str) -> None:
-        engine = make_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-
     asyncio.run(admin(f"CREATE DATABASE {name}"))
     url = PG_URL.rsplit("/", 1)[0] + "/" + name
     try:
-        asyncio.run(migrate(url))
+        asyncio.run(_migrate(url))
         _run(url, use_redis=True)
     finally:
         asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
