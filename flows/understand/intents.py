@@ -676,6 +676,7 @@ class Reading:
     intent: Intent
     confidence: float
     topic: str | None = None
+    ordinal: int | None = None  # an item of the list said in words (最上面那个), see core
 
 
 Rule = Callable[[str, Figures, Found, Context], Reading | None]
@@ -758,7 +759,7 @@ def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading
 
 
 def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if re.search("(?<!一)下(个|一个|了)?订单", text):
+    if re.search("(?<![一查看])下(个|一个|了)?订单", text):
         return None  # 下个订单 is ordering, read below
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):
