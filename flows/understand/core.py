@@ -9,8 +9,8 @@ from flows.when import find_when
 
 from .intents import CLEAR, GREETING, GUESS, THANKS, Reading, classify
 from .normalize import URL, normalize
-from .numbers import APPROX, Figures, arabic, read_figures
-from .types import Context, Intent, Slots, Understanding
+from .numbers import APPROX, Figures, arabic, lone_amount_fen, read_figures
+from .types import LAST, Context, Intent, Slots, Understanding
 from .vocab import CREATORS, Vocabulary
 from .words import Found, find_words
 
@@ -53,6 +53,7 @@ _AFTERWORD = re.compile(
     r"|thx|thanks)[啊呀啦了哈!~ ,]*$"
 )
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
+_MONEY = frozenset({Intent.TOPUP, Intent.WITHDRAW})
 
 
 def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime) -> Understanding:
@@ -69,7 +70,7 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     fig = read_figures(digits)
     said = find_when(norm, now)  # normalised: 1.5萬 or １．５ｋ are no dates
     found = find_words(fig.rest, vocab, norm[said.span[0] : said.span[1]] if said else "")
-    reading = _in_context(classify(digits, fig, found, context), digits, context, said is not None)
+    reading = _in_context(classify(digits, fig, found, context), fig, digits, context, said is not None)
     alone = (
         said is not None
         and reading.intent is not Intent.PICK
@@ -77,9 +78,8 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     )
     when = said.at if said and (alone or _scheduling(reading, digits, context, said.at, now)) else None
     pasted = URL.search(text.lower()) is not None
-    return Understanding(
-        reading.intent, _slots(reading, fig, found, when), _confidence(reading, found, pasted)
-    )
+    slots = _slots(reading, fig, found, when, digits)
+    return Understanding(reading.intent, slots, _confidence(reading, found, pasted))
 
 
 def _only(text: str, span: tuple[int, int]) -> bool:
@@ -135,7 +135,11 @@ _DELAYED = re.compile(
 _ORDINAL_WORDS = (
     (re.compile(r"^(no[.,]?|#|编号) ?(\d{1,2})"), None),
     (re.compile(r"最上面|最前面|第一行|头一个|排第一"), 1),
+    (re.compile(r"最后(那|这)?(一|1)?(个|家|位|条|款)|最下面|倒数第(一|1)"), LAST),
 )
+# An item of the list asked about (第一个多少钱, 第2个靠谱吗) is opened: its detail answers it.
+_ABOUT_AN_ITEM = frozenset({"price", "quality", "timing", "fake", "audience", "account", None})
+_TOPPING_UP = re.compile(r"充")
 
 
 def _second_look(reading: Reading, text: str, context: Context) -> Reading:
@@ -176,10 +180,26 @@ def _ordinal_word(text: str, context: Context) -> int | None:
     return None
 
 
-def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> Reading:
+def _picked(reading: Reading, fig: Figures, text: str, context: Context) -> Reading | None:
+    """An item of the shown list, however it is said: No.3, 最后一个, 第②个 (a package only while
+    an item is on view), 第一个多少钱 (a question about the item: open it)."""
+    if not context.has_list or context.viewing is not None:
+        return None
+    if (said := _ordinal_word(text, context)) is not None and reading.intent is Intent.UNKNOWN:
+        return Reading(Intent.PICK, CLEAR, ordinal=said)
+    if reading.intent is Intent.ORDER and fig.package is not None and fig.quantity is None:
+        return Reading(Intent.PICK, CLEAR, ordinal=fig.package)
+    if reading.intent is Intent.QUESTION and fig.ordinal is not None and reading.topic in _ABOUT_AN_ITEM:
+        return Reading(Intent.PICK, CLEAR, ordinal=fig.ordinal)
+    return None
+
+
+def _in_context(reading: Reading, fig: Figures, text: str, context: Context, dated: bool) -> Reading:
     """What the rules read, reconsidered with what else the message holds and where it is said."""
-    if (picked := _ordinal_word(text, context)) is not None and reading.intent is Intent.UNKNOWN:
-        return Reading(Intent.PICK, CLEAR, ordinal=picked)
+    if (picked := _picked(reading, fig, text, context)) is not None:
+        return picked
+    if reading.intent is Intent.BALANCE and _TOPPING_UP.search(text) and lone_amount_fen(text):
+        return Reading(Intent.TOPUP, CLEAR)  # 充一下余额 2000块
     reading = _second_look(reading, text, context)
     if context.form_step is not None:
         return _in_the_form(reading, text, dated)
@@ -188,7 +208,7 @@ def _in_context(reading: Reading, text: str, context: Context, dated: bool) -> R
     return reading
 
 
-def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None) -> Slots:
+def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | None, digits: str) -> Slots:
     if reading.intent not in _ABOUT_SERVICES:
         found, fig = Found(), _only_order_figures(fig)
     elif (bare := _plain_budget(reading, fig, found)) is not None:
@@ -208,9 +228,9 @@ def _slots(reading: Reading, fig: Figures, found: Found, when: dt.datetime | Non
         sort=found.sorts[0] if found.sorts and searching else None,
         quantity=_quantity(reading, fig),
         ordinal=reading.ordinal or (fig.ordinal if fig.ordinal is not None else _lone_number(reading, fig)),
-        package=fig.package if fig.package is not None else _lone_package(reading, fig),
+        package=_package(reading, fig),
         order_no=fig.order_no,
-        amount_fen=fig.amount_fen,
+        amount_fen=_amount(reading, fig, digits),
         when=when,
         topic=reading.topic,
     )
@@ -271,6 +291,19 @@ def _lone_number(reading: Reading, fig: Figures) -> int | None:
         m = re.search(r"\d{1,2}", fig.rest)
         return int(m[0]) if m else None
     return None
+
+
+def _package(reading: Reading, fig: Figures) -> int | None:
+    if reading.ordinal is not None:
+        return None  # 第②个 on a list is its second item
+    return fig.package if fig.package is not None else _lone_package(reading, fig)
+
+
+def _amount(reading: Reading, fig: Figures, text: str) -> int | None:
+    """充值/提现 and the amount a few words away (往账户里充点钱 5000): the one figure is it."""
+    if fig.amount_fen is None and reading.intent in _MONEY:
+        return lone_amount_fen(text)
+    return fig.amount_fen
 
 
 def _lone_package(reading: Reading, fig: Figures) -> int | None:

@@ -207,6 +207,16 @@ def _take(pattern: re.Pattern[str], text: str, use: object, keep: int = 0) -> st
     return "".join(out)
 
 
+_FIGURE = re.compile(r"(?<![\d.])" + NUM + r"(?![\d.])")
+
+
+def lone_amount_fen(text: str) -> int | None:
+    """The one figure of a message about money (往账户里充点钱 5000, 提现吧 500元), in fen; None
+    when there is none or several."""
+    found = _FIGURE.findall(text)
+    return _fen(_value(*found[0])) if len(found) == 1 else None
+
+
 def _value(number: str, unit: str | None) -> float:
     return float(number) * _UNIT[unit]
 
