@@ -138,6 +138,12 @@ _ORDINAL_WORDS = (
     (re.compile(r"最上面|最前面|第一行|头一个|排第一"), 1),
     (re.compile(r"最后(那|这)?(一|1)?(个|家|位|条|款)|最下面|倒数第(一|1)"), LAST),
 )
+# 倒数第二个: counted from the end (-2); 3号的详情 / 5号那个: item 3, 5 of the list, not a day
+_FROM_THE_END = re.compile(r"倒数第\s*(\d{1,2})")
+_NUMBERED = re.compile(
+    r"(?<![\d月.-])(\d{1,2})\s*号\s*(的|那个|那家|那位|这个)?\s*(详情|详细|介绍|信息|资料|看看|看下|怎么样|咋样|那个|那家|那位)"
+)
+_OPENABLE = frozenset({Intent.UNKNOWN, Intent.QUESTION, Intent.SEARCH, Intent.PICK})
 # An item of the list asked about (第一个多少钱, 第2个靠谱吗) is opened: its detail answers it.
 _ABOUT_AN_ITEM = frozenset({"price", "quality", "timing", "fake", "audience", "account", None})
 _TOPPING_UP = re.compile(r"充")
@@ -186,6 +192,10 @@ def _picked(reading: Reading, fig: Figures, text: str, context: Context) -> Read
     an item is on view), 第一个多少钱 (a question about the item: open it)."""
     if not context.has_list or context.viewing is not None:
         return None
+    if (m := _FROM_THE_END.search(text)) and reading.intent in _OPENABLE:
+        return Reading(Intent.PICK, CLEAR, ordinal=-int(m[1]))
+    if (m := _NUMBERED.search(text)) and reading.intent in _OPENABLE:
+        return Reading(Intent.PICK, CLEAR, ordinal=int(m[1]))
     if (said := _ordinal_word(text, context)) is not None and reading.intent is Intent.UNKNOWN:
         return Reading(Intent.PICK, CLEAR, ordinal=said)
     if reading.intent is Intent.ORDER and fig.package is not None and fig.quantity is None:

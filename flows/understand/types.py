@@ -63,7 +63,8 @@ class Slots:
     followers_max: int | None = None
     sort: str | None = None  # store.catalog.SORTS: price, price_desc, followers, engagement, exposure
     quantity: int | None = None
-    ordinal: int | None = None  # 第二个 → 2 (an item of the last list); LAST (-1) for 最后一个
+    # 第二个 → 2 (an item of the last list); negative counts from the end: 最后一个 LAST (-1), 倒数第二个 -2
+    ordinal: int | None = None
     package: int | None = None  # ② / 第二个套餐 → 2 (a package of the item viewed)
     order_no: str | None = None  # 20261122-0042
     amount_fen: int | None = None  # 充值 500 → 50000
