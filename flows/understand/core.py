@@ -11,7 +11,7 @@ from .intents import CLEAR, GREETING, GUESS, THANKS, Reading, classify
 from .normalize import URL, normalize
 from .numbers import APPROX, Figures, arabic, lone_amount_fen, read_figures
 from .types import LAST, Context, Intent, Slots, Understanding
-from .vocab import CREATORS, Vocabulary
+from .vocab import COURSES, CREATORS, Vocabulary
 from .words import Found, find_words
 
 # Below this confidence the reading is a guess: the handler may ask the optional language model
@@ -53,6 +53,7 @@ _AFTERWORD = re.compile(
     r"|thx|thanks)[啊呀啦了哈!~ ,]*$"
 )
 _COUNTING = frozenset({Intent.ORDER, Intent.ADD_TO_CART})
+_LEAST_BUDGET = 50  # yuan: a plain figure below it is a count, not a budget
 _MONEY = frozenset({Intent.TOPUP, Intent.WITHDRAW})
 
 
@@ -252,6 +253,8 @@ def _category(reading: Reading, found: Found) -> str | None:
     (你们的达人靠谱吗) asks for no category."""
     if not found.categories:
         return None
+    if COURSES in found.categories and CREATORS not in found.categories:
+        return COURSES  # 想学短视频剪辑: whatever is learnt, a course is bought
     if CREATORS not in found.categories:
         return found.categories[-1]  # 投放想做个复盘: the head comes last, as Chinese phrases go
     if found.categories[0] == CREATORS and reading.intent is Intent.QUESTION:
@@ -260,9 +263,11 @@ def _category(reading: Reading, found: Found) -> str | None:
 
 
 def _plain_budget(reading: Reading, fig: Figures, found: Found) -> float | None:
-    """A plain figure in a search for something named is its budget (小红书美食 5000)."""
+    """A plain figure in a search for something named is its budget (小红书美食 5000); a small one
+    is a count (出一份调研, 拍两条), no service costs a few yuan."""
     no_price = fig.price_min_fen is None and fig.price_max_fen is None
-    return fig.bare if reading.intent in _SEARCHING and found.subject and no_price else None
+    plausible = fig.bare is not None and fig.bare >= _LEAST_BUDGET
+    return fig.bare if reading.intent in _SEARCHING and found.subject and no_price and plausible else None
 
 
 def _in_the_form(reading: Reading, text: str, dated: bool) -> Reading:

@@ -74,7 +74,8 @@ PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
 _CREATORS = "达人 博主 kol koc up主 up 主播 网红 红人 大v 创作者 素人 达人合作 博主推广 自媒体"
 _ADS = "聚光 粉丝通 投放 投流 投广告 打广告 做广告 广告 信息流 买量 竞价 千川 巨量 磁力金牛 dou+ 薯条 推广费"
 CREATORS = "达人营销"
-_TOPIC_CATEGORIES = frozenset({CREATORS, "课程"})
+COURSES = "课程"
+_TOPIC_CATEGORIES = frozenset({CREATORS, COURSES})
 # Each category is also named by the words of its trade (拍摄, 剪辑 → 内容制作; 复盘, 竞品 → 数据分析).
 _MAKING = "内容生产 代写 代拍 代剪 拍摄制作 做内容 拍摄 剪辑 宣传片 视频制作 短视频制作 脚本 文案 后期"
 _ANALYSIS = "数据服务 分析报告 监测 数据分析 分析 复盘 竞品 竞品分析 舆情 行业研究 调研 数据报告"
@@ -84,7 +85,7 @@ CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
     "广告投放": tuple(_ADS.split()),
     "内容制作": tuple(_MAKING.split()),
     "数据分析": tuple(_ANALYSIS.split()),
-    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营", "想学", "学做", "怎么学"),
+    COURSES: ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营", "想学", "学做", "怎么学"),
     "咨询": ("咨询服务", "顾问", "策略咨询", "运营咨询", "诊断", "出方案"),
 }
 FORM_ALIASES: dict[str, tuple[str, ...]] = {
@@ -217,7 +218,7 @@ def _tag_categories(services: list[ServiceLike]) -> dict[str, str]:
     for service in services:
         for tag in service.tags:
             seen.setdefault(tag, set()).add(service.category)
-    topics = {_norm(w) for w in (*FIELDS, *TAG_ALIASES, *_PLATFORM_WORDS)}
+    topics = {_norm(w) for w in (*FIELDS, *_PLATFORM_WORDS)}
     return {
         tag: next(iter(cats))
         for tag, cats in seen.items()
@@ -246,6 +247,8 @@ def _phrases(
             for alias in aliases:
                 if alias not in tags:  # 农产品 stays 农产品 when it is a tag itself
                     add(alias, "tag", tag)
+                    if categories and tag in categories:  # 产品图 → 拍摄 → 内容制作
+                        add(alias, "category", categories[tag])
     for canonical, aliases in PLATFORM_ALIASES.items():
         for alias in (canonical, *aliases):
             # a tag that names a platform (抖音) is the platform

@@ -35,7 +35,7 @@ _KNOWN = frozenset([*CITIES, *FIELDS])  # whole words even when they start like 
 _FUNCTION_CHARS = frozenset(
     "一木没不别无有是了的地得着过吗呢吧啊呀么嘛哦哈啦咯嘞喔噢诶唉哎嗯哇咋啥怎这那哪谁每各某其他她你我您们"
     "自己想要会能可新出到从提说讲给让被把对向往在于和与及或也都就还又再才很太更最波些点下上排按贵便宜价钱"
-    "咱俩啥样么呗嗯哦吖滴噻撒哟喽"
+    "咱俩啥样么呗嗯哦吖滴噻撒哟喽求"
 )
 _NOT_KEYWORDS = frozenset([*COMMON_WORDS, *GENERIC_TAGS, *_REQUEST_WORDS.split()])
 _STOP_RUNS = re.compile(
