@@ -127,6 +127,9 @@ _WHEN_READY = re.compile(
 )
 _REAL_PEOPLE = re.compile(r"真人|真实的人|机器人|假人")
 _HEARD_OF_US = re.compile(r"(刷到|看到|听说|听朋友说|搜到)(了)?(你们|你家|贵司)")
+_CONTRACT = re.compile(r"合同|签约|协议|盖章")
+_JUDGED = re.compile(r"是不是.{0,4}(专业|靠谱|正规|真实|真的|有效|好|水)|(专业|靠谱|正规|真实)(吗|么|嘛|不$)")
+_LOOKING = re.compile(r"找|要|推荐|有没有|想|求|来个|给我")
 _DOUBT = re.compile(r"吗|么|嘛|\?|是不是|还是|真的")
 _STAFF = re.compile(r"客服|人工|工作人员|接待")  # 有真人客服吗 does ask for a person
 _DELAYED = re.compile(
@@ -165,8 +168,10 @@ def _second_look(reading: Reading, text: str, context: Context) -> Reading:
         and not _STAFF.search(text)
     ):
         return Reading(Intent.QUESTION, CLEAR, "fake")
-    if intent is Intent.PAY and "合同" in text:
-        return Reading(Intent.QUESTION, CLEAR, "contract")
+    if (intent is Intent.PAY or reading.topic in ("howto", "payment")) and _CONTRACT.search(text):
+        return Reading(Intent.QUESTION, CLEAR, "contract")  # 合同怎么走流程: the contract is the subject
+    if intent is Intent.SEARCH and _JUDGED.search(text) and not _LOOKING.search(text):
+        return Reading(Intent.QUESTION, CLEAR, "quality")  # 你们的主播是不是都挺专业的
     if intent in (Intent.ORDER, Intent.UNKNOWN) and _CHECK_ORDERS.search(text):
         return Reading(Intent.MY_ORDERS, CLEAR)
     if intent in (Intent.UNKNOWN, Intent.QUESTION, Intent.MY_ORDERS) and _DELAYED.search(text):
