@@ -61,6 +61,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.REFUNDED: frozenset(),  # terminal
 }
 PAID: frozenset[OrderStatus] = frozenset({_S.PENDING_REVIEW, _S.ASSIGNED, _S.IN_PROGRESS, _S.COMPLETED})
+# Customers talk to staff about paid orders, including one being refunded (flows.relay).
+OPEN_STATUSES: frozenset[str] = frozenset({*PAID, _S.REFUNDING})
 # The steps of the progress bar shown to customers, in order.
 PROGRESS: tuple[OrderStatus, ...] = (
     _S.PENDING_PAYMENT,

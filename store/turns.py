@@ -17,7 +17,8 @@ from sqlalchemy import Insert, Select, Update, bindparam, insert, literal, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.models import Conversation, InboundMessage, OutboxMessage, User
+from store.models import Conversation, InboundMessage, Order, OutboxMessage, User
+from store.orders import OPEN_STATUSES
 from store.outbox import Outgoing
 from store.writer import Write
 
@@ -42,6 +43,9 @@ class Snapshot:
     known_user: bool
     subscribed: bool
     state: FlowState
+    # Any paid or refunding order (store.orders.OPEN_STATUSES): only then does 人工 look them up.
+    # One index probe inside this read, where a look-up of its own was most of such a turn's CPU.
+    has_open_orders: bool = False
 
 
 def _load_statement() -> Select[Any]:
@@ -63,6 +67,16 @@ def _load_statement() -> Select[Any]:
         .where(Conversation.account == account, Conversation.openid == openid)
         .subquery()
     )
+    open_order = (
+        select(literal(1))
+        .where(
+            Order.account == account,
+            Order.openid == openid,
+            # Literals, not an expanding IN: the statement stays compiled once.
+            Order.status.in_([literal(s) for s in sorted(OPEN_STATUSES)]),
+        )
+        .limit(1)
+    )
     return select(
         select(inbound.c.seen).scalar_subquery(),
         select(inbound.c.reply_xml).scalar_subquery(),
@@ -70,6 +84,7 @@ def _load_statement() -> Select[Any]:
         select(conv.c.flow).scalar_subquery(),
         select(conv.c.step).scalar_subquery(),
         select(conv.c.data).scalar_subquery(),
+        open_order.scalar_subquery(),
     )
 
 
@@ -96,18 +111,21 @@ def _snapshot(row: Any, dialect: Any) -> Snapshot:
         known_user=row[2] is not None,
         subscribed=bool(row[2]) if row[2] is not None else True,
         state=FlowState(row[3], row[4], state_data),
+        has_open_orders=row[6] is not None,
     )
 
 
 def _batch_sql(n: int) -> str:
     """`load` for n turns in one SQLite statement: row i answers the i-th (account, openid, msg_key)."""
-    m, u, c = InboundMessage.__table__, User.__table__, Conversation.__table__
+    m, u, c, o = InboundMessage.__table__, User.__table__, Conversation.__table__, Order.__table__
     person_u = f"u.{u.c.account.name} = k.account AND u.{u.c.openid.name} = k.openid"
     person_c = f"c.{c.c.account.name} = k.account AND c.{c.c.openid.name} = k.openid"
     message = (
         f"m.{m.c.account.name} = k.account AND m.{m.c.sender.name} = k.openid"
         f" AND m.{m.c.msg_key.name} = k.msg_key"
     )
+    person_o = f"o.{o.c.account.name} = k.account AND o.{o.c.openid.name} = k.openid"
+    open_statuses = ", ".join("'" + s.replace("'", "''") + "'" for s in sorted(OPEN_STATUSES))
     keys = ", ".join(["(?, ?, ?, ?)"] * n)
     # One row holding a JSON array of rows: the driver fetches a single row, so it takes the GIL back
     # once per read rather than once per turn (each of those waits for the busy event loop to yield it).
@@ -118,7 +136,8 @@ def _batch_sql(n: int) -> str:
         f" (SELECT u.{u.c.subscribed.name} FROM {u.name} u WHERE {person_u}),"
         f" (SELECT c.{c.c.flow.name} FROM {c.name} c WHERE {person_c}),"
         f" (SELECT c.{c.c.step.name} FROM {c.name} c WHERE {person_c}),"
-        f" (SELECT c.{c.c.data.name} FROM {c.name} c WHERE {person_c})))"
+        f" (SELECT c.{c.c.data.name} FROM {c.name} c WHERE {person_c}),"
+        f" (SELECT 1 FROM {o.name} o WHERE {person_o} AND o.{o.c.status.name} IN ({open_statuses}) LIMIT 1)))"
         f" FROM k"
     )
 
