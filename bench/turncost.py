@@ -88,7 +88,8 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
             cpu, wall = await drive(batch)
             if prof is not None and label == "mix":
                 prof.disable()
-            print(f"{label:10} {len(batch):6d} {cpu / len(batch) * 1e6:11.0f} {wall / len(batch) * 1e6:12.0f}")
+            n = len(batch)
+            print(f"{label:10} {n:6d} {cpu / n * 1e6:11.0f} {wall / n * 1e6:12.0f}")
         if prof is not None:
             prof.dump_stats(args.profile)
             print(f"profile (mix, main thread): {args.profile}")
