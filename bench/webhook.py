@@ -95,7 +95,10 @@ def serve_full(workdir: Path, args: argparse.Namespace) -> None:
 
     # Passive replies never call the MP API; nothing listens at this base, on purpose.
     settings = bench_settings(
-        workdir, "http://127.0.0.1:9/cgi-bin/", database_url=args.database_url, redis_url=args.redis_url
+        workdir,
+        "http://127.0.0.1:9/cgi-bin/",
+        database_url=args.database_url,
+        redis_url=args.redis_url if args.database_url else None,  # one process on SQLite: no Redis
     )
     if args.database_url is None:
         prepare_database(settings)  # SQLite in workdir; a given database was migrated by the orchestrator
