@@ -7,9 +7,10 @@ run on that thread (cursor, execute, fetch, close: the same sqlite3 calls, in th
 results SQLAlchemy then reads from memory, as it does already (it always fetches everything up front).
 
 Used by `store.db.make_engine` for `sqlite+aiosqlite` URLs through create_engine's `module=` (the
-DBAPI object), so the dialect, its SQL and its type handling are SQLAlchemy's own, unchanged.
+DBAPI object), so the dialect, its SQL and its type handling are SQLAlchemy's own, unchanged. A
+rollback with no transaction open (after a session that only read) is skipped instead of sent.
 It relies on what SQLAlchemy's adapter itself relies on in aiosqlite: `Connection._execute(fn, ...)`
-(run fn on the connection's thread) and `Connection._conn` (the sqlite3 connection).
+(run fn on the connection's thread) and `Connection._conn` / `_connection` (the sqlite3 connection).
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def rollback(self) -> None:
+        # A session that only read has nothing to roll back (sqlite3 opens a transaction for DML only),
+        # yet closing it and returning its connection to the pool each asked for one: two hops per read.
+        raw = self._connection._connection  # type: ignore[attr-defined]
+        if raw is not None and not raw.in_transaction:
+            return
+        super().rollback()
 
 
 class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
