@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     # Multi-level payouts beyond three levels are illegal in China: the cap is in the type.
     commission_depth: int = Field(3, ge=1, le=3, validation_alias=_env("CHATORDER_COMMISSION_DEPTH"))
     freeze_days: int = Field(7, ge=0, le=90, validation_alias=_env("CHATORDER_FREEZE_DAYS"))
+    # Inbound message bodies and customers' pictures older than this are purged by a daily job.
+    retention_days: int = Field(180, ge=1, le=3650, validation_alias=_env("CHATORDER_RETENTION_DAYS"))
     levels: tuple[Level, ...] = Field(DEFAULT_LEVELS, min_length=1, validation_alias=_env("CHATORDER_LEVELS"))
     withdraw_min_fen: int = Field(10_000, ge=100, validation_alias=_env("CHATORDER_WITHDRAW_MIN_FEN"))
     withdraw_fee_bp: int = Field(100, ge=0, le=2000, validation_alias=_env("CHATORDER_WITHDRAW_FEE_BP"))

@@ -84,7 +84,7 @@ def prepare_database(settings: Any, *, demo_catalog: bool = False) -> None:
         try:
             await upgrade(engine)
             if demo_catalog:
-                from store.catalog import load_demo_catalog
+                from store.catalog_import import load_demo_catalog
 
                 async with make_sessionmaker(engine).begin() as session:
                     await load_demo_catalog(session)

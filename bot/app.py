@@ -28,17 +28,19 @@ from bot.logs import request_id_middleware
 from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from bot.reconcile import reconcile
-from bot.scheduler import Job, run_jobs
+from bot.scheduler import Job, Scheduler
 from flows import desk
-from flows.creators import pay_out, release_commissions
+from flows.creators import PAYOUTS_JOB, RELEASE_JOB, pay_out, release_commissions
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
+from flows.privacy import purge_retained
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
-from handlers import work as work_handlers
 from handlers.context import Services
 from handlers.router import Router
+from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
+from store.earnings import next_release_at
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
@@ -58,7 +60,10 @@ RECONCILE_AFTER = dt.timedelta(minutes=5)
 
 
 def create_app(
-    settings: Settings, *, router: Router | None = None, work_handler: work_handlers.WorkHandler | None = None
+    settings: Settings,
+    *,
+    router: Router | None = None,
+    work_handler: staff_dispatch.WorkHandler | None = None,
 ) -> web.Application:
     """`router` defaults to every handler of the product, `work_handler` (staff in WeCom) to
     `staff_desk(app)`; tests pass their own to add probes."""
@@ -93,12 +98,17 @@ def create_app(
     return app
 
 
-def staff_desk(app: web.Application) -> work_handlers.WorkHandler:
+def staff_desk(app: web.Application) -> staff_dispatch.WorkHandler:
     """What handles staff messages and card clicks from /wechat/work."""
-    return lambda event: work_handlers.build(
+    return lambda event: staff_dispatch.build(
         app[keys.SETTINGS],
         app[keys.SESSIONMAKER],
-        Services(pay=app[keys.PAY], wake_outbox=app[keys.OUTBOX].wake, locks=app[keys.LOCKS]),
+        Services(
+            pay=app[keys.PAY],
+            wake_outbox=app[keys.OUTBOX].wake,
+            locks=app[keys.LOCKS],
+            wake_job=app[keys.SCHEDULER].wake,
+        ),
     )(event)
 
 
@@ -158,8 +168,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
-    gate = StockGate(app[keys.REDIS]) if app[keys.REDIS] is not None else None
+    redis = app[keys.REDIS]
+    gate = StockGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
+    scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
@@ -168,9 +180,38 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         locks=locks,
         metrics=app[keys.METRICS],
-        services=Services(media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake),
+        services=Services(
+            media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake, wake_job=scheduler.wake
+        ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(outbox.run_forever(stop), name="outbox"),
+        asyncio.create_task(scheduler.run(stop), name="jobs"),
+    ]
+    yield
+    await app[keys.PIPELINE].drain()
+    await writer.close()
+    stop.set()
+    outbox.wake()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _jobs(app: web.Application, gate: StockGate | None) -> list[Job]:
+    """The background jobs. Money jobs sleep until their data says something is due, and are woken
+    by the change that makes something due (a completed order, an approved withdrawal)."""
+    settings, sessionmaker, pay, locks = (
+        app[keys.SETTINGS],
+        app[keys.SESSIONMAKER],
+        app[keys.PAY],
+        app[keys.LOCKS],
+    )
+
+    async def next_release() -> dt.datetime | None:
+        async with sessionmaker() as session:
+            return await next_release_at(session, freeze_days=settings.freeze_days)
+
     jobs = [
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
@@ -179,22 +220,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),
         Job("daily-report", 300, lambda: desk.daily_report(sessionmaker, settings, utcnow())),
-        Job("release-commissions", 600, lambda: release_commissions(sessionmaker, settings, utcnow())),
+        Job("retention", 3600, lambda: purge_retained(sessionmaker, settings, utcnow())),
+        # The period is a safety net (another process completed an order); the due time rules.
+        Job(RELEASE_JOB, 600, lambda: release_commissions(sessionmaker, settings, utcnow()), next_release),
     ]
     if pay is not None:
         jobs.append(Job("reconcile-payments", 300, lambda: _reconcile(app, pay)))
-        jobs.append(Job("payouts", 60, lambda: pay_out(sessionmaker, pay, settings, utcnow())))
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(outbox.run_forever(stop), name="outbox"),
-        asyncio.create_task(run_jobs(jobs, stop), name="jobs"),
-    ]
-    yield
-    await app[keys.PIPELINE].drain()
-    await writer.close()
-    stop.set()
-    outbox.wake()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        # Woken by each approval; the period retries payouts WeChat Pay asked us to try again later.
+        jobs.append(Job(PAYOUTS_JOB, 300, lambda: pay_out(sessionmaker, pay, settings, utcnow())))
+    return jobs
 
 
 def _wecom_client(app: web.Application) -> WeComClient | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 import sys
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
@@ -14,53 +17,88 @@ from bot import creators_cli, logs, staff_cli
 from settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from store.catalog import ImportReport, ServiceSpec
+    from store.catalog_import import ImportReport, ServiceSpec
 
 CATALOG_FORMATS: dict[str, Literal["yaml", "csv"]] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chatorder", description="Chat-first ordering on WeChat.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run everything locally with the sandbox console (no WeChat account)")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--var", type=Path, default=Path("var"), help="folder for the demo database")
-    sub.add_parser("serve", help="run the production server from settings (.env / environment)")
-    db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade"])
-    catalog = sub.add_parser("catalog", help="the service catalog")
-    catalog.add_argument("action", choices=["import"])
-    catalog.add_argument("file", type=Path, help="a .yaml/.yml or .csv file (see store/catalog.py)")
-    menu = sub.add_parser("menu", help="the Official Account's custom menu")
-    menu.add_argument("action", choices=["push", "show"])
-    sub.add_parser("doctor", help="check settings, database, Redis, fonts and WeChat credentials")
-    refund = sub.add_parser(
-        "refund", help="refund an order, fully or partly (until staff do it in work chat)"
+    parser = argparse.ArgumentParser(
+        prog="chatorder",
+        description="Chat-first ordering on WeChat: customers order real services in an Official Account, "
+        "creators earn commissions, staff work in WeCom work chat.",
+        epilog="Settings come from the environment or .env (see README); `chatorder doctor` checks them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = _command(sub, "demo", "run everything locally with the sandbox console (no WeChat account)")
+    demo.add_argument("--port", type=int, default=8080, help="port of the server and its console")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument("--var", type=Path, default=Path("var"), help="folder for the demo database")
+    _command(sub, "serve", "run the production server from settings (environment or .env)")
+    db = _command(sub, "db", "the database schema (Alembic migrations)")
+    db.add_argument("action", choices=["upgrade"], help="upgrade: apply every migration not yet applied")
+    catalog = _command(sub, "catalog", "load the service catalog from a file, all or nothing")
+    catalog.add_argument("action", choices=["import"], help="import: upsert services and packages")
+    catalog.add_argument(
+        "file", type=Path, help="a .yaml/.yml or .csv file (format: store/catalog_import.py)"
+    )
+    menu = _command(sub, "menu", "the Official Account's custom menu")
+    menu.add_argument(
+        "action", choices=["push", "show"], help="push: create it through the API; show: print it"
+    )
+    doctor = _command(sub, "doctor", "check settings, database, Redis, fonts and credentials; say how to fix")
+    doctor.add_argument(
+        "--demo", action="store_true", help="check the demo installation (its settings and database) instead"
+    )
+    doctor.add_argument("--var", type=Path, default=Path("var"), help="the demo's folder (with --demo)")
+    refund = _command(sub, "refund", "refund an order, fully or partly; the customer is told")
     refund.add_argument("number", help="order number, e.g. 20261122-0042")
     refund.add_argument("--amount", help="yuan, e.g. 100 or 99.50 (default: all that is left)")
-    refund.add_argument("--to", choices=["balance", "wechat"], default="balance", dest="destination")
-    refund.add_argument("--reason", required=True)
+    refund.add_argument(
+        "--to",
+        choices=["balance", "wechat"],
+        default="balance",
+        dest="destination",
+        help="where the money goes: the customer's balance, or back through WeChat Pay",
+    )
+    refund.add_argument("--reason", required=True, help="why (the customer reads it)")
     staff_cli.add_parser(sub)
     creators_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
         return _run(args)
     except SettingsError as exc:
-        print("设置有误 / configuration problems:", *exc.problems, sep="\n  - ", file=sys.stderr)
+        print("configuration problems:", *exc.problems, sep="\n  - ", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand with its one-line description, whose --help shows every option's default."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=summary, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("chatorder")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args.host, args.port, args.var)
     if args.command == "doctor":
+        from bot.demo import demo_settings
         from bot.doctor import run_doctor
 
-        return asyncio.run(run_doctor(load_settings()))
+        settings = demo_settings(var_dir=args.var) if args.demo else load_settings()
+        return asyncio.run(run_doctor(settings))
     settings = load_settings()
     if args.command == "serve":
         return _serve(settings)
@@ -88,10 +126,13 @@ def _demo(host: str, port: int, var: Path) -> int:
 
     settings = demo_settings(port=port, var_dir=var, host=host)
     logs.configure(settings.log_format)
+    sock = _bind(host, port)  # before anything is printed: a taken port is said plainly
+    if sock is None:
+        return 2
     if added := asyncio.run(prepare_demo(settings)):
         print(f"demo catalog: {added} services loaded", flush=True)
     print(f"chatorder demo — open the sandbox console: {settings.public_url}/sandbox/", flush=True)
-    return _run_app(settings)
+    return _run_app(settings, sock)
 
 
 def _serve(settings: Settings) -> int:
@@ -102,15 +143,32 @@ def _serve(settings: Settings) -> int:
     if current != head:
         print("the database schema is behind the code: run `chatorder db upgrade` first", file=sys.stderr)
         return 2
-    return _run_app(settings)
+    sock = _bind(settings.host, settings.port)
+    return 2 if sock is None else _run_app(settings, sock)
 
 
-def _run_app(settings: Settings) -> int:
+def _bind(host: str, port: int) -> socket.socket | None:
+    """A listening socket on host:port, or None after saying why (e.g. the port is taken)."""
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"port {port} on {host} is already in use (another chatorder?); "
+                f"stop that program or choose another port, e.g. --port {port + 1}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    return sock
+
+
+def _run_app(settings: Settings, sock: socket.socket) -> int:
     from bot.app import create_app, tune_gc
 
     tune_gc()
-
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
     return 0
 
 
@@ -126,33 +184,40 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _catalog_import(settings: Settings, path: Path) -> int:
-    from store.catalog import parse_catalog
+    from store.catalog_import import parse_catalog
 
     fmt = CATALOG_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        print(f"{path}: 不支持的格式，请用 .yaml/.yml 或 .csv", file=sys.stderr)
+        print(f"{path}: unsupported format; use a .yaml/.yml or .csv file", file=sys.stderr)
         return 2
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"{path}: 无法读取：{exc}", file=sys.stderr)
+    except FileNotFoundError:
+        print(f"{path}: no such file; check the path", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print(f"{path}: not UTF-8 text; save the file as UTF-8 and try again", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{path}: cannot read it ({exc.strerror or exc})", file=sys.stderr)
         return 1
     specs, errors = parse_catalog(text, fmt)
     if errors:
         # All or nothing: one bad row and nothing is written, so fixing the file and rerunning is safe.
         for error in errors:
             print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
-        print(f"{len(errors)} 处错误，未导入任何内容", file=sys.stderr)
+        print(f"{len(errors)} problem(s): nothing was imported; fix them and run it again", file=sys.stderr)
         return 1
     report = asyncio.run(_import_specs(settings, specs))
-    print(f"导入完成：新增 {report.created} 个服务，更新 {report.updated} 个，套餐 {report.packages} 个")
+    counts = f"{report.created} new, {report.updated} updated service(s), {report.packages} package(s)"
+    print(f"imported: {counts}")
     for note in report.notes:
         print(f"  - {note}")
     return 0
 
 
 async def _import_specs(settings: Settings, specs: list[ServiceSpec]) -> ImportReport:
-    from store.catalog import import_catalog
+    from store.catalog_import import import_catalog
     from store.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
@@ -206,6 +271,7 @@ async def _refund(settings: Settings, args: argparse.Namespace) -> int:
     import aiohttp
 
     from bot.channels.pay import PayClient, PayError
+    from bot.cli_words import explain
     from flows.format import yuan
     from flows.payments import refund_order
     from store.db import make_engine, make_sessionmaker
@@ -230,7 +296,7 @@ async def _refund(settings: Settings, args: argparse.Namespace) -> int:
                 notify_url=f"{settings.public_url}/pay/wechat/refund-notify",
             )
     except DomainError as exc:
-        print(f"refused: {exc.code} {exc.details}", file=sys.stderr)
+        print(explain(exc), file=sys.stderr)
         return 1
     except PayError as exc:
         print(f"WeChat Pay refused the refund: {exc.code} {exc.message}", file=sys.stderr)

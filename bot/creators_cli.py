@@ -13,17 +13,20 @@ from contextlib import asynccontextmanager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cli_words import explain
 from settings import Settings
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    w = sub.add_parser("withdrawals", help="creators' withdrawal requests: list, approve, refuse")
-    w.add_argument("action", choices=["list", "approve", "refuse"])
+    summary = "creators' withdrawal requests: list, approve, refuse"
+    w = sub.add_parser("withdrawals", help=summary, description=summary)
+    w.add_argument("action", choices=["list", "approve", "refuse"], help="what to do")
     w.add_argument("id", nargs="?", type=int, help="the request's number (see list)")
     w.add_argument("--reason", default="", help="why a request is refused (the creator reads it)")
-    c = sub.add_parser("commissions", help="commissions held by a fraud rule: list, release, reject")
-    c.add_argument("action", choices=["held", "release", "reject"])
-    c.add_argument("id", nargs="?", type=int)
+    summary = "commissions held by a fraud rule: list, release, reject (staff: 佣金 in work chat)"
+    c = sub.add_parser("commissions", help=summary, description=summary)
+    c.add_argument("action", choices=["held", "release", "reject"], help="what to do")
+    c.add_argument("id", nargs="?", type=int, help="the commission's number (see held)")
 
 
 @asynccontextmanager
@@ -66,11 +69,26 @@ async def withdrawals(settings: Settings, args: argparse.Namespace) -> int:
                 now=utcnow(),
             )
         except DomainError as exc:
-            print(f"refused: {exc.code} {exc.details}", file=sys.stderr)
+            print(explain(exc), file=sys.stderr)
             return 1
-    then = " (the payout job transfers it)" if w.status == "approved" else ""
-    print(f"withdrawal #{w.id}: {w.status}{then}")
+        if w.status == "approved" and settings.wechatpay_mch_id:
+            await _pay_out_now(settings, sessionmaker)
+    print(f"withdrawal #{w.id}: {w.status}")
     return 0
+
+
+async def _pay_out_now(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Transfer what was approved now, as the server does on an approval in work chat (the server's
+    payout job would otherwise find it within its period); the same partner_trade_no pays once."""
+    import aiohttp
+
+    from bot.channels.pay import PayClient
+    from flows.creators import pay_out
+    from store.models import utcnow
+
+    async with aiohttp.ClientSession() as http:
+        paid = await pay_out(sessionmaker, PayClient(http, settings), settings, utcnow())
+    print(f"{paid} payout(s) transferred" if paid else "the payout will be retried by the server")
 
 
 async def commissions(settings: Settings, args: argparse.Namespace) -> int:
@@ -100,7 +118,7 @@ async def commissions(settings: Settings, args: argparse.Namespace) -> int:
                     now=utcnow(),
                 )
         except DomainError as exc:
-            print(f"refused: {exc.code} {exc.details}", file=sys.stderr)
+            print(explain(exc), file=sys.stderr)
             return 1
     print(f"commission #{c.id}: {c.status}")
     return 0

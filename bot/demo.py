@@ -50,7 +50,7 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
 
 async def prepare_demo(settings: Settings) -> int:
     """What the demo needs before it serves: the schema, and the demo catalog on first start."""
-    from store.catalog import load_demo_catalog
+    from store.catalog_import import load_demo_catalog
     from store.db import make_engine, make_sessionmaker
     from store.migrate import upgrade
     from store.staff import ensure_demo_staff

@@ -1,18 +1,22 @@
-"""`GET /files/materials/{id}?exp=…&sig=…`: a customer's stored image, for staff who open a signed link.
+"""Signed downloads. `GET /files/materials/{id}?exp=…&sig=…`: a customer's stored image, for staff
+(flows.relay.material_link, 7 days). `GET /files/mydata/{id}?exp=…&sig=…`: everything held about a
+person as JSON, for that person (我的数据, flows.privacy.export_link, 24 hours).
 
-The link is signed with a key derived from the app secrets (flows.relay.material_link) and expires
-after 7 days; anything else is 403, so material ids cannot be walked.
+Both are signed with keys derived from the app secrets; anything else is 403, so ids cannot be walked.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from aiohttp import web
 
 from bot import keys
+from flows.privacy import export_link_is_valid
 from flows.relay import link_is_valid
-from store.models import Material, utcnow
+from store import privacy
+from store.models import Material, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,5 +45,30 @@ async def material(request: web.Request) -> web.Response:
     )
 
 
+async def my_data(request: web.Request) -> web.Response:
+    """The person's data as a JSON attachment, or 403 for a wrong or expired signature."""
+    query = request.query
+    async with request.app[keys.SESSIONMAKER]() as session:
+        user = await session.get(User, int(request.match_info["id"]))
+        valid = user is not None and export_link_is_valid(
+            request.app[keys.SETTINGS], user, query.get("exp", ""), query.get("sig", ""), utcnow()
+        )
+        if user is None or not valid:
+            log.warning("personal data link refused", extra={"peer": request.remote})
+            return web.Response(status=403, text="forbidden")
+        document = await privacy.export(session, account=user.account, openid=user.openid)
+    return web.Response(
+        body=json.dumps(document, ensure_ascii=False, indent=1, default=str).encode(),
+        content_type="application/json",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": 'attachment; filename="my-data.json"',
+        },
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get(r"/files/materials/{id:\d+}", material)
+    app.router.add_get(r"/files/mydata/{id:\d+}", my_data)

@@ -48,8 +48,18 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("aiohttp.access", "alembic"):
+    set_levels(level)
+
+
+# Loggers held at WARNING whatever the level: request lines carry signed query strings (openid,
+# signatures, download links), and the SQL driver's debug lines carry parameters (people's answers).
+QUIET = ("aiohttp.access", "aiosqlite", "alembic")
+
+
+def set_levels(level: int) -> None:
+    """The root level, with QUIET loggers kept at WARNING."""
+    logging.getLogger().setLevel(level)
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,7 +1,8 @@
 """The JSAPI pay page: opened from the link in chat inside WeChat, it starts WeChat Pay for that order.
 
 The link carries the out_trade_no of the payment shown in chat (random, so it names no one's order);
-the page makes a JSAPI payment for the same order, bound to the customer's openid, so only they can pay.
+the page makes a JSAPI payment for the same order, bound to the customer's openid, so only they can pay;
+a reload reuses it while WeChat Pay still honours its prepay_id.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from bot import keys
 from bot.channels.pay import PayError
 from flows import texts
 from flows.format import yuan
+from flows.payments import order_pay_request
 from store import payments
 from store.errors import DomainError
-from store.models import Order
+from store.models import Order, utcnow
 from store.orders import OrderStatus
 
 log = logging.getLogger(__name__)
@@ -34,32 +36,23 @@ async def pay_page(request: web.Request) -> web.Response:
             return _page(texts.PAY_PAGE_NOT_FOUND, status=404)
         if order.status != OrderStatus.PENDING_PAYMENT:
             return _page(texts.PAY_NOT_NEEDED.format(number=order.number, status=order.status))
-        try:
-            payment = await payments.create_payment(
-                session,
-                purpose="order",
-                account=order.account,
-                openid=order.openid,
-                order_id=order.id,
-                trade_type="JSAPI",
-            )
-        except DomainError:
-            return _page(texts.PAY_PAGE_NOT_FOUND, status=404)
     try:
-        answer = await pay.unified_order(
-            out_trade_no=payment.out_trade_no,
-            body=texts.PAY_BODY_ORDER.format(brand=settings.brand, number=order.number),
-            total_fee=order.total_fen,
+        payment = await order_pay_request(
+            request.app[keys.SESSIONMAKER],
+            pay,
+            order,
             trade_type="JSAPI",
-            openid=order.openid,
+            body=texts.PAY_BODY_ORDER.format(brand=settings.brand, number=order.number),
             notify_url=f"{settings.public_url}/pay/wechat/notify",
+            now=utcnow(),
         )
+    except DomainError:  # lapsed or paid meanwhile
+        return _page(texts.PAY_PAGE_NOT_FOUND, status=404)
     except PayError:
         log.warning("JSAPI unified order failed", exc_info=True, extra={"order": order.number})
         return _page(texts.PAY_UNAVAILABLE.format(number=order.number), status=503)
-    async with request.app[keys.SESSIONMAKER].begin() as session:
-        await payments.set_prepay(session, payment_id=payment.id, prepay_id=answer["prepay_id"])
-    params = pay.jsapi_params(answer["prepay_id"])
+    assert payment.prepay_id is not None  # order_pay_request returns a JSAPI payment with its prepay_id
+    params = pay.jsapi_params(payment.prepay_id)
     title = texts.PAY_PAGE_TITLE.format(number=order.number, total=yuan(order.total_fen))
     return _page(title, script=_script(params))
 

@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Any
 
+from bot.cli_words import explain
 from settings import Settings
 
 SEPARATORS = re.compile(r"[,，、]+")
@@ -15,7 +16,8 @@ SEPARATORS = re.compile(r"[,，、]+")
 
 def add_parser(sub: Any) -> None:
     """Add the `staff` command to the CLI's subparsers."""
-    staff = sub.add_parser("staff", help="the staff registry: who may act in WeCom work chat, and how")
+    summary = "the staff registry: who may act in WeCom work chat, and how"
+    staff = sub.add_parser("staff", help=summary, description=summary)
     actions = staff.add_subparsers(dest="staff_action", required=True)
     add = actions.add_parser("add", help="register a member (or update one; a removed member comes back)")
     add.add_argument("userid", help="the member's WeCom userid")
@@ -27,10 +29,10 @@ def add_parser(sub: Any) -> None:
     listing = actions.add_parser("list", help="members, roles, duty and open orders")
     listing.add_argument("--all", action="store_true", help="include removed members")
     remove = actions.add_parser("remove", help="deactivate a member (the audit trail keeps them)")
-    remove.add_argument("userid")
+    remove.add_argument("userid", help="the member's WeCom userid")
     duty = actions.add_parser("duty", help="put a member on or off duty")
-    duty.add_argument("userid")
-    duty.add_argument("state", choices=["on", "off"])
+    duty.add_argument("userid", help="the member's WeCom userid")
+    duty.add_argument("state", choices=["on", "off"], help="on: hand them orders; off: no new ones")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,7 +95,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{handed} waiting order(s) handed out")
         return 0
     except DomainError as exc:
-        print(f"refused: {exc.code} {exc.details}", file=sys.stderr)
+        print(explain(exc), file=sys.stderr)
         return 1
     finally:
         await engine.dispose()

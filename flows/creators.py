@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # The merchant's own problem, not the creator's: keep the request approved and retry later.
+# The background jobs that move creators' money (bot.scheduler), woken by what makes money due.
+RELEASE_JOB, PAYOUTS_JOB = "release-commissions", "payouts"
 WAIT_FOR_MERCHANT = frozenset({"NOTENOUGH", "AMOUNT_LIMIT"})
 
 
@@ -90,10 +93,49 @@ async def burst_alert(
         .limit(1)
     )
     content = texts.STAFF_INVITE_BURST.format(
-        name=await display_name(session, account, inviter), code=creator.code, note=note or ""
+        name=await display_name(session, account, inviter), code=creator.code, note=evidence(note)
     )
     hour = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H")
     return staff_alert(settings, content, key=f"burst:{account}:{inviter}:{hour}")
+
+
+# The evidence a fraud rule records is kept as written (an audit trail); staff read it in Chinese.
+_SAME_PAYER = re.compile(r"same_payer: (?P<payer>\S+) paid orders of (?P<customers>.+)")
+_BURST = re.compile(
+    r"burst: (?P<n>\d+) bindings within (?P<minutes>\d+) min \(limit (?P<limit>\d+)\), "
+    r"(?P<first>\S+) \.\. (?P<last>\S+)"
+)
+_VERDICT = re.compile(r"(?P<verdict>approved|rejected) by (?P<actor>\S+) at (?P<at>\S+)")
+
+
+def evidence(note: str | None) -> str:
+    """A rule's evidence (and any verdict after it) in words staff read; unknown lines as they are."""
+    return "；".join(_evidence_line(line) for line in (note or "").splitlines() if line.strip())
+
+
+def _evidence_line(line: str) -> str:
+    if m := _SAME_PAYER.fullmatch(line):
+        customers = [c.strip() for c in m["customers"].split(",") if c.strip()]
+        return texts.EVIDENCE_SAME_PAYER.format(
+            payer=m["payer"], n=len(customers), customers="、".join(customers)
+        )
+    if m := _BURST.fullmatch(line):
+        return texts.EVIDENCE_BURST.format(
+            n=m["n"], minutes=m["minutes"], limit=m["limit"], first=_when(m["first"]), last=_when(m["last"])
+        )
+    if m := _VERDICT.fullmatch(line):
+        verb = texts.EVIDENCE_VERDICTS[m["verdict"]]
+        return texts.EVIDENCE_VERDICT.format(actor=m["actor"], at=_when(m["at"]), verb=verb)
+    return line
+
+
+def _when(iso: str) -> str:
+    try:
+        at = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    return f"{at.astimezone(BEIJING):%m-%d %H:%M}"
 
 
 # --- Commissions -----------------------------------------------------------------------------------
@@ -103,7 +145,7 @@ async def order_paid(session: AsyncSession, order: Order, settings: Settings, no
     """A paid order: a waiting binding becomes real (policy first_paid), then commissions are recorded."""
     bound = await referrals.confirm_on_paid(session, account=order.account, invitee=order.openid, now=now)
     if bound is not None:
-        invites = await referrals.team(session, account=order.account, openid=bound.inviter_openid, depth=1)
+        invites = await referrals.invites_of(session, account=order.account, openid=bound.inviter_openid)
         await enqueue(
             session,
             *await member_joined(
@@ -145,7 +187,7 @@ def flag_alerts(made: Sequence[Commission], order: Order, settings: Settings) ->
         number=order.number,
         total=yuan(order.total_fen),
         rule=texts.STAFF_FLAG_RULES.get(held[0].flag or "", held[0].flag),
-        note=held[0].note or "",
+        note=evidence(held[0].note),
         amounts="、".join(f"{yuan(c.amount_fen)}（{texts.COMMISSION_KINDS[c.depth]}）" for c in held),
     )
     return staff_alert(settings, content, key=f"flag:{order.id}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -70,6 +71,34 @@ def card_update(userid: str, response_code: str, label: str) -> Outgoing:
     """Replace the buttons of the card `userid` clicked, for all who got it (a code works once, 72 h)."""
     payload = {"response_code": response_code, "atall": 1, "button": {"replace_name": _clip(label, 20)}}
     return Outgoing(WECOM, userid, "card_update", payload)
+
+
+async def settled_order_card(
+    session: AsyncSession, order: Order, settings: Settings, turn: CardClick, label: str
+) -> Outgoing:
+    """The clicked card redrawn for all who got it: the order as it is now (status, review, owner), and
+    its buttons given way to `label` (WeCom's replace_text) — not a 待审核 card with a done stamp."""
+    card = order_card(
+        order,
+        settings,
+        task_id=turn.task_id,
+        buttons=ORDER_BUTTONS,
+        title=await items_title(session, order.id),
+        customer=await customer_name(session, order),
+        assignee=await member_name(session, order.assignee),
+    )
+    card["replace_text"] = _clip(label, 20)
+    payload = {"response_code": turn.response_code, "atall": 1, "template_card": card}
+    return Outgoing(WECOM, turn.userid, "card_update", payload)
+
+
+@dataclass(frozen=True, slots=True)
+class CardClick:
+    """The click a card update answers: who clicked which card, and the code WeCom gave for it."""
+
+    userid: str
+    task_id: str
+    response_code: str
 
 
 def assigned_notice(order: Order, member: Staff, how: str, *, by: str = "") -> list[Outgoing]:
@@ -175,9 +204,14 @@ async def send_order_card(
     *,
     buttons: Sequence[str] = ORDER_BUTTONS,
     with_assignee: bool = True,
+    to: Sequence[str] | None = None,
 ) -> list[str]:
-    """A button card about the order to the staff concerned; returns the task ids (one per group)."""
-    recipients = await card_recipients(session, order, buttons, with_assignee=with_assignee)
+    """A button card about the order to the staff concerned (or to `to`); the task ids (one per group)."""
+    recipients = (
+        list(to)
+        if to is not None
+        else await card_recipients(session, order, buttons, with_assignee=with_assignee)
+    )
     facts = {
         "title": await items_title(session, order.id),
         "customer": await customer_name(session, order),
@@ -277,6 +311,20 @@ async def withdrawal_card_message(
 
 
 # --- Jobs: each takes (sessionmaker, settings, now) and returns how many things it did -------------------
+
+
+async def catch_up_cards(session: AsyncSession, settings: Settings, now: dt.datetime, member: Staff) -> int:
+    """A reviewer coming on duty gets the cards of the orders waiting for review that reached nobody
+    (paid while no one was on duty) or not them; how many were sent."""
+    if not desk.can(member, "approve"):
+        return 0
+    waiting = {f"order:{o.id}": o for o in await desk.pending_reviews(session)}
+    missing = await desk.without_open_card(session, member.userid, list(waiting))
+    for subject in missing:
+        order = waiting[subject]
+        buttons = ORDER_BUTTONS if order.assignee is None else REVIEW_BUTTONS
+        await send_order_card(session, order, settings, now, buttons=buttons, to=[member.userid])
+    return len(missing)
 
 
 async def hand_out_backlog(

@@ -5,6 +5,9 @@ stateDiagram-v2
     [*] --> step1: begin
     step1 --> step2: valid answer
     step1 --> step1: invalid (re-asked with the reason) / 模板
+    step1 --> checking: an answer with a part assumed (下周五晚上 → 19:00)
+    checking --> step2: 对
+    checking --> step1: anything else, read as a new answer
     step2 --> step1: 返回
     step2 --> confirm: last valid answer
     confirm --> step2: 返回
@@ -13,21 +16,25 @@ stateDiagram-v2
     paused --> step2: 继续
 ```
 The state lives in FlowState (flow, step, data["form"]) and is persisted with each turn, so a form
-survives restarts and a person can wander off and come back.
+survives restarts and a person can wander off and come back. An answer waiting to be confirmed is kept
+in data["form"]["pending"] with the question that asks for it; the step's prompt is that question.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from flows import texts
-from flows.requirements import MAX_IMAGES, STEPS, InvalidInput, Step
+from flows.requirements import MAX_IMAGES, STEPS, InvalidInput, NeedsConfirmation, Step
 from store.turns import FlowState
 
 CONFIRM = "confirm"
 DONE_WORDS = {"好了", "好", "完成", "发完了", "没有了", "ok", "下一步"}
 SKIP_WORDS = {"跳过", "没有", "无", "不用", "skip"}
+# 对 keeps an answer the form asked back about (flows.requirements.NeedsConfirmation)
+YES_WORDS = {"对", "对的", "对呀", "对啊", "是", "是的", "是呀", "好", "好的", "好呀", "嗯", "嗯嗯", "可以"}
+YES_WORDS |= {"行", "没错", "没问题", "确认", "确定", "ok", "okay", "yes", "y", "👌", "👍"}
 
 
 class Form:
@@ -43,7 +50,7 @@ class Form:
         return state.flow == cls.name
 
     @classmethod
-    def begin(cls, state: FlowState, keys: list[str], **extra: Any) -> Form:
+    def begin(cls, state: FlowState, keys: list[str], **extra: Any) -> Self:
         ordered = [k for k in STEPS if k in set(keys)]
         state.flow = cls.name
         state.data["form"] = {"keys": ordered, "answers": {}, "reminded": False, **extra}
@@ -52,7 +59,7 @@ class Form:
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.state.data["form"]  # type: ignore[no-any-return]
+        return self.state.data["form"]
 
     @property
     def keys(self) -> list[str]:
@@ -60,7 +67,7 @@ class Form:
 
     @property
     def answers(self) -> dict[str, Any]:
-        return self.data["answers"]  # type: ignore[no-any-return]
+        return self.data["answers"]
 
     @property
     def at_confirm(self) -> bool:
@@ -79,21 +86,41 @@ class Form:
         step = self.step
         assert step is not None
         n, total = self.position()
+        pending = self.pending
+        if pending is not None:
+            return texts.FORM_STEP.format(n=n, total=total, prompt=pending["question"])
         hint = texts.FORM_TEMPLATE_HINT if step.example else ""
         return texts.FORM_STEP.format(n=n, total=total, prompt=step.prompt + hint)
 
-    def example(self) -> str:
+    def example(self, now: dt.datetime) -> str:
         step = self.step
-        return texts.FORM_TEMPLATE.format(example=step.example) if step else ""
+        return texts.FORM_TEMPLATE.format(example=step.example_at(now)) if step else ""
+
+    @property
+    def pending(self) -> dict[str, Any] | None:
+        """The answer to the current step waiting for 对, with the question asking for it."""
+        pending = self.data.get("pending")
+        return pending if pending and pending.get("key") == self.state.step else None
 
     def answer(self, text: str, now: dt.datetime) -> None:
-        """Validate and keep the answer, then move on; InvalidInput leaves everything as it was."""
+        """Validate and keep the answer, then move on; InvalidInput leaves everything as it was.
+
+        An answer with an assumed part is held as pending (the prompt becomes its question) until 对.
+        """
         step = self.step
         assert step is not None
+        pending = self.pending
         if step.images:
             self._finish_images(text)
+        elif pending is not None and _is_yes(text):
+            self.answers[step.key] = pending["value"]
         else:
-            self.answers[step.key] = step.parse(text, now)
+            try:
+                self.answers[step.key] = step.parse(text, now)
+            except NeedsConfirmation as ask:
+                self.data["pending"] = {"key": step.key, "value": ask.value, "question": ask.question}
+                return
+        self.data.pop("pending", None)
         self._advance()
 
     def add_image(self, material_id: int) -> int:
@@ -126,6 +153,7 @@ class Form:
 
     def back(self) -> bool:
         """One step back; False when already at the first step."""
+        self.data.pop("pending", None)
         keys = self.keys
         if not keys:
             return False
@@ -167,3 +195,7 @@ class OrderForm(Form):
     @property
     def lines(self) -> list[tuple[int, int]]:
         return [(int(p), int(q)) for p, q in self.data["lines"]]
+
+
+def _is_yes(text: str) -> bool:
+    return text.strip().strip("。.!！~～ ").lower() in YES_WORDS

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from flows.when import BEIJING
+
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
 
 
@@ -38,3 +42,13 @@ def circled(position: int) -> str:
 def bar(done: int, total: int) -> str:
     """3 of 5 → '▓▓▓░░'."""
     return "▓" * done + "░" * (total - done)
+
+
+WEEKDAYS = "一二三四五六日"
+
+
+def day_time(at: dt.datetime, *, clock: bool = True) -> str:
+    """A Beijing time as people read it: '12月18日（周五）19:00' (or without the clock)."""
+    local = at.astimezone(BEIJING)
+    day = f"{local.month}月{local.day}日（周{WEEKDAYS[local.weekday()]}）"
+    return f"{day}{local:%H:%M}" if clock else day

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.pay import PayClient, PayError
+from bot.channels.pay import PayClient, PayError, TradeType
 from flows import texts
 from flows.creators import refund_settled
 from flows.format import yuan
@@ -21,7 +22,66 @@ from store.models import Order, Payment, Refund, utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing, enqueue, text
 
+log = logging.getLogger(__name__)
+
 REMIND_BEFORE = dt.timedelta(minutes=10)
+
+
+async def order_pay_request(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    pay: PayClient,
+    order: Order,
+    *,
+    trade_type: TradeType,
+    body: str,
+    notify_url: str,
+    now: dt.datetime,
+) -> Payment:
+    """The order's payment with WeChat Pay's code_url (NATIVE) or prepay_id (JSAPI), reused while it is
+    valid: a repeated 确认 / 支付 or a reloaded pay page never asks WeChat Pay for a second one."""
+    async with sessionmaker.begin() as session:
+        payment, lapsed = await payments.order_payment(
+            session,
+            order_id=order.id,
+            account=order.account,
+            openid=order.openid,
+            trade_type=trade_type,
+            now=now,
+        )
+    for out_trade_no in lapsed:
+        await _close_at_wechat(sessionmaker, pay, out_trade_no)
+    if payment.code_url if trade_type == "NATIVE" else payment.prepay_id:
+        return payment
+    # Also after a crash between asking and saving: WeChat answers the same out_trade_no with the same prepay.
+    answer = await pay.unified_order(
+        out_trade_no=payment.out_trade_no,
+        body=body,
+        total_fee=payment.amount_fen,
+        trade_type=trade_type,
+        notify_url=notify_url,
+        openid=order.openid if trade_type == "JSAPI" else None,
+        product_id=payment.out_trade_no if trade_type == "NATIVE" else None,
+    )
+    async with sessionmaker.begin() as session:
+        return await payments.set_prepay(
+            session,
+            payment_id=payment.id,
+            code_url=answer["code_url"] if trade_type == "NATIVE" else None,
+            prepay_id=answer["prepay_id"] if trade_type == "JSAPI" else None,
+        )
+
+
+async def _close_at_wechat(
+    sessionmaker: async_sessionmaker[AsyncSession], pay: PayClient, out_trade_no: str
+) -> None:
+    """Best effort: a lapsed pay request that WeChat Pay still held can no longer be paid."""
+    try:
+        await pay.close_order(out_trade_no)
+    except PayError as exc:
+        log.info("closing a lapsed payment failed", extra={"out_trade_no": out_trade_no, "code": exc.code})
+        if exc.code == "ORDERPAID":  # paid meanwhile: its notification or the reconcile job credits it
+            async with sessionmaker.begin() as session:
+                await payments.reopen_payment(session, out_trade_no=out_trade_no)
 
 
 async def on_pay_notification(

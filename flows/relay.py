@@ -180,15 +180,13 @@ async def open_orders(session: AsyncSession, *, account: str, openid: str, now: 
     done = [o.id for o in found if o.status == OrderStatus.COMPLETED]
     if not done:
         return found
-    completed_at = dict(
-        (
-            await session.execute(
-                select(OrderEvent.order_id, func.max(OrderEvent.at))
-                .where(OrderEvent.order_id.in_(done), OrderEvent.to_status == OrderStatus.COMPLETED)
-                .group_by(OrderEvent.order_id)
-            )
-        ).tuples()
+    # Rows, not the result itself: dict() would take a result (it has keys()) for a mapping.
+    rows = await session.execute(
+        select(OrderEvent.order_id, func.max(OrderEvent.at))
+        .where(OrderEvent.order_id.in_(done), OrderEvent.to_status == OrderStatus.COMPLETED)
+        .group_by(OrderEvent.order_id)
     )
+    completed_at = {order_id: at for order_id, at in rows}
     return [
         o
         for o in found
@@ -334,7 +332,7 @@ async def update_conversation(
 ) -> None:
     """Apply `change` to the person's flow state (optimistic: retried if a turn wrote meanwhile).
 
-    The caller holds the person's lock (handlers.work Turn.change): the turn writer does not compare
+    The caller holds the person's lock (handlers.work.turn Turn.change): the turn writer does not compare
     versions, so a customer turn running at the same moment would otherwise write over this change."""
     for _ in range(3):
         conv = await session.get(Conversation, (account, openid), populate_existing=True)

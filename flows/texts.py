@@ -26,7 +26,8 @@ HELP = (
     "· 支付 单号 — 支付二维码；余额支付；余额；充值 金额\n"
     "· 发票 — 保存抬头、申请电子发票\n"
     "其他\n"
-    "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以"
+    "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以\n"
+    "· 我的数据 — 下载我们保存的你的全部信息；注销 — 删除你的个人信息"
 )
 
 UNKNOWN = "抱歉，这句我还没学会 🙈\n\n" + HELP
@@ -48,6 +49,35 @@ VOICE_UNSUPPORTED = "暂时听不了语音，麻烦打字告诉我吧～ 发「�
 OTHER_MESSAGE = "这类消息我还看不懂，发文字就好～ 发「帮助」看看可以怎么说。"
 
 SORRY = "抱歉，刚才出了点问题，我们已经在处理了。请稍后再试一次。"
+
+# --- Personal data: 我的数据 and 注销 ----------------------------------------------------------------
+
+MY_DATA_LINK = (
+    "这是你在「{brand}」的全部数据（资料、聊天记录、订单、支付、余额流水、发票抬头、邀请关系、下单资料和图片清单），"
+    "JSON 格式，点开即可下载：\n{url}\n链接 {hours} 小时内有效，只有拿到链接的人能打开，请不要转发。"
+)
+MY_DATA_UNAVAILABLE = "暂时无法生成下载链接，请稍后再试，或发「人工」联系客服。"
+ERASE_CONFIRM = (
+    "确定要注销吗？注销后将删除：你的资料、聊天内容、对话进度、下单时填写的资料和发送的图片、保存的发票抬头、购物车。\n"
+    "订单、支付和账务记录是财务依法需要保留的，会去掉与你的关联后保留；未支付的订单会被取消。\n"
+    "{money}"
+    "确认请在 {minutes} 分钟内回复「确认注销」，不注销就不用理会。"
+)
+ERASE_MONEY = (
+    "⚠️ 你还有 {total} 在这里：{parts}。注销后这些钱无法再找回或提现，"
+    "建议先处理：可提现的收益发「提现 金额」，余额可用「余额支付」下单或发「人工」咨询退回，"
+    "待结算的佣金要等结算后才能提现。\n"
+)
+ERASE_MONEY_BALANCE = "余额 {amount}"
+ERASE_MONEY_AVAILABLE = "可提现收益 {amount}"
+ERASE_MONEY_PENDING = "待结算佣金 {amount}"
+ERASE_BLOCKED_ORDERS = (
+    "你还有进行中的订单（{numbers}），注销会让我们无法继续交付或退款。"
+    "等订单完成后再注销，或先发「申请退款 单号 原因」。"
+)
+ERASE_BLOCKED_WITHDRAWAL = "你有一笔 {amount} 的提现正在处理，到账后再注销吧，以免钱无法到账。"
+ERASE_NOT_ASKED = "要注销的话，请先发「注销」，看清会删除哪些信息后再确认。"
+ERASED = "已注销，你的个人信息已删除 🙏 感谢一路相伴。以后想再用{brand}，随时发消息就好。"
 
 # Menu button labels (WeChat allows 4 Chinese characters for top-level, 8 for sub-buttons).
 MENU_BROWSE = "找服务"
@@ -151,6 +181,7 @@ FORM_TEMPLATE_HINT = "（发「模板」看示例）"
 FORM_TEMPLATE = "示例：\n{example}\n\n照这个格式发给我就行。"
 FORM_FIRST_STEP = "已经是第一步了。\n\n"
 FORM_CANCELLED = "好的，已放弃这次下单。购物车里的内容还在，随时发「结算」重新开始。"
+FORM_CANCELLED_NO_CART = "好的，已放弃这次下单。想再看看的话，直接说想找什么，或发「分类」浏览。"
 FORM_PAUSED = "\n\n——\n刚才的下单进行到第 {n}/{total} 步，发「继续」接着填。"
 FORM_PAUSED_CONFIRM = "\n\n——\n刚才的订单还差最后确认，发「继续」查看，发「确认」生成订单。"
 FORM_NOTHING_TO_RESUME = "现在没有进行中的下单。发「购物车」看看，或「搜 关键词」找服务。"
@@ -158,13 +189,32 @@ FORM_REMINDER = "你有一份没填完的订单（第 {n}/{total} 步）📝 发
 NOT_IN_FORM = "现在没有进行中的下单，这句用不上哦。发「帮助」看看可以怎么说。"
 
 ANSWER_LENGTH = "这一步需要 {lo}–{hi} 个字，你发了 {got} 个字，请调整后再发一次。"
-LINK_INVALID = "这一步需要一个以 http 开头的链接哦，例如 https://… 请再发一次。"
-TIME_INVALID = "没看懂这个时间，请按「11月28日 19:00」这样的格式再发一次。"
-TIME_NEEDS_CLOCK = "请带上具体几点，例如「11月28日 19:00」或「明天 晚上8点」。"
-TIME_TOO_SOON = "发布时间需要在 24 小时以后，留给达人准备的时间。请换个时间。"
-TIME_TOO_FAR = "发布时间最多可以约在 180 天内，请换个近一点的时间。"
+BRAND_NO_LETTERS = "品牌名里要有文字或字母哦。请发品牌或店铺名称，例如「{example}」。"
+BRAND_LOOKS_LIKE_QUESTION = (
+    "「{said}」像是一个问题，不像品牌名，我先不记下。这一步请发品牌或店铺名称，例如「{example}」。"
+)
+BRAND_LOOKS_LIKE_LINK = "这是一个链接哦，链接在后面一步填。这一步请发品牌或店铺名称，例如「{example}」。"
+LINK_INVALID = "这一步需要商品或作品的链接哦，例如 https://… 也可以直接粘贴抖音、小红书、淘宝的分享文案，我会从里面找链接。"
+TIME_INVALID = "没看懂这个时间，可以这样说：「{example}」「下周五晚上7点」「后天下午3点」。请再发一次。"
+TIME_NEEDS_DATE = "{clock} 是哪一天呢？请带上日期，例如「{example}」或「下周五晚上7点」。"
+TIME_PAST = "{when} 已经过去了，请发一个以后的时间，例如「{example}」。"
+TIME_TOO_SOON = (
+    "发布时间需要在 24 小时以后（{earliest} 之后），留给达人准备的时间。请换个时间，例如「{example}」。"
+)
+TIME_TOO_FAR = "发布时间最多可以约在 180 天内（{latest}之前），请换个近一点的时间。"
+TIME_CONFIRM = "发布时间记为 {when}{assumed}，对吗？回复「对」确认，或直接发新的时间。"
+TIME_ASSUMED_CLOCK = "（没说几点，先按 {clock} 记）"
+TIME_ASAP = (
+    "最早可以约在 {when}（留 24 小时给达人准备），就定这个时间吗？回复「对」确认，或直接发你想要的时间。"
+)
 MENTIONS_INVALID = "请发 1–10 个需要 @ 的账号，用空格隔开，例如「@小鹿爱咖啡 @咖啡品牌A」。"
+MENTIONS_NOT_A_NAME = "「{name}」看起来不像账号名哦。" + MENTIONS_INVALID
 CONTACT_INVALID = "请发联系人姓名和手机号，例如「王芳 13800138000」。"
+CONTACT_NO_PHONE = (
+    "没找到有效的电话号码：手机号是 1 开头的 11 位数字（可以带 +86），座机请带区号，"
+    "例如「王芳 13800138000」或「王芳 021-62345678」。"
+)
+CONTACT_NO_NAME = "电话收到了，还差联系人怎么称呼，例如「王芳 {phone}」。"
 IMAGES_EXPECTED = "这一步请直接发图片（可以连发几张），发完后回复「好了」。不需要的话发「跳过」。"
 IMAGE_SAVED = "收到第 {n} 张图 👍 继续发图，或回复「好了」进入下一步。"
 IMAGE_LIMIT = "最多可以放 {max} 张参考图，已经够了，回复「好了」进入下一步。"
@@ -189,7 +239,6 @@ EXAMPLE_BRAND = "咖啡品牌A"
 EXAMPLE_LINK = "https://shop.example.com/coffee/new"
 EXAMPLE_SELLING_POINTS = "0 糖 0 脂的冷萃咖啡，3 秒速溶，冷水也能冲。"
 EXAMPLE_COPY = "突出早八通勤场景，提一句新品首发 8 折。"
-EXAMPLE_PUBLISH_TIME = "11月28日 19:00"
 EXAMPLE_MENTIONS = "@咖啡品牌A官方 @小鹿爱咖啡"
 EXAMPLE_IMAGES = "直接发产品图、包装图或你喜欢的风格参考图，发完回复「好了」。"
 EXAMPLE_AUDIENCE = "一二线城市 22–30 岁上班族，女性为主"
@@ -328,6 +377,7 @@ INVOICE_HELP = (
 )
 INVOICE_TITLES = "\n已保存的抬头：\n{lines}"
 INVOICE_LIST = "\n发票进度：\n{lines}"
+INVOICE_LINE = "· 订单 {number} · {title} {amount} {status}"
 INVOICE_TITLE_SAVED = "已保存抬头「{title}」{tax_no}。订单完成后发「开发票 订单号」即可。"
 INVOICE_TITLE_USAGE = "请按「发票抬头 公司名称 税号」发送，个人发票只写名字。"
 INVOICE_TAX_NO = "（税号 {tax_no}）"
@@ -468,8 +518,12 @@ STAFF_WITHDRAW_REQUESTED = (
 )
 STAFF_COMMISSION_FLAG = (
     "**🚩 佣金已暂扣待核对**\n> 订单：{number}　金额：{total}\n> 规则：{rule}\n> 证据：{note}\n"
-    "> 涉及佣金：{amounts}\n核对后在工作台处理。"
+    "> 涉及佣金：{amounts}\n核对后在工作台发「佣金」放行或驳回。"
 )
+EVIDENCE_SAME_PAYER = "同一微信 {payer} 为 {n} 个账号付过款：{customers}"
+EVIDENCE_BURST = "{minutes} 分钟内绑定了 {n} 位新成员（上限 {limit}），{first} 至 {last}"
+EVIDENCE_VERDICT = "{at} 由 {actor} {verb}"
+EVIDENCE_VERDICTS = {"approved": "放行", "rejected": "驳回"}
 STAFF_FLAG_RULES = {"same_payer": "多个账号由同一付款人支付", "burst": "短时间内大量邀请"}
 STAFF_INVITE_BURST = (
     "**🚩 邀请异常**\n> 邀请人：{name}（邀请码 {code}）\n> {note}\n该邀请人的新成员订单佣金将暂扣待核对。"

@@ -28,11 +28,11 @@ HELP = (
     "· 查单 单号 · 待办 · 今日\n"
     "· 通过 单号 · 驳回 单号 原因\n"
     "· 接单 单号 · 分配 单号 成员\n"
-    "· 开始 单号 · 发布 单号 链接 · 完成 单号\n"
+    "· 开始 [单号] · 发布 单号 链接 · 完成 [单号]\n"
     "· 回复 单号 内容 · 对话 单号 · 快捷回复\n"
     "· 退款 单号 [金额] 原因 [原路] · 拒绝退款 单号 原因\n"
     "其他\n"
-    "· 提现 — 待审提现 · 上班 / 下班\n"
+    "· 提现 — 待审提现 · 佣金 — 暂扣待核对的佣金 · 上班 / 下班\n"
     "· 员工 列表 / 添加 / 移除 / 值班（管理员）"
 )
 UNKNOWN = "没看懂「{text}」🤔\n\n" + HELP
@@ -44,15 +44,16 @@ USAGE = {
     "驳回": "驳回 单号 原因（客户会看到原因）\n例如：驳回 20261122-0042 商品链接打不开，请重新发一个",
     "接单": "接单 单号\n例如：接单 20261122-0042",
     "分配": "分配 单号 成员（姓名或账号）\n例如：分配 20261122-0042 李四",
-    "开始": "开始 单号\n例如：开始 20261122-0042",
+    "开始": "开始 [单号]（只有一单待开始时可省略单号）\n例如：开始 20261122-0042",
     "发布": "发布 单号 链接 [标题]\n例如：发布 20261122-0042 https://www.xiaohongshu.com/… 探店笔记",
-    "完成": "完成 单号\n例如：完成 20261122-0042",
+    "完成": "完成 [单号]（只有一单执行中时可省略单号）\n例如：完成 20261122-0042",
     "退款": (
         "退款 单号 [金额] 原因 [原路]\n"
         "不写金额退剩余全部；默认退到客户余额，末尾加「原路」退回微信。\n"
         "例如：退款 20261122-0042 100 活动取消"
     ),
     "拒绝退款": "拒绝退款 单号 原因（客户会看到原因）\n例如：拒绝退款 20261122-0042 笔记已按约定发布，不符合退款条件",
+    "佣金": "佣金 · 佣金 放行 编号 · 佣金 驳回 编号\n例如：佣金 放行 12",
     "回复": "回复 单号 内容\n例如：回复 20261122-0042 卖点里的“0 糖”需要检测报告，可以补一张吗？",
     "待办": "待办",
     "今日": "今日",
@@ -147,6 +148,22 @@ STAFF_REMOVED = "已移除 {name}（{userid}），操作记录保留。"
 STAFF_REMOVED_KEPT = "\n名下还有 {n} 单：{numbers}，请用「分配 单号 成员」转给其他人。"
 REMOVE_SELF = "不能移除自己哦，请另一位管理员操作。"
 
+# --- Commissions held by a fraud rule ---------------------------------------------------------------
+
+COMMISSIONS_NONE = "👍 没有暂扣待核对的佣金。"
+COMMISSIONS_HEAD = "暂扣待核对的佣金 {n} 笔（发「佣金 放行 编号」或「佣金 驳回 编号」）：\n{lines}"
+COMMISSION_LINE = "#{id} · 订单 {number} · {amount}（{kind}）→ {who}\n  规则：{rule}\n  证据：{evidence}"
+COMMISSION_RELEASED = "✅ 佣金 #{id} 已放行：{amount} 计入 {who} 的待结算收益。"
+COMMISSION_REJECTED = "佣金 #{id} 已驳回：{amount} 不再计入 {who} 的收益。"
+COMMISSION_NOT_FOUND = "没有找到佣金 #{id}，发「佣金」看看待核对的列表。"
+COMMISSION_DECIDED = "佣金 #{id} 已经处理过了（{status}）。"
+COMMISSION_STATES = {
+    "pending": "已放行",
+    "available": "已结算",
+    "reversed": "已驳回或已扣回",
+    "review": "待核对",
+}
+
 # --- Withdrawals -----------------------------------------------------------------------------------
 
 WITHDRAWALS_NONE = "👍 没有待审的提现申请。"
@@ -216,6 +233,10 @@ DELIVERABLE_PUBLISHED = "📣 订单 {number}：{title}已发布 → {url}\n进�
 # --- Refusals: store.errors.DomainError codes --------------------------------------------------------
 
 DOMAIN_ERRORS = {
+    "commission_not_found": COMMISSION_NOT_FOUND,
+    "commission_decided": COMMISSION_DECIDED,
+    "none_of_mine": "你名下没有「{status}」的订单。要处理别的订单，请发「{command} 单号」。",
+    "which_of_mine": "你名下有几单都可以{command}，是哪一单？\n{numbers}\n请发「{command} 单号」，例如「{command} {example}」。",
     "not_found": ORDER_NOT_FOUND,
     "withdrawal_not_found": WITHDRAWAL_NOT_FOUND,
     "withdrawal_decided": "提现 #{id} 已经处理过了（{status}）。",

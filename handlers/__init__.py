@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from handlers import basic, cart, catalog, creators, faq, form, invite, invoices, orders, pay, relay, resubmit
+from handlers import (
+    basic,
+    cart,
+    catalog,
+    creators,
+    faq,
+    form,
+    invite,
+    invoices,
+    orders,
+    pay,
+    privacy,
+    relay,
+    resubmit,
+)
 from handlers.router import Router
 
 
@@ -22,6 +36,7 @@ def build_router() -> Router:
         pay.router,
         invoices.router,
         invite.router,
+        privacy.router,  # 我的数据, 注销, 确认注销
         resubmit.answers,  # answers to the steps being redone
         relay.answers,  # free text and images in relay mode go to the order's staff
         form.answers,

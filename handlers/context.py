@@ -66,6 +66,7 @@ class Services:
     stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
+    wake_job: Callable[[str], None] | None = None  # runs a background job now (bot.scheduler)
 
 
 @dataclass(slots=True)

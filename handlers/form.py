@@ -79,16 +79,18 @@ async def on_back(ctx: Ctx) -> None:
 
 @router.when(lambda ctx: _said(ctx, "取消", "放弃", "不要了", "算了", "取消下单"))
 async def on_cancel(ctx: Ctx) -> None:
-    """Abandon the form; the cart stays."""
+    """Abandon the form; the cart stays (and is only mentioned when something is in it)."""
     OrderForm(ctx.state).end()
-    ctx.say(texts.FORM_CANCELLED)
+    async with ctx.read() as session:
+        kept = await orders.cart_lines(session, account=ctx.event.account, openid=ctx.openid)
+    ctx.say(texts.FORM_CANCELLED if kept else texts.FORM_CANCELLED_NO_CART)
 
 
 @router.when(lambda ctx: _said(ctx, "模板", "示例", "例子", "范例"))
 async def on_template(ctx: Ctx) -> None:
     """An example answer for the current step."""
     form = OrderForm(ctx.state)
-    ctx.say(form.example() + "\n\n" + form.prompt() if form.step else await _summary(ctx, form))
+    ctx.say(form.example(ctx.now()) + "\n\n" + form.prompt() if form.step else await _summary(ctx, form))
 
 
 @router.text("继续", "接着填", "继续下单", "继续填")
@@ -147,6 +149,12 @@ async def _drop_sold_out(ctx: Ctx, form: OrderForm, exc: DomainError) -> None:
         raise UserFacingError(texts.DOMAIN_ERRORS["sold_out"], names=names)
     form.data["lines"] = keep
     ctx.say(texts.ORDER_SOLD_OUT.format(names=names) + "\n\n" + await _summary(ctx, form))
+
+
+@router.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "text" and ctx.command == "")
+async def on_only_punctuation(ctx: Ctx) -> None:
+    """？？？ while a form is open is an answer to check (and refuse), not the help command '?'."""
+    await on_answer(ctx)
 
 
 @answers.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "text")

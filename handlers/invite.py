@@ -45,9 +45,9 @@ class Poster:
 async def on_invite(ctx: Ctx) -> None:
     """The creator's poster, with a hint to name it when WeChat gave no nickname."""
     poster = await make_poster(ctx)
-    ctx.image(poster.media_id)
     hint = "" if poster.named else "\n\n" + tc.POSTER_NAME_HINT
-    ctx.say(texts.INVITE_POSTER + hint, code=poster.code)
+    ctx.say(texts.INVITE_POSTER + hint, code=poster.code)  # the caption points down at the poster: first
+    ctx.image(poster.media_id)
 
 
 @router.prefix("海报昵称")

@@ -23,14 +23,19 @@ async def on_invoices(ctx: Ctx) -> None:
     """How to get an invoice, the saved titles and the invoices asked for."""
     async with ctx.read() as session:
         titles = await payments.invoice_titles(session, account=ctx.event.account, openid=ctx.openid)
-        invoices = await payments.invoices_of(session, account=ctx.event.account, openid=ctx.openid)
+        invoices = await payments.invoices_with_orders(session, account=ctx.event.account, openid=ctx.openid)
     title_lines = "\n".join(
         f"{i}. {t.title} {t.tax_no or ''}".rstrip() for i, t in enumerate(titles, start=1)
     )
     invoice_lines = "\n".join(
-        f"· {inv.title} {yuan(inv.amount_fen)} {texts.INVOICE_STATUS.get(inv.status, inv.status)}"
+        texts.INVOICE_LINE.format(
+            number=number,
+            title=inv.title,
+            amount=yuan(inv.amount_fen),
+            status=texts.INVOICE_STATUS.get(inv.status, inv.status),
+        )
         + (f" {inv.url}" if inv.url else "")
-        for inv in invoices
+        for inv, number in invoices
     )
     ctx.say(
         texts.INVOICE_HELP,

@@ -24,7 +24,7 @@ PER_PAGE = 5
 
 
 def _listing(ctx: Ctx) -> dict[str, Any]:
-    return ctx.state.data.setdefault("orders", {})  # type: ignore[no-any-return]
+    return ctx.state.data.setdefault("orders", {})
 
 
 def _number(ctx: Ctx, command: str) -> str:

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import re
 
+from bot.channels.pay import PayClient
 from flows import texts
 from flows.format import yuan
 from flows.notices import quiet
 from flows.paid import after_paid
+from flows.payments import order_pay_request
 from flows.requirements import BEIJING
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.router import Router
@@ -22,6 +24,7 @@ from store.orders import OrderStatus
 log = logging.getLogger(__name__)
 router = Router("pay")
 
+DIGITS = re.compile(r"\d[\d-]*")  # what the customer meant as an order number
 NUMBER = re.compile(r"\b(\d{8}-\d{4})\b")
 _AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
 
@@ -52,35 +55,42 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
     ctx.image(media_id)
 
 
-async def _pay_qr(ctx: Ctx, *, purpose: str, amount_fen: int, order: Order | None) -> tuple[Payment, str]:
-    """Create the payment, ask WeChat Pay for its code_url, and upload it as a QR image."""
+async def _pay_qr(
+    ctx: Ctx, *, purpose: payments.Purpose, amount_fen: int, order: Order | None
+) -> tuple[Payment, str]:
+    """The payment (an order's open one is reused), its code_url from WeChat Pay, uploaded as a QR image."""
     pay, media = ctx.services.pay, ctx.services.media
     if pay is None or media is None:
         raise RuntimeError("WeChat Pay is not configured")
+    notify_url = f"{ctx.settings.public_url}/pay/wechat/notify"
+    if order is not None:
+        body = ctx.fmt(texts.PAY_BODY_ORDER, number=order.number)
+        payment = await order_pay_request(
+            ctx.sessionmaker, pay, order, trade_type="NATIVE", body=body, notify_url=notify_url, now=ctx.now()
+        )
+    else:
+        payment = await _topup_payment(ctx, pay, amount_fen, notify_url)
+    code_url = payment.code_url or ""
+    png = await asyncio.to_thread(qr_png, code_url)
+    return payment, await media.upload_media("image", f"pay-{payment.out_trade_no}.png", png)
+
+
+async def _topup_payment(ctx: Ctx, pay: PayClient, amount_fen: int, notify_url: str) -> Payment:
+    """Each 充值 is a new payment: the amount is the customer's choice every time."""
     async with ctx.transaction() as session:
         payment = await payments.create_payment(
-            session,
-            purpose=purpose,
-            account=ctx.event.account,
-            openid=ctx.openid,
-            amount_fen=amount_fen,
-            order_id=order.id if order else None,
+            session, purpose="topup", account=ctx.event.account, openid=ctx.openid, amount_fen=amount_fen
         )
-    body = ctx.fmt(
-        texts.PAY_BODY_ORDER if order else texts.PAY_BODY_TOPUP, number=order.number if order else ""
-    )
     answer = await pay.unified_order(
         out_trade_no=payment.out_trade_no,
-        body=body,
+        body=ctx.fmt(texts.PAY_BODY_TOPUP, number=""),
         total_fee=amount_fen,
         trade_type="NATIVE",
-        notify_url=f"{ctx.settings.public_url}/pay/wechat/notify",
+        notify_url=notify_url,
         product_id=payment.out_trade_no,
     )
     async with ctx.transaction() as session:
-        await payments.set_prepay(session, payment_id=payment.id, code_url=answer["code_url"])
-    png = await asyncio.to_thread(qr_png, answer["code_url"])
-    return payment, await media.upload_media("image", f"pay-{payment.out_trade_no}.png", png)
+        return await payments.set_prepay(session, payment_id=payment.id, code_url=answer["code_url"])
 
 
 def _link(ctx: Ctx, payment: Payment) -> str:
@@ -97,6 +107,9 @@ def _link(ctx: Ctx, payment: Payment) -> str:
 async def _unpaid(ctx: Ctx, command: str) -> Order:
     """The order named in the command, or the one just created; it must still be 待支付."""
     match = NUMBER.search(ctx.command or "")
+    named = DIGITS.search(ctx.command or "")
+    if match is None and named:
+        raise UserFacingError(texts.ORDER_NOT_FOUND, number=named.group(0)[:30])  # never another order
     number = match.group(1) if match else ctx.state.data.get("paying")
     if not number:
         raise UserFacingError(texts.PAY_NO_ORDER)
@@ -115,7 +128,7 @@ async def _unpaid(ctx: Ctx, command: str) -> Order:
     )
 )
 async def on_pay(ctx: Ctx) -> None:
-    """'支付 20261122-0042' (or just 支付 after ordering): a fresh pay QR."""
+    """'支付 20261122-0042' (or just 支付 after ordering): the pay QR again (the same payment while valid)."""
     order = await _unpaid(ctx, "支付")
     await offer_payment(ctx, order, intro=texts.PAY_AGAIN)
 

@@ -69,7 +69,7 @@ async def on_back(ctx: Ctx) -> None:
 async def on_example(ctx: Ctx) -> None:
     """An example answer for the current step."""
     form = ResubmitForm(ctx.state)
-    _ask(ctx, form.example() + "\n\n", form)
+    _ask(ctx, form.example(ctx.now()) + "\n\n", form)
 
 
 @router.when(lambda ctx: _redoing(ctx, RESUME))

@@ -1,4 +1,8 @@
-"""A small decorator router: one Router per handlers/ module, included in order by handlers/__init__."""
+"""Decorator routers: one per handlers/ module, included in order in one place (first match wins).
+
+`Routes` is the mechanism over any context; `Router` routes customers' turns (handlers/__init__),
+`handlers.work.turn.StaffRouter` staff commands in work chat (handlers/work/__init__).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, Self, TypeVar
 
 from handlers.context import Ctx
 
+C = TypeVar("C")
 Handler = Callable[[Ctx], Awaitable[None]]
 Predicate = Callable[[Ctx], bool]
 
@@ -23,25 +29,38 @@ def normalise(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Route(Generic[C]):
     name: str
-    matches: Predicate
-    handler: Handler
+    matches: Callable[[C], bool]
+    handler: Callable[[C], Awaitable[None]]
 
 
-class Router:
+class Routes(Generic[C]):
     """Routes are tried in the order they were registered; included routers follow their position."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.routes: list[Route] = []
+        self.routes: list[Route[C]] = []
 
-    def when(self, predicate: Predicate) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    def when(
+        self, predicate: Callable[[C], bool]
+    ) -> Callable[[Callable[[C], Awaitable[None]]], Callable[[C], Awaitable[None]]]:
+        def register(handler: Callable[[C], Awaitable[None]]) -> Callable[[C], Awaitable[None]]:
             self.routes.append(Route(f"{self.name}.{handler.__name__}", predicate, handler))
             return handler
 
         return register
+
+    def include(self, *routers: Self) -> None:
+        for router in routers:
+            self.routes.extend(router.routes)
+
+    def resolve(self, ctx: C) -> Route[C] | None:
+        return next((r for r in self.routes if r.matches(ctx)), None)
+
+
+class Router(Routes[Ctx]):
+    """Customers' turns: commands, menu clicks, events and messages."""
 
     def text(self, *words: str) -> Callable[[Handler], Handler]:
         """Exact commands, typed or sent by a menu button mapped to the same command."""
@@ -61,10 +80,3 @@ class Router:
 
     def fallback(self) -> Callable[[Handler], Handler]:
         return self.when(lambda ctx: True)
-
-    def include(self, *routers: Router) -> None:
-        for router in routers:
-            self.routes.extend(router.routes)
-
-    def resolve(self, ctx: Ctx) -> Route | None:
-        return next((r for r in self.routes if r.matches(ctx)), None)

@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import qrcode
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -139,7 +139,7 @@ def parse_template(data: Any, *, name: str = "template") -> PosterSpec:
         shapes.append(
             Shape(
                 kind=kind,
-                box=p.ints(raw, "box", 4, where=where),
+                box=_four(p.ints(raw, "box", 4, where=where)),
                 fill=p.colour(raw, "fill", where),
                 blur=p.get(raw, "blur", where, int, default=0, minimum=0),
                 radius=p.get(raw, "radius", where, int, default=0, minimum=0),
@@ -160,17 +160,18 @@ def parse_template(data: Any, *, name: str = "template") -> PosterSpec:
     if code.text and "{code}" not in code.text:
         p.fail("code.text", "must contain {code}")
     q = p.obj(data, "qr")
+    x, y, side = p.ints(q, "box", 3, where="qr", minimum=0)
     qr = QrSlot(
-        box=p.ints(q, "box", 3, where="qr", minimum=0),
+        box=(x, y, side),
         quiet_zone=p.get(q, "quiet_zone", "qr", int, default=4, minimum=1),
         color=p.colour(q, "color", "qr", default="#000000"),
     )
-    x, y, side = qr.box
     if side < 64 or x + side > size[0] or y + side > size[1]:
         p.fail("qr.box", f"[{x}, {y}, {side}] must be at least 64 px and lie inside the {size} poster")
     a = p.obj(data, "avatar")
+    cx, cy = p.ints(a, "center", 2, where="avatar")
     avatar = AvatarSlot(
-        center=p.ints(a, "center", 2, where="avatar"),
+        center=(cx, cy),
         diameter=p.get(a, "diameter", "avatar", int, minimum=8),
         ring_color=p.colour(a, "ring_color", "avatar", default="#FFFFFF"),
         ring_width=p.get(a, "ring_width", "avatar", int, default=0, minimum=0),
@@ -193,15 +194,29 @@ def parse_template(data: Any, *, name: str = "template") -> PosterSpec:
 _MISSING = object()
 
 
+def _four(v: tuple[int, ...]) -> tuple[int, int, int, int]:
+    a, b, c, d = v
+    return (a, b, c, d)
+
+
 class _Parser:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def fail(self, field: str, problem: str) -> None:
+    def fail(self, field: str, problem: str) -> NoReturn:
         where = f"field {field!r} " if field else ""
         raise TemplateError(f"template {self.name!r}: {where}{problem}")
 
-    def get(self, obj: dict, key: str, where: str, kind: type, *, default: Any = _MISSING, minimum=None):
+    def get(
+        self,
+        obj: dict,
+        key: str,
+        where: str,
+        kind: type[Any],
+        *,
+        default: Any = _MISSING,
+        minimum: int | None = None,
+    ) -> Any:
         field = f"{where}.{key}" if where else key
         if key not in obj:
             if default is _MISSING:
@@ -219,7 +234,9 @@ class _Parser:
     def obj(self, data: dict, key: str) -> dict:
         return self.get(data, key, "", dict)
 
-    def ints(self, obj: dict, key: str, n: int, *, where: str = "", minimum=None) -> tuple[int, ...]:
+    def ints(
+        self, obj: dict, key: str, n: int, *, where: str = "", minimum: int | None = None
+    ) -> tuple[int, ...]:
         field = f"{where}.{key}" if where else key
         value = self.get(obj, key, where, list)
         if len(value) != n or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
@@ -234,7 +251,10 @@ class _Parser:
             rgba = ImageColor.getcolor(value, "RGBA")
         except ValueError:
             self.fail(f"{where}.{key}", f"must be a colour like #RRGGBB or #RRGGBBAA, not {value!r}")
-        return tuple(rgba)  # type: ignore[return-value]
+        # getcolor gives an int only for single-band modes; "RGBA" is always four bands.
+        assert isinstance(rgba, tuple)
+        r, g, b, a = rgba
+        return (r, g, b, a)
 
     def text_slot(self, data: dict, key: str, *, needs_text: bool = False) -> TextSlot:
         slot = self.obj(data, key)
@@ -427,8 +447,8 @@ def _draw_avatar(img: Image.Image, slot: AvatarSlot, avatar: bytes | None, name:
     if avatar:
         try:
             with Image.open(io.BytesIO(avatar)) as src:
-                src = ImageOps.exif_transpose(src)
-                face = ImageOps.fit(src.convert("RGB"), (d, d), Image.Resampling.LANCZOS)
+                upright = ImageOps.exif_transpose(src)
+                face = ImageOps.fit(upright.convert("RGB"), (d, d), Image.Resampling.LANCZOS)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             log.warning("poster avatar unreadable, drawing the placeholder: %s", e)
     if ring:

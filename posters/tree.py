@@ -142,7 +142,7 @@ def layout_tree(
     name = clean_nickname(root_name, font) or "?"
     p.text((PAD + 150, 112), texts.title.format(name=name), 40, WHITE, "lm", max_width=WIDTH - PAD - 190)
     p.text((PAD + 150, 166), texts.summary.format(count=sum(counts)), 26, WHITE, "lm")
-    root = AvatarSlot(center=(PAD + 64, 132), diameter=112, ring_width=5, placeholder=(255, 201, 184))
+    root = AvatarSlot(center=(PAD + 64, 132), diameter=112, ring_width=5, placeholder=(255, 201, 184, 255))
     y = HEADER_H + 36
     if sum(counts) == 0:
         return p.done(y + _empty(p, texts.empty, y), None, (), root, name)
@@ -201,7 +201,8 @@ class _Placer:
         face = _font(self.font, size)
         if max_width:
             text = fit_text(text, face, max_width)
-        left, top, right, bottom = face.getbbox(text, anchor=anchor)
+        # Pillow types the box as floats; FreeType measures whole pixels.
+        left, top, right, bottom = (int(v) for v in face.getbbox(text, anchor=anchor))
         x, y = xy
         self.texts.append(TextItem(xy, text, size, fill, anchor, (x + left, y + top, x + right, y + bottom)))
 

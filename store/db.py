@@ -15,6 +15,9 @@ from store.sqlite_driver import OneHopDbapi
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for SQLite (WAL, durable commits, busy timeout) or PostgreSQL (asyncpg)."""
     parsed = make_url(url)
+    # A failed statement's message (logged with its traceback) would otherwise carry its parameters:
+    # people's answers, phone numbers, openids.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("pool_pre_ping", True)

@@ -355,6 +355,18 @@ def _completed_before(cutoff: dt.datetime) -> ColumnElement[bool]:
     )
 
 
+async def next_release_at(session: AsyncSession, *, freeze_days: int) -> dt.datetime | None:
+    """When the earliest pending commission of a completed order falls due (None: none waits)."""
+    done = OrderStatus.COMPLETED
+    completed_at = await session.scalar(
+        select(func.min(OrderEvent.at))
+        .join(Commission, Commission.order_id == OrderEvent.order_id)
+        .join(Order, Order.id == OrderEvent.order_id)
+        .where(Commission.status == "pending", Order.status == done, OrderEvent.to_status == done)
+    )
+    return None if completed_at is None else completed_at + dt.timedelta(days=freeze_days)
+
+
 async def release_due(session: AsyncSession, *, now: dt.datetime, freeze_days: int) -> list[Commission]:
     """Pending commissions of orders completed at least `freeze_days` ago → available."""
     due = _completed_before(now - dt.timedelta(days=freeze_days))
@@ -507,6 +519,18 @@ async def decide_review(
         c = await _get_commission(session, commission_id)
         raise DomainError("conflict", commission_id=commission_id, status=c.status)
     return done
+
+
+async def held_for_review(session: AsyncSession, *, limit: int = 20) -> list[tuple[Commission, str]]:
+    """Commissions a fraud rule holds, oldest first, with their order's number."""
+    stmt = (
+        select(Commission, Order.number)
+        .join(Order, Order.id == Commission.order_id)
+        .where(Commission.status == "review")
+        .order_by(Commission.id)
+        .limit(limit)
+    )
+    return [(c, number) for c, number in (await session.execute(stmt)).all()]
 
 
 # --- Withdrawals -----------------------------------------------------------------------------------

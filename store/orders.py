@@ -331,7 +331,7 @@ _ORDERABLE = (
 _BY_SOURCE_KEY = select(Order).where(Order.source_key == bindparam("source_key"))
 
 
-async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dict[int, Row[Any]]:
+async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dict[int, Row[*tuple[Any, ...]]]:
     """Package and service columns of listed packages; anything else is not_found."""
     found = await session.execute(_ORDERABLE, {"package_ids": list(package_ids)})
     rows = {r.id: r for r in found if r.status == "listed"}

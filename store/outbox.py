@@ -45,6 +45,6 @@ async def enqueue(session: AsyncSession, *messages: Outgoing) -> None:
     """
     if not messages:
         return
-    dialect_insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
     await session.execute(stmt, [{**m.row(), "status": "pending", "attempts": 0} for m in messages])

@@ -41,6 +41,9 @@ TRADE_TYPES = frozenset({"NATIVE", "JSAPI"})
 MIN_TOPUP_FEN = 100  # ¥1
 MAX_TOPUP_FEN = 5_000_000  # ¥50,000
 RECONCILE_WINDOW = dt.timedelta(days=2)
+# WeChat Pay keeps a code_url / prepay_id payable for 2 hours; reusing one a little less long than
+# that leaves the customer time to pay it.
+PREPAY_LIFETIME = dt.timedelta(hours=2) - dt.timedelta(minutes=5)
 # Once paid, an order can only be refunded; these states mean "the money arrived".
 WAS_PAID: frozenset[OrderStatus] = PAID | {OrderStatus.REFUNDING, OrderStatus.REFUNDED}
 REFUNDABLE: frozenset[OrderStatus] = PAID | {OrderStatus.REFUNDING}
@@ -357,6 +360,73 @@ async def create_payment(
     raise DomainError("conflict", purpose=purpose)
 
 
+async def order_payment(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    account: str,
+    openid: str,
+    trade_type: str,
+    now: dt.datetime | None = None,
+) -> tuple[Payment, list[str]]:
+    """The order's open payment of `trade_type` while WeChat Pay still honours it, else a new one.
+
+    Also returns the out_trade_no of every open payment that lapsed and was closed here, for the
+    caller to close at WeChat Pay. The order's row is held first, so a retried 确认 and a reloaded
+    pay page racing for one order end with one payment."""
+    now = now or utcnow()
+    order = await _order(session, order_id)
+    _own(order, account, openid)
+    _payable(order, now)
+    if await _hold_order(session, order_id, [OrderStatus.PENDING_PAYMENT]) is None:
+        _payable(await _order(session, order_id), now)
+        raise DomainError("conflict", order_id=order_id)
+    open_payments = list(
+        await session.scalars(
+            select(Payment)
+            .where(
+                Payment.order_id == order_id,
+                Payment.purpose == "order",
+                Payment.trade_type == trade_type,
+                Payment.status == "created",
+            )
+            .order_by(Payment.id.desc())
+            .execution_options(populate_existing=True)
+        )
+    )
+    valid = [p for p in open_payments if p.created_at > now - PREPAY_LIFETIME]
+    keep = valid[0] if valid and valid[0].amount_fen == order.total_fen else None
+    lapsed = [p for p in open_payments if p is not keep]
+    if lapsed:
+        await session.execute(
+            update(Payment)
+            .where(Payment.id.in_([p.id for p in lapsed]), Payment.status == "created")
+            .values(status="closed")
+            .execution_options(synchronize_session=False)
+        )
+    if keep is None:
+        keep = await create_payment(
+            session,
+            purpose="order",
+            account=account,
+            openid=openid,
+            order_id=order_id,
+            trade_type=trade_type,
+            now=now,
+        )
+    return keep, [p.out_trade_no for p in lapsed]
+
+
+async def reopen_payment(session: AsyncSession, *, out_trade_no: str) -> None:
+    """A payment we closed that WeChat Pay says was paid: open again, so reconciliation credits it."""
+    await session.execute(
+        update(Payment)
+        .where(Payment.out_trade_no == out_trade_no, Payment.status == "closed")
+        .values(status="created")
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def set_prepay(
     session: AsyncSession, *, payment_id: int, code_url: str | None = None, prepay_id: str | None = None
 ) -> Payment:
@@ -546,11 +616,12 @@ async def refund(
     if order.status not in REFUNDABLE:
         raise DomainError("not_refundable", order_id=order_id, status=order.status)
     # Held from here on: two refunds of one order never both pass the sum check below.
-    order = await _hold_order(session, order_id, REFUNDABLE)
-    if order is None:
+    held = await _hold_order(session, order_id, REFUNDABLE)
+    if held is None:
         raise DomainError(
             "not_refundable", order_id=order_id, status=(await _order(session, order_id)).status
         )
+    order = held
     left = refundable = await paid_for(session, order_id) - await refunded(session, order_id)
     payment_id = None
     if destination == "wechat":
@@ -816,6 +887,19 @@ async def invoices_of(session: AsyncSession, *, account: str, openid: str) -> li
         .order_by(Invoice.id.desc())
     )
     return list(await session.scalars(stmt))
+
+
+async def invoices_with_orders(
+    session: AsyncSession, *, account: str, openid: str
+) -> list[tuple[Invoice, str]]:
+    """The person's invoices with the number of the order each belongs to, newest first."""
+    stmt = (
+        select(Invoice, Order.number)
+        .join(Order, Order.id == Invoice.order_id)
+        .where(Invoice.account == account, Invoice.openid == openid)
+        .order_by(Invoice.id.desc())
+    )
+    return [(invoice, number) for invoice, number in (await session.execute(stmt)).all()]
 
 
 async def get_payment(session: AsyncSession, *, out_trade_no: str) -> Payment | None:

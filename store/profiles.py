@@ -59,7 +59,7 @@ async def set_nickname(session: AsyncSession, *, account: str, openid: str, nick
 
 async def _user(session: AsyncSession, account: str, openid: str) -> User:
     # The turn writes a newcomer's row only after the handler: make it here if it is not there yet.
-    dialect_insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     await session.execute(
         dialect_insert(User)
         .values(account=account, openid=openid)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import false, func, literal_column, select, update
+from sqlalchemy import Integer, false, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import creators
@@ -92,7 +92,7 @@ async def _chain(session: AsyncSession, account: str, openid: str, limit: int) -
     if limit <= 0:
         return []
     # literal_column, not a bound parameter: PostgreSQL must see one integer type in both terms.
-    first = select(Referral.inviter_openid.label("openid"), literal_column("1").label("hop")).where(
+    first = select(Referral.inviter_openid.label("openid"), literal_column("1", Integer).label("hop")).where(
         Referral.account == account, Referral.invitee_openid == openid, Referral.status == "bound"
     )
     chain = first.cte("chain", recursive=True)
@@ -180,7 +180,7 @@ async def _flag_burst(
             )
         )
     ).one()
-    if n <= count:
+    if n <= count or first is None or last is None:  # more than `count` rows always have a min and max
         return False
     note = (
         f"burst: {n} bindings within {minutes} min (limit {count}), {first.isoformat()} .. {last.isoformat()}"

@@ -123,7 +123,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     def rollback(self) -> None:
         # A session that only read has nothing to roll back (sqlite3 opens a transaction for DML only),
         # yet closing it and returning its connection to the pool each asked for one: two hops per read.
-        raw = self._connection._connection  # type: ignore[attr-defined]
+        raw = self._connection._connection
         if raw is not None and not raw.in_transaction:
             return
         super().rollback()

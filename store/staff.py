@@ -60,6 +60,7 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "reply": frozenset({"ops"}),
     "refund": frozenset({"finance"}),
     "withdrawals": frozenset({"finance"}),
+    "commissions": frozenset({"finance"}),
     "assign": frozenset(),
     "staff": frozenset(),
 }
@@ -611,6 +612,16 @@ async def add_card(
     session.add(card)
     await session.flush()
     return card
+
+
+async def without_open_card(session: AsyncSession, userid: str, subjects: Sequence[str]) -> list[str]:
+    """Those of `subjects` about which `userid` holds no open card (recipients are a JSON list: checked
+    here rather than in SQL, the same on SQLite and PostgreSQL)."""
+    stmt = select(WorkCard.subject, WorkCard.recipients).where(
+        WorkCard.subject.in_(subjects), WorkCard.done_by.is_(None)
+    )
+    held = {subject for subject, recipients in await session.execute(stmt) if userid in (recipients or [])}
+    return [s for s in subjects if s not in held]
 
 
 async def get_card(session: AsyncSession, task_id: str) -> WorkCard | None:

@@ -130,6 +130,7 @@ def _snapshot(row: Any, dialect: Any) -> Snapshot:
 
 def _snapshot_columns() -> str:
     """`load`'s columns for the row of keys `k` (account, openid, msg_key), as correlated subqueries."""
+    # Declarative types __table__ as any FromClause; these models are plain tables.
     m, u, c, o = (cast(Table, model.__table__) for model in (InboundMessage, User, Conversation, Order))
     person_u = f"u.{u.c.account.name} = k.account AND u.{u.c.openid.name} = k.openid"
     person_c = f"c.{c.c.account.name} = k.account AND c.{c.c.openid.name} = k.openid"

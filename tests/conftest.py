@@ -23,7 +23,8 @@ from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from tests import wechat
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "wechat-samples"
+# Official protocol samples, kept in the repository (provenance: tests/fixtures/wechat/SOURCES.md).
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "wechat"
 PG_URL = os.environ.get("CHATORDER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CHATORDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -44,8 +45,6 @@ needs_redis = pytest.mark.skipif(not HAVE_REDIS, reason="Redis is not running on
 
 @pytest.fixture
 def samples() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"official samples not found at {SAMPLES}")
     return SAMPLES
 
 
@@ -103,6 +102,12 @@ async def redis_client() -> AsyncIterator[Any]:
     yield client
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture
+def office_settings() -> dict[str, Any]:
+    """Settings of tests/test_work_chat's office beyond WeCom and WeChat Pay (a module may override it)."""
+    return {}
 
 
 @pytest.fixture

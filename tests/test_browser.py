@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import importlib.util
-import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,10 +15,11 @@ import pytest
 from aiohttp import web
 
 from bot import keys
+from bot.doctor import chromium_path
 from flows import texts
 from tests.test_sandbox import serve_demo
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = chromium_path() or "chromium"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -36,8 +37,8 @@ pytestmark = [
         importlib.util.find_spec("playwright") is None, reason="the playwright package is not installed"
     ),
     pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK),
-        reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; see /tmp/apt.log)",
+        chromium_path() is None,
+        reason="Chromium is not installed (scripts/setup installs it; or set CHATORDER_CHROMIUM to its path)",
     ),
 ]
 
@@ -56,7 +57,7 @@ async def test_typing_help_shows_the_help_reply(
     url, app = console_url
     help_text = texts.HELP.format(brand=app[keys.SETTINGS].brand)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(viewport={"width": 1400, "height": 860}, locale="zh-CN")
             page = await context.new_page()
@@ -81,7 +82,12 @@ async def test_typing_help_shows_the_help_reply(
             # The second customer's chat stays empty until they tap the menu's help button.
             second = page.get_by_test_id("customer-column").nth(1)
             await expect(second.get_by_test_id("msg-bot")).to_have_count(0)
-            await second.locator("[data-testid=chip][data-key=MENU_HELP]").click()
+            # The menu as WeChat shows it: three buttons; 更多 opens its sub-menu, 使用帮助 is in it.
+            await expect(second.get_by_test_id("menu-button")).to_have_count(3)
+            help_item = second.locator("[data-testid=menu-item][data-key=MENU_HELP]")
+            await expect(help_item).to_be_hidden()
+            await second.get_by_test_id("menu-button").filter(has_text=texts.MENU_MORE).click()
+            await help_item.click()
             await expect(second.get_by_test_id("msg-event")).to_have_text("点击菜单「使用帮助」")
             await expect(second.get_by_test_id("msg-bot").filter(has_text=first_line)).to_be_visible()
 
@@ -101,7 +107,7 @@ async def console(url: str) -> AsyncIterator[tuple[Any, Any]]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
             page = await context.new_page()
@@ -168,6 +174,9 @@ async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
         async with context.expect_page() as opened:
             await created.locator("a").first.click()
         pay_page = await opened.value
+        # A failed try first: the page shown after it still pays (its buttons once led to a 404).
+        await pay_page.get_by_role("button", name="模拟失败").click()
+        await expect(pay_page.get_by_text("支付失败（模拟）")).to_be_visible()
         await pay_page.get_by_role("button", name="确认支付").click()
         await expect(
             pay_page.get_by_text("商户已确认收到通知")
@@ -175,3 +184,56 @@ async def test_a_customer_pays_in_the_console_and_sees_the_order_reviewed(
         reviewed = column.get_by_test_id("msg-bot").filter(has_text="进入审核")
         await expect(reviewed).to_be_visible(timeout=10_000)
         await page.screenshot(path=str(tmp_path / "sandbox-paid.png"))
+    # The customer of that chat paid, not one shared sandbox payer (which trips the fraud rule).
+    (paid,) = [o for o in console_url[1][keys.PAY_SIM].orders.values() if o.state == "SUCCESS"]
+    assert paid.payer in console_url[1][keys.SANDBOX].customers
+
+
+async def test_a_laptop_screen_shows_three_phones_whole_and_scrolls_to_a_fourth(
+    console_url: tuple[str, web.Application],
+) -> None:
+    """At 1366×768 three customers fit beside the staff pane; a fourth is reached by scrolling."""
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1366, "height": 768})
+            await page.goto(console_url[0])
+            await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            await page.get_by_test_id("add-customer").click()
+            phones = page.get_by_test_id("customer-column")
+            await expect(phones).to_have_count(3)
+            for i in range(3):
+                box = await phones.nth(i).bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1366 - 360
+            await page.get_by_test_id("add-customer").click()
+            await expect(phones).to_have_count(4)
+            await expect(phones.nth(3)).to_be_in_viewport(ratio=0.95)  # scrolled to, not clipped
+            area = page.locator(".customers")
+            assert await area.evaluate("el => el.scrollWidth > el.clientWidth")
+        finally:
+            await _bounded(browser.close())
+
+
+async def test_staff_pane_times_are_beijing_time_whatever_the_browser_zone(
+    console_url: tuple[str, web.Application],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(timezone_id="America/New_York")  # 13 hours behind
+            page = await context.new_page()
+            await page.goto(console_url[0])
+            await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            await page.get_by_test_id("staff-input").fill("帮助")
+            await page.get_by_test_id("staff-input").press("Enter")
+            shown = page.get_by_test_id("staff-time").first
+            await expect(shown).to_be_visible(timeout=10_000)
+            now = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8)))
+            hour = int((await shown.inner_text()).split(":")[0])
+            assert hour in {now.hour, (now.hour - 1) % 24}
+        finally:
+            await _bounded(browser.close())

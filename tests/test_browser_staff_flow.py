@@ -62,6 +62,11 @@ async def test_customer_pays_staff_approves_in_the_pane_customer_sees_it(
         paid = texts.ORDER_NOTICES["待审核"].split("{")[0]  # "✅ 已收到付款 "
         await expect(column.get_by_test_id("msg-bot").filter(has_text=paid)).to_be_visible(timeout=10_000)
 
+        # The work group's robot post reads as WeCom shows markdown: bold, quotes, no raw marks.
+        alert = page.locator("[data-testid=staff-entry][data-kind=markdown]").filter(has_text=number).first
+        await expect(alert.locator("strong").first).to_contain_text(number, timeout=10_000)
+        assert "**" not in await alert.inner_text() and "> " not in await alert.inner_text()
+
         # Paying handed the order to 张三 (on duty, ops) and sent the review card to the staff pane.
         order = await _order(app)
         assert order.number == number and order.assignee == STAFF

@@ -23,11 +23,9 @@ from store.catalog import (
     facets,
     get_detail,
     get_package,
-    import_catalog,
-    load_demo_catalog,
-    parse_catalog,
     search,
 )
+from store.catalog_import import import_catalog, load_demo_catalog, parse_catalog
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Order, OrderItem, Package, Service
@@ -162,28 +160,28 @@ def test_yaml_errors_name_the_line_of_the_offending_field() -> None:
           status: live
           followers: -3
         """)
-    assert has(errors, 3, "platform “小红” 不可用")
+    assert has(errors, 3, "platform “小红” is not one of")
     assert has(errors, 5, "engagement")
-    assert has(errors, 6, "加起来应是 100，现在是 98")
-    assert has(errors, 9, "price 必须是正数（单位：元，最多两位小数），收到“-5”")
-    assert has(errors, 10, "requirements 里的 foo 不可用")
-    assert has(errors, 12, "price 必须是正数")
-    assert has(errors, 13, "未知字段 stok")
-    assert has(errors, 14, "code ok-1 重复（第 1 行已用过）")
-    assert has(errors, 16, "code “no packages” 只能用")
-    assert has(errors, 16, "至少要有一个套餐")
-    assert has(errors, 20, "forms 里的 播客 不可用")
-    assert has(errors, 21, "status “live” 不可用")
-    assert has(errors, 22, "followers 应是 0 到")
+    assert has(errors, 6, "must add up to 100, not 98")
+    assert has(errors, 9, "price must be a positive amount in yuan, at most two decimals; got “-5”")
+    assert has(errors, 10, "requirements: foo not allowed")
+    assert has(errors, 12, "price must be a positive amount")
+    assert has(errors, 13, "unknown field stok")
+    assert has(errors, 14, "code ok-1 is repeated (already used on line 1)")
+    assert has(errors, 16, "code “no packages” may only use")
+    assert has(errors, 16, "at least one package is required")
+    assert has(errors, 20, "forms: 播客 not allowed")
+    assert has(errors, 21, "status “live” is not one of")
+    assert has(errors, 22, "followers must be a whole number from 0 to")
     assert [line for line, _ in errors] == sorted(line for line, _ in errors)
 
 
 def test_yaml_syntax_error_and_wrong_shapes_have_lines() -> None:
-    assert has(errors_of("- code: a\n  title: [unclosed\n"), 3, "YAML 格式错误")
-    assert has(errors_of("services: 3\n"), 1, "顶层应是服务列表")
-    assert has(errors_of("- just a string\n"), 1, "每个服务应是一个映射")
-    assert has(errors_of("- code: a\n  packages: 3\n"), 2, "packages 应是套餐列表")
-    assert errors_of("") == [(1, "文件里没有任何服务")]
+    assert has(errors_of("- code: a\n  title: [unclosed\n"), 3, "not valid YAML")
+    assert has(errors_of("services: 3\n"), 1, "the top level must be a list of services")
+    assert has(errors_of("- just a string\n"), 1, "each service must be a mapping")
+    assert has(errors_of("- code: a\n  packages: 3\n"), 2, "packages must be a list of packages")
+    assert errors_of("") == [(1, "the file holds no services")]
 
 
 def test_csv_errors_name_the_csv_line() -> None:
@@ -199,20 +197,20 @@ def test_csv_errors_name_the_csv_line() -> None:
         """,
         "csv",
     )
-    assert has(errors, 4, "title 与第 2 行不一致")
-    assert has(errors, 4, "price 必须是正数")
-    assert has(errors, 4, "stock 应是 0 到")
-    assert has(errors, 4, "requirements 里的 zzz 不可用")
-    assert has(errors, 5, "列数不对")
-    assert has(errors, 6, "code 必填")
-    assert has(errors, 7, "engagement 应是 0–100 的百分比")
-    assert has(errors, 7, "audience.gender 的百分比加起来应是 100")
+    assert has(errors, 4, "title differs from line 2")
+    assert has(errors, 4, "price must be a positive amount")
+    assert has(errors, 4, "stock must be a whole number from 0 to")
+    assert has(errors, 4, "requirements: zzz not allowed")
+    assert has(errors, 5, "9 cells where the header has 11 columns")
+    assert has(errors, 6, "code is required")
+    assert has(errors, 7, "engagement must be a percentage from 0 to 100")
+    assert has(errors, 7, "audience.gender percentages must add up to 100")
     assert not any(line in (2, 3) for line, _ in errors)
 
 
 def test_csv_header_problems() -> None:
-    assert has(errors_of("code,title,prise\n", "csv"), 1, "未知列 prise")
-    assert has(errors_of("code,title\n", "csv"), 1, "缺少列 package_name、price")
+    assert has(errors_of("code,title,prise\n", "csv"), 1, "unknown column(s) prise")
+    assert has(errors_of("code,title\n", "csv"), 1, "missing column(s) package_name, price")
 
 
 def test_csv_multiline_cell_keeps_line_numbers_right() -> None:
@@ -221,7 +219,7 @@ def test_csv_multiline_cell_keeps_line_numbers_right() -> None:
         'c1,t,抖音,达人营销,"第一行\n第二行",一条,100\n'
         "c2,t,抖音,达人营销,,一条,-1\n"
     )
-    assert has(errors_of(text, "csv"), 4, "price 必须是正数")
+    assert has(errors_of(text, "csv"), 4, "price must be a positive amount")
 
 
 def test_csv_groups_rows_into_services_with_packages() -> None:
@@ -273,7 +271,7 @@ def test_bad_prices_are_refused(written: str) -> None:
         f"- {{code: m, title: t, platform: 抖音, category: 课程, packages: [{{name: p, price: {written}}}]}}",
         "yaml",
     )
-    assert specs == [] and len(errors) == 1 and "price 必须是正数" in errors[0].message
+    assert specs == [] and len(errors) == 1 and "price must be a positive amount" in errors[0].message
 
 
 def test_scalars_keep_their_written_form() -> None:
@@ -372,8 +370,8 @@ async def test_dropped_package_is_deleted_unless_an_order_refers_to_it(
     async with catalog.begin() as session:
         report = await import_catalog(session, specs)
     assert len(report.notes) == 2
-    assert any("s1 套餐 2" in n and "订单引用" in n and "库存设为 0" in n for n in report.notes)
-    assert any("s2 套餐 2" in n and "已删除" in n for n in report.notes)
+    assert any("s1 package 2" in n and "orders refer to it" in n and "stock 0" in n for n in report.notes)
+    assert any("s2 package 2" in n and "deleted" in n for n in report.notes)
     async with catalog() as session:
         kept = await session.get(Package, ordered.id)
         assert kept is not None and kept.stock == 0
@@ -597,16 +595,16 @@ async def test_cli_imports_a_good_file_and_refuses_a_bad_one_entirely(tmp_path: 
     result = run_cli(tmp_path, "catalog", "import", str(bad))
     assert result.returncode == 1
     line = next(n for n, text in enumerate(CATALOG.splitlines(), start=1) if "price: 5000, req" in text)
-    assert f"{bad}:{line}: 服务 s4 套餐 1：price 必须是正数" in result.stderr
+    assert f"{bad}:{line}: service s4 package 1: price must be a positive amount" in result.stderr
     assert await count_services(tmp_path) == 0  # the five good services were not imported either
 
     good = tmp_path / "good.yaml"
     good.write_text(CATALOG, "utf-8")
     result = run_cli(tmp_path, "catalog", "import", str(good))
     assert result.returncode == 0, result.stderr
-    assert "新增 6 个服务，更新 0 个" in result.stdout
+    assert "imported: 6 new, 0 updated service(s)" in result.stdout
     result = run_cli(tmp_path, "catalog", "import", str(good))
-    assert "新增 0 个服务，更新 6 个" in result.stdout
+    assert "imported: 0 new, 6 updated service(s)" in result.stdout
     assert await count_services(tmp_path) == 6
 
 
@@ -619,7 +617,7 @@ async def test_cli_reads_csv_and_rejects_unknown_formats(tmp_path: Path) -> None
     good = tmp_path / "good.csv"
     good.write_text("code,title,platform,category,package_name,price\nc1,t,抖音,课程,p,9.9\n", "utf-8")
     result = run_cli(tmp_path, "catalog", "import", str(good))
-    assert result.returncode == 0 and "新增 1 个服务" in result.stdout
+    assert result.returncode == 0 and "imported: 1 new" in result.stdout
     other = tmp_path / "catalog.json"
     other.write_text("[]", "utf-8")
     assert run_cli(tmp_path, "catalog", "import", str(other)).returncode == 2

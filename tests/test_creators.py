@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -18,7 +19,7 @@ from flows.creators import decide_withdrawal, pay_out, release_commissions
 from flows.notices import order_notice
 from flows.payments import refund_order
 from settings import Settings
-from store import catalog, creators, orders, payments
+from store import catalog_import, creators, orders, payments
 from store.models import Commission, Earnings, Order, Referral, Service, Withdrawal, utcnow
 from store.orders import OrderStatus
 from tests.conftest import eventually, start_bot
@@ -34,18 +35,37 @@ async def shop(
     make_settings: Callable[..., Settings],
     pay_sim: tuple[PaySimulator, str],  # noqa: F811
 ) -> AsyncIterator[TestClient]:
-    sim, base = pay_sim
-    client = await start_bot(
-        make_settings(wechatpay_mch_id=MCH_ID, wechatpay_api_key=PAY_KEY, wechatpay_api_base=base)
-    )
-    sim.notify_base = str(client.make_url("")).rstrip("/")
-    specs, _ = catalog.parse_catalog(CATALOG, "yaml")
-    async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
-        # The course pays its buyer's inviter half its price, so one order is enough to withdraw.
-        await session.execute(update(Service).where(Service.code == "dy-course").values(commission_bp=5000))
+    client = await open_shop(make_settings, pay_sim)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def first_paid_shop(
+    make_settings: Callable[..., Settings],
+    pay_sim: tuple[PaySimulator, str],  # noqa: F811
+) -> AsyncIterator[TestClient]:
+    client = await open_shop(make_settings, pay_sim, referral_policy="first_paid")
+    yield client
+    await client.close()
+
+
+async def open_shop(
+    make_settings: Callable[..., Settings], sim_and_base: tuple[PaySimulator, str], **overrides: Any
+) -> TestClient:
+    sim, base = sim_and_base
+    client = await start_bot(
+        make_settings(
+            wechatpay_mch_id=MCH_ID, wechatpay_api_key=PAY_KEY, wechatpay_api_base=base, **overrides
+        )
+    )
+    sim.notify_base = str(client.make_url("")).rstrip("/")
+    specs, _ = catalog_import.parse_catalog(CATALOG, "yaml")
+    async with client.app[keys.SESSIONMAKER].begin() as session:
+        await catalog_import.import_catalog(session, specs)
+        # The course pays its buyer's inviter half its price, so one order is enough to withdraw.
+        await session.execute(update(Service).where(Service.code == "dy-course").values(commission_bp=5000))
+    return client
 
 
 def person(shop: TestClient, mp_sim: tuple[MpSimulator, str], openid: str) -> Customer:
@@ -194,6 +214,21 @@ async def test_commissions_go_three_levels_up_and_never_further(
     assert "o_top" not in made  # a fourth level would be illegal
     heard = await eventually(lambda: [t for t in told(mp_sim, "o_l1") if "预计为你带来" in t])
     assert "¥149.50" in heard[0] and "直推佣金" in heard[0]
+
+
+async def test_first_paid_binds_at_the_first_payment_and_pays_the_inviter(
+    first_paid_shop: TestClient, mp_sim: tuple[MpSimulator, str]
+) -> None:
+    shop = first_paid_shop
+    await follow(shop, "o_bob", f"inv_{await code_of(shop, 'o_amy')}")
+    assert await inviter_of(shop, "o_bob") is None  # only a candidate until Bob pays
+    assert told(mp_sim, "o_amy") == []
+    await pay_course(shop, person(shop, mp_sim, "o_bob"))
+    assert await inviter_of(shop, "o_bob") == "o_amy"
+    heard = await eventually(lambda: [t for t in told(mp_sim, "o_amy") if "加入了你的团队" in t])
+    assert "已邀请 1 人，还差 2 人升级为二星" in heard[0]
+    assert await eventually(lambda: commissions_of(shop)) == {"o_amy": (1, 14_950, "pending")}
+    await eventually(lambda: [t for t in told(mp_sim, "o_amy") if "预计为你带来" in t])
 
 
 async def approve_only_withdrawal(shop: TestClient) -> None:

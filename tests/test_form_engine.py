@@ -57,7 +57,8 @@ def test_publish_time_is_read_in_beijing_time(said: str, expected: str) -> None:
     ("said", "reason"),
     [
         ("今天 20:00", texts.TIME_TOO_SOON),
-        ("11月28日", texts.TIME_NEEDS_CLOCK),
+        ("11月21日 19:00", texts.TIME_PAST),
+        ("19:00", texts.TIME_NEEDS_DATE),
         ("下周", texts.TIME_INVALID),
         ("2027-12-01 10:00", texts.TIME_TOO_FAR),
         ("2月30日 10:00", texts.TIME_INVALID),

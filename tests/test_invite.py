@@ -25,10 +25,10 @@ async def test_invite_sends_a_poster_with_the_creators_qr_and_reuses_it(
 
     sim = mp_sim[0]
     answer = await WeChat(bot).say("o_creator", "邀请")
-    assert answer.body == "success"  # an image and a text: both go through the API, in order
+    assert answer.body == "success"  # a text and an image: both go through the API, in order
     sent = await eventually(lambda: [m for m in sim.sent if m.openid == "o_creator"][1:] and sim.sent)
-    image, words = [m for m in sent if m.openid == "o_creator"][:2]
-    assert image.kind == "image" and words.kind == "text"
+    words, image = [m for m in sent if m.openid == "o_creator"][:2]
+    assert words.kind == "text" and image.kind == "image"  # the caption says 👇: the poster follows it
     code = re.search(r"邀请码 (\w+)", words.payload["content"])
     # WeChat gave no nickname: the text ends with how to put one on the poster.
     expected = texts.INVITE_POSTER.format(code=code.group(1)) + "\n\n" + texts.POSTER_NAME_HINT
@@ -42,5 +42,5 @@ async def test_invite_sends_a_poster_with_the_creators_qr_and_reuses_it(
     uploads, qrs = sim.calls["media_upload"], sim.calls["qrcode"]
     await WeChat(bot).say("o_creator", "邀请海报")
     again = await eventually(lambda: [m for m in sim.sent if m.openid == "o_creator"][2:])
-    assert again[0].payload["media_id"] == image.payload["media_id"]
+    assert again[1].payload["media_id"] == image.payload["media_id"]
     assert (sim.calls["media_upload"], sim.calls["qrcode"]) == (uploads, qrs)  # nothing redrawn

@@ -62,7 +62,8 @@ async def turn(bot: TestClient, sim: MpSimulator, openid: str, said: str) -> lis
     """Say something that is answered with a picture and a text (both sent through the API)."""
     before = len(sent_to(sim, openid))
     await WeChat(bot).say(openid, said)
-    return (await sent_at_least(sim, openid, before + 2))[before : before + 2]
+    pair = (await sent_at_least(sim, openid, before + 2))[before : before + 2]
+    return sorted(pair, key=lambda m: m.kind != "image")  # (picture, text), whichever came first
 
 
 def poster_of(sim: MpSimulator, image: SentMessage) -> Image.Image:

@@ -21,7 +21,7 @@ from store.models import Base
 from store.outbox import Outgoing
 
 APP_ID, APP_SECRET = "wx1234567890abcdef", "s3cr3t-app-secret"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "wechat-samples" / "api"
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "wechat" / "api"
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -197,10 +197,7 @@ async def test_menu_create(client: MpClient, sim: MpSimulator) -> None:
 
 
 def _sample(name: str) -> dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"wechat samples not found at {SAMPLES}")
-    return json.loads(path.read_text())
+    return json.loads((SAMPLES / name).read_text())
 
 
 async def _get_json(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> dict[str, Any]:

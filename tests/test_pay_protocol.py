@@ -1,4 +1,4 @@
-"""WeChat Pay v2 conformance with the official samples in ../shared/wechat-samples/pay/v2/."""
+"""WeChat Pay v2 conformance with the official samples in tests/fixtures/wechat/pay/v2/."""
 
 from __future__ import annotations
 

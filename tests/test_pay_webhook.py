@@ -318,7 +318,8 @@ async def test_pay_button_sends_a_notification_our_webhook_accepts(rig: PayRig) 
     async with rig.sim_http.get(f"/{rig.sim.page_path('20261122-0042')}?openid=o_scanner") as resp:
         page = await resp.text()
     assert "确认支付" in page and "模拟失败" in page and "¥12.34" in page
-    assert 'name="openid" value="o_scanner"' in page and 'action="20261122-0042/pay"' in page
+    # Absolute actions: the page shown again after 模拟失败 must still pay (a relative one led to a 404).
+    assert 'name="openid" value="o_scanner"' in page and 'action="/page/20261122-0042/pay"' in page
     async with rig.sim_http.post("/page/20261122-0042/pay", data={"openid": "o_scanner"}) as resp:
         assert resp.status == 200 and "商户已确认收到通知" in await resp.text()
     [sent] = rig.sim.sent_notifications

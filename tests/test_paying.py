@@ -20,7 +20,7 @@ from flows import texts
 from flows.notices import order_notice
 from flows.payments import expire_unpaid
 from settings import Settings
-from store import catalog, payments
+from store import catalog_import, payments
 from store.models import LedgerEntry, Order, Payment, utcnow
 from tests import wechat
 from tests.conftest import eventually, start_bot
@@ -48,9 +48,9 @@ async def shop(
         make_settings(wechatpay_mch_id=MCH_ID, wechatpay_api_key=PAY_KEY, wechatpay_api_base=base)
     )
     sim.notify_base = str(client.make_url("")).rstrip("/")  # notifications reach this test server
-    specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+    specs, _ = catalog_import.parse_catalog(CATALOG, "yaml")
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
+        await catalog_import.import_catalog(session, specs)
     yield client
     await client.close()
 
@@ -89,8 +89,8 @@ async def test_order_pay_with_wechat_and_see_it_move_to_review(
     customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
 ) -> None:
     number = await order_course(customer)
-    sent = [m for m in mp_sim[0].sent if m.openid == customer.openid]
-    assert [m.kind for m in sent][-1] == "image"  # the pay QR, drawn from WeChat Pay's code_url
+    # The pay QR, drawn from WeChat Pay's code_url, follows the text (the outbox sends them in order).
+    await eventually(lambda: [m.kind for m in mp_sim[0].sent if m.openid == customer.openid][-1] == "image")
     payment = await payment_of(shop, number)
     assert payment.code_url and payment.code_url.startswith("weixin://wxpay/bizpayurl")
 
@@ -327,9 +327,9 @@ async def test_staff_group_is_told_of_a_wrong_amount_with_the_evidence(
         )
     )
     try:
-        specs, _ = catalog.parse_catalog(CATALOG, "yaml")
+        specs, _ = catalog_import.parse_catalog(CATALOG, "yaml")
         async with client.app[keys.SESSIONMAKER].begin() as session:
-            await catalog.import_catalog(session, specs)
+            await catalog_import.import_catalog(session, specs)
         customer = Customer(client, mp_sim[0], "o_mismatch")
         number = await order_course(customer)
         payment = await payment_of(client, number)

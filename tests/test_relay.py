@@ -21,11 +21,11 @@ from flows import relay, texts
 from flows import texts as t
 from flows.notices import quiet
 from settings import Settings
-from store import catalog, orders
+from store import catalog_import, orders
 from store.db import make_engine
 from store.errors import DomainError
 from store.migrate import upgrade
-from store.models import AuditEntry, Order, OrderMessage, OutboxMessage, Staff, User, utcnow
+from store.models import AuditEntry, Order, OrderEvent, OrderMessage, OutboxMessage, Staff, User, utcnow
 from store.orders import OrderStatus
 from tests.conftest import eventually
 from tests.test_ordering import CATALOG, PNG, Customer
@@ -45,10 +45,10 @@ async def start_shop(settings: Settings) -> TestClient:
         files.setup(app)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    specs, errors = catalog.parse_catalog(CATALOG, "yaml")
+    specs, errors = catalog_import.parse_catalog(CATALOG, "yaml")
     assert not errors
     async with client.app[keys.SESSIONMAKER].begin() as session:
-        await catalog.import_catalog(session, specs)
+        await catalog_import.import_catalog(session, specs)
         session.add_all(
             [
                 Staff(userid="wf", name="王芳", roles=["ops"]),
@@ -281,6 +281,25 @@ async def test_which_order_to_talk_about(customer: Customer, shop: TestClient) -
     human = await customer.say("人工")
     assert human.startswith(texts.HUMAN) and first in human and second in human
     assert await customer.say(f"联系客服 {first}") == t.RELAY_START.format(number=first)
+
+
+async def test_a_completed_order_can_be_talked_about_for_a_week(customer: Customer, shop: TestClient) -> None:
+    number = await course_order(customer, shop)
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        order = await orders.order_by_number(s, number)
+        assert order is not None
+        for to in (OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED):
+            await orders.transition(s, order_id=order.id, to=to, actor="staff:wf", notify=quiet)
+    for words in ("联系客服", "人工", "客服", "转人工"):
+        assert await customer.say(words) == t.RELAY_START.format(number=number)
+        assert await customer.say("结束") == t.RELAY_ENDED
+    async with shop.app[keys.SESSIONMAKER].begin() as s:
+        await s.execute(
+            update(OrderEvent)
+            .where(OrderEvent.order_id == order.id, OrderEvent.to_status == OrderStatus.COMPLETED)
+            .values(at=utcnow() - dt.timedelta(days=8))
+        )
+    assert await customer.say("联系客服") == texts.HUMAN  # completed over a week ago: the usual answer
 
 
 async def test_relay_ends_after_two_quiet_hours(customer: Customer, shop: TestClient) -> None:

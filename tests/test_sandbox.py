@@ -209,7 +209,10 @@ async def test_customers_and_adding_one(demo: Demo) -> None:
     names = [c["name"] for c in listed["customers"]]
     assert names[:3] == ["咖啡品牌A", "小鹿", "阿木"]
     # No menu pushed yet: the console offers the one `chatorder menu push` would create.
-    assert {"name": texts.MENU_HELP, "key": "MENU_HELP"} in listed["menu"]
+    # As WeChat shows it: three buttons, 更多 opening a sub-menu that holds 使用帮助.
+    assert len(listed["menu"]) == 3
+    more = next(b for b in listed["menu"] if b["name"] == texts.MENU_MORE)
+    assert {"name": texts.MENU_HELP, "key": "MENU_HELP"} in more["sub"]
 
     added = await demo.post("/sandbox/api/customers", {"name": "米粒"})
     assert added["name"] == "米粒" and added["openid"].startswith("o_sandbox_")
@@ -301,9 +304,10 @@ async def test_a_slow_answer_is_retried_with_the_same_msg_id(tmp_path: Path) -> 
 
 
 async def test_scanning_a_qr_code_subscribes_a_newcomer_and_scans_for_a_follower(demo: Demo) -> None:
+    # The code printed on a poster is accepted as it is: it stands for the poster's QR scene.
     await demo.post("/sandbox/api/scan", {"openid": AMU, "scene": "K7P2Q9"})
-    await demo.post("/sandbox/api/scan", {"openid": AMU, "scene": "K7P2Q9"})
+    await demo.post("/sandbox/api/scan", {"openid": AMU, "scene": "inv_K7P2Q9"})
     events = [e.payload for e in demo.sandbox.chat(AMU) if e.kind == "event"]
-    assert events == [{"event": "subscribe", "scene": "K7P2Q9"}, {"event": "SCAN", "scene": "K7P2Q9"}]
+    assert events == [{"event": "subscribe", "scene": "inv_K7P2Q9"}, {"event": "SCAN", "scene": "inv_K7P2Q9"}]
     customers = {c["openid"]: c for c in (await demo.transcript())["customers"]}
     assert customers[AMU]["following"] and not customers[XIAOLU]["following"]

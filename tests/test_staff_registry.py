@@ -98,9 +98,11 @@ def test_cli_adds_lists_sets_duty_and_removes(cli_db: str, capsys: pytest.Captur
 
 def test_cli_refusals_change_nothing(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["staff", "add", "wangwu", "--name", "王五", "--roles", "boss"]) == 1
-    assert "bad_roles" in capsys.readouterr().err
+    said = capsys.readouterr().err  # what was wrong and what to do, in words
+    assert "unknown role(s) boss" in said and "admin, ops, reviewer, finance" in said
     assert main(["staff", "add", "bad id!", "--name", "X", "--roles", "ops"]) == 1
     assert main(["staff", "remove", "nobody"]) == 1
+    assert "no active staff member nobody" in capsys.readouterr().err
     assert main(["staff", "duty", "nobody", "off"]) == 1
     assert _query(cli_db, select(Staff)) == []
     assert _query(cli_db, select(AuditEntry)) == []

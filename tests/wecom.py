@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.sandbox.wecom_sim import WeComSimulator
 from handlers.events import WorkEvent
-from handlers.work import WorkHandler
+from handlers.work.dispatch import WorkHandler
 from settings import Settings
 from store.db import make_engine
 from store.migrate import upgrade

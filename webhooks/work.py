@@ -28,7 +28,7 @@ from wechatpy.work.exceptions import InvalidCorpIdException
 
 from bot import keys
 from handlers.events import WorkEvent
-from handlers.work import WorkHandler
+from handlers.work.dispatch import WorkHandler
 from store.models import InboundMessage
 from webhooks.crypto import Forbidden, sign
 from webhooks.guard import BadRequest, TooLarge, parse_xml, read_body

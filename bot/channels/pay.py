@@ -153,6 +153,12 @@ class PayClient:
         """The order as WeChat sees it: trade_state, and once paid transaction_id, total_fee (int), openid."""
         return with_ints(await self._call("pay/orderquery", {"out_trade_no": out_trade_no}))
 
+    async def close_order(self, out_trade_no: str) -> None:
+        """Close an unpaid order at WeChat Pay so its code_url / prepay_id can no longer be paid.
+
+        PayError ORDERPAID means it was paid meanwhile (its notification is on its way)."""
+        await self._call("pay/closeorder", {"out_trade_no": out_trade_no})
+
     async def refund(
         self, *, out_trade_no: str, out_refund_no: str, total_fee: int, refund_fee: int, notify_url: str
     ) -> dict[str, Any]:

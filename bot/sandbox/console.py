@@ -32,6 +32,7 @@ MAX_KEY = 128  # bytes; WeChat's limit for a menu button key
 MAX_IMAGE = 10 * 1024 * 1024  # WeChat accepts pictures up to 10 MB
 LONG_POLL = 10.0  # seconds a transcript request waits for something new
 USERID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # WeCom userids: 1–64 of these characters
+INVITE_CODE_RE = re.compile(r"[A-Za-z0-9]{4,12}")  # a bare invite code (the poster's 邀请码), no prefix
 MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the simulator's media ids (and WeChat's)
 MAX_TASK_ID = 128  # bytes; WeCom's limit for a template card's task_id
 MAX_BUTTON_KEY = 1024  # bytes; WeCom's limit for a card button's key
@@ -44,6 +45,12 @@ IMAGE_MAGIC = {
 }
 
 routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def root(_: web.Request) -> web.StreamResponse:
+    """The demo's front door is the console."""
+    raise web.HTTPFound("/sandbox/")
 
 
 def setup_sandbox(app: web.Application, settings: Settings) -> None:
@@ -178,6 +185,8 @@ async def scan(request: web.Request) -> web.Response:
     """The customer scans a parametric QR code (subscribe with qrscene_ if new, else SCAN)."""
     body = await _body(request)
     scene = body.get("scene")
+    if isinstance(scene, str) and INVITE_CODE_RE.fullmatch(scene.strip()):
+        scene = f"inv_{scene.strip().upper()}"  # the code printed on a poster stands for its QR scene
     if not valid_scene(scene):
         raise BadInput("scene must be 1–64 letters, digits or _-.:")
     sandbox = request.app[keys.SANDBOX]
@@ -331,26 +340,31 @@ async def transcript(request: web.Request) -> web.Response:
     return _json(sandbox.since(after) | {"menu": current_menu(sandbox)})
 
 
-def current_menu(sandbox: Sandbox) -> list[dict[str, str]]:
+def current_menu(sandbox: Sandbox) -> list[dict[str, Any]]:
     """The menu pushed to the simulator or, until one is, the one `chatorder menu push` would push."""
     if sandbox.sim.menu is not None:
-        return menu_clicks(sandbox.sim.menu)
+        return menu_tree(sandbox.sim.menu)
     from handlers.menu import menu_json  # the bot's own menu definition; imported late, it is optional
 
-    return menu_clicks(menu_json())
+    return menu_tree(menu_json())
 
 
-def menu_clicks(menu: dict[str, Any] | None) -> list[dict[str, str]]:
-    """The CLICK buttons of a pushed custom menu, flattened: [{name, key}]."""
+def menu_tree(menu: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A pushed custom menu as WeChat shows it: up to 3 buttons, each a CLICK (name, key) or a sub-menu
+    (name, sub: [{name, key}]). Buttons of other types (view, miniprogram) keep their names, no key."""
     if not menu:
         return []
     buttons = (menu.get("menu") or menu).get("button") or []
-    found: list[dict[str, str]] = []
-    for button in buttons:
-        for b in [button, *(button.get("sub_button") or [])]:
-            if b.get("type") == "click" and b.get("key"):
-                found.append({"name": str(b.get("name", b["key"])), "key": str(b["key"])})
-    return found
+    return [_menu_button(b) for b in buttons[:3] if isinstance(b, dict)]
+
+
+def _menu_button(button: dict[str, Any]) -> dict[str, Any]:
+    name = str(button.get("name", ""))
+    subs = [b for b in button.get("sub_button") or [] if isinstance(b, dict)][:5]
+    if subs:
+        return {"name": name, "sub": [_menu_button(b) for b in subs]}
+    key = button.get("key") if button.get("type") == "click" else None
+    return {"name": name, "key": str(key) if key else None}
 
 
 def sniff_image(data: bytes) -> str | None:

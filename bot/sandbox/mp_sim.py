@@ -220,7 +220,7 @@ class MpSimulator:
             raise ApiError(E.INVALID_OPENID)
         if not body.get("template_id"):
             raise ApiError(E.INVALID_TEMPLATE)
-        payload = {k: body[k] for k in ("template_id", "url", "data") if k in body}
+        payload: dict[str, Any] = {k: body[k] for k in ("template_id", "url", "data") if k in body}
         msg = await self._accept(openid, "template", payload)
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": 200228000 + msg.seq})
 

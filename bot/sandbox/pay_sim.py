@@ -1,6 +1,6 @@
 """A simulator of WeChat Pay API v2 over real HTTP: signed XML in, signed XML out, real notifications.
 
-It plays api.mch.weixin.qq.com (unifiedorder, orderquery, refund, and 企业付款: transfers and
+It plays api.mch.weixin.qq.com (unifiedorder, orderquery, closeorder, refund, and 企业付款: transfers and
 gettransferinfo) and the payer's phone (a small pay
 page with 「确认支付」 and 「模拟失败」). Paying POSTs a signed result notification to the order's
 notify_url, and a refund POSTs an encrypted refund notification, exactly as WeChat Pay does.
@@ -41,6 +41,7 @@ _XML = {"Content-Type": "text/xml; charset=utf-8"}
 _ROUTES = {
     "unifiedorder": "pay/unifiedorder",
     "orderquery": "pay/orderquery",
+    "closeorder": "pay/closeorder",
     "refund": "secapi/pay/refund",
     "transfers": "mmpaymkttransfers/promotion/transfers",
     "gettransferinfo": "mmpaymkttransfers/gettransferinfo",
@@ -59,7 +60,13 @@ _ERR_TEXT = {
     "SEND_FAILED": "付款错误",
     "FREQ_LIMIT": "超过频率限制，请稍后再试。",
 }
-_STATE_TEXT = {"NOTPAY": "待支付", "SUCCESS": "支付成功", "PAYERROR": "支付失败", "REFUND": "转入退款"}
+_STATE_TEXT = {
+    "NOTPAY": "待支付",
+    "SUCCESS": "支付成功",
+    "PAYERROR": "支付失败",
+    "REFUND": "转入退款",
+    "CLOSED": "已关闭",
+}
 
 ApiHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -105,7 +112,7 @@ class SimOrder:
     openid: str | None = None
     code_url: str | None = None
     time_expire: str | None = None
-    state: str = "NOTPAY"  # NOTPAY | SUCCESS | PAYERROR | REFUND
+    state: str = "NOTPAY"  # NOTPAY | SUCCESS | PAYERROR | REFUND | CLOSED
     transaction_id: str | None = None
     payer: str | None = None
     time_end: str | None = None
@@ -180,8 +187,8 @@ class PaySimulator:
         for api, path in _ROUTES.items():
             self.app.router.add_post(f"/{path}", self._wrap(api, getattr(self, f"_{api}")))
         self.app.router.add_get("/page/{out_trade_no}", self._page)
-        self.app.router.add_post("/page/{out_trade_no}/pay", self._pay_button)
-        self.app.router.add_post("/page/{out_trade_no}/fail", self._fail_button)
+        self.app.router.add_post("/page/{out_trade_no}/pay", self._pay_button, name="pay-button")
+        self.app.router.add_post("/page/{out_trade_no}/fail", self._fail_button, name="fail-button")
         self.app.on_cleanup.append(self._cleanup)
 
     def drop_next_notification(self, times: int = 1) -> None:
@@ -331,6 +338,8 @@ class PaySimulator:
         # WeChat answers a repeated unifiedorder with the same prepay, unless it changed or was paid.
         if order.state in ("SUCCESS", "REFUND"):
             raise PayFail("ORDERPAID", "该订单已支付")
+        if order.state == "CLOSED":
+            raise PayFail("ORDERCLOSED", "订单已关闭")
         if (order.total_fee, order.trade_type, order.body) != (total, req["trade_type"], req["body"]):
             raise PayFail("INVALID_REQUEST", "201 商户订单号重复")
         return self._prepay(order)
@@ -359,6 +368,15 @@ class PaySimulator:
                 "time_end": order.time_end,
             }
         return answer
+
+    async def _closeorder(self, req: dict[str, Any]) -> dict[str, Any]:
+        order = self.orders.get(req.get("out_trade_no") or "")
+        if order is None:
+            raise PayFail("ORDERNOTEXIST", "订单不存在")
+        if order.state in ("SUCCESS", "REFUND"):
+            raise PayFail("ORDERPAID", "订单已支付，不能发起关单")
+        order.state = "CLOSED"  # closing twice is fine, as at Tencent
+        return {}
 
     async def _refund(self, req: dict[str, Any]) -> dict[str, Any]:
         for name in ("out_trade_no", "out_refund_no", "total_fee", "refund_fee"):
@@ -455,6 +473,8 @@ class PaySimulator:
     async def pay(self, out_trade_no: str, openid: str | None = None) -> SentNotification | None:
         """The payer pays: the order becomes SUCCESS and its notification is delivered (or dropped)."""
         order = self.orders[out_trade_no]
+        if order.state == "CLOSED":
+            raise ValueError("订单已关闭")
         if order.state not in ("NOTPAY", "PAYERROR"):
             raise ValueError("该订单已支付")
         if order.time_expire and _now_beijing() > order.time_expire:
@@ -591,30 +611,34 @@ class PaySimulator:
         """The payer's view of an order: amount, what it is for, and the two buttons."""
         order = self._order_or_404(request)
         # ?openid= says who is paying a NATIVE order (the console opens the page as one customer).
-        return self._render(order, "", payer=request.query.get("openid", "")[:64])
+        return self._render(request, order, "", payer=request.query.get("openid", "")[:64])
 
     async def _pay_button(self, request: web.Request) -> web.Response:
         order = self._order_or_404(request)
         form = await request.post()
         openid = form.get("openid")
+        payer = openid.strip()[:64] if isinstance(openid, str) else ""
         try:
-            sent = await self.pay(order.out_trade_no, openid if isinstance(openid, str) and openid else None)
+            sent = await self.pay(order.out_trade_no, payer or None)
         except ValueError as exc:
-            return self._render(order, str(exc), status=409)
+            return self._render(request, order, str(exc), status=409, payer=payer)
         if sent is None:
             note = "支付成功（通知已按要求丢弃）"
         elif sent.acknowledged:
             note = "支付成功，商户已确认收到通知"
         else:
             note = f"支付成功，但商户未确认通知（HTTP {', '.join(map(str, sent.statuses))}）"
-        return self._render(order, note)
+        return self._render(request, order, note)
 
     async def _fail_button(self, request: web.Request) -> web.Response:
         order = self._order_or_404(request)
+        form = await request.post()
+        openid = form.get("openid")
+        payer = openid.strip()[:64] if isinstance(openid, str) else ""
         if order.state != "NOTPAY":
-            return self._render(order, "该订单当前状态不能模拟失败", status=409)
+            return self._render(request, order, "该订单当前状态不能模拟失败", status=409, payer=payer)
         self.fail(order.out_trade_no)
-        return self._render(order, "支付失败（模拟），未发送通知")
+        return self._render(request, order, "支付失败（模拟），未发送通知", payer=payer)
 
     def _order_or_404(self, request: web.Request) -> SimOrder:
         order = self.orders.get(request.match_info["out_trade_no"])
@@ -622,14 +646,28 @@ class PaySimulator:
             raise web.HTTPNotFound(text="订单不存在")
         return order
 
-    def _render(self, order: SimOrder, note: str, status: int = 200, payer: str = "") -> web.Response:
-        no = urllib.parse.quote(order.out_trade_no, safe="")
+    def _render(
+        self, request: web.Request, order: SimOrder, note: str, status: int = 200, payer: str = ""
+    ) -> web.Response:
         buttons = ""
         if order.state in ("NOTPAY", "PAYERROR"):
-            hidden = f'<input type="hidden" name="openid" value="{html.escape(payer)}">' if payer else ""
+            # Absolute actions: the page is shown again under .../pay and .../fail after a press.
+            urls = {
+                name: request.app.router[name].url_for(out_trade_no=order.out_trade_no)
+                for name in ("pay-button", "fail-button")
+            }
+            # Who pays: the console's customer by default; the operator may type another payer (e.g.
+            # one WeChat account paying for several customers, to see the fraud rule at work).
+            who = (
+                '<label class="muted">付款微信（沙盒 openid）'
+                f'<input name="openid" value="{html.escape(payer)}" placeholder="默认为下单的客户"></label>'
+            )
             buttons = (
-                f'<form method="post" action="{no}/pay">{hidden}<button class="pay">确认支付</button></form>'
-                f'<form method="post" action="{no}/fail"><button>模拟失败</button></form>'
+                f'<form method="post" action="{urls["pay-button"]}">{who}'
+                '<button class="pay">确认支付</button></form>'
+                f'<form method="post" action="{urls["fail-button"]}">'
+                f'<input type="hidden" name="openid" value="{html.escape(payer)}">'
+                "<button>模拟失败</button></form>"
             )
         page = _PAGE.format(
             amount=fen_text(order.total_fee),
@@ -651,7 +689,9 @@ body{{font-family:system-ui,sans-serif;background:#ededed;margin:0;padding:24px;
 .card{{background:#fff;border-radius:8px;max-width:360px;margin:0 auto;padding:24px}}
 .amount{{font-size:36px;font-weight:600;margin:12px 0}}
 button{{width:100%;padding:12px;margin-top:12px;border:0;border-radius:6px;font-size:16px}}
-button.pay{{background:#07c160;color:#fff}} .muted{{color:#888;font-size:13px}} .note{{color:#576b95}}
+button.pay{{background:#07c160;color:#fff}}
+input{{width:100%;box-sizing:border-box;padding:8px;margin-top:4px;border:1px solid #ddd;border-radius:6px}}
+.muted{{color:#888;font-size:13px}} .note{{color:#576b95}}
 </style></head><body><div class="card">
 <div class="muted">沙盒商户</div><div>{body}</div>
 <div class="amount">{amount}</div>

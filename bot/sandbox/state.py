@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import aiohttp
 import qrcode
@@ -34,7 +34,7 @@ from wechatpy.utils import WeChatSigner
 try:  # a dev dependency: a real decoder when installed, the recogniser below otherwise
     import zxingcpp
 except ImportError:  # pragma: no cover - depends on the environment
-    zxingcpp = None
+    zxingcpp = None  # type: ignore[assignment]  # the tests also switch it off this way
 
 if TYPE_CHECKING:
     from bot.sandbox.mp_sim import MpSimulator, SentMessage
@@ -510,7 +510,7 @@ def valid_openid(value: object) -> bool:
     return isinstance(value, str) and bool(OPENID_RE.match(value))
 
 
-def valid_scene(value: object) -> bool:
+def valid_scene(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(SCENE_RE.match(value))
 
 
@@ -545,7 +545,9 @@ def find_issued_qr(data: bytes, issued: Iterable[str]) -> str | None:
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
     if zxingcpp is not None:
-        found = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+        found = zxingcpp.read_barcodes(
+            image.convert("L"), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+        )
         texts = {r.text for r in found}
         return next((u for u in urls if u in texts), None)
     return recognise_issued_qr(image, urls)

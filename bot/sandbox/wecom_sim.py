@@ -341,7 +341,9 @@ class WeComSimulator:
         for userid in targets:
             view = self.cards[(code.task_id, userid)]
             if isinstance(card, dict):
-                view.card, view.replace_name = copy.deepcopy(card), None
+                # A card redrawn with replace_text shows that text where its buttons were: closed.
+                closed = str(card.get("replace_text") or "") or None
+                view.card, view.replace_name = copy.deepcopy(card), closed
             else:
                 view.replace_name = str(button["replace_name"])  # type: ignore[index]
         payload: dict[str, Any] = {"task_id": code.task_id, "userids": targets}

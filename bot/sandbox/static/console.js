@@ -12,7 +12,7 @@ const state = {
   columns: new Map(), // openid -> column element
   seen: new Set(), // seqs already rendered
   lastSeq: 0,
-  menu: [], // [{name, key}] CLICK buttons of the pushed menu
+  menu: [], // the pushed menu as WeChat shows it: [{name, key} | {name, sub: [{name, key}]}], ≤ 3
   staff: new Set(), // staff userids offered in the "current staff" picker
   cards: new Map(), // "<task_id> <userid>" -> {node, card}: each recipient's copy of a template card
 };
@@ -33,15 +33,61 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-// Keep the text exactly (newlines via CSS pre-wrap) and turn http(s) links into anchors.
-function richText(text) {
+// Keep the text exactly (newlines via CSS pre-wrap) and turn http(s) links into anchors. A link to the
+// simulated pay page opens it as the customer of this chat, so each customer pays as themselves.
+function richText(text, openid) {
   const frag = document.createDocumentFragment();
   const parts = String(text ?? "").split(/(https?:\/\/[^\s，。、）)]+)/g);
   parts.forEach((part, i) => {
-    if (i % 2 === 1) frag.append(el("a", { href: part, target: "_blank", rel: "noopener", text: part }));
+    if (i % 2 === 1) frag.append(el("a", { href: payAs(part, openid), target: "_blank", rel: "noopener", text: part }));
     else if (part) frag.append(document.createTextNode(part));
   });
   return frag;
+}
+
+// WeCom's markdown subset as the work chat shows it: # headings, **bold**, > quotes, [text](url),
+// `code` and <font color="info|comment|warning">. Built from DOM nodes, never innerHTML.
+const FONT_COLORS = { info: "md-info", comment: "md-comment", warning: "md-warning" };
+function markdown(source) {
+  const frag = document.createDocumentFragment();
+  for (const raw of String(source ?? "").split("\n")) {
+    const heading = raw.match(/^(#{1,6})\s+(.*)$/);
+    const quote = raw.match(/^>\s?(.*)$/);
+    const line = heading ? heading[2] : quote ? quote[1] : raw;
+    const tag = heading ? "strong" : "div";
+    const cls = heading ? "md-line md-h" : quote ? "md-line md-quote" : "md-line";
+    frag.append(el(tag, { class: cls }, inlineMarkdown(line)));
+  }
+  return frag;
+}
+
+function inlineMarkdown(text) {
+  const frag = document.createDocumentFragment();
+  const token = /\*\*(.+?)\*\*|\[([^\]]+)\]\((https?:[^)\s]+)\)|`([^`]+)`|<font color="(\w+)">(.*?)<\/font>/g;
+  let last = 0;
+  for (const m of text.matchAll(token)) {
+    if (m.index > last) frag.append(document.createTextNode(text.slice(last, m.index)));
+    if (m[1] !== undefined) frag.append(el("strong", {}, inlineMarkdown(m[1])));
+    else if (m[2] !== undefined) frag.append(el("a", { href: m[3], target: "_blank", rel: "noopener", text: m[2] }));
+    else if (m[4] !== undefined) frag.append(el("code", { text: m[4] }));
+    else frag.append(el("span", { class: FONT_COLORS[m[5]] || "" }, inlineMarkdown(m[6])));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) frag.append(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
+// The bot's texts speak Beijing time; the pane's clock does too, whatever the browser's zone.
+const BEIJING_CLOCK = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+function beijingTime(seconds) {
+  return BEIJING_CLOCK.format(new Date(seconds * 1000));
+}
+
+function payAs(url, openid) {
+  if (!openid || !url.includes("/sandbox/pay/page/")) return url;
+  const u = new URL(url);
+  if (!u.searchParams.has("openid")) u.searchParams.set("openid", openid);
+  return u.toString();
 }
 
 function mediaUrl(mediaId) {
@@ -84,7 +130,8 @@ function eventText(p) {
 }
 
 function menuName(key) {
-  return state.menu.find((b) => b.key === key)?.name ?? key;
+  const flat = state.menu.flatMap((b) => (b.sub ? b.sub : [b]));
+  return flat.find((b) => b.key === key)?.name ?? key;
 }
 
 function templateCard(p) {
@@ -122,8 +169,9 @@ function body(entry) {
   const p = entry.payload || {};
   switch (entry.kind) {
     case "text":
+      return el("div", { class: "bubble text" }, richText(p.content, entry.openid));
     case "markdown":
-      return el("div", { class: "bubble text" }, richText(p.content));
+      return el("div", { class: "bubble markdown" }, markdown(p.content));
     case "image":
       return el("div", { class: "bubble image" },
         el("img", { src: p.picurl && entry.who === "user" ? p.picurl : mediaUrl(p.media_id), alt: "图片", "data-testid": "chat-image" }));
@@ -227,7 +275,7 @@ function addColumn(customer) {
     act(col, "/subscribe", { openid: customer.openid }));
   col.querySelector("[data-action=scan]").addEventListener("click", () => {
     // A newcomer scanning sends subscribe + qrscene_<scene>; a follower sends SCAN.
-    const scene = window.prompt(`${customer.name} 扫描的二维码场景值（例如邀请码）`, col.dataset.scene || "");
+    const scene = window.prompt(`${customer.name} 扫码：输入海报上的邀请码（如 K7P2Q9），或二维码场景值（如 inv_K7P2Q9）`, col.dataset.scene || "");
     if (!scene) return;
     col.dataset.scene = scene.trim();
     act(col, "/scan", { openid: customer.openid, scene: scene.trim() });
@@ -269,14 +317,42 @@ function renderChips(col) {
   const box = $(".chips", col);
   box.replaceChildren();
   const openid = col.dataset.openid;
-  for (const b of state.menu) {
-    box.append(el("button", { type: "button", class: "chip menu", "data-testid": "chip", "data-key": b.key, text: `☰ ${b.name}`,
-      onclick: () => act(col, "/click", { openid, key: b.key }) }));
-  }
   for (const text of TEXT_CHIPS) {
     box.append(el("button", { type: "button", class: "chip", "data-testid": "chip", "data-text": text, text,
       onclick: () => act(col, "/say", { openid, text }) }));
   }
+  renderMenu(col);
+}
+
+// The custom menu as WeChat draws it: up to three buttons along the bottom; one with a sub-menu opens a
+// list above it, and tapping an item sends its CLICK event.
+function renderMenu(col) {
+  const bar = $(".menubar", col);
+  bar.replaceChildren();
+  const openid = col.dataset.openid;
+  const click = (b) => { closeMenus(col); if (b.key) act(col, "/click", { openid, key: b.key }); };
+  for (const b of state.menu) {
+    const slot = el("div", { class: "menu-slot" });
+    const top = el("button", { type: "button", class: "menu-button", "data-testid": "menu-button", "data-key": b.key || undefined,
+      text: b.sub ? `≡ ${b.name}` : b.name });
+    if (b.sub) {
+      const list = el("div", { class: "menu-sub", role: "menu", hidden: true });
+      for (const item of b.sub) {
+        list.append(el("button", { type: "button", class: "menu-item", role: "menuitem", "data-testid": "menu-item",
+          "data-key": item.key || undefined, text: item.name, onclick: () => click(item) }));
+      }
+      top.setAttribute("aria-haspopup", "menu");
+      top.onclick = () => { const open = list.hidden; closeMenus(col); list.hidden = !open; };
+      slot.append(list);
+    } else top.onclick = () => click(b);
+    slot.prepend(top);
+    bar.append(slot);
+  }
+  bar.hidden = state.menu.length === 0;
+}
+
+function closeMenus(col) {
+  col.querySelectorAll(".menu-sub").forEach((m) => { m.hidden = true; });
 }
 
 async function act(col, path, payload) {
@@ -309,6 +385,7 @@ function cardKey(taskId, userid) {
 
 // A WeCom template card: titles, key-value rows, and buttons that click through the real callback.
 function fillCard(node, card, replaceName) {
+  replaceName = replaceName || card.replace_text || null;  // a card redrawn as settled
   node.replaceChildren();
   node.dataset.cardType = card.card_type || "";
   node.dataset.state = replaceName ? "done" : "open";
@@ -390,7 +467,7 @@ function renderStaff(entry) {
   const li = el("li", { class: `staff-line ${entry.who}`, "data-testid": "staff-entry", "data-kind": entry.kind, "data-seq": entry.seq });
   const head = el("div", { class: "staff-meta" },
     el("span", { class: "staff-to", text: staffLabel(entry) }),
-    el("time", { text: new Date(entry.at * 1000).toLocaleTimeString("zh-CN", { hour12: false }) }));
+    el("time", { "data-testid": "staff-time", text: beijingTime(entry.at) }));
   li.append(head, entry.kind === "template_card" ? workCard(entry) : body(entry));
   return li;
 }
