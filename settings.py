@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     wechat_api_base: str = Field(
         "https://api.weixin.qq.com/cgi-bin/", validation_alias=_env("WECHAT_API_BASE")
     )
+    # safe: only encrypted bodies; compat: encrypted or plaintext; plain: plaintext (encrypted ones are
+    # still read when the key is set). Empty = safe when WECHAT_AES_KEY is set, plain otherwise.
+    wechat_message_mode: str = Field(
+        "", pattern="^(|safe|compat|plain)$", validation_alias=_env("WECHAT_MESSAGE_MODE")
+    )
+    # A signed Official Account or WeCom callback whose timestamp is further than this from our clock is
+    # a replay (403). WeChat's own retries come within 15 s of the first attempt.
+    replay_window_seconds: int = Field(
+        300, ge=30, le=86_400, validation_alias=_env("CHATORDER_REPLAY_WINDOW_SECONDS")
+    )
     # Template used when a customer-service message is refused (45015, outside the 48-hour window).
     # Its fields: first, keyword1 (what), keyword2 (when), remark.
     wechat_notice_template_id: str = Field("", validation_alias=_env("WECHAT_NOTICE_TEMPLATE_ID"))
@@ -138,6 +148,8 @@ class Settings(BaseSettings):
             if not value.endswith("/"):
                 setattr(self, name, value + "/")
         self.public_url = self.public_url.rstrip("/")
+        if not self.wechat_message_mode:
+            self.wechat_message_mode = "safe" if self.wechat_aes_key.get_secret_value() else "plain"
         if any(a.invites > b.invites for a, b in zip(self.levels, self.levels[1:], strict=False)):
             raise ValueError("CHATORDER_LEVELS must be ordered from the lowest level up")
         return self
@@ -159,6 +171,8 @@ class Settings(BaseSettings):
         aes = self.wechat_aes_key.get_secret_value()
         if aes and not _valid_aes_key(aes):
             found.append("WECHAT_AES_KEY must be the 43-character EncodingAESKey from 基本配置.")
+        if self.wechat_message_mode in ("safe", "compat") and not aes:
+            found.append(f"WECHAT_MESSAGE_MODE={self.wechat_message_mode} needs WECHAT_AES_KEY.")
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             found.append(
                 "CHATORDER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://."

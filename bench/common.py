@@ -63,6 +63,7 @@ def bench_settings(
         wechat_app_secret=APP_SECRET,
         wechat_token=TOKEN,
         wechat_aes_key=AES_KEY,
+        wechat_message_mode="compat",  # the benches measure plaintext and safe mode
         wechat_api_base=api_base,
         log_format="text",
         brand=BRAND,

@@ -78,6 +78,8 @@ def create_app(
             settings.wechat_token.get_secret_value(),
             settings.wechat_aes_key.get_secret_value(),
             settings.wechat_app_id,
+            mode=settings.wechat_message_mode,
+            replay_window=settings.replay_window_seconds,
         ),
     )
     work_webhook.setup(app, crypto=_work_crypto(settings), handle=work_handler or staff_desk(app))
@@ -118,7 +120,9 @@ def _work_crypto(settings: Settings) -> work_webhook.WorkCrypto | None:
     if not (token and aes_key and settings.wecom_corp_id):
         return None
     try:
-        return work_webhook.WorkCrypto(token, aes_key, settings.wecom_corp_id)
+        return work_webhook.WorkCrypto(
+            token, aes_key, settings.wecom_corp_id, replay_window=settings.replay_window_seconds
+        )
     except ValueError as exc:
         log.error("/wechat/work is off: %s", exc)
         return None
@@ -140,7 +144,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         return
     from redis.asyncio import Redis
 
-    client = Redis.from_url(url)
+    # Short timeouts: when Redis is unreachable a turn falls back to the database at once (bot/locks.py)
+    # instead of waiting on a dead socket until WeChat gives up.
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     app[keys.REDIS] = client
     yield
     await client.aclose()
@@ -170,7 +176,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     redis = app[keys.REDIS]
     gate = StockGate(redis) if redis is not None else None
-    locks = app[keys.LOCKS] = PersonLocks(app[keys.REDIS])
+    locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
     scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
@@ -196,6 +202,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     outbox.wake()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await locks.close()
 
 
 def _jobs(app: web.Application, gate: StockGate | None) -> list[Job]:

@@ -9,8 +9,7 @@ from store.errors import DomainError
 
 # code → sentence (formatted with the refusal's details; amounts in fen are shown in yuan).
 REFUSALS = {
-    "not_found": "{what} not found — check the number (`chatorder withdrawals list`, "
-    "`chatorder commissions held`, or 查单 in work chat)",
+    "not_found": "{what} not found — check the number ({where})",
     "conflict": "{what} has already been decided or changed meanwhile ({status}); "
     "list it again to see where it stands",
     "not_refundable": "this order cannot be refunded in its state ({status}): only paid orders can",
@@ -28,6 +27,13 @@ REFUSALS = {
     "bad_name": "the name is empty or too long (at most {max_chars} characters)",
     "bad_max_open": "--max-open must be from 1 to 1000 (got {max_open})",
 }
+# Where an operator finds the right number, by what was not found.
+WHERE = {
+    "order": "查单 in work chat shows an order",
+    "withdrawal": "`chatorder withdrawals list`",
+    "commission": "`chatorder commissions held`",
+    "it": "list them first",
+}
 SUBJECTS = {
     "order_id": "order",
     "number": "order",
@@ -42,12 +48,15 @@ def explain(exc: DomainError) -> str:
         k: yuan(v) if isinstance(v, int) and k.endswith(("_fen", "refundable")) else v
         for k, v in exc.details.items()
     }
-    subject = next((f"{SUBJECTS[k]} {v}" for k, v in exc.details.items() if k in SUBJECTS), "it")
+    kind, ref = next(((SUBJECTS[k], v) for k, v in exc.details.items() if k in SUBJECTS), ("it", ""))
+    subject = f"{kind} {ref}".strip()
     template = REFUSALS.get(exc.code)
     if template is None:
         shown = ", ".join(f"{k} {v}" for k, v in details.items())
         return f"refused: {exc.code.replace('_', ' ')}" + (f" ({shown})" if shown else "")
     try:
-        return "refused: " + template.format_map({"what": subject, "status": "", **details})
+        return "refused: " + template.format_map(
+            {"what": subject, "where": WHERE[kind], "status": "", **details}
+        )
     except (KeyError, IndexError, ValueError):
         return f"refused: {exc.code.replace('_', ' ')}"

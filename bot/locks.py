@@ -3,6 +3,10 @@
 In one process an asyncio.Lock per person is enough; with Redis (several processes) a Redis lock
 is taken as well, so the state a turn reads is the state the previous turn committed.
 
+Redis is an accelerator, not the source of truth: when it cannot be reached the lock falls back to
+the database — a PostgreSQL session advisory lock on a small pool of its own, or, on SQLite (one
+process), the asyncio lock alone. The turn then runs as it would have; nothing waits for Redis.
+
 The Redis locks are taken and given back in batches: the turns that want one while a round trip is
 under way go together in the next, one script call for all of them (a lock per person as before:
 `SET key token NX PX`, and a delete only by the token's owner). Two round trips of redis-py per turn
@@ -12,12 +16,24 @@ were the largest cost of a turn on several processes; now a turn pays a share of
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+# Connections for advisory locks, apart from the turns' own pool: a turn holding its lock connection
+# must still find one to read and write with. More people than this wait for a lock connection.
+ADVISORY_POOL = 16
+RETRY_EVERY = 0.01  # seconds between tries for a Redis lock another process holds
 
 # KEYS: the locks; ARGV[1]: time to live (ms), ARGV[1 + i]: the token for KEYS[i]. 1 where taken, else 0.
 _ACQUIRE = """
@@ -35,18 +51,26 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
-RETRY_EVERY = 0.01  # seconds between tries for a lock another process holds
 
 
-class LockTimeout(Exception):
-    """A person's Redis lock stayed taken longer than the timeout (its holder crashed or hangs)."""
+def redis_unreachable(exc: BaseException) -> bool:
+    """Redis is down or unreachable (as opposed to a lock held too long by someone else)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 
 class PersonLocks:
-    def __init__(self, redis: Any | None = None, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, redis: Any | None = None, *, engine: AsyncEngine | None = None, timeout: float = 15.0
+    ) -> None:
         self._redis = None if redis is None else _RedisLocks(redis, timeout)
+        self._engine = engine
         self._timeout = timeout
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._advisory: AsyncEngine | None = None
+        self.fallbacks = 0  # turns that ran under the database lock because Redis was unreachable
 
     @asynccontextmanager
     async def hold(self, account: str, openid: str) -> AsyncIterator[None]:
@@ -58,19 +82,65 @@ class PersonLocks:
                 if self._redis is None:
                     yield
                 else:
-                    # timeout bounds how long a crashed holder blocks this person.
-                    name = f"chatorder:person:{key}"
-                    token = await self._redis.acquire(name)
-                    try:
+                    async with self._cross_process(self._redis, key):
                         yield
-                    finally:
-                        await self._redis.release(name, token)
         finally:
             lock, users = self._local[key]
             if users == 1:
                 del self._local[key]
             else:
                 self._local[key] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def _cross_process(self, redis: _RedisLocks, key: str) -> AsyncIterator[None]:
+        name = f"chatorder:person:{key}"
+        try:
+            token = await redis.acquire(name)  # TimeoutError: held by another turn longer than `timeout`
+        except Exception as exc:
+            if not redis_unreachable(exc):
+                raise
+            log.warning("redis unreachable: person lock taken in the database", extra={"error": repr(exc)})
+            self.fallbacks += 1
+            async with self._database_lock(key):
+                yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                await redis.release(name, token)
+            except Exception as exc:  # expired or Redis gone: it expires by itself
+                log.warning("person lock not released", extra={"error": repr(exc)})
+
+    @asynccontextmanager
+    async def _database_lock(self, key: str) -> AsyncIterator[None]:
+        if self._engine is None or self._engine.dialect.name != "postgresql":
+            yield  # SQLite: one process, and the asyncio lock is held
+            return
+        if self._advisory is None:
+            self._advisory = create_async_engine(
+                self._engine.url, pool_size=ADVISORY_POOL, max_overflow=0, pool_pre_ping=True
+            )
+        number = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+        async with self._advisory.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+                    await conn.commit()
+                except Exception:
+                    # Never give a connection that may still hold the lock back to the pool:
+                    # closing it makes PostgreSQL release every lock of that session.
+                    await conn.invalidate()
+                    raise
+
+    async def close(self) -> None:
+        if self._advisory is not None:
+            await self._advisory.dispose()
+            self._advisory = None
 
 
 class _Batch:
@@ -104,8 +174,10 @@ class _Batch:
 
 
 class _RedisLocks:
+    """Person locks in Redis, taken and given back in batches (one script call per batch)."""
+
     def __init__(self, redis: Any, timeout: float) -> None:
-        self._timeout = timeout
+        self._timeout = timeout  # also the locks' time to live: bounds how long a crashed holder blocks
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._release_script = redis.register_script(_RELEASE)
         self._tokens = (f"{os.getpid()}:{id(self):x}:{n}" for n in itertools.count())
@@ -118,7 +190,7 @@ class _RedisLocks:
         give_up = time.monotonic() + self._timeout
         while not await self._try((name, token)):
             if time.monotonic() >= give_up:
-                raise LockTimeout(name)
+                raise TimeoutError(f"person lock {name} not acquired in {self._timeout} s")
             await asyncio.sleep(RETRY_EVERY)
         return token
 

@@ -63,7 +63,7 @@ QUICK_NAME_MAX = 16
 QUICK_CONTENT_MAX = MAX_REPLY_CHARS
 QUICK_MAX = 50
 
-# Customers talk about paid orders, including one being refunded (OPEN_STATUSES); staff may answer any of those.
+# Customers talk about paid orders, including one being refunded (OPEN_STATUSES); staff answer any of those.
 RELAY_ROLES = frozenset({"ops", "admin"})
 
 

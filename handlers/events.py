@@ -6,12 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from wechatpy.messages import BaseMessage
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A message or event from one person. `key` is the dedupe key WeChat's retries share."""
+    """A message or event from one person. `key` is the dedupe key WeChat's retries share.
+    Built from a callback's fields by webhooks/fields.py, the one place they are checked."""
 
     account: str  # our Official Account (ToUserName)
     openid: str
@@ -24,29 +23,6 @@ class Event:
     media_id: str = ""
     pic_url: str = ""
     raw: dict[str, Any] | None = None
-
-    @classmethod
-    def from_message(cls, msg: BaseMessage) -> Event:
-        kind = msg.type
-        name = getattr(msg, "event", kind) if kind == "event" else kind
-        if name == "subscribe_scan":  # wechatpy's name for subscribe with a qrscene_ key
-            name = "subscribe"
-        event_key = str(getattr(msg, "key", "") or getattr(msg, "scene_id", "") or "")
-        created = msg.create_time.astimezone(dt.UTC)
-        key = f"ev:{msg.time}:{name}:{event_key}" if kind == "event" else f"msg:{msg.id}"
-        return cls(
-            account=msg.target,
-            openid=msg.source,
-            kind=kind,
-            name=name,
-            key=key,
-            created_at=created,
-            text=(getattr(msg, "content", "") or "").strip(),
-            event_key=event_key,
-            media_id=getattr(msg, "media_id", "") or "",
-            pic_url=getattr(msg, "image", "") or "",
-            raw=dict(msg._data),
-        )
 
 
 @dataclass(frozen=True, slots=True)

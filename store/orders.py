@@ -7,12 +7,15 @@ people come from a caller-supplied `notify` and go to the outbox in the same tra
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -34,6 +37,8 @@ from store.outbox import Outgoing, enqueue
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 
 class OrderStatus(StrEnum):
@@ -153,6 +158,10 @@ async def _give_back_number(session: AsyncSession, number: str) -> None:
 
 
 # --- Stock ---------------------------------------------------------------------------------------
+
+
+# Redis is unreachable: the gate steps aside and the database decides alone.
+GATE_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class StockGate:
@@ -275,7 +284,13 @@ async def _reserve_gate(
     for package_id, qty in sorted(wanted.items()):
         if rows[package_id].stock is None:
             continue
-        if await gate.reserve(package_id, qty, partial(_db_stock, session, package_id)):
+        try:
+            ok = await gate.reserve(package_id, qty, partial(_db_stock, session, package_id))
+        except GATE_DOWN:
+            # Redis unreachable: the database's conditional UPDATE alone decides (it always does).
+            await _release_gate(gate, taken)
+            return {}
+        if ok:
             taken[package_id] = qty
         else:
             short.append(package_id)
@@ -288,7 +303,12 @@ async def _reserve_gate(
 async def _release_gate(gate: StockGate | None, taken: dict[int, int]) -> None:
     if gate is not None:
         for package_id, qty in taken.items():
-            await gate.release(package_id, qty)
+            try:
+                await gate.release(package_id, qty)
+            except GATE_DOWN:  # the counter is then low until it is reloaded: it refuses, never oversells
+                log.warning(
+                    "stock gate unreachable: counter not given back", extra={"package_id": package_id}
+                )
 
 
 # --- Creating an order ---------------------------------------------------------------------------

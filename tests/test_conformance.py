@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
+import webhooks.crypto
+from settings import Settings
 from webhooks.crypto import Forbidden, MpCrypto
 from webhooks.guard import parse_xml
+
+
+@pytest.fixture
+def sample_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """The official samples were signed years ago: set our clock to a sample's moment before using it
+    (otherwise the replay window refuses them, as it should)."""
+
+    def at(timestamp: str) -> None:
+        monkeypatch.setattr(webhooks.crypto, "now", lambda: float(timestamp))
+
+    return at
 
 
 def _official(samples: Path) -> dict[str, str]:
     return json.loads((samples / "mp/crypto/official_sample_spamtest.json").read_text())
 
 
-def test_plain_signature_vectors(samples: Path) -> None:
+def test_plain_signature_vectors(samples: Path, sample_clock: Callable[[str], None]) -> None:
     vectors = json.loads((samples / "mp/signature/plain_mode_signature.json").read_text())["vectors"]
     for v in vectors:
         crypto = MpCrypto(v["token"], "", "wx")
+        sample_clock(v["timestamp"] if str(v["timestamp"]).isdigit() else "0")
         query = {"timestamp": v["timestamp"], "nonce": v["nonce"], "signature": v["signature"]}
         try:
             crypto.check(query)
@@ -71,11 +86,14 @@ def test_our_encrypted_reply_decrypts_with_the_official_key(samples: Path) -> No
     assert official.decrypt_message(sealed, env["MsgSignature"], env["TimeStamp"], env["Nonce"]) == reply
 
 
-async def test_url_verification_echoes_echostr(samples: Path, make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_url_verification_echoes_echostr(
+    samples: Path, make_settings: Callable[..., Settings], sample_clock: Callable[[str], None]
+) -> None:
     from tests.conftest import start_bot
 
     o = _official(samples)
     v = json.loads((samples / "mp/signature/plain_mode_signature.json").read_text())["vectors"][2]
+    sample_clock(v["timestamp"])
     client = await start_bot(
         make_settings(wechat_token=o["token"], wechat_app_id=o["appid"], wechat_aes_key=o["encoding_aes_key"])
     )
@@ -94,12 +112,15 @@ async def test_url_verification_echoes_echostr(samples: Path, make_settings, tmp
         await client.close()
 
 
-async def test_official_encrypted_message_is_answered_over_http(samples: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_official_encrypted_message_is_answered_over_http(
+    samples: Path, make_settings, sample_clock
+) -> None:  # type: ignore[no-untyped-def]
     """The official compatible-mode POST, verbatim, gets an encrypted reply the official key opens."""
     from tests.conftest import start_bot
     from webhooks.crypto import sign
 
     o = _official(samples)
+    sample_clock(o["timestamp"])
     client = await start_bot(
         make_settings(wechat_token=o["token"], wechat_app_id=o["appid"], wechat_aes_key=o["encoding_aes_key"])
     )

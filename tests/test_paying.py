@@ -277,7 +277,7 @@ def test_refund_command_refuses_an_unknown_order(tmp_path: Path) -> None:
     )
     assert run("db", "upgrade").returncode == 0
     refused = run("refund", "20261122-9999", "--reason", "测试")
-    assert refused.returncode == 1 and "not_found" in refused.stderr
+    assert refused.returncode == 1 and "order 20261122-9999 not found" in refused.stderr
     assert run("refund", "20261122-9999", "--amount", "1.234", "--reason", "x").returncode == 2
 
 

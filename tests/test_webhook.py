@@ -29,9 +29,17 @@ async def count(client: TestClient, model: type) -> int:
         return int(await s.scalar(select(func.count()).select_from(model)))
 
 
+@pytest.fixture
+async def compat_bot(make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
+    """The app in WECHAT_MESSAGE_MODE=compat: plaintext and encrypted bodies are both read."""
+    client = await start_bot(make_settings(wechat_message_mode="compat"))
+    yield client
+    await client.close()
+
+
 @pytest.mark.parametrize("mode", ["plain", "compatible", "safe"])
-async def test_every_mode_answers(bot: TestClient, mode: str) -> None:
-    answer = await WeChat(bot, mode=mode).say("o_mode", "帮助")
+async def test_every_mode_answers(compat_bot: TestClient, mode: str) -> None:
+    answer = await WeChat(compat_bot, mode=mode).say("o_mode", "帮助")
     assert answer.status == 200 and answer.text == HELP
 
 
@@ -148,7 +156,8 @@ async def test_oversized_body_is_refused(bot: TestClient, chat: WeChat) -> None:
 
 
 @pytest.mark.parametrize("mode", ["plain", "safe"])
-async def test_xml_entities_are_refused(bot: TestClient, mode: str) -> None:
+async def test_xml_entities_are_refused(compat_bot: TestClient, mode: str) -> None:
+    bot = compat_bot
     laughs = (
         '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
         "<xml><ToUserName>gh</ToUserName><FromUserName>o_x</FromUserName><CreateTime>1</CreateTime>"
@@ -161,7 +170,8 @@ async def test_xml_entities_are_refused(bot: TestClient, mode: str) -> None:
     assert await count(bot, InboundMessage) == 0
 
 
-async def test_malformed_xml_is_400(bot: TestClient, chat: WeChat) -> None:
+async def test_malformed_xml_is_400(compat_bot: TestClient) -> None:
+    bot = compat_bot
     query, _ = WeChat(bot, mode="plain").request("<xml/>")
     for body in (b"<xml><ToUserName>", b"not xml at all", b"<other/>"):
         resp = await bot.post("/wechat/mp", params=query, data=body)

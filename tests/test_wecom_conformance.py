@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import webhooks.crypto
 from settings import Settings
 from tests import wecom
 from webhooks.crypto import Forbidden
@@ -16,6 +17,17 @@ from webhooks.guard import parse_xml
 from webhooks.work import WorkCrypto, to_event
 
 VECTORS = ("official_sample_ww1436e0e65a779aee.json", "wechatpy_work_vectors.json")
+
+
+@pytest.fixture
+def sample_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """The official samples were signed years ago: set our clock to a sample's moment before using it
+    (otherwise the replay window refuses them, as it should)."""
+
+    def at(timestamp: str) -> None:
+        monkeypatch.setattr(webhooks.crypto, "now", lambda: float(timestamp))
+
+    return at
 
 
 def _vector(samples: Path, name: str) -> dict[str, Any]:
@@ -31,9 +43,12 @@ def _query(part: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", VECTORS)
-def test_url_verification_decrypts_echostr(samples: Path, name: str) -> None:
+def test_url_verification_decrypts_echostr(
+    samples: Path, name: str, sample_clock: Callable[[str], None]
+) -> None:
     v = _vector(samples, name)
     check = v["url_verification"]
+    sample_clock(check["timestamp"])
     assert _crypto(v).echo(check) == check["expected_response_body"]
 
 
@@ -46,16 +61,21 @@ def test_url_verification_with_a_tampered_nonce_is_refused(samples: Path) -> Non
 
 
 @pytest.mark.parametrize("name", VECTORS)
-def test_message_decrypts_to_the_stated_plaintext(samples: Path, name: str) -> None:
+def test_message_decrypts_to_the_stated_plaintext(
+    samples: Path, name: str, sample_clock: Callable[[str], None]
+) -> None:
     v = _vector(samples, name)
     m = v["message"]
+    sample_clock(m["timestamp"])
     assert _crypto(v).open(_query(m), parse_xml(m["post_body"])) == m["expected_plaintext"]
 
 
-def test_json_flavour_uses_the_same_crypto(samples: Path) -> None:
+def test_json_flavour_uses_the_same_crypto(samples: Path, sample_clock: Callable[[str], None]) -> None:
     v = _vector(samples, "official_json_sample_ww1436e0e65a779aee.json")
     m = v["message"]
+    sample_clock(m["timestamp"])
     assert _crypto(v).open(_query(m), {"Encrypt": m["encrypt"]}) == m["expected_plaintext"]
+    sample_clock(v["url_verification"]["timestamp"])
     assert _crypto(v).echo(v["url_verification"]) == "1288432023552776189"
 
 
@@ -102,7 +122,9 @@ def test_template_card_event_sample_is_read(samples: Path) -> None:
     assert event.raw is not None and event.raw["CardType"] == "text_notice"
 
 
-async def test_official_callbacks_over_http(samples: Path, make_settings: Callable[..., Settings]) -> None:
+async def test_official_callbacks_over_http(
+    samples: Path, make_settings: Callable[..., Settings], sample_clock: Callable[[str], None]
+) -> None:
     """The official GET and POST, verbatim, against the real app: echo, decrypt, handle, refuse forgeries."""
     v = _vector(samples, "official_sample_ww1436e0e65a779aee.json")
     settings = wecom.settings(
@@ -116,6 +138,7 @@ async def test_official_callbacks_over_http(samples: Path, make_settings: Callab
     client = await wecom.start(settings, probe)
     try:
         check = v["url_verification"]
+        sample_clock(check["timestamp"])
         ok = await client.get("/wechat/work", params=_query(check) | {"echostr": check["echostr"]})
         assert (ok.status, await ok.text()) == (200, check["expected_response_body"])
         forged = _query(check) | {"echostr": check["echostr"], "msg_signature": "f" * 40}
@@ -123,6 +146,7 @@ async def test_official_callbacks_over_http(samples: Path, make_settings: Callab
         assert refused.status == 403 and check["expected_response_body"] not in await refused.text()
 
         m = v["message"]
+        sample_clock(m["timestamp"])
         resp = await client.post("/wechat/work", params=_query(m), data=m["post_body"].encode())
         assert (resp.status, await resp.text()) == (200, "")
         assert [(e.userid, e.text) for e in probe.events] == [("ChenJiaShun", "你好")]

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from bot import keys
 from bot.sandbox.wecom_sim import WeComSimulator
+from handlers.events import WorkEvent
 from settings import Settings
 from store.outbox import Outgoing, enqueue
 from tests import wecom
@@ -60,7 +61,11 @@ async def test_retries_are_deduplicated_on_each_backend(
             text = sim.text_xml("wangfang", "我的任务")
             click = sim.click_xml("wangfang", "t-1", "approve", "code-1")
             results = await asyncio.gather(*(sim.post(wecom.base_url(client), x) for x in (text, click) * 3))
-            assert {p.status for p in results} == {200}
+            # A delivery that arrives while another is being handled is told to come back (503), so
+            # that a failure of the first is not acknowledged by the second; once done, retries get 200.
+            assert {p.status for p in results} <= {200, 503} and 200 in {p.status for p in results}
+            again = [await sim.post(wecom.base_url(client), x) for x in (text, click)]
+            assert [p.status for p in again] == [200, 200]
             assert sorted(e.name for e in probe.events) == ["template_card_event", "text"]
         finally:
             await client.close()
@@ -130,7 +135,7 @@ async def test_malformed_callbacks_get_400(env: Env) -> None:
     assert env.probe.events == []
 
 
-async def test_handler_failure_answers_500_and_the_retry_is_processed(env: Env) -> None:
+async def test_handler_failure_is_not_acknowledged_and_the_retry_is_processed(env: Env) -> None:
     env.probe.failures = 1
     push = await env.sim.say(env.base, "wangfang", "我的任务")
     assert (push.status, push.attempts) == (200, 2)
@@ -139,6 +144,35 @@ async def test_handler_failure_answers_500_and_the_retry_is_processed(env: Env) 
     plain_key = env.probe.events[0].key
     assert (await env.sim.post(env.base, env.sim.text_xml("wangfang", "我的任务"))).ok
     assert [e.key for e in env.probe.events].count(plain_key) == 2
+
+
+async def test_a_retry_during_a_failing_first_attempt_is_not_acknowledged(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """WeCom retries while the first delivery is still being handled, and that one then fails: the
+    retry must not have been answered 200 (it would be the last word), so a later one runs it."""
+    handled: list[str] = []
+
+    async def slow_then_fail(event: WorkEvent) -> None:
+        await asyncio.sleep(0.3)
+        handled.append(event.key)
+        if len(handled) == 1:
+            raise RuntimeError("the first attempt fails")
+
+    sim = wecom.simulator()
+    async with wecom.serve(sim) as api_base:
+        client = await wecom.start(wecom.settings(make_settings, api_base), slow_then_fail)
+        try:
+            base, plain = wecom.base_url(client), sim.text_xml("wangfang", "我的任务")
+            first = asyncio.create_task(sim.post(base, plain))
+            await asyncio.sleep(0.1)
+            retry = await sim.post(base, plain)
+            assert retry.status == 503 and (await first).status == 503
+            assert (await sim.post(base, plain)).status == 200
+            assert len(handled) == 2 and len(set(handled)) == 1
+            assert (await sim.post(base, plain)).status == 200 and len(handled) == 2
+        finally:
+            await client.close()
 
 
 async def test_oversized_body_gets_413(env: Env) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,19 @@ def sign(*parts: str) -> str:
     return signer.signature
 
 
+def now() -> float:
+    """Our clock (tests replaying official samples signed years ago set it to their moment)."""
+    return time.time()
+
+
+def fresh(timestamp: str, window: int) -> bool:
+    """The signed timestamp is within `window` seconds of our clock (either way: clocks drift).
+    A signature never expires by itself, so this is what turns an old signed URL into a 403."""
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    return abs(now() - int(timestamp)) <= window
+
+
 def _same(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
@@ -32,18 +46,31 @@ def _same(expected: str, given: str | None) -> bool:
 class MpCrypto:
     """Verify, decrypt and encrypt for one Official Account (plain, compatible and safe modes)."""
 
-    def __init__(self, token: str, aes_key: str, app_id: str) -> None:
+    def __init__(
+        self, token: str, aes_key: str, app_id: str, *, mode: str = "plain", replay_window: int = 300
+    ) -> None:
         self.token = token
         self.app_id = app_id
+        self.mode = mode  # safe | compat | plain (settings.wechat_message_mode)
+        self.replay_window = replay_window
         self._crypto = WeChatCrypto(token, aes_key, app_id) if aes_key else None
         # One AES context for every message: wechatpy builds a PrpCrypto (and its Cipher) per call.
         self._prp = PrpCrypto(self._crypto.key) if self._crypto else None
 
     def check(self, query: Mapping[str, str]) -> None:
-        """The plain `signature` WeChat puts on every callback, including URL verification."""
+        """The plain `signature` WeChat puts on every callback, including URL verification, made
+        within the replay window."""
         ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
         if not (ts and nonce and _same(sign(self.token, ts, nonce), query.get("signature"))):
             raise Forbidden("bad signature")
+        if not fresh(ts, self.replay_window):
+            raise Forbidden("timestamp outside the replay window")
+
+    def check_mode(self, encrypted: bool) -> None:
+        """In safe mode only encrypted bodies are read: a plaintext one is what a replayed or leaked
+        signed URL would carry, since only the AES key makes a valid ciphertext."""
+        if not encrypted and self.mode == "safe":
+            raise Forbidden("plaintext message in safe mode")
 
     def encrypted(self, query: Mapping[str, str]) -> bool:
         return query.get("encrypt_type", "raw") == "aes"

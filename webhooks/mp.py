@@ -8,9 +8,10 @@ import time
 from aiohttp import web
 
 from bot import keys
-from handlers.events import Event
 from webhooks.crypto import Forbidden, MpCrypto
-from webhooks.guard import BadRequest, TooLarge, parse_mp, parse_xml, read_body
+from webhooks.fields import mp_event
+from webhooks.guard import BadRequest, TooLarge, parse_xml, read_body
+from webhooks.pipeline import NotTaken
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,20 @@ async def receive(request: web.Request) -> web.Response:
         crypto.check(request.query)
         body = await read_body(request)
         encrypted = crypto.encrypted(request.query)
+        crypto.check_mode(encrypted)
         plain = crypto.open(request.query, parse_xml(body)) if encrypted else body
-        event = Event.from_message(parse_mp(plain))
+        event = mp_event(parse_xml(plain))
     except Forbidden as exc:
         return _refuse(request, 403, str(exc))
     except TooLarge:
         return _refuse(request, 413, "body too large")
-    except (BadRequest, KeyError, ValueError, TypeError) as exc:
+    except BadRequest as exc:
         return _refuse(request, 400, f"unreadable message: {exc}")
-    reply = await request.app[keys.PIPELINE].handle(event)
+    try:
+        reply = await request.app[keys.PIPELINE].handle(event)
+    except NotTaken as exc:
+        # Not handled and not recorded: a non-200 makes WeChat send it again (within 15 s, 3 times).
+        return _refuse(request, 503, f"not taken: {exc}")
     request.app[keys.METRICS].latency.observe(time.perf_counter() - started)
     if reply is None:
         return web.Response(text="success")

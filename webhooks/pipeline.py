@@ -5,6 +5,11 @@ WeChat waits 5 s for an answer, then retries the same message up to 3 times. We 
 otherwise the webhook says `success` and the reply travels later as a customer-service message.
 A retry that arrives while the first attempt is still running joins it instead of running again;
 a retry after it finished gets the answer stored with the message.
+
+Nothing acknowledged is lost (README, "Failure model"): a turn that fails before it is committed
+(the database or the lock unreachable) answers NotTaken, which the webhook turns into a non-200 so
+that WeChat sends the message again. A turn that fails after the webhook already said `success`
+(it outlived the reply budget) is run again here, with backoff, until it commits.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ log = logging.getLogger(__name__)
 
 # How long a late waiter keeps waiting for a commit already under way before saying `success`.
 COMMIT_GRACE = 0.5
+# Pauses between runs of an acknowledged turn that failed (about 4 minutes in all).
+LATE_RETRIES = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 60.0, 90.0)
+
+
+class NotTaken(Exception):
+    """The turn was neither handled nor recorded: the webhook must not acknowledge it."""
 
 
 @dataclass(slots=True)
@@ -99,17 +110,38 @@ class Pipeline:
         await self._reader.close()
 
     async def _process(self, key: tuple[str, str, str], turn: _Turn) -> None:
-        ev = turn.event
         try:
-            async with self._locks.hold(ev.account, ev.openid):
-                await self._run(turn)
-        except Exception:
-            log.exception("turn failed", extra={"openid": ev.openid, "msg_key": ev.key})
-            self._metrics.handler_errors.inc()
+            await self._run_until_taken(turn)
         finally:
             if not turn.answer.done():
                 turn.answer.set_result(None)
             self._inflight.pop(key, None)
+
+    async def _run_until_taken(self, turn: _Turn) -> None:
+        ev = turn.event
+        for pause in (*LATE_RETRIES, None):
+            try:
+                async with self._locks.hold(ev.account, ev.openid):
+                    await self._run(turn)
+                return
+            except Exception as exc:
+                self._metrics.handler_errors.inc()
+                if turn.answer.done():  # committed; what failed came after
+                    log.exception("turn failed after its commit", extra={"msg_key": ev.key})
+                    return
+                if not turn.late:
+                    # Nobody was told `success` yet: the webhook answers non-200 and WeChat resends.
+                    log.warning("turn not taken", extra={"msg_key": ev.key, "error": repr(exc)})
+                    turn.answer.set_exception(NotTaken(type(exc).__name__))
+                    return
+                if pause is None:
+                    log.exception(
+                        "acknowledged turn given up", extra={"openid": ev.openid, "msg_key": ev.key}
+                    )
+                    return
+                # Already acknowledged: only we can make it happen now (a rerun is deduplicated).
+                log.warning("acknowledged turn failed, running it again", extra={"msg_key": ev.key})
+                await asyncio.sleep(pause)
 
     async def _run(self, turn: _Turn) -> None:
         ev = turn.event

@@ -8,8 +8,7 @@ Replies never travel in the HTTP answer: the handler writes them to the outbox, 
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
+import asyncio
 import hmac
 import logging
 import struct
@@ -18,11 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from wechatpy.messages import BaseMessage
-from wechatpy.work import parse_message
 from wechatpy.work.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
 
@@ -30,13 +27,14 @@ from bot import keys
 from handlers.events import WorkEvent
 from handlers.work.dispatch import WorkHandler
 from store.models import InboundMessage
-from webhooks.crypto import Forbidden, sign
+from webhooks.crypto import Forbidden, fresh, sign
+from webhooks.fields import work_event
 from webhooks.guard import BadRequest, TooLarge, parse_xml, read_body
 
 log = logging.getLogger(__name__)
 
-MAX_KEY = 200  # inbound_messages.msg_key is VARCHAR(200); a button key alone may be 1024 bytes
-MAX_TYPE = 32  # inbound_messages.msg_type
+# inbound_messages.reply_xml of a WeCom claim: NULL while its handler runs, this once it has finished.
+DONE = "done"
 
 
 class WorkCrypto:
@@ -45,9 +43,10 @@ class WorkCrypto:
     wechatpy compares signatures with `!=`; we compute with its signer and compare in constant time.
     """
 
-    def __init__(self, token: str, aes_key: str, corp_id: str) -> None:
+    def __init__(self, token: str, aes_key: str, corp_id: str, *, replay_window: int = 300) -> None:
         self.token = token
         self.corp_id = corp_id
+        self.replay_window = replay_window
         try:
             key = WeChatCrypto(token, aes_key, corp_id).key
         except (AssertionError, ValueError) as exc:  # wechatpy asserts the key is 32 bytes
@@ -72,6 +71,8 @@ class WorkCrypto:
             raise Forbidden("no msg_signature, timestamp, nonce or ciphertext")
         if not hmac.compare_digest(sign(self.token, ts, nonce, encrypt).encode(), given.encode()):
             raise Forbidden("bad msg_signature")
+        if not fresh(ts, self.replay_window):
+            raise Forbidden("timestamp outside the replay window")
         try:
             return str(self._prp.decrypt(encrypt, self.corp_id))
         except InvalidCorpIdException:
@@ -103,7 +104,12 @@ async def verify_url(request: web.Request) -> web.Response:
 
 
 async def receive(request: web.Request) -> web.Response:
-    """POST: one encrypted message or event, run once however often WeCom retries it."""
+    """POST: one encrypted message or event, run once however often WeCom retries it.
+
+    200 only once the handler has finished (or had finished for an earlier delivery); a callback we
+    could not record, whose handler failed, or that another delivery is still handling gets 503, so
+    WeCom sends it again rather than forgetting it.
+    """
     hooks = request.app[WORK_HOOKS]
     if hooks.crypto is None:
         return _unconfigured(request)
@@ -114,66 +120,46 @@ async def receive(request: web.Request) -> web.Response:
         return _refuse(request, 403, str(exc))
     except TooLarge:
         return _refuse(request, 413, "body too large")
-    except (BadRequest, KeyError, ValueError, TypeError) as exc:
+    except BadRequest as exc:
         return _refuse(request, 400, f"unreadable message: {exc}")
     sessionmaker, metrics = request.app[keys.SESSIONMAKER], request.app[keys.METRICS]
-    if not await claim(sessionmaker, event):
-        metrics.duplicates.inc()
-        return web.Response()
+    try:
+        claimed = await claim(sessionmaker, event)
+        if not claimed:
+            metrics.duplicates.inc()
+            if await finished(sessionmaker, event):
+                return web.Response()
+            return _refuse(request, 503, "still being handled")
+    except Exception as exc:  # the database is unreachable: nothing was recorded
+        log.exception("wecom callback not recorded", extra={"userid": event.userid, "msg_key": event.key})
+        return _refuse(request, 503, f"not recorded: {type(exc).__name__}")
     metrics.messages_in.labels(f"wecom:{event.name}").inc()
     try:
         await hooks.handle(event)
+    except asyncio.CancelledError:  # the server is stopping: let WeCom's retry run it
+        await _forget(sessionmaker, event)
+        raise
     except Exception:
         # Give the key back, so that WeCom's next retry of this callback is processed.
         log.exception("wecom handler failed", extra={"userid": event.userid, "msg_key": event.key})
         metrics.handler_errors.inc()
-        await release(sessionmaker, event)
-        return web.Response(status=500, text="internal error")
+        await _forget(sessionmaker, event)
+        return _refuse(request, 503, "handler failed")
+    await _mark_done(sessionmaker, event)
     return web.Response()
 
 
 def to_event(plain: str) -> WorkEvent:
-    """A WorkEvent from decrypted callback XML (declarations refused, sender and receiver required)."""
-    fields = parse_xml(plain)  # refuses DTDs and malformed XML before wechatpy sees it
-    msg: BaseMessage = parse_message(plain)
-    if not msg.source or not msg.target or not fields.get("MsgType"):
-        raise BadRequest("message without sender, receiver or MsgType")
-    kind = str(fields["MsgType"]).lower()
-    name = str(fields.get("Event") or "").lower() if kind == "event" else kind
-    event_key, task_id = _text(fields, "EventKey"), _text(fields, "TaskId")
-    if kind == "event":
-        key = f"ev:{msg.time}:{name}:{event_key}:{task_id}"
-    elif fields.get("MsgId"):
-        key = f"msg:{fields['MsgId']}"
-    else:
-        raise BadRequest("message without MsgId")
-    return WorkEvent(
-        corp_id=msg.target,
-        agent_id=_text(fields, "AgentID"),
-        userid=msg.source,
-        kind=kind,
-        name=name,
-        key=key,
-        created_at=dt.datetime.fromtimestamp(int(msg.time), dt.UTC),
-        text=(getattr(msg, "content", "") or "").strip() if kind == "text" else "",
-        event_key=event_key,
-        task_id=task_id,
-        response_code=_text(fields, "ResponseCode"),
-        media_id=getattr(msg, "media_id", "") or "",
-        raw=fields,
+    """A WorkEvent from decrypted callback XML (hardened parse, then typed fields)."""
+    return work_event(parse_xml(plain))
+
+
+def _where(event: WorkEvent) -> Any:
+    return (
+        (InboundMessage.account == f"wecom:{event.corp_id}")
+        & (InboundMessage.sender == event.userid)
+        & (InboundMessage.msg_key == event.key)
     )
-
-
-def _text(fields: Mapping[str, Any], name: str) -> str:
-    value = fields.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _claim_key(key: str) -> str:
-    """The key as stored: long button keys and task ids are shortened with a digest, still unique."""
-    if len(key) <= MAX_KEY:
-        return key
-    return key[: MAX_KEY - 41] + ":" + hashlib.sha1(key.encode()).hexdigest()
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -188,8 +174,8 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], event: WorkEvent
             .values(
                 account=f"wecom:{event.corp_id}",
                 sender=event.userid,
-                msg_key=_claim_key(event.key),
-                msg_type=event.name[:MAX_TYPE],
+                msg_key=event.key,
+                msg_type=event.name,
                 content=event.text or event.event_key or event.media_id or None,
             )
             .on_conflict_do_nothing()
@@ -198,16 +184,31 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], event: WorkEvent
         return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
+async def finished(sessionmaker: async_sessionmaker[AsyncSession], event: WorkEvent) -> bool:
+    """The claimed callback's handler has finished (rather than still running, or failed)."""
+    async with sessionmaker() as session:
+        return await session.scalar(select(InboundMessage.reply_xml).where(_where(event))) == DONE
+
+
+async def _mark_done(sessionmaker: async_sessionmaker[AsyncSession], event: WorkEvent) -> None:
+    try:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(update(InboundMessage).where(_where(event)).values(reply_xml=DONE))
+    except Exception:  # handled all the same; a retry is then answered 503 until WeCom gives up
+        log.exception("wecom claim not marked done", extra={"msg_key": event.key})
+
+
 async def release(sessionmaker: async_sessionmaker[AsyncSession], event: WorkEvent) -> None:
     """Forget a claim whose handler failed."""
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            delete(InboundMessage).where(
-                InboundMessage.account == f"wecom:{event.corp_id}",
-                InboundMessage.sender == event.userid,
-                InboundMessage.msg_key == _claim_key(event.key),
-            )
-        )
+        await session.execute(delete(InboundMessage).where(_where(event)))
+
+
+async def _forget(sessionmaker: async_sessionmaker[AsyncSession], event: WorkEvent) -> None:
+    try:
+        await release(sessionmaker, event)
+    except Exception:  # the claim stays in progress: retries get 503 and the log says which one
+        log.exception("wecom claim of a failed handler could not be released", extra={"msg_key": event.key})
 
 
 def _unconfigured(request: web.Request) -> web.Response:
