@@ -95,7 +95,7 @@ class PersonLocks:
     async def _cross_process(self, redis: _RedisLocks, key: str) -> AsyncIterator[None]:
         name = f"chatorder:person:{key}"
         try:
-            token = await redis.acquire(name)  # TimeoutError: held by another turn longer than `timeout`
+            token = await redis.acquire(name)
         except Exception as exc:
             if not redis_unreachable(exc):
                 raise
@@ -104,6 +104,8 @@ class PersonLocks:
             async with self._database_lock(key):
                 yield
             return
+        if token is None:  # held by another turn for longer than `timeout`
+            raise TimeoutError(f"person lock {key} not acquired in {self._timeout} s")
         try:
             yield
         finally:
@@ -184,13 +186,14 @@ class _RedisLocks:
         self._try = _Batch(self._try_many)
         self._give_back = _Batch(self._release_many)
 
-    async def acquire(self, name: str) -> str:
-        """Take the lock (waiting while another process has it); returns the token to release it with."""
+    async def acquire(self, name: str) -> str | None:
+        """Take the lock (waiting while another process has it): the token to release it with, or None
+        if it stayed taken for `timeout`. Raises what Redis raises when it cannot be reached."""
         token = next(self._tokens)
         give_up = time.monotonic() + self._timeout
         while not await self._try((name, token)):
             if time.monotonic() >= give_up:
-                raise TimeoutError(f"person lock {name} not acquired in {self._timeout} s")
+                return None
             await asyncio.sleep(RETRY_EVERY)
         return token
 
