@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # A font with Chinese glyphs for posters; found on the system when unset.
     font_path: str | None = Field(None, validation_alias=_env("CHATORDER_FONT_PATH"))
     log_format: str = Field("json", pattern="^(json|text)$", validation_alias=_env("CHATORDER_LOG_FORMAT"))
+    # Optional language model (OpenAI-compatible chat completions), asked only when the local
+    # understanding is unsure; off unless both the URL and the model are set. README says what is sent.
+    llm_base_url: str = Field("", validation_alias=_env("CHATORDER_LLM_BASE_URL"))
+    llm_model: str = Field("", validation_alias=_env("CHATORDER_LLM_MODEL"))
+    llm_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("CHATORDER_LLM_API_KEY"))
+    llm_timeout: float = Field(1.5, gt=0, le=4, validation_alias=_env("CHATORDER_LLM_TIMEOUT"))
 
     wechat_app_id: str = Field("", validation_alias=_env("WECHAT_APP_ID"))
     wechat_app_secret: SecretStr = Field(SecretStr(""), validation_alias=_env("WECHAT_APP_SECRET"))

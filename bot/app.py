@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import files, keys, paypage
+from bot.channels.llm import LlmClient
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
 from bot.channels.robot import RobotClient
@@ -44,6 +45,7 @@ from store.earnings import next_release_at
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
+from store.search import SearchIndex
 from store.writer import GroupWriter
 from webhooks import mp as mp_webhook
 from webhooks import pay as pay_webhook
@@ -114,6 +116,14 @@ def staff_desk(app: web.Application) -> staff_dispatch.WorkHandler:
     )(event)
 
 
+def _llm(app: web.Application) -> LlmClient | None:
+    """The optional language model, when CHATORDER_LLM_BASE_URL and CHATORDER_LLM_MODEL are set."""
+    settings = app[keys.SETTINGS]
+    if not (settings.llm_base_url and settings.llm_model):
+        return None
+    return LlmClient(app[keys.HTTP], settings)
+
+
 def _work_crypto(settings: Settings) -> work_webhook.WorkCrypto | None:
     """WeCom callback crypto, or None (/wechat/work answers 503) until all three values are set."""
     token, aes_key = settings.wecom_token.get_secret_value(), settings.wecom_aes_key.get_secret_value()
@@ -178,6 +188,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     gate = StockGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
     scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
+    app[keys.SEARCH] = SearchIndex()  # empty until the first search
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
         engine=app[keys.ENGINE],
@@ -187,7 +198,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         locks=locks,
         metrics=app[keys.METRICS],
         services=Services(
-            media=mp, pay=pay, stock_gate=gate, wake_outbox=outbox.wake, wake_job=scheduler.wake
+            media=mp,
+            pay=pay,
+            stock_gate=gate,
+            wake_outbox=outbox.wake,
+            wake_job=scheduler.wake,
+            llm=_llm(app),
+            search=app[keys.SEARCH],
         ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)

@@ -17,6 +17,7 @@ from bot.sandbox.state import Sandbox
 from bot.sandbox.wecom_sim import WeComSimulator
 from bot.scheduler import Scheduler
 from settings import Settings
+from store.search import SearchIndex
 from webhooks.pipeline import Pipeline
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,6 +29,7 @@ METRICS = web.AppKey("metrics", Metrics)
 MP = web.AppKey("mp", MpClient)
 OUTBOX = web.AppKey("outbox", OutboxDispatcher)
 PIPELINE = web.AppKey("pipeline", Pipeline)
+SEARCH = web.AppKey("search", SearchIndex)  # the catalog's ranked search (store.search)
 LOCKS = web.AppKey("locks", PersonLocks)  # customers' per-person locks (also taken by staff changes)
 SCHEDULER = web.AppKey("scheduler", Scheduler)  # background jobs; `wake(name)` runs one now
 SANDBOX = web.AppKey("sandbox", Sandbox)

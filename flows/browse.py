@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from flows import texts
 from flows.format import count, rate, yuan
 from flows.requirements import InvalidInput
 from store.catalog import CATEGORIES, FORMS, PLATFORMS, Query, ServiceCard
+from store.search import Alternatives
 
 PER_PAGE = 5
 SORTS = {
+    "相关": "relevance",
+    "相关度": "relevance",
+    "默认": "relevance",
     "价格": "price",
     "价格低": "price",
     "便宜": "price",
@@ -69,8 +73,9 @@ def apply_filter(query: Query, argument: str) -> Query:
         return dataclasses.replace(query, engagement_min_bp=lo)
     if field == "形式" and value in FORMS:
         return dataclasses.replace(query, form=value)
-    if field == "平台" and value in PLATFORMS:
-        return dataclasses.replace(query, platform=value)
+    platform = next((p for p in PLATFORMS if p.lower() == value.lower()), None)  # b站 is B站
+    if field == "平台" and platform:
+        return dataclasses.replace(query, platform=platform)
     if field in ("类别", "分类") and value in CATEGORIES:
         return dataclasses.replace(query, category=value)
     raise InvalidInput(texts.FILTER_INVALID)
@@ -85,7 +90,7 @@ def sort_of(argument: str) -> str:
 
 def describe(query: Query) -> str:
     """The active filters in words ('小红书 · ¥500–¥2,000 · 视频'), empty when none."""
-    parts = [p for p in (query.platform, query.category, query.form) if p]
+    parts = [p for p in (query.platform, query.category, query.form, "、".join(query.tags)) if p]
     if query.price_min_fen is not None or query.price_max_fen is not None:
         parts.append(_between(query.price_min_fen, query.price_max_fen, yuan))
     if query.followers_min is not None or query.followers_max is not None:
@@ -107,13 +112,33 @@ def results(cards: list[ServiceCard], *, total: int, page: int, query: Query) ->
     filters = describe(query)
     head = texts.RESULTS_HEAD.format(
         total=total,
-        sort=texts.SORT_NAMES[query.sort],
+        sort=texts.SORT_NAMES[query.effective_sort],
         filters=(f"，筛选：{filters}" if filters else "")
         + (texts.RESULTS_PAGE.format(page=page, pages=pages) if pages > 1 else ""),
     )
-    lines = [_line(i, card) for i, card in enumerate(cards, start=1)]
+    lines = _lines(cards)
     foot = texts.RESULTS_FOOT.format(more=texts.RESULTS_MORE if page < pages else "")
     return head + "\n".join(lines) + foot
+
+
+def nearest(query: Query, found: Alternatives, blocked_by: Sequence[str]) -> str:
+    """Nothing matched `query`: what did it, and the nearest services once it is let go."""
+    lines = "\n".join(_lines(found.cards))
+    if "keywords" in found.dropped:  # nothing has the words: show what there is (within what is left)
+        filters = describe(found.query)
+        where = texts.NO_RESULTS_WORDS_WHERE.format(filters=filters) if filters else ""
+        return texts.NO_RESULTS_WORDS.format(words=" ".join(query.keywords), where=where, lines=lines)
+    others = [texts.RELAX_WAYS[c] for c in blocked_by if c not in found.dropped]
+    return texts.NO_RESULTS_BLOCKED.format(
+        conditions=" · ".join(p for p in (" ".join(query.keywords), describe(query)) if p),
+        relaxed="、".join(texts.RELAX_WAYS[c] for c in found.dropped),
+        lines=lines,
+        others=texts.NO_RESULTS_OTHERS.format(ways="、".join(others)) if others else "",
+    )
+
+
+def _lines(cards: Sequence[ServiceCard]) -> list[str]:
+    return [_line(i, card) for i, card in enumerate(cards, start=1)]
 
 
 def _line(n: int, card: ServiceCard) -> str:

@@ -113,11 +113,29 @@ RESULTS_MORE = "，「下一页」看更多"
 RESULTS_PAGE = "，第 {page}/{pages} 页"
 NO_RESULTS = "没有找到符合条件的服务 😶 换个关键词试试，或发「分类」按平台浏览。{filters_hint}"
 NO_RESULTS_FILTER_HINT = "\n当前筛选：{filters}，发「清除筛选」去掉条件。"
+# Nothing matched every condition: which one did it, and the nearest services without it.
+NO_RESULTS_BLOCKED = "「{conditions}」没有找到 😶 {relaxed}后最接近的是：\n{lines}\n回复数字看详情{others}，发「清除筛选」去掉条件。"
+NO_RESULTS_OTHERS = "；也可以{ways}"
+NO_RESULTS_WORDS = (
+    "没有和「{words}」相关的服务 😶 {where}先看看这些：\n{lines}\n回复数字看详情，或换个说法再搜。"
+)
+NO_RESULTS_WORDS_WHERE = "{filters}的服务里"
+RELAX_WAYS = {
+    "price": "放宽预算",
+    "followers": "放宽粉丝数",
+    "engagement": "放宽互动率",
+    "form": "不限形式",
+    "platform": "换个平台",
+    "category": "不限类别",
+    "tags": "不限标签",
+    "keywords": "不限关键词",
+}
 NO_MORE_PAGES = "已经是最后一页了。回复数字看详情，或换个关键词搜索。"
 NO_PREVIOUS_PAGE = "已经是第一页了。"
 NO_LIST = "先搜点什么吧：发「搜 关键词」或「分类」。"
 PICK_OUT_OF_RANGE = "列表里没有第 {n} 项，请回复 1–{max} 之间的数字。"
 SORT_NAMES = {
+    "relevance": "按相关度排序",
     "engagement": "按互动率排序",
     "price": "按价格从低到高",
     "price_desc": "按价格从高到低",
@@ -135,7 +153,7 @@ FILTER_HELP = (
 )
 FILTER_INVALID = "没看懂这个筛选条件 🙏\n\n" + FILTER_HELP
 FILTERS_CLEARED = "已清除筛选条件。"
-SORT_INVALID = "可以按这些排序：价格、价格高、粉丝、互动、曝光。例如发「排序 粉丝」。"
+SORT_INVALID = "可以按这些排序：相关度、价格、价格高、粉丝、互动、曝光。例如发「排序 粉丝」。"
 
 DETAIL = (
     "【{title}】{platform} · {category}\n"

@@ -60,12 +60,12 @@ async def on_facet(ctx: Ctx) -> None:
 
 @router.prefix("搜")
 async def on_search(ctx: Ctx) -> None:
-    """'搜 咖啡 探店': every word must match; filters are kept, the sort too."""
+    """'搜 咖啡 探店': ranked by relevance (the best matches first, partial ones lower); filters are kept."""
     words = ctx.argument.split() if ctx.command and " " in ctx.command else _glued(ctx.command or "")
     if not words:
         ctx.say(texts.SEARCH_EMPTY_QUERY)
         return
-    query = dataclasses.replace(_query(ctx), keywords=tuple(words[:5]))
+    query = dataclasses.replace(_query(ctx), keywords=tuple(words[:5]), sort="relevance")
     await show_page(ctx, query, 1)
 
 
@@ -134,23 +134,29 @@ async def on_previous(ctx: Ctx) -> None:
 
 
 async def show_page(ctx: Ctx, query: Query, page: int, *, prefix: str = "") -> None:
-    """Run the query, remember what was shown (for numbers and paging), and list it."""
+    """Run the query, remember what was shown (for numbers and paging), and list it; when nothing
+    matches, say which condition did it and list the nearest services instead."""
     async with ctx.read() as session:
-        cards, total = await catalog.search(session, query, page=page, per_page=browse.PER_PAGE)
+        found = await catalog.find(
+            session, query, page=page, per_page=browse.PER_PAGE, index=ctx.services.search
+        )
+    shown = found.cards or (found.alternatives.cards if found.alternatives else [])
     state = _browse(ctx)
     state.update(
         query=query.to_dict(),
         page=page,
-        pages=max(1, -(-total // browse.PER_PAGE)),
-        ids=[c.id for c in cards],
+        pages=max(1, -(-found.total // browse.PER_PAGE)),
+        ids=[c.id for c in shown],
     )
     ctx.state.data["list"] = "catalog"
-    if not cards:
+    if found.cards:
+        ctx.say(prefix + browse.results(found.cards, total=found.total, page=page, query=query))
+    elif found.alternatives is not None:
+        ctx.say(prefix + browse.nearest(query, found.alternatives, found.blocked_by))
+    else:
         filters = browse.describe(query)
         hint = texts.NO_RESULTS_FILTER_HINT.format(filters=filters) if filters else ""
         ctx.say(prefix + texts.NO_RESULTS, filters_hint=hint)
-        return
-    ctx.say(prefix + browse.results(cards, total=total, page=page, query=query))
 
 
 @picks.when(lambda ctx: _listing(ctx, "catalog") and (ctx.command or "").isdigit())

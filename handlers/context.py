@@ -20,8 +20,10 @@ from store.outbox import Outgoing
 from store.turns import FlowState
 
 if TYPE_CHECKING:
+    from bot.channels.llm import LlmClient
     from bot.channels.pay import PayClient
     from bot.locks import PersonLocks
+    from store.search import SearchIndex
 
 
 class UserFacingError(Exception):
@@ -67,6 +69,8 @@ class Services:
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
     wake_job: Callable[[str], None] | None = None  # runs a background job now (bot.scheduler)
+    llm: LlmClient | None = None  # the optional language model (CHATORDER_LLM_*), asked when unsure
+    search: SearchIndex | None = None  # the app's catalog index (store.search), built on first use
 
 
 @dataclass(slots=True)

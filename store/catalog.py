@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, Subquery, bindparam, case, exists, func, or_, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store.models import Package, Service
+
+if TYPE_CHECKING:
+    from store.search import SearchIndex, SearchResult
 
 PLATFORMS = ("抖音", "快手", "小红书", "B站", "微博", "视频号", "知识服务", "全平台")
 CATEGORIES = ("达人营销", "广告投放", "内容制作", "数据分析", "课程", "咨询")
@@ -33,10 +36,11 @@ REQUIREMENT_KEYS = (
 )
 STATUSES = ("draft", "listed", "unlisted")
 DEFAULT_COMMISSION_BP = 1000  # 10 % to the buyer's inviter when the catalog says nothing
-SORTS = ("engagement", "price", "price_desc", "followers", "exposure")
+# relevance ranks by the words searched for; without words it means the default order, engagement.
+SORTS = ("relevance", "engagement", "price", "price_desc", "followers", "exposure")
 LOW_STOCK = 3
 
-# Other names people type for a platform; they go into search_text so that 搜 bilibili finds B站.
+# Other names people type for a platform; search indexes them with it, so that 搜 bilibili finds B站.
 PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
     "抖音": ("douyin", "tiktok"),
     "快手": ("kuaishou",),
@@ -54,7 +58,6 @@ class Availability(StrEnum):
 
 
 _RANK = {Availability.SOLD_OUT: 0, Availability.LOW: 1, Availability.AVAILABLE: 2}
-_BY_RANK = {rank: value for value, rank in _RANK.items()}
 
 
 def availability(stock: int | None) -> Availability:
@@ -74,7 +77,11 @@ def best_availability(stocks: Iterable[int | None]) -> Availability:
 
 @dataclass(frozen=True)
 class Query:
-    """What a person is looking for; stored in conversation state between messages (to_dict)."""
+    """What a person is looking for; stored in conversation state between messages (to_dict).
+
+    `keywords` and `tags` rank (relevance); a service must match at least one of their words, and
+    with `tags` at least one of the tags (among its tags or in its title). Everything else filters.
+    """
 
     keywords: tuple[str, ...] = ()
     platform: str | None = None
@@ -85,17 +92,26 @@ class Query:
     followers_max: int | None = None
     engagement_min_bp: int | None = None
     form: str | None = None
-    sort: str = "engagement"
+    sort: str = "relevance"
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
             raise ValueError(f"unknown sort {self.sort!r}; one of {SORTS}")
-        # Lists arrive from JSON and from callers; a tuple keeps the query hashable.
-        object.__setattr__(self, "keywords", tuple(self.keywords))
+        # Lists arrive from JSON and from callers; a tuple keeps the query hashable. Blank words are none.
+        object.__setattr__(self, "keywords", tuple(w.strip() for w in self.keywords if w.strip()))
+        object.__setattr__(self, "tags", tuple(t.strip() for t in self.tags if t.strip()))
+
+    @property
+    def effective_sort(self) -> str:
+        """The order results are in: relevance needs words; without them it is by engagement."""
+        if self.sort == "relevance" and not (self.keywords or self.tags):
+            return "engagement"
+        return self.sort
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
-        return asdict(self) | {"keywords": list(self.keywords)}
+        return asdict(self) | {"keywords": list(self.keywords), "tags": list(self.tags)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Query:
@@ -146,91 +162,36 @@ class ServiceDetail:
 
 
 async def search(
-    session: AsyncSession, query: Query, *, page: int = 1, per_page: int = 5
+    session: AsyncSession,
+    query: Query,
+    *,
+    page: int = 1,
+    per_page: int = 5,
+    index: SearchIndex | None = None,
 ) -> tuple[list[ServiceCard], int]:
-    """One page of listed services matching `query`, and how many match in all.
+    """One page of listed services matching `query`, and how many match in all (see `find`)."""
+    result = await find(session, query, page=page, per_page=per_page, index=index)
+    return result.cards, result.total
+
+
+async def find(
+    session: AsyncSession,
+    query: Query,
+    *,
+    page: int = 1,
+    per_page: int = 5,
+    index: SearchIndex | None = None,
+) -> SearchResult:
+    """One page of listed services for `query`, ranked (store.search); when none match, which
+    condition emptied the answer and the nearest alternatives.
 
     With a price filter only the packages within it count: a service matches when one of them is in
     range, and its card shows the cheapest such package (so "¥X 起" agrees with the filter).
+    `index` is the app's (it follows catalog changes); without one a throwaway index is built.
     """
-    stats = _package_stats(query)
-    conditions = [Service.status == "listed", *_conditions(session, query)]
-    matching = select(Service.id).join(stats, stats.c.service_id == Service.id).where(*conditions)
-    total = await session.scalar(select(func.count()).select_from(matching.subquery())) or 0
-    stmt = (
-        select(Service, stats.c.min_price, stats.c.rank)
-        .join(stats, stats.c.service_id == Service.id)
-        .where(*conditions)
-        .order_by(*_order(query.sort, stats))
-        .limit(per_page)
-        .offset((max(page, 1) - 1) * per_page)
-    )
-    rows = (await session.execute(stmt)).all()
-    return [_card(s, min_price, _BY_RANK[rank]) for s, min_price, rank in rows], total
+    from store.search import SearchIndex  # the index pulls in numpy: only when someone searches
 
-
-def _package_stats(query: Query) -> Subquery:
-    """Per service: the cheapest package and the best availability rank (of packages in price range)."""
-    rank = case(
-        (or_(Package.stock.is_(None), Package.stock > LOW_STOCK), _RANK[Availability.AVAILABLE]),
-        (Package.stock > 0, _RANK[Availability.LOW]),
-        else_=_RANK[Availability.SOLD_OUT],
-    )
-    stmt = select(
-        Package.service_id.label("service_id"),
-        func.min(Package.price_fen).label("min_price"),
-        func.max(rank).label("rank"),
-    ).group_by(Package.service_id)
-    if query.price_min_fen is not None:
-        stmt = stmt.where(Package.price_fen >= query.price_min_fen)
-    if query.price_max_fen is not None:
-        stmt = stmt.where(Package.price_fen <= query.price_max_fen)
-    return stmt.subquery("package_stats")
-
-
-def _conditions(session: AsyncSession, query: Query) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [
-        # search_text is stored lower-cased, so a lower-cased LIKE behaves the same on both backends.
-        Service.search_text.contains(word.lower(), autoescape=True)
-        for word in (k.strip() for k in query.keywords)
-        if word
-    ]
-    if query.platform:
-        conditions.append(Service.platform == query.platform)
-    if query.category:
-        conditions.append(Service.category == query.category)
-    if query.followers_min is not None:
-        conditions.append(Service.followers >= query.followers_min)
-    if query.followers_max is not None:
-        conditions.append(Service.followers <= query.followers_max)
-    if query.engagement_min_bp is not None:
-        conditions.append(Service.engagement_bp >= query.engagement_min_bp)
-    if query.form:
-        conditions.append(_has_form(session, query.form))
-    return conditions
-
-
-def _has_form(session: AsyncSession, form: str) -> ColumnElement[bool]:
-    """forms (a JSON list) contains `form`, compared element by element rather than as JSON text."""
-    # Both functions yield a column named "value": SQLite's json_each and PostgreSQL's set function.
-    fn = func.json_each if session.get_bind().dialect.name == "sqlite" else func.json_array_elements_text
-    elements = fn(Service.forms).table_valued("value")
-    return exists(select(1).select_from(elements).where(elements.c.value == form))
-
-
-def _order(sort: str, stats: Subquery) -> tuple[Any, ...]:
-    metric = {
-        "engagement": Service.engagement_bp,
-        "followers": Service.followers,
-        "exposure": Service.exposure,
-    }
-    if sort in metric:
-        column = metric[sort]
-        # "IS NULL" sorts false before true on both backends: NULLs last without NULLS LAST syntax.
-        return column.is_(None), column.desc(), Service.id
-    if sort == "price":
-        return stats.c.min_price.asc(), Service.id
-    return stats.c.min_price.desc(), Service.id
+    return await (index or SearchIndex()).find(session, query, page=page, per_page=per_page)
 
 
 async def facets(session: AsyncSession) -> dict[str, dict[str, int]]:

@@ -19,9 +19,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    inspect,
+    update,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 
 def utcnow() -> dt.datetime:
@@ -176,7 +179,8 @@ class Service(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)  # draft | listed | unlisted
     search_text: Mapped[str] = mapped_column(Text, default="")  # lower-cased title, tags, platform … for 搜
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Indexed: the search index reads max(updated_at) before every search (store/search.py).
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
 class Package(Base):
@@ -196,9 +200,31 @@ class Package(Base):
     price_fen: Mapped[int] = mapped_column(BigInteger)
     deliverables: Mapped[str] = mapped_column(Text, default="")
     lead_days: Mapped[int] = mapped_column(default=7)
-    stock: Mapped[int | None] = mapped_column()
+    # Indexed: the search index reads the packages with little or no stock before every search.
+    stock: Mapped[int | None] = mapped_column(index=True)
     # Requirement keys the order form asks for, in order (see flows/requirements.py).
     requirements: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # When the package was added or its price moved (an import): the search index re-reads packages
+    # when max(updated_at) changes. Not for stock (see _price_changed). NULL on rows older than it.
+    updated_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow, index=True)
+
+
+@event.listens_for(Package, "before_update")
+def _price_changed(mapper: Mapper[Package], connection: Any, target: Package) -> None:
+    """Stamp updated_at when an import moves a package's price or service. Stock is left out: every
+    order changes it (with a plain UPDATE, which ORM events do not see anyway), and the search index
+    watches the packages low on stock by themselves."""
+    state = inspect(target)
+    if any(state.attrs[name].history.has_changes() for name in ("price_fen", "service_id")):
+        target.updated_at = utcnow()
+
+
+@event.listens_for(Package, "after_delete")
+def _package_deleted(mapper: Mapper[Package], connection: Any, target: Package) -> None:
+    """A package dropped by an import changes its service (what it costs): stamp the service, which
+    the search index watches, rather than count packages before every search."""
+    stamp = update(Service).where(Service.id == target.service_id).values(updated_at=utcnow())
+    connection.execute(stamp)
 
 
 # --- Cart, orders, materials ---------------------------------------------------------------------

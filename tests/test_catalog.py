@@ -384,23 +384,25 @@ async def test_dropped_package_is_deleted_unless_an_order_refers_to_it(
 # --- searching (each backend) ----------------------------------------------------------------------
 
 
-async def test_keywords_all_have_to_match(catalog: async_sessionmaker[AsyncSession]) -> None:
-    assert await find(catalog, keywords=("咖啡", "探店")) == ["s1"]
-    assert await find(catalog, keywords=("咖啡",)) == ["s1", "s3"]
-    assert await find(catalog, keywords=("探店",)) == ["s1", "s2"]
-    assert await find(catalog, keywords=("咖啡", "不存在")) == []
-    assert await find(catalog, keywords=(" ", "")) == ["s1", "s2", "s3", "s4"]
+async def test_services_matching_every_word_come_first(catalog: async_sessionmaker[AsyncSession]) -> None:
+    ranked = await find(catalog, keywords=("咖啡", "探店"))
+    assert ranked[0] == "s1" and sorted(ranked[1:]) == ["s2", "s3"]  # partial matches follow
+    assert sorted(await find(catalog, keywords=("咖啡",))) == ["s1", "s3"]
+    assert sorted(await find(catalog, keywords=("探店",))) == ["s1", "s2"]
+    assert sorted(await find(catalog, keywords=("咖啡", "不存在"))) == ["s1", "s3"]  # the best there is
+    assert await find(catalog, keywords=("不存在",)) == []
+    assert await find(catalog, keywords=(" ", "")) == ["s1", "s2", "s4", "s3"]  # s3 is sold out
 
 
 async def test_keywords_match_platform_category_tags_and_aliases(
     catalog: async_sessionmaker[AsyncSession],
 ) -> None:
-    assert await find(catalog, keywords=("小红书",)) == ["s1", "s2"]
-    assert await find(catalog, keywords=("XHS",)) == ["s1", "s2"]  # case-insensitive alias
+    assert sorted(await find(catalog, keywords=("小红书",))) == ["s1", "s2"]
+    assert sorted(await find(catalog, keywords=("ＸＨＳ",))) == ["s1", "s2"]  # alias, any case or width
     assert await find(catalog, keywords=("数据分析",)) == ["s4"]
     assert await find(catalog, keywords=("美食",)) == ["s2"]
     assert await find(catalog, keywords=("直播",)) == ["s3"]  # a form and a package name
-    assert await find(catalog, keywords=("%",)) == []  # LIKE wildcards are escaped
+    assert await find(catalog, keywords=("%",)) == []  # punctuation is no word
     assert await find(catalog, keywords=("_",)) == []
 
 
@@ -415,11 +417,12 @@ async def test_price_range_uses_the_cheapest_package_in_range(
     catalog: async_sessionmaker[AsyncSession],
 ) -> None:
     assert await find(catalog, price_max_fen=100000) == ["s1", "s2"]
-    assert await find(catalog, price_min_fen=200000) == ["s1", "s3", "s4"]
+    assert await find(catalog, price_min_fen=200000) == ["s1", "s4", "s3"]
     assert await find(catalog, price_min_fen=90000, price_max_fen=120000) == ["s1"]
     async with catalog() as session:
         cards, _ = await search(session, Query(price_min_fen=200000, sort="price"))
-    assert [(c.code, c.min_price_fen) for c in cards] == [("s3", 250000), ("s1", 270000), ("s4", 500000)]
+    # s3 (sold out) comes last whatever the order
+    assert [(c.code, c.min_price_fen) for c in cards] == [("s1", 270000), ("s4", 500000), ("s3", 250000)]
 
 
 async def test_followers_engagement_and_form_filters(catalog: async_sessionmaker[AsyncSession]) -> None:
@@ -437,14 +440,15 @@ async def test_followers_engagement_and_form_filters(catalog: async_sessionmaker
 @pytest.mark.parametrize(
     ("sort", "codes"),
     [
-        ("engagement", ["s1", "s2", "s3", "s4"]),
-        ("followers", ["s3", "s1", "s2", "s4"]),
-        ("exposure", ["s3", "s1", "s2", "s4"]),
-        ("price", ["s2", "s1", "s3", "s4"]),
-        ("price_desc", ["s4", "s3", "s1", "s2"]),
+        ("engagement", ["s1", "s2", "s4", "s3"]),
+        ("followers", ["s1", "s2", "s4", "s3"]),
+        ("exposure", ["s1", "s2", "s4", "s3"]),
+        ("price", ["s2", "s1", "s4", "s3"]),
+        ("price_desc", ["s4", "s1", "s2", "s3"]),
+        ("relevance", ["s1", "s2", "s4", "s3"]),  # without words: the default order (engagement)
     ],
 )
-async def test_sort_orders_put_missing_metrics_last(
+async def test_sort_orders_put_missing_metrics_and_sold_out_last(
     catalog: async_sessionmaker[AsyncSession], sort: str, codes: list[str]
 ) -> None:
     assert await find(catalog, sort=sort) == codes
@@ -467,8 +471,8 @@ async def test_paging_and_total(catalog: async_sessionmaker[AsyncSession]) -> No
     async with catalog() as session:
         pages = [await search(session, Query(), page=n, per_page=3) for n in (1, 2, 3)]
     assert [([c.code for c in cards], total) for cards, total in pages] == [
-        (["s1", "s2", "s3"], 4),
-        (["s4"], 4),
+        (["s1", "s2", "s4"], 4),
+        (["s3"], 4),
         ([], 4),
     ]
 

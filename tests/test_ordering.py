@@ -17,7 +17,7 @@ from flows import texts
 from flows.notices import order_notice
 from settings import Settings
 from store import catalog, catalog_import, orders
-from store.models import Material, Order, Package
+from store.models import Material, Order, Package, Service
 from tests.conftest import REDIS_URL, eventually, needs_redis, start_bot
 from tests.wechat import ACCOUNT, WeChat
 
@@ -117,8 +117,10 @@ def in_days(days: int) -> str:
 
 async def stock_of(shop: TestClient, title: str, name: str) -> int | None:
     async with shop.app[keys.SESSIONMAKER]() as s:
-        found, _ = await catalog.search(s, catalog.Query(keywords=(title,)))
-        detail = await catalog.get_detail(s, found[0].id)
+        # By title, not by search: a sold-out service ranks last in search.
+        service_id = await s.scalar(select(Service.id).where(Service.title == title))
+        assert service_id is not None
+        detail = await catalog.get_detail(s, service_id)
     assert detail is not None
     return next(p.stock for p in detail.packages if p.name == name)
 
