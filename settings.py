@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # Template used when a customer-service message is refused (45015, outside the 48-hour window).
     # Its fields: first, keyword1 (what), keyword2 (when), remark.
     wechat_notice_template_id: str = Field("", validation_alias=_env("WECHAT_NOTICE_TEMPLATE_ID"))
+    # One-time subscription messages (一次性订阅消息) for flash-sale reminders outside the 48-hour window:
+    # the template id from the MP admin, and WeChat's authorisation page (the sandbox serves its own).
+    wechat_subscribe_template_id: str = Field("", validation_alias=_env("WECHAT_SUBSCRIBE_TEMPLATE_ID"))
+    wechat_subscribe_url: str = Field(
+        "https://mp.weixin.qq.com/mp/subscribemsg", validation_alias=_env("WECHAT_SUBSCRIBE_URL")
+    )
 
     wecom_corp_id: str = Field("", validation_alias=_env("WECOM_CORP_ID"))
     wecom_agent_id: str = Field("", validation_alias=_env("WECOM_AGENT_ID"))
@@ -114,6 +120,22 @@ class Settings(BaseSettings):
     )
     # Minutes an unpaid order keeps its stock before it is cancelled (one reminder comes first).
     order_ttl_minutes: int = Field(30, ge=5, le=24 * 60, validation_alias=_env("CHATORDER_ORDER_TTL_MINUTES"))
+    # Flash sales (README, "秒杀"): repeated 抢 from one person within this many ms is turned away
+    # politely (0: off); a unit given back is held this long for the person first on the waitlist.
+    flash_throttle_ms: int = Field(800, ge=0, le=60_000, validation_alias=_env("CHATORDER_FLASH_THROTTLE_MS"))
+    # The staff group gets a short post on a running sale every this many minutes (0: only alerts).
+    flash_room_minutes: int = Field(1, ge=0, le=60, validation_alias=_env("CHATORDER_FLASH_ROOM_MINUTES"))
+    # Reminders written to the outbox per run of the reminder job (every 10 s): spread under the rate limit.
+    flash_reminders_per_run: int = Field(
+        500, ge=1, le=100_000, validation_alias=_env("CHATORDER_FLASH_REMINDERS_PER_RUN")
+    )
+    # Remarketing goes out this long after a sale ends (to who subscribed or took a unit and did not buy).
+    flash_remarket_after_minutes: int = Field(
+        30, ge=0, le=24 * 60, validation_alias=_env("CHATORDER_FLASH_REMARKET_AFTER_MINUTES")
+    )
+    flash_waitlist_hold_minutes: int = Field(
+        3, ge=1, le=60, validation_alias=_env("CHATORDER_FLASH_WAITLIST_HOLD_MINUTES")
+    )
     wechatpay_api_base: str = Field(
         "https://api.mch.weixin.qq.com/", validation_alias=_env("WECHATPAY_API_BASE")
     )

@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import files, keys, paypage
+from bot import files, keys, paypage, subscribe_page
 from bot.channels.llm import LlmClient
 from bot.channels.mp import MpClient
 from bot.channels.pay import PayClient
@@ -32,6 +32,11 @@ from bot.reconcile import reconcile
 from bot.scheduler import Job, Scheduler
 from flows import desk
 from flows.creators import PAYOUTS_JOB, RELEASE_JOB, pay_out, release_commissions
+from flows.flash import command_room
+from flows.flash import gauges as flash_gauges
+from flows.flash import remarket as flash_remarket
+from flows.flash import remind as flash_remind
+from flows.flash import sweep as flash_sweep
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.privacy import purge_retained
 from flows.reminders import remind_abandoned_forms
@@ -42,6 +47,7 @@ from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.earnings import next_release_at
+from store.flash import FlashGate
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
@@ -86,6 +92,7 @@ def create_app(
     )
     work_webhook.setup(app, crypto=_work_crypto(settings), handle=work_handler or staff_desk(app))
     paypage.setup(app)
+    subscribe_page.setup(app)
     files.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -186,8 +193,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     redis = app[keys.REDIS]
     gate = StockGate(redis) if redis is not None else None
+    flash_gate = FlashGate(redis) if redis is not None else None
     locks = app[keys.LOCKS] = PersonLocks(redis, engine=app[keys.ENGINE])
-    scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate))
+    scheduler = app[keys.SCHEDULER] = Scheduler(_jobs(app, gate, flash_gate))
     app[keys.SEARCH] = SearchIndex()  # empty until the first search
     app[keys.PIPELINE] = Pipeline(
         settings=settings,
@@ -201,6 +209,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             media=mp,
             pay=pay,
             stock_gate=gate,
+            flash_gate=flash_gate,
             wake_outbox=outbox.wake,
             wake_job=scheduler.wake,
             llm=_llm(app),
@@ -208,6 +217,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[keys.METRICS].track_outbox_depth(outbox.depth)
+    app[keys.METRICS].track_flash(lambda: flash_gauges(sessionmaker, utcnow()))
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(outbox.run_forever(stop), name="outbox"),
@@ -222,7 +232,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await locks.close()
 
 
-def _jobs(app: web.Application, gate: StockGate | None) -> list[Job]:
+def _jobs(app: web.Application, gate: StockGate | None, flash_gate: FlashGate | None) -> list[Job]:
     """The background jobs. Money jobs sleep until their data says something is due, and are woken
     by the change that makes something due (a completed order, an approved withdrawal)."""
     settings, sessionmaker, pay, locks = (
@@ -240,6 +250,11 @@ def _jobs(app: web.Application, gate: StockGate | None) -> list[Job]:
         Job("form-reminders", 60, lambda: remind_abandoned_forms(sessionmaker, locks, utcnow())),
         Job("payment-reminders", 60, lambda: remind_unpaid(sessionmaker, utcnow())),
         Job("expire-unpaid", 30, lambda: expire_unpaid(sessionmaker, utcnow(), gate)),
+        # Flash sales: holds that ran out (to the waitlist first), reminders, remarketing, the command room.
+        Job("flash-holds", 5, lambda: flash_sweep(sessionmaker, settings, flash_gate, utcnow())),
+        Job("flash-reminders", 10, lambda: flash_remind(sessionmaker, settings, utcnow())),
+        Job("flash-remarketing", 60, lambda: flash_remarket(sessionmaker, settings, utcnow())),
+        Job("flash-room", 20, lambda: command_room(sessionmaker, settings, utcnow())),
         Job("staff-backlog", 60, lambda: desk.hand_out_backlog(sessionmaker, settings, utcnow())),
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),

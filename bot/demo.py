@@ -35,6 +35,8 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
         wechat_token=DEMO_TOKEN,
         wechat_aes_key=DEMO_AES_KEY,
         wechat_api_base=f"{base}/sandbox/mp/cgi-bin/",
+        wechat_subscribe_url=f"{base}/sandbox/mp/mp/subscribemsg",
+        wechat_subscribe_template_id="sandbox-flash-reminder",
         wechatpay_mch_id=DEMO_MCH_ID,
         wechatpay_api_key=DEMO_PAY_KEY,
         wechatpay_api_base=f"{base}/sandbox/pay/",
@@ -49,10 +51,13 @@ def demo_settings(*, port: int = 8080, var_dir: Path = Path("var"), host: str = 
 
 
 async def prepare_demo(settings: Settings) -> int:
-    """What the demo needs before it serves: the schema, and the demo catalog on first start."""
+    """What the demo needs before it serves: the schema, the demo catalog on first start, and a flash
+    sale starting a few minutes after start-up (unless one is open already)."""
     from store.catalog_import import load_demo_catalog
     from store.db import make_engine, make_sessionmaker
+    from store.flash import schedule_demo_sale
     from store.migrate import upgrade
+    from store.models import utcnow
     from store.staff import ensure_demo_staff
 
     engine = make_engine(settings.database_url)
@@ -60,6 +65,10 @@ async def prepare_demo(settings: Settings) -> int:
         await upgrade(engine)
         async with make_sessionmaker(engine).begin() as session:
             await ensure_demo_staff(session)  # 张三 (zhangsan), every role, to act as in the staff pane
-            return await load_demo_catalog(session)
+            added = await load_demo_catalog(session)
+            sale = await schedule_demo_sale(session, utcnow())
+            if sale is not None:
+                print(f"demo flash sale {sale.code}: 5 units, opens in 3 minutes — say 秒杀 in the console")
+            return added
     finally:
         await engine.dispose()

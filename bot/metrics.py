@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,9 +37,26 @@ class Metrics:
         )
         self.outbox_depth = Gauge("chatorder_outbox_depth", "Outbox messages waiting to be sent", registry=r)
         self._depth: Callable[[], Awaitable[int]] | None = None
+        self.flash_units = Gauge(
+            "chatorder_flash_units",
+            "Units of running flash sales: available, held, paid",
+            ["sale", "state"],
+            registry=r,
+        )
+        self.flash_rate = Gauge(
+            "chatorder_flash_takes_per_minute", "Units taken in the last minute", ["sale"], registry=r
+        )
+        self.flash_conversion = Gauge(
+            "chatorder_flash_conversion_percent", "Of those who took a unit, who paid", ["sale"], registry=r
+        )
+        self._flash: Callable[[], Awaitable[list[tuple[str, Any, int]]]] | None = None
 
     def track_outbox_depth(self, depth: Callable[[], Awaitable[int]]) -> None:
         self._depth = depth
+
+    def track_flash(self, figures: Callable[[], Awaitable[list[tuple[str, Any, int]]]]) -> None:
+        """(code, store.flash.Figures, takes in the last minute) of the running sales, read at scrape time."""
+        self._flash = figures
 
     def outbox_outcome(self, channel: str, outcome: str) -> None:
         """Observer for the outbox dispatcher: sent | template | retry | failed."""
@@ -50,4 +68,16 @@ class Metrics:
     async def render(self) -> bytes:
         if self._depth is not None:
             self.outbox_depth.set(await self._depth())
+        if self._flash is not None:
+            await self._render_flash()
         return generate_latest(self.registry)
+
+    async def _render_flash(self) -> None:
+        assert self._flash is not None
+        for gauge in (self.flash_units, self.flash_rate, self.flash_conversion):
+            gauge.clear()  # a sale that ended drops out
+        for code, f, rate in await self._flash():
+            for state, n in (("available", f.available), ("held", f.held), ("paid", f.paid)):
+                self.flash_units.labels(code, state).set(n)
+            self.flash_rate.labels(code).set(rate)
+            self.flash_conversion.labels(code).set(f.conversion_pct)

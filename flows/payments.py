@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.pay import PayClient, PayError, TradeType
 from flows import texts
 from flows.creators import refund_settled
+from flows.flash import honour_late
 from flows.format import yuan
 from flows.notices import order_notice
 from flows.paid import after_paid
@@ -98,6 +99,10 @@ async def on_pay_notification(
             payer_openid=fields.get("openid"),
             notify=order_notice,
         )
+        honoured = await _late_flash(session, fields["out_trade_no"], settings) if outcome == "late" else None
+        if honoured is not None:  # a flash sale's hold that ran out: its own answer, nothing for staff
+            await enqueue(session, *honoured)
+            return outcome
         if outcome in ("credited", "late"):
             await enqueue(session, *await _money_notice(session, fields["out_trade_no"], outcome))
         if outcome == "credited":
@@ -105,6 +110,11 @@ async def on_pay_notification(
         if outcome in ("mismatch", "late"):
             await enqueue(session, *await _staff_notice(session, settings, fields, outcome))
     return outcome
+
+
+async def _late_flash(session: AsyncSession, out_trade_no: str, settings: Settings) -> list[Outgoing] | None:
+    payment = await payments.get_payment(session, out_trade_no=out_trade_no)
+    return None if payment is None else await honour_late(session, payment, settings, utcnow())
 
 
 async def _order_paid(session: AsyncSession, out_trade_no: str, settings: Settings) -> None:

@@ -25,6 +25,9 @@ HELP = (
     "· 我的订单 — 查看进度；取消订单 单号；申请退款 单号 原因\n"
     "· 支付 单号 — 支付二维码；余额支付；余额；充值 金额\n"
     "· 发票 — 保存抬头、申请电子发票\n"
+    "秒杀\n"
+    "· 秒杀 — 预告与进行中的活动；提醒我 — 开抢前提醒；抢 — 开抢后抢一件；候补 — 抢光后排队\n"
+    "· 我的券 — 优惠券；用券 编号 — 下单时用这张；退订 / 订阅 — 活动消息\n"
     "其他\n"
     "· 关于 — 了解{brand}；人工 — 找真人客服；问「价格」「退款」「多久」也可以\n"
     "· 我的数据 — 下载我们保存的你的全部信息；注销 — 删除你的个人信息"
@@ -87,6 +90,7 @@ MENU_BALANCE = "我的余额"
 MENU_HELP = "使用帮助"
 MENU_ABOUT = "关于我们"
 MENU_HUMAN = "人工客服"
+MENU_FLASH = "限时秒杀"
 MENU_MORE = "更多"
 MENU_MINE = "我的"
 MENU_EARNINGS = "我的收益"
@@ -384,6 +388,100 @@ EXPIRED_REASON = "超时未支付"
 LATE_PAYMENT_CREDITED = (
     "订单 {number} 已超时取消，刚到账的 {total} 已存入你的余额，可直接用于下单或联系客服退款。"
 )
+# --- Flash sales (秒杀) -----------------------------------------------------------------------------
+
+COUPON_OFF = "立减 {off}"
+COUPON_PERCENT = "{rate} 折"
+COUPON_CAP = "（最多减 {cap}）"
+COUPON_MIN = "满 {min} "
+COUPON_FAN_TITLE = "专属粉丝券"
+COUPONS_NONE = "你还没有优惠券。参加秒杀等活动可以领到～"
+COUPONS = "🎟 我的券\n{lines}\n下单时自动用最划算的一张；想指定就发「用券 编号」。"
+COUPON_LINE = "{n}. {title}：{what}｜{state}"
+COUPON_VALID = "{until} 前有效"
+COUPON_USED = "已使用"
+COUPON_EXPIRED = "已过期"
+COUPON_CHOSEN = "好的，下次下单用第 {n} 张券：{what}（不满足条件时自动换最划算的一张）。"
+COUPON_PICK = "请带上券的编号，例如「用券 1」。发「我的券」看看。"
+MARKETING_OFF = "已退订活动消息，以后不会再给你发秒杀后的优惠推送。想恢复就回复「订阅」。"
+MARKETING_ON = "已恢复活动消息，有好活动会第一时间告诉你 😊 不想收到就回复「退订」。"
+FLASH_NONE = "最近没有秒杀活动，有新活动会在这里预告，敬请期待～"
+FLASH_LIST = "⚡ 限时秒杀\n{lines}\n\n回复「秒杀 编号」看详情，开抢后发「抢」。"
+FLASH_LINE = "{n}. {title}\n   {price}（原价 {usual}）\n   {state}"
+FLASH_TIER = "前 {upto} 单 {price}"
+FLASH_TIER_THEN = "之后 {price}"
+FLASH_PRICE_JOIN = "，"
+FLASH_STATE_UPCOMING = "⏳ 还有 {wait}开抢（{at}）"
+FLASH_STATE_LIVE = "🔥 进行中，仅剩 {left} 件"
+FLASH_STATE_SOLD_OUT = "已抢光，发「候补」排队等名额"
+FLASH_STATE_OVER = "已结束"
+FLASH_WAIT_DAYS = "{d} 天 {h} 小时"
+FLASH_WAIT_HOURS = "{h} 小时 {m} 分"
+FLASH_WAIT_WHOLE_HOURS = "{h} 小时"
+FLASH_WAIT_MINUTES = "{m} 分钟"
+FLASH_WAIT_NOW = "不到 1 分钟"
+FLASH_DETAIL = (
+    "⚡ {title}\n"
+    "{service} · {package}\n"
+    "秒杀价 {price}（原价 {usual}）\n"
+    "共 {stock} 件，每人限 {limit} 件\n"
+    "时间 {start} – {end}\n"
+    "{state}\n"
+    "{action}"
+)
+FLASH_ACTION_UPCOMING = "开抢后发「抢」就行，抢到后 {hold} 分钟内付款。"
+FLASH_ACTION_LIVE = "现在就发「抢」！抢到后 {hold} 分钟内付款。"
+FLASH_ACTION_SOLD_OUT = "发「候补」排队：有人超时没付款，名额会先给候补的人。"
+FLASH_ACTION_OVER = "发「秒杀」看看其他活动。"
+FLASH_NOT_FOUND = "没有找到秒杀「{code}」，发「秒杀」看看有哪些活动。"
+FLASH_WHICH = "现在有好几场秒杀，请说抢哪一场，例如「抢 {code}」：\n{lines}"
+FLASH_NO_LIVE = "现在没有正在进行的秒杀，发「秒杀」看看预告。"
+FLASH_THROTTLED = "别急，正在帮你抢～ 请隔一秒再发「抢」。"
+FLASH_TAKEN = (
+    "🎉 抢到了！你是第 {position} 位，秒杀价 {price}。\n"
+    "请在 {deadline} 前（{hold} 分钟内）付款，超时名额会让给下一位。"
+)
+FLASH_PAY = (
+    "订单 {number} 待支付 {total}：长按识别下方二维码用微信支付，或回复「余额支付」（余额 {balance}）。{link}"
+)
+FLASH_HAVE_UNPAID = "你已经抢到了（每人限 {limit} 件）😊 订单 {number} 还没付款，{deadline} 前发「支付 {number}」或「余额支付」。"
+FLASH_HAVE_PAID = "你已经抢到并付款了（每人限 {limit} 件）😊 发「我的订单」看看进度。"
+FLASH_SOLD_OUT = "手慢了，已经抢光了 😢 发「候补」排队：有人超时没付款，名额会先给候补的人。"
+FLASH_WAITLIST_JOINED = "已加入候补，你排在第 {place} 位。一有名额就先给你，并为你保留 {hold} 分钟。"
+FLASH_WAITLIST_NOT_NEEDED = "现在还有名额，直接发「抢」就行！"
+FLASH_REMIND_SET = "好的，「{title}」开抢前会提醒你：{times}。"
+FLASH_REMIND_AT = "开抢时"
+FLASH_REMIND_BEFORE_AT = "{at}"
+FLASH_REMIND_LINK = (
+    "\n有的提醒在 48 小时以后，微信只允许那时发一条订阅消息：点这里授权，提醒一定能收到 👉 {link}"
+)
+FLASH_REMIND_LIVE = "已经开抢了！现在就发「抢」。"
+FLASH_REMIND_OVER = "这场秒杀已经结束了，发「秒杀」看看其他活动。"
+FLASH_REMIND_BEFORE = "⏰「{title}」还有 {wait}开抢（{at}），秒杀价 {price}（原价 {usual}）。到点发「抢」！"
+FLASH_REMIND_START = "🔥「{title}」开抢了！秒杀价 {price}（原价 {usual}），仅剩 {left} 件，快发「抢」！"
+FLASH_REMIND_TITLE = "秒杀开抢提醒"
+FLASH_CONSENT_PAGE = "已授权 ✅ 开抢提醒会准时发给你，可以关闭这个页面回到公众号了。"
+FLASH_CONSENT_DECLINED = "没有授权也没关系：48 小时内和我们聊过天的话，提醒照样会发给你。"
+FLASH_CONSENT_BAD = "这个授权链接无效或已过期，请在公众号里重新发「提醒我」。"
+FLASH_REMARKET = (
+    "感谢参与「{title}」秒杀 🙏 这次没抢到也别灰心，{coupon}\n"
+    "同样好用的正价服务：{services}，发「搜 关键词」看看。\n"
+    "不想再收到活动消息，回复「退订」。"
+)
+FLASH_REMARKET_COUPON = "送你一张专属粉丝券：{coupon}，{days} 天内有效，下单自动抵扣。"
+FLASH_REMARKET_ANY = "全部服务"
+FLASH_HOLD_EXPIRED = "⏰ 你抢到的「{title}」{hold} 分钟内没有付款，订单 {number} 已取消，名额已让给下一位。"
+FLASH_WAITLIST_OFFER = (
+    "🎉 候补成功！有人让出了「{title}」的名额，已为你生成订单 {number}（{price}）。\n"
+    "请在 {deadline} 前付款：发「支付 {number}」拿付款码，或「余额支付 {number}」。"
+)
+FLASH_LATE_HONOURED = (
+    "订单 {number} 的保留时间已过，好在还有名额：你的付款 {total} 已生效，新订单 {new_number} 已支付 ✅"
+)
+FLASH_LATE_TO_BALANCE = (
+    "订单 {number} 的保留时间已过，名额也已经没有了 😢 你的付款 {total} 已存入余额，"
+    "可直接用于下单或联系客服退款。"
+)
 REFUNDED_TO_BALANCE = "💰 订单 {number} 的退款 {amount} 已退到余额，余额 {balance}。"
 REFUNDED_TO_WECHAT = "💰 订单 {number} 的退款 {amount} 已原路退回，请留意微信支付通知。"
 
@@ -412,6 +510,14 @@ DOMAIN_ERRORS = {
     "bad_quantity": QUANTITY_INVALID,
     "cart_empty": CART_EMPTY,
     "sold_out": "抱歉，「{names}」已经被抢完了 😢",
+    "flash_sold_out": FLASH_SOLD_OUT,
+    "flash_limit": "每人限抢 {limit} 件，你已经抢到啦 😊 发「我的订单」看看。",
+    "flash_upcoming": "还没开抢哦，发「秒杀」看看开抢时间。",
+    "flash_over": "这场秒杀已经结束了，发「秒杀」看看其他活动。",
+    "flash_stopped": "这场秒杀已经停止了，发「秒杀」看看其他活动。",
+    "flash_not_found": "没有找到这场秒杀，发「秒杀」看看有哪些活动。",
+    "flash_package": "「{name}」正在限时秒杀，活动期间只能通过秒杀购买：发「秒杀」参与。",
+    "flash_waitlist_done": "候补名额已经为你安排过了，发「我的订单」看看。",
     "not_yours": "没有找到这个订单，请检查单号。",
     "illegal_transition": "订单现在是「{frm}」，不能变成「{to}」。",
     "conflict": "订单刚刚有了变化，请发「我的订单」看看最新状态。",

@@ -33,11 +33,49 @@ HELP = (
     "· 退款 单号 [金额] 原因 [原路] · 拒绝退款 单号 原因\n"
     "其他\n"
     "· 提现 — 待审提现 · 佣金 — 暂扣待核对的佣金 · 上班 / 下班\n"
+    "· 秒杀 列表 / 查看 编码 / 停止 编码（管理员）\n"
     "· 员工 列表 / 添加 / 移除 / 值班（管理员）"
 )
 UNKNOWN = "没看懂「{text}」🤔\n\n" + HELP
 DID_YOU_MEAN = "没有「{word}」这个指令，是不是想用：\n{usage}"
 USAGE_LINE = "用法：{usage}"
+
+# Flash sales (秒杀): what staff and operators read.
+FLASH_PHASES = {
+    "upcoming": "未开始",
+    "live": "进行中",
+    "sold_out": "已抢光",
+    "over": "已结束",
+    "stopped": "已停止",
+}
+FLASH_NONE = "还没有秒杀活动。运营用 chatorder flash create 文件.yaml 创建。"
+FLASH_LIST = "秒杀活动：\n{lines}\n发「秒杀 查看 编码」看数据。"
+FLASH_LIST_LINE = "· {code} {title}｜{phase}｜剩 {available}/{stock}｜{start} 开始"
+FLASH_REPORT = (
+    "⚡ 秒杀 {code}「{title}」{phase}\n"
+    "时间 {start} – {end}｜价格 {price}｜每人限 {limit} 件\n"
+    "库存 {stock}：剩 {available} · 保留中 {held} · 已付款 {paid}\n"
+    "超时释放 {released} · 候补在排 {waitlist} · 候补已补上 {served}\n"
+    "成交额 {revenue}｜抢到 {takers} 人 → 付款 {buyers} 人（转化 {conversion}%）"
+)
+FLASH_ALERT = "⚡ 秒杀 {code} 已抢 {pct}%：剩 {available}/{stock}"
+FLASH_ALERT_SOLD_OUT = "🔥 秒杀 {code} 已抢光（{stock} 件）！超时未付的名额会先给候补的人。"
+FLASH_ROOM = (
+    "⚡ {code} 实时：剩 {available}/{stock} · 保留中 {held} · 已付款 {paid} · "
+    "{per_min} 单/分钟 · 转化 {conversion}%"
+)
+FLASH_ENDED = "📊 秒杀结束，复盘数据：\n"
+FLASH_CARD_SOURCE = "秒杀指挥室"
+FLASH_CARD_TITLE = "⚡ 秒杀 {code}"
+FLASH_CARD_DESC = "{phase} · {at} 更新"
+FLASH_CARD_LEFT = "剩余"
+FLASH_CARD_HELD = "保留中"
+FLASH_CARD_PAID = "已付款"
+FLASH_CARD_RATE = "单/分钟"
+FLASH_CARD_CONVERSION = "抢到→付款"
+FLASH_CARD_REFRESH = "刷新"
+FLASH_REMARKETED = "\n再营销：已发 {sent} 人 · 48 小时外未发 {outside} 人 · 已退订 {opted_out} 人"
+FLASH_STOPPED = "已停止秒杀 {code}：不能再抢，已抢到的订单仍可在保留时间内付款。"
 USAGE = {
     "查单": "查单 单号\n例如：查单 20261122-0042",
     "通过": "通过 单号\n例如：通过 20261122-0042",
@@ -59,6 +97,7 @@ USAGE = {
     "今日": "今日",
     "提现": "提现 · 提现 通过 编号 · 提现 拒绝 编号 原因\n例如：提现 拒绝 12 收款信息不完整",
     "上班": "上班",
+    "秒杀": "秒杀 列表 · 秒杀 查看 编码 · 秒杀 停止 编码\n例如：秒杀 查看 coffee1207",
     "下班": "下班",
     "员工": (
         "员工 列表\n"
@@ -240,6 +279,8 @@ DOMAIN_ERRORS = {
     "not_found": ORDER_NOT_FOUND,
     "withdrawal_not_found": WITHDRAWAL_NOT_FOUND,
     "withdrawal_decided": "提现 #{id} 已经处理过了（{status}）。",
+    "flash_not_found": "没有秒杀 {sale}，发「秒杀 列表」看看编码。",
+    "flash_stopped": "秒杀 {sale} 已经停止或结束了。",
     "in_debt": (
         "提现 #{withdrawal_id} 暂不能批准：申请之后有订单退款，扣回的佣金让创作者还欠 {debt_fen}。"
         "请「拒绝」这笔提现，退回的金额会先抵扣欠款。"

@@ -8,6 +8,7 @@ from handlers import (
     catalog,
     creators,
     faq,
+    flash,
     form,
     invite,
     invoices,
@@ -29,6 +30,7 @@ def build_router() -> Router:
         relay.router,  # 联系客服 / 人工客服 / 结束 / 查看对话, before the form's 继续 and basic's 人工
         form.router,
         creators.router,  # before basic: a subscribe through an invite QR binds, then welcomes
+        flash.router,  # 秒杀 · 抢 · 候补; before basic: a flash_<code> QR scene opens its sale
         basic.router,
         catalog.router,
         cart.router,

@@ -14,6 +14,7 @@ from flows import texts
 from handlers.events import Event
 from settings import Settings
 from store.errors import DomainError
+from store.flash import FlashGate
 from store.models import utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing
@@ -66,6 +67,9 @@ class Services:
     media: MediaApi | None = None
     pay: PayClient | None = None
     stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
+    flash_gate: FlashGate | None = None  # Redis in front of flash sales' stock and limits, likewise
+    # Without Redis: when each person last tapped 抢 (openid -> monotonic seconds), for the throttle.
+    flash_taps: dict[str, float] = field(default_factory=dict)
     wake_outbox: Callable[[], None] | None = None
     locks: PersonLocks | None = None  # taken by staff changes to a customer's conversation
     wake_job: Callable[[str], None] | None = None  # runs a background job now (bot.scheduler)

@@ -9,7 +9,7 @@ from flows.engine import OrderForm
 from flows.format import yuan
 from flows.notices import quiet
 from flows.requirements import STEPS, InvalidInput, show
-from handlers.context import Ctx, UserFacingError
+from handlers.context import Ctx, UserFacingError, refusals
 from handlers.pay import offer_payment
 from handlers.router import Router
 from store import catalog, orders
@@ -33,6 +33,8 @@ async def begin_order_form(ctx: Ctx, lines: list[tuple[int, int]], *, from_cart:
     """Ask for the union of the packages' requirements, one at a time."""
     keys: list[str] = []
     async with ctx.read() as session:
+        with refusals():  # a package on a live flash sale is sold only through the sale
+            await orders.not_on_flash_sale(session, [p for p, _ in lines], ctx.now())
         for package_id, _ in lines:
             found = await catalog.get_package(session, package_id)
             if found:
@@ -118,6 +120,7 @@ async def on_confirm(ctx: Ctx) -> None:
                 notify=quiet,
                 material_ids=form.answers.get("ref_images", []),
                 gate=ctx.services.stock_gate,
+                coupon=ctx.state.data.get("coupon"),  # chosen with 用券; else the best one
             )
             if form.data.get("from_cart"):
                 await orders.cart_clear(

@@ -18,6 +18,7 @@ MINE: list[Button] = [
     (texts.MENU_TEAM, "MENU_TEAM", "团队"),
 ]
 MORE: list[Button] = [
+    (texts.MENU_FLASH, "MENU_FLASH", "秒杀"),
     (texts.MENU_INVITE, "MENU_INVITE", "邀请"),
     (texts.MENU_HELP, "MENU_HELP", "帮助"),
     (texts.MENU_HUMAN, "MENU_HUMAN", "人工"),

@@ -29,8 +29,9 @@ NUMBER = re.compile(r"\b(\d{8}-\d{4})\b")
 _AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
 
 
-async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
-    """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again)."""
+async def offer_payment(ctx: Ctx, order: Order, *, intro: str, minutes: int | None = None) -> None:
+    """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again);
+    `minutes`: how long the order is held, when not the usual order_ttl_minutes (a flash sale's hold)."""
     ctx.state.data["paying"] = order.number
     async with ctx.read() as session:
         balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
@@ -38,7 +39,7 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str) -> None:
         "number": order.number,
         "total": yuan(order.total_fen),
         "balance": yuan(balance),
-        "minutes": ctx.settings.order_ttl_minutes,
+        "minutes": minutes or ctx.settings.order_ttl_minutes,
     }
     qr = None
     # Without WeChat Pay configured there is no QR to make: expected, so no warning (and traceback) per order.

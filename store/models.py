@@ -274,6 +274,9 @@ class Order(Base):
     review_note: Mapped[str | None] = mapped_column(Text)  # why the materials were sent back
     escalated_at: Mapped[dt.datetime | None] = mapped_column()  # the one escalation of a waiting order
     publish_reminded_at: Mapped[dt.datetime | None] = mapped_column()
+    # The coupon that took `discount_fen` off (total_fen is what is paid); it comes back on cancel/refund.
+    coupon_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))  # coupons.id
+    discount_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class OrderItem(Base):
@@ -667,3 +670,168 @@ class QuickReply(Base):
     name: Mapped[str] = mapped_column(String(32))
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Flash sales (秒杀) ---------------------------------------------------------------------------
+
+
+class FlashSale(Base):
+    """A flash sale of one package: its own stock, price (tiers by position) and per-customer limit.
+
+    `available` is what can still be taken (stock − held − paid); `taken` counts the positions handed
+    out (a unit that comes back and is taken again gets a new position). Both change only through
+    conditional UPDATEs in store.flash, so the database is the truth even when Redis answers first."""
+
+    __tablename__ = "flash_sales"
+    __table_args__ = (
+        CheckConstraint("available >= 0 AND available <= stock", name="ck_flash_available"),
+        CheckConstraint("price_fen > 0", name="ck_flash_price_positive"),
+        CheckConstraint("per_customer >= 1", name="ck_flash_per_customer"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(100))
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
+    price_fen: Mapped[int] = mapped_column(BigInteger)  # after the last tier (or the only price)
+    tiers: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list
+    )  # [{"upto": 100, "price_fen": 990}]
+    stock: Mapped[int] = mapped_column()
+    available: Mapped[int] = mapped_column()
+    taken: Mapped[int] = mapped_column(default=0)
+    per_customer: Mapped[int] = mapped_column(default=1)
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    hold_minutes: Mapped[int] = mapped_column(default=5)
+    remind_minutes: Mapped[list[int]] = mapped_column(JSON, default=list)  # before the start: [1440, 60, 0]
+    remarket: Mapped[list[str]] = mapped_column(JSON, default=list)  # service codes sold at full price
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | stopped
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column()
+    # The coupon remarketing gives (store.coupons spec: off_fen | percent + cap_fen, min_fen, days).
+    coupon: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    remarketed_at: Mapped[dt.datetime | None] = mapped_column()
+    remarket_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sent | outside | opted_out
+
+
+class FlashQuota(Base):
+    """How many units a person holds or bought in a sale: the per-customer limit's conditional UPDATE."""
+
+    __tablename__ = "flash_quotas"
+    __table_args__ = (CheckConstraint("active >= 0", name="ck_flash_quota_active"),)
+
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active: Mapped[int] = mapped_column(default=0)
+
+
+class FlashTake(Base):
+    """One unit taken by one person at one position: held (an unpaid order) → paid | released."""
+
+    __tablename__ = "flash_takes"
+    __table_args__ = (
+        Index("ix_flash_takes_sale_status", "sale_id", "status"),
+        Index("ix_flash_takes_person", "sale_id", "account", "openid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"))
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column()
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    via: Mapped[str] = mapped_column(String(16), default="rush")  # rush | waitlist | late
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held | paid | released
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    released_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashWaitlist(Base):
+    """候补: people waiting for a unit that comes back, first come first offered."""
+
+    __tablename__ = "flash_waitlist"
+    __table_args__ = (
+        UniqueConstraint("sale_id", "account", "openid", name="uq_flash_waitlist_person"),
+        Index("ix_flash_waitlist_queue", "sale_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"))
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | offered | gone
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    offered_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashSubscription(Base):
+    """提醒我: a person waiting for a sale's reminders, and their one-time subscription consent
+    (一次性订阅消息: one message/template/subscribe send per consent, for reminders outside 48 h)."""
+
+    __tablename__ = "flash_subscriptions"
+    __table_args__ = (UniqueConstraint("sale_id", "account", "openid", name="uq_flash_subscription_person"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    consent: Mapped[str] = mapped_column(String(16), default="none")  # none | granted | used
+    consent_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class FlashReminder(Base):
+    """One reminder of one subscription at one offset: written before it is sent, so it goes once."""
+
+    __tablename__ = "flash_reminders"
+    __table_args__ = (UniqueConstraint("subscription_id", "offset_minutes", name="uq_flash_reminder_once"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("flash_subscriptions.id", ondelete="CASCADE"))
+    offset_minutes: Mapped[int] = mapped_column()
+    how: Mapped[str] = mapped_column(String(16))  # message (48-hour window) | subscribe | unreachable
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Coupons and marketing consent ---------------------------------------------------------------
+
+
+class Coupon(Base):
+    """A person's coupon: amount off, or percent off with a cap; a minimum spend; a validity window.
+    One per person per source (a sale's remarketing, a rule), by the unique key."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        UniqueConstraint("account", "openid", "source", name="uq_coupons_person_source"),
+        Index("ix_coupons_person", "account", "openid", "status"),
+        CheckConstraint("off_fen >= 0 AND percent >= 0 AND percent <= 100", name="ck_coupons_value"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))  # flash:<code> | rule:<name>
+    title: Mapped[str] = mapped_column(String(100))
+    off_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    percent: Mapped[int] = mapped_column(default=0)
+    cap_fen: Mapped[int | None] = mapped_column(BigInteger)
+    min_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    valid_from: Mapped[dt.datetime] = mapped_column()
+    valid_until: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="available")  # available | used
+    order_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MarketingOptOut(Base):
+    """退订: no remarketing messages to this person (订阅 removes the row)."""
+
+    __tablename__ = "marketing_optouts"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -21,9 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import coupons
 from store.errors import DomainError
 from store.models import (
     CartItem,
+    FlashSale,
     Material,
     Order,
     OrderEvent,
@@ -361,6 +363,42 @@ async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dic
     return rows
 
 
+class _Priced:
+    """A package row with another price (a flash sale's) and no stock of its own to take."""
+
+    def __init__(self, row: Row[Any], price_fen: int) -> None:
+        self._row, self.price_fen, self.stock = row, price_fen, None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def _priced(row: Row[Any], price_fen: int) -> Any:
+    return _Priced(row, price_fen)
+
+
+async def not_on_flash_sale(session: AsyncSession, package_ids: Collection[int], now: dt.datetime) -> None:
+    """While a package is on a flash sale it is sold only through the sale (so its limit holds):
+    refused by the cart, the order form and the order itself."""
+    live = (
+        await session.execute(
+            select(Service.title, Package.name)
+            .select_from(FlashSale)
+            .join(Package, Package.id == FlashSale.package_id)
+            .join(Service, Service.id == Package.service_id)
+            .where(
+                FlashSale.package_id.in_(list(package_ids)),
+                FlashSale.status == "scheduled",
+                FlashSale.starts_at <= now,
+                FlashSale.ends_at > now,
+            )
+            .limit(1)
+        )
+    ).first()
+    if live is not None:
+        raise DomainError("flash_package", name=f"{live.title} {live.name}")
+
+
 async def _by_source_key(session: AsyncSession, source_key: str) -> Order | None:
     return await session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
 
@@ -379,14 +417,25 @@ async def create_order(
     actor: str | None = None,
     gate: StockGate | None = None,
     now: dt.datetime | None = None,
+    unit_prices: dict[int, int] | None = None,
+    coupon: int | None = None,
 ) -> Order:
-    """Place an order (待支付), reserving stock; the same source_key again returns the first order."""
+    """Place an order (待支付), reserving stock; the same source_key again returns the first order.
+
+    `unit_prices`: a flash sale's order, whose price and stock are the sale's (taken by store.flash), so
+    the package's stock is not touched; any other order of a package on a live sale is refused.
+    Other orders take the person's best coupon off (or `coupon`, the one they chose with 用券)."""
     existing = await _by_source_key(session, source_key)
     if existing is not None:
         return existing
+    now = now or utcnow()
     wanted = _wanted(lines)
     rows = await _orderable(session, wanted)
-    gated = await _reserve_gate(gate, session, wanted, rows)
+    if unit_prices is None:
+        await not_on_flash_sale(session, wanted, now)
+    else:
+        rows = {p: _priced(r, unit_prices[p]) for p, r in rows.items()}
+    gated = {} if unit_prices is not None else await _reserve_gate(gate, session, wanted, rows)
     try:
         order = await _place(
             session,
@@ -396,8 +445,9 @@ async def create_order(
             rows=rows,
             requirements=requirements,
             source_key=source_key,
-            now=now or utcnow(),
+            now=now,
             expires_in=expires_in,
+            reserve=unit_prices is None,
         )
     except BaseException:
         await _release_gate(gate, gated)
@@ -408,6 +458,8 @@ async def create_order(
         if first is None:  # ON CONFLICT skipped the insert, so the row exists; kept for the type checker
             raise DomainError("conflict", source_key=source_key)
         return first
+    if unit_prices is None:
+        order = await _apply_coupon(session, order, prefer=coupon, now=now)
     await _attach_materials(session, order, material_ids)
     session.add(
         OrderEvent(
@@ -423,6 +475,30 @@ async def create_order(
     return order
 
 
+async def _apply_coupon(
+    session: AsyncSession, order: Order, *, prefer: int | None, now: dt.datetime
+) -> Order:
+    found = await coupons.best(
+        session,
+        account=order.account,
+        openid=order.openid,
+        subtotal_fen=order.total_fen,
+        now=now,
+        prefer=prefer,
+    )
+    if found is None:
+        return order
+    coupon, off = found
+    await coupons.use(session, coupon, order.id)
+    stmt = (
+        update(Order)
+        .where(Order.id == order.id)
+        .values(total_fen=Order.total_fen - off, discount_fen=off, coupon_id=coupon.id)
+        .returning(Order)
+    )
+    return (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
+
+
 async def _place(
     session: AsyncSession,
     *,
@@ -434,9 +510,10 @@ async def _place(
     source_key: str,
     now: dt.datetime,
     expires_in: dt.timedelta,
+    reserve: bool = True,
 ) -> Order | None:
     """Reserve stock, number and insert the order with its items; None if source_key was taken meanwhile."""
-    taken = await _reserve_db(session, wanted, rows)
+    taken = await _reserve_db(session, wanted, rows) if reserve else {}
     number = await next_number(session, now)
     total = sum(rows[p].price_fen * q for p, q in wanted.items())
     # ON CONFLICT DO NOTHING instead of catching IntegrityError: no SAVEPOINT needed (see _reserve_db).
@@ -541,6 +618,8 @@ async def _apply(
     )
     if to is OrderStatus.CANCELLED:
         await _release_stock(session, changed.id, gate)
+    if to in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        await coupons.give_back(session, changed.id, now)
     await enqueue(session, *notify(changed, frm, to, reason))
     await session.flush()
     return changed
@@ -773,6 +852,7 @@ async def cart_add(
     """Put a listed package in the cart, or add to the quantity already there (at most 99)."""
     _check_quantity(quantity)
     await _orderable(session, [package_id])
+    await not_on_flash_sale(session, [package_id], utcnow())
     # One upsert: two quick 加购 of the same package never make two lines or lose an addition.
     stmt = _insert(session, CartItem).values(
         account=account, openid=openid, package_id=package_id, quantity=quantity, added_at=utcnow()

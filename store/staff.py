@@ -63,6 +63,7 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "commissions": frozenset({"finance"}),
     "assign": frozenset(),
     "staff": frozenset(),
+    "flash": frozenset(),  # 秒杀 列表 / 查看 / 停止: admins
 }
 # An order someone is working on: it counts against their limit and shows in their queue.
 OPEN: tuple[OrderStatus, ...] = (OrderStatus.PENDING_REVIEW, OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS)

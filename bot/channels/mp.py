@@ -80,6 +80,12 @@ class MpClient:
             body["url"] = url
         await self._call("POST", "message/template/send", json_body=body)
 
+    async def send_subscribe(self, openid: str, payload: dict[str, Any]) -> None:
+        """A one-time subscription message (一次性订阅消息): one send per consent the person gave on
+        the subscribemsg page; reaches them outside the 48-hour window. Payload: template_id, scene,
+        title, data {"content": {"value"}}, url (optional)."""
+        await self._call("POST", "message/template/subscribe", json_body={"touser": openid, **payload})
+
     async def upload_media(self, kind: str, filename: str, data: bytes) -> str:
         """Upload temporary media (kept 3 days by WeChat) and return its media_id."""
         form = aiohttp.FormData()
@@ -161,6 +167,8 @@ class MpClient:
                 await self.send_news(msg.recipient, p["articles"])
             case "template":
                 await self.send_template(msg.recipient, p["template_id"], p["data"], p.get("url"))
+            case "subscribe":
+                await self.send_subscribe(msg.recipient, p)
             case _:
                 raise ValueError(f"mp cannot send kind {msg.kind!r}")
 

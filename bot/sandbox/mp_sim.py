@@ -18,6 +18,7 @@ from typing import Any
 import qrcode
 from aiohttp import web
 from wechatpy.constants import WeChatErrorCode as E
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ _ROUTES = {
     "showqrcode": ("GET", "showqrcode"), "media_upload": ("POST", "media/upload"),
     "media_get": ("GET", "media/get"), "menu_create": ("POST", "menu/create"),
     "menu_get": ("GET", "menu/get"), "user_info": ("GET", "user/info"),
+    "subscribe_send": ("POST", "message/template/subscribe"),
 }
 # Served without a token, like Tencent's avatar CDN (thirdwx.qlogo.cn/mmopen/<id>/<size>).
 _PUBLIC = {"token", "showqrcode", "avatar"}
@@ -68,7 +70,7 @@ class SentMessage:
 
     seq: int
     openid: str
-    kind: str  # text | image | news | template
+    kind: str  # text | image | news | template | subscribe
     payload: dict[str, Any]
     at: float
 
@@ -108,6 +110,9 @@ class MpSimulator:
         for api, (method, path) in _ROUTES.items():
             self.app.router.add_route(method, f"/cgi-bin/{path}", self._wrap(api, getattr(self, f"_{api}")))
         self.app.router.add_get("/mmopen/{avatar_id}/{size}", self._wrap("avatar", self._avatar))
+        # One-time subscription consents (一次性订阅消息): (openid, template_id, scene) -> sends left.
+        self.consents: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self.app.router.add_get("/mp/subscribemsg", self._subscribe_page)
 
     def fail_next(self, api: str, errcode: int, times: int = 1) -> None:
         """Answer the next `times` calls of `api` with `errcode` (500 means an HTTP 500)."""
@@ -223,6 +228,40 @@ class MpSimulator:
         payload: dict[str, Any] = {k: body[k] for k in ("template_id", "url", "data") if k in body}
         msg = await self._accept(openid, "template", payload)
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": 200228000 + msg.seq})
+
+    def grant_subscription(self, openid: str, template_id: str, scene: str) -> None:
+        """The person tapped 允许 on the authorisation page: one subscribe send becomes possible."""
+        self.consents[(openid, template_id, scene)] += 1
+
+    async def _subscribe_page(self, request: web.Request) -> web.StreamResponse:
+        """mp.weixin.qq.com/mp/subscribemsg?action=get_confirm…: WeChat's authorisation page. The real
+        page knows who is looking; here the console (or a test) says so with `openid`, and `decline`."""
+        q = request.query
+        needed = ("action", "appid", "scene", "template_id", "redirect_url", "openid")
+        if q.get("action") != "get_confirm" or any(not q.get(k) for k in needed) or q["appid"] != self.app_id:
+            raise web.HTTPBadRequest(text="bad subscribemsg request")
+        action = "cancel" if q.get("decline") else "confirm"
+        if action == "confirm":
+            self.grant_subscription(q["openid"], q["template_id"], q["scene"])
+        back = {k: q[k] for k in ("openid", "template_id", "scene")} | {"action": action}
+        back["reserved"] = q.get("reserved", "")
+        target = URL(q["redirect_url"]).update_query(back)
+        raise web.HTTPFound(str(target))
+
+    async def _subscribe_send(self, request: web.Request) -> web.Response:
+        """message/template/subscribe: one send per consent (43101 without one)."""
+        body = await self._json(request)
+        openid, template_id = str(body.get("touser") or ""), str(body.get("template_id") or "")
+        key = (openid, template_id, str(body.get("scene", "")))
+        if not openid:
+            raise ApiError(E.INVALID_OPENID)
+        if self.consents[key] <= 0 or not isinstance(body.get("data"), dict):
+            raise ApiError(43101)  # the user refused (or never accepted) this subscription
+        self.consents[key] -= 1
+        fields = ("template_id", "scene", "title", "url", "data")
+        payload: dict[str, Any] = {k: body[k] for k in fields if k in body}
+        await self._accept(openid, "subscribe", payload)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def _qrcode(self, request: web.Request) -> web.Response:
         body = await self._json(request)

@@ -12,7 +12,7 @@ buttons and the answers to the question a button asked.
 
 from __future__ import annotations
 
-from handlers.work import commissions, money, orders, people, replies, report
+from handlers.work import commissions, flash, money, orders, people, replies, report
 from handlers.work.turn import StaffRouter
 
 
@@ -26,5 +26,6 @@ def build_router() -> StaffRouter:
         money.router,  # 退款 · 拒绝退款 · 提现
         commissions.router,  # 佣金 (held by a fraud rule)
         people.router,  # 上班 · 下班 · 员工
+        flash.router,  # 秒杀 列表 · 查看 · 停止
     )
     return root

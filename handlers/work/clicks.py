@@ -7,6 +7,7 @@ from typing import Any
 
 from flows import desk
 from flows import texts_staff as ts
+from handlers.work import flash
 from handlers.work.cards import already_done, ask, settle
 from handlers.work.money import approve_withdrawal, refuse_withdrawal
 from handlers.work.orders import order_action, reject
@@ -29,6 +30,9 @@ async def on_click(turn: Turn) -> None:
         turn.say(ts.NOT_STAFF)
         return
     turn.word = ts.BUTTONS.get(action, "")
+    if action == "flash_refresh" and ref.isdigit():  # the command room card of a flash sale
+        await guarded(turn, lambda: flash.refresh(turn, int(ref)))
+        return
     if not ref.isdigit() or action not in ORDER_BUTTONS | WITHDRAWAL_BUTTONS:
         turn.say(ts.CARD_UNKNOWN)
         return

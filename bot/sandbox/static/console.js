@@ -179,6 +179,11 @@ function body(entry) {
       return newsCards(p);
     case "template":
       return templateCard(p);
+    case "subscribe": // 一次性订阅消息: a title and one content line
+      return el("div", { class: "card template", "data-testid": "subscribe-card" },
+        el("div", { class: "card-kicker", text: "订阅消息" }),
+        el("div", { class: "card-title", text: p.title || "" }),
+        el("p", { class: "card-desc" }, richText(p.data?.content?.value || "")));
     case "textcard":
       return el("div", { class: "card template" },
         el("div", { class: "card-title", text: p.title || "" }),

@@ -1,0 +1,1084 @@
+"""Flash sales (秒杀): the operator's YAML, taking a unit, holds, the waitlist and the figures.
+
+A take checks the sale's stock and the person's limit in one transaction of conditional UPDATEs (the
+person's quota row first, then the sale row: every path locks them in that order, so PostgreSQL never
+deadlocks on them). When Redis is configured, FlashGate answers first with the same two checks in one
+Lua script, so a rush is mostly refused before the database; the database stays the truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import coupons, orders
+from store.errors import DomainError
+from store.models import (
+    FlashQuota,
+    FlashReminder,
+    FlashSale,
+    FlashSubscription,
+    FlashTake,
+    FlashWaitlist,
+    Order,
+    Package,
+    Service,
+    User,
+    utcnow,
+)
+from store.orders import BEIJING, PAID, Line, Notify, OrderStatus
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+CODE = re.compile(r"[a-z0-9][a-z0-9_-]{1,31}")
+FIELDS = (
+    "code",
+    "title",
+    "service",
+    "package",
+    "price",
+    "tiers",
+    "stock",
+    "limit",
+    "starts",
+    "ends",
+    "hold_minutes",
+    "reminders",
+    "remarket",
+    "coupon",
+)
+REQUIRED = ("code", "service", "package", "price", "stock", "starts", "ends")
+DEFAULT_REMINDERS = (24 * 60, 60, 0)
+MAX_STOCK = 1_000_000
+_MONEY = re.compile(r"^[¥￥]?\s*(\d{1,7})(?:\.(\d{1,2}))?$")
+_OFFSET = re.compile(r"^(\d{1,4})\s*(h|m|d|小时|分钟|天)$")
+# The money arrived for these orders: their take is sold.
+_MONEY_IN = frozenset({*PAID, OrderStatus.REFUNDING, OrderStatus.REFUNDED})
+_WHEN = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y/%m/%d %H:%M")
+
+
+# --- The operator's file -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """One problem in a sale file, at a line of it."""
+
+    line: int
+    message: str
+
+
+@dataclass
+class SaleSpec:
+    """A sale as read from the file (prices in fen, times aware UTC); `lines` maps fields to lines."""
+
+    code: str = ""
+    title: str = ""
+    service: str = ""
+    package: str = ""
+    price_fen: int = 0
+    tiers: list[tuple[int, int]] = field(default_factory=list)  # (up to position, price_fen)
+    stock: int = 0
+    per_customer: int = 1
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    hold_minutes: int = 5
+    remind_minutes: list[int] = field(default_factory=lambda: list(DEFAULT_REMINDERS))
+    remarket: list[str] = field(default_factory=list)
+    coupon: dict[str, Any] = field(default_factory=dict)  # store.coupons spec, for remarketing
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+def _insert(session: AsyncSession, entity: Any) -> Any:
+    """INSERT with ON CONFLICT support for the session's backend."""
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(entity) if dialect == "postgresql" else sqlite.insert(entity)
+
+
+def _fen(raw: str) -> int | None:
+    match = _MONEY.match(raw.strip())
+    if not match:
+        return None
+    fen = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+    return fen if fen > 0 else None
+
+
+def _when(raw: str) -> dt.datetime | None:
+    """A Beijing wall-clock time, as operators write it."""
+    for fmt in _WHEN:
+        try:
+            return dt.datetime.strptime(raw.strip(), fmt).replace(tzinfo=BEIJING).astimezone(dt.UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _offset(raw: str) -> int | None:
+    """Minutes before the start: 24h, 1h, 30m, 0 / start."""
+    raw = raw.strip().lower()
+    if raw in ("0", "start", "开始"):
+        return 0
+    match = _OFFSET.match(raw)
+    if not match:
+        return None
+    n, unit = int(match.group(1)), match.group(2)
+    return n * {"h": 60, "小时": 60, "m": 1, "分钟": 1, "d": 1440, "天": 1440}[unit]
+
+
+def _int(raw: str, low: int, high: int) -> int | None:
+    return int(raw) if raw.strip().isdigit() and low <= int(raw) <= high else None
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def parse_sale(text: str) -> tuple[SaleSpec, list[FileError]]:
+    """Read a sale file; every problem is reported with its line, none is fixed silently."""
+    errors: list[FileError] = []
+    spec = SaleSpec()
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return spec, [
+            FileError(mark.line + 1 if mark else 1, f"YAML 格式错误：{getattr(exc, 'problem', exc)}")
+        ]
+    if not isinstance(root, yaml.MappingNode):
+        return spec, [FileError(_line(root) if root else 1, "文件应是一个映射（code: …、price: … 等）")]
+    for key_node, value in root.value:
+        key = str(key_node.value)
+        if key not in FIELDS:
+            errors.append(FileError(_line(key_node), f"未知字段 {key}（可用：{'、'.join(FIELDS)}）"))
+            continue
+        spec.lines[key] = _line(value)
+        problem = _read_field(spec, key, value)
+        if problem:
+            errors.append(FileError(_line(value), f"{key}: {problem}"))
+    missing = [k for k in REQUIRED if k not in spec.lines]
+    if missing:
+        errors.append(FileError(1, f"缺少字段：{'、'.join(missing)}"))
+    errors.extend(_check_whole(spec))
+    errors.sort(key=lambda e: e.line)
+    return spec, errors
+
+
+def _scalar(node: yaml.Node) -> str | None:
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
+
+
+def _read_field(spec: SaleSpec, key: str, node: yaml.Node) -> str | None:
+    """Set one field from its node; the reason it is wrong, or None."""
+    if key == "tiers":
+        return _read_tiers(spec, node)
+    if key == "coupon":
+        return _read_coupon(spec, node)
+    if key in ("reminders", "remarket"):
+        if not isinstance(node, yaml.SequenceNode) or any(_scalar(n) is None for n in node.value):
+            return "应是列表，例如 [24h, 1h, 0]" if key == "reminders" else "应是服务 code 列表"
+        items = [str(n.value) for n in node.value]
+        if key == "remarket":
+            spec.remarket = items
+            return None
+        offsets = [_offset(i) for i in items]
+        if any(o is None for o in offsets):
+            return "提醒时间写成 24h、1h、30m 或 0（开抢时）"
+        spec.remind_minutes = sorted({o for o in offsets if o is not None}, reverse=True)
+        return None
+    raw = _scalar(node)
+    if raw is None or not raw.strip():
+        return "应是一个值"
+    return _read_scalar(spec, key, raw.strip())
+
+
+def _read_scalar(spec: SaleSpec, key: str, raw: str) -> str | None:
+    if key == "code":
+        if not CODE.fullmatch(raw.lower()):
+            return "2–32 位小写字母、数字、- 或 _"
+        spec.code = raw.lower()
+    elif key in ("title", "service", "package"):
+        if len(raw) > 100:
+            return "太长（最多 100 字）"
+        setattr(spec, key, raw)
+    elif key == "price":
+        fen = _fen(raw)
+        if fen is None:
+            return "价格写成元，例如 9.9"
+        spec.price_fen = fen
+    elif key in ("stock", "limit", "hold_minutes"):
+        bounds = {"stock": (1, MAX_STOCK), "limit": (1, 99), "hold_minutes": (1, 120)}[key]
+        n = _int(raw, *bounds)
+        if n is None:
+            return f"应是 {bounds[0]}–{bounds[1]} 的整数"
+        setattr(spec, {"limit": "per_customer"}.get(key, key), n)
+    elif key in ("starts", "ends"):
+        when = _when(raw)
+        if when is None:
+            return "时间写成北京时间 2026-12-08 10:00"
+        setattr(spec, f"{key}_at", when)
+    return None
+
+
+def _read_tiers(spec: SaleSpec, node: yaml.Node) -> str | None:
+    if not isinstance(node, yaml.SequenceNode):
+        return "应是列表，例如 - {first: 100, price: 9.9}"
+    last = 0
+    for item in node.value:
+        values = (
+            {str(k.value): _scalar(v) for k, v in item.value} if isinstance(item, yaml.MappingNode) else {}
+        )
+        upto = _int(values.get("first") or "", 1, MAX_STOCK)
+        fen = _fen(values.get("price") or "")
+        if set(values) != {"first", "price"} or upto is None or fen is None:
+            return f"第 {_line(item)} 行的档位写成 {{first: 100, price: 9.9}}（前 100 单 ¥9.9）"
+        if upto <= last:
+            return f"第 {_line(item)} 行：first 要一档比一档大"
+        spec.tiers.append((upto, fen))
+        last = upto
+    return None
+
+
+def _read_coupon(spec: SaleSpec, node: yaml.Node) -> str | None:
+    """coupon: {off: 50, min: 300, days: 7} or {percent: 10, cap: 100, days: 3} (yuan, days)."""
+    usage = "写成 {off: 50, min: 300, days: 7} 或 {percent: 10, cap: 100, days: 3}"
+    if not isinstance(node, yaml.MappingNode):
+        return usage
+    values = {str(k.value): _scalar(v) or "" for k, v in node.value}
+    if not set(values) <= {"off", "percent", "cap", "min", "days"}:
+        return usage
+    coupon: dict[str, Any] = {"days": _int(values.get("days", "7"), 1, 365)}
+    for key, name in (("off", "off_fen"), ("cap", "cap_fen"), ("min", "min_fen")):
+        if key in values:
+            coupon[name] = _fen(values[key])
+    if "percent" in values:
+        coupon["percent"] = _int(values["percent"], 1, 99)
+    if any(v is None for v in coupon.values()):
+        return usage
+    problem = coupons.check_spec(coupon)
+    if problem:
+        return problem
+    spec.coupon = coupon
+    return None
+
+
+def _check_whole(spec: SaleSpec) -> list[FileError]:
+    """What only the fields together can say."""
+    errors: list[FileError] = []
+    if spec.starts_at and spec.ends_at and spec.ends_at <= spec.starts_at:
+        errors.append(FileError(spec.lines.get("ends", 1), "ends 要晚于 starts"))
+    if spec.tiers and spec.stock and spec.tiers[-1][0] >= spec.stock:
+        errors.append(FileError(spec.lines.get("tiers", 1), "最后一档的 first 要小于 stock，之后按 price 卖"))
+    return errors
+
+
+async def create_sale(
+    session: AsyncSession, spec: SaleSpec, *, now: dt.datetime
+) -> tuple[FlashSale | None, list[FileError]]:
+    """Check the spec against the catalog and create the sale; on any error nothing is created."""
+    errors: list[FileError] = []
+    if await session.scalar(select(FlashSale.id).where(FlashSale.code == spec.code)) is not None:
+        errors.append(FileError(spec.lines.get("code", 1), f"code: 已有秒杀 {spec.code}"))
+    package = await _package(session, spec)
+    if package is None:
+        errors.append(
+            FileError(
+                spec.lines.get("package", 1), f"package: 服务 {spec.service} 没有上架的套餐 {spec.package}"
+            )
+        )
+    elif spec.price_fen >= package.price_fen or any(p >= package.price_fen for _, p in spec.tiers):
+        errors.append(FileError(spec.lines.get("price", 1), "price: 秒杀价要低于原价"))
+    known = set(await session.scalars(select(Service.code).where(Service.code.in_(spec.remarket))))
+    for code in spec.remarket:
+        if code not in known:
+            errors.append(FileError(spec.lines.get("remarket", 1), f"remarket: 没有服务 {code}"))
+    if spec.ends_at is not None and spec.ends_at <= now:
+        errors.append(FileError(spec.lines.get("ends", 1), "ends: 已经过去了"))
+    if errors or package is None or spec.starts_at is None or spec.ends_at is None:
+        return None, errors
+    sale = FlashSale(
+        code=spec.code,
+        title=spec.title or "",
+        package_id=package.id,
+        price_fen=spec.price_fen,
+        tiers=[{"upto": u, "price_fen": p} for u, p in spec.tiers],
+        stock=spec.stock,
+        available=spec.stock,
+        taken=0,
+        per_customer=spec.per_customer,
+        starts_at=spec.starts_at,
+        ends_at=spec.ends_at,
+        hold_minutes=spec.hold_minutes,
+        remind_minutes=list(spec.remind_minutes),
+        remarket=list(spec.remarket),
+        coupon=dict(spec.coupon),
+        status="scheduled",
+        created_at=now,
+    )
+    session.add(sale)
+    await session.flush()
+    return sale, []
+
+
+async def _package(session: AsyncSession, spec: SaleSpec) -> Package | None:
+    """The listed package named by position (1, ①) or by name."""
+    stmt = (
+        select(Package)
+        .join(Service, Service.id == Package.service_id)
+        .where(Service.code == spec.service, Service.status == "listed")
+    )
+    circled = "①②③④⑤⑥⑦⑧⑨⑩"
+    raw = spec.package.strip()
+    position = int(raw) if raw.isdigit() else (circled.index(raw) + 1 if raw and raw in circled else None)
+    stmt = stmt.where(Package.position == position) if position else stmt.where(Package.name == raw)
+    return await session.scalar(stmt)
+
+
+async def schedule_demo_sale(session: AsyncSession, now: dt.datetime) -> FlashSale | None:
+    """The demo's sale: starts three minutes after start-up with 5 units, so a newcomer watches the
+    countdown, the rush, 已抢光 and 候补 in the console. None when a sale is already open."""
+    if await open_sales(session, now):
+        return None
+    package = await session.scalar(
+        select(Package)
+        .join(Service, Service.id == Package.service_id)
+        .where(Service.status == "listed", Package.price_fen >= 1_000)
+        .order_by(Package.price_fen, Package.id)
+        .limit(1)
+    )
+    if package is None:
+        return None
+    starts = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=3)
+    sale = FlashSale(
+        code=f"demo{starts.astimezone(BEIJING):%m%d%H%M}",
+        title="",
+        package_id=package.id,
+        price_fen=package.price_fen // 2,
+        tiers=[{"upto": 2, "price_fen": package.price_fen // 10}],
+        stock=5,
+        available=5,
+        taken=0,
+        per_customer=1,
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(minutes=30),
+        hold_minutes=2,
+        remind_minutes=list(DEFAULT_REMINDERS),
+        remarket=[],
+        status="scheduled",
+        created_at=now,
+    )
+    session.add(sale)
+    await session.flush()
+    return sale
+
+
+# --- Looking at sales ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SaleView:
+    """A sale with what customers and staff see of it."""
+
+    sale: FlashSale
+    service_title: str
+    package_name: str
+    usual_fen: int
+
+
+def price_at(sale: FlashSale, position: int) -> int:
+    """The price of the unit taken at `position` (1 = the first taken)."""
+    for tier in sale.tiers:
+        if position <= int(tier["upto"]):
+            return int(tier["price_fen"])
+    return sale.price_fen
+
+
+def phase(sale: FlashSale, now: dt.datetime) -> str:
+    """upcoming | live | sold_out | over | stopped."""
+    if sale.status == "stopped":
+        return "stopped"
+    if now >= sale.ends_at:
+        return "over"
+    if now < sale.starts_at:
+        return "upcoming"
+    return "live" if sale.available > 0 else "sold_out"
+
+
+async def _views(session: AsyncSession, *where: Any) -> list[SaleView]:
+    stmt = (
+        select(FlashSale, Service.title, Package.name, Package.price_fen)
+        .join(Package, Package.id == FlashSale.package_id)
+        .join(Service, Service.id == Package.service_id)
+        .where(*where)
+        .order_by(FlashSale.starts_at, FlashSale.id)
+        .execution_options(populate_existing=True)
+    )
+    return [SaleView(s, title, name, price) for s, title, name, price in await session.execute(stmt)]
+
+
+async def open_sales(session: AsyncSession, now: dt.datetime) -> list[SaleView]:
+    """Upcoming and running sales, soonest first (what customers can see)."""
+    return await _views(session, FlashSale.status == "scheduled", FlashSale.ends_at > now)
+
+
+async def recent_sales(session: AsyncSession, now: dt.datetime) -> list[SaleView]:
+    """Sales running now or ended (or stopped) within the last day: the command room's."""
+    since = now - dt.timedelta(days=1)
+    return await _views(
+        session,
+        FlashSale.starts_at <= now,
+        FlashSale.ends_at > since,
+        (FlashSale.stopped_at.is_(None)) | (FlashSale.stopped_at > since),
+    )
+
+
+async def all_sales(session: AsyncSession) -> list[SaleView]:
+    return await _views(session)
+
+
+async def sale_by_code(session: AsyncSession, code: str) -> SaleView | None:
+    found = await _views(session, FlashSale.code == code.strip().lower())
+    return found[0] if found else None
+
+
+async def stop_sale(session: AsyncSession, code: str, now: dt.datetime) -> FlashSale:
+    """Stop a sale: nothing more can be taken (holds already made can still be paid)."""
+    sale = await session.scalar(
+        update(FlashSale)
+        .where(FlashSale.code == code.strip().lower(), FlashSale.status == "scheduled")
+        .values(status="stopped", stopped_at=now)
+        .returning(FlashSale)
+    )
+    if sale is None:
+        view = await sale_by_code(session, code)
+        raise DomainError("flash_not_found" if view is None else "flash_stopped", sale=code)
+    return sale
+
+
+# --- Taking a unit -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    take: FlashTake
+    order: Order
+
+
+async def _quota_up(session: AsyncSession, sale: FlashSale, account: str, openid: str) -> bool:
+    """One more unit for the person unless they are at the limit (one atomic upsert)."""
+    stmt = (
+        _insert(session, FlashQuota)
+        .values(sale_id=sale.id, account=account, openid=openid, active=1)
+        .on_conflict_do_update(
+            index_elements=["sale_id", "account", "openid"],
+            set_={"active": FlashQuota.active + 1},
+            where=FlashQuota.active < sale.per_customer,
+        )
+        .returning(FlashQuota.active)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def _quota_down(session: AsyncSession, sale_id: int, account: str, openid: str) -> None:
+    await session.execute(
+        update(FlashQuota)
+        .where(
+            FlashQuota.sale_id == sale_id,
+            FlashQuota.account == account,
+            FlashQuota.openid == openid,
+            FlashQuota.active > 0,
+        )
+        .values(active=FlashQuota.active - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> int | None:
+    """Hand out the next position; from_stock also takes a unit of what is available (None: none left)."""
+    stmt = update(FlashSale).where(FlashSale.id == sale_id).values(taken=FlashSale.taken + 1)
+    if from_stock:
+        stmt = stmt.where(FlashSale.available >= 1).values(available=FlashSale.available - 1)
+    stmt = stmt.returning(FlashSale.taken).execution_options(synchronize_session=False)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def precheck(session: AsyncSession, sale: FlashSale, *, account: str, openid: str) -> int:
+    """What a take would say, by reading only: 1 worth trying, 0 none left, -1 at the limit. The
+    take's conditional UPDATEs still decide; this only spares the write for the obvious refusals."""
+    available = await session.scalar(select(FlashSale.available).where(FlashSale.id == sale.id))
+    mine = await session.scalar(
+        select(FlashQuota.active).where(
+            FlashQuota.sale_id == sale.id, FlashQuota.account == account, FlashQuota.openid == openid
+        )
+    )
+    if (mine or 0) >= sale.per_customer:
+        return -1
+    return 1 if (available or 0) > 0 else 0
+
+
+async def take(
+    session: AsyncSession,
+    *,
+    sale: FlashSale,
+    account: str,
+    openid: str,
+    now: dt.datetime,
+    notify: Notify,
+    via: str = "rush",
+    hold: dt.timedelta | None = None,
+    from_stock: bool = True,
+    price_fen: int | None = None,
+) -> Taken:
+    """Take one unit for the person: their limit and the stock in one transaction, then an order on hold.
+
+    `from_stock=False`: the unit is one just given back (offered to the waitlist), not taken from
+    what is available; `price_fen`: a late payment keeps the price it paid. Refusals (DomainError)
+    leave nothing changed."""
+    if phase(sale, now) in ("upcoming", "over", "stopped"):
+        raise DomainError(f"flash_{phase(sale, now)}", sale=sale.code)
+    if not await _quota_up(session, sale, account, openid):
+        raise DomainError("flash_limit", limit=sale.per_customer)
+    position = await _next_position(session, sale.id, from_stock=from_stock)
+    if position is None:
+        await _quota_down(session, sale.id, account, openid)  # exact: we still hold the row
+        raise DomainError("flash_sold_out", sale=sale.code)
+    price = price_fen or price_at(sale, position)
+    hold = hold or dt.timedelta(minutes=sale.hold_minutes)
+    order = await orders.create_order(
+        session,
+        account=account,
+        openid=openid,
+        lines=[Line(sale.package_id, 1)],
+        requirements={},
+        source_key=f"flash:{sale.id}:{position}",
+        notify=notify,
+        expires_in=hold,
+        unit_prices={sale.package_id: price},
+        now=now,
+    )
+    # A hold is minutes long and its reply already says until when: no "10 minutes left" reminder.
+    await session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(payment_reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    row = FlashTake(
+        sale_id=sale.id,
+        account=account,
+        openid=openid,
+        position=position,
+        price_fen=price,
+        order_id=order.id,
+        via=via,
+        status="held",
+        created_at=now,
+        expires_at=now + hold,
+    )
+    session.add(row)
+    await session.flush()
+    return Taken(row, order)
+
+
+async def sale_of_order(session: AsyncSession, order_id: int) -> tuple[FlashTake, FlashSale] | None:
+    found = (
+        await session.execute(
+            select(FlashTake, FlashSale)
+            .join(FlashSale, FlashSale.id == FlashTake.sale_id)
+            .where(FlashTake.order_id == order_id)
+        )
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
+async def mark_paid(session: AsyncSession, order_id: int) -> bool:
+    """The hold's order was paid: the unit is sold (once)."""
+    stmt = (
+        update(FlashTake)
+        .where(FlashTake.order_id == order_id, FlashTake.status == "held")
+        .values(status="paid")
+        .returning(FlashTake.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+# --- Giving a unit back --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A unit given back: the person who lost it, and who was offered it from the waitlist (if anyone)."""
+
+    take: FlashTake
+    sale: FlashSale
+    offered: Taken | None
+    lapsed_here: bool = False  # this sweep cancelled the unpaid order (else the customer or expiry did)
+
+
+async def due_releases(session: AsyncSession, now: dt.datetime, limit: int = 200) -> list[int]:
+    """Held takes whose hold ran out or whose order was cancelled or paid: the sweep settles them."""
+    stmt = (
+        select(FlashTake.id)
+        .join(Order, Order.id == FlashTake.order_id)
+        .where(
+            FlashTake.status == "held",
+            (FlashTake.expires_at <= now) | (Order.status != OrderStatus.PENDING_PAYMENT),
+        )
+        .order_by(FlashTake.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def settle(
+    session: AsyncSession, take_id: int, *, now: dt.datetime, notify: Notify, waitlist_hold: dt.timedelta
+) -> Released | None:
+    """Settle one due take: paid → sold; expired or cancelled → released (to the waitlist first).
+
+    The order is cancelled before the take row is touched, in the same order a payment locks them
+    (order, then take), so a payment arriving now and this never deadlock."""
+    found = await session.get(FlashTake, take_id, populate_existing=True)
+    if found is None or found.status != "held" or found.order_id is None:
+        return None
+    order = await session.get(Order, found.order_id, populate_existing=True)
+    if order is None:
+        return None
+    if order.status in _MONEY_IN:
+        await mark_paid(session, order.id)
+        return None
+    lapsed_here = order.status == OrderStatus.PENDING_PAYMENT
+    if lapsed_here:
+        if found.expires_at > now:
+            return None
+        await orders.cancel_order(
+            session, order_id=order.id, actor="system", reason="秒杀保留超时", notify=notify
+        )
+    flipped = await session.scalar(
+        update(FlashTake)
+        .where(FlashTake.id == take_id, FlashTake.status == "held")
+        .values(status="released", released_at=now)
+        .returning(FlashTake)
+    )
+    if flipped is None:
+        return None
+    sale = await session.get(FlashSale, flipped.sale_id, populate_existing=True)
+    assert sale is not None
+    await _quota_down(session, sale.id, flipped.account, flipped.openid)
+    offered = await _offer_waitlist(session, sale, now=now, notify=notify, hold=waitlist_hold)
+    if offered is None:
+        await session.execute(
+            update(FlashSale)
+            .where(FlashSale.id == sale.id)
+            .values(available=FlashSale.available + 1)
+            .execution_options(synchronize_session=False)
+        )
+    await session.refresh(sale)
+    return Released(flipped, sale, offered, lapsed_here)
+
+
+async def _offer_waitlist(
+    session: AsyncSession, sale: FlashSale, *, now: dt.datetime, notify: Notify, hold: dt.timedelta
+) -> Taken | None:
+    """Give the unit just released to the first person waiting who may still have one."""
+    if phase(sale, now) not in ("live", "sold_out"):
+        return None
+    waiting = await session.scalars(
+        select(FlashWaitlist)
+        .where(FlashWaitlist.sale_id == sale.id, FlashWaitlist.status == "waiting")
+        .order_by(FlashWaitlist.id)
+        .limit(20)
+    )
+    for entry in list(waiting):
+        claimed = await session.scalar(
+            update(FlashWaitlist)
+            .where(FlashWaitlist.id == entry.id, FlashWaitlist.status == "waiting")
+            .values(status="offered", offered_at=now)
+            .returning(FlashWaitlist.id)
+        )
+        if claimed is None:
+            continue
+        try:
+            return await take(
+                session,
+                sale=sale,
+                account=entry.account,
+                openid=entry.openid,
+                now=now,
+                notify=notify,
+                via="waitlist",
+                hold=hold,
+                from_stock=False,
+            )
+        except DomainError:
+            continue  # at their limit meanwhile: the next person waiting
+    return None
+
+
+async def join_waitlist(session: AsyncSession, *, sale: FlashSale, account: str, openid: str) -> int:
+    """候补: queue the person (once); their place in the queue (1 = next offered)."""
+    stmt = (
+        _insert(session, FlashWaitlist)
+        .values(sale_id=sale.id, account=account, openid=openid, status="waiting", created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["sale_id", "account", "openid"])
+    )
+    await session.execute(stmt)
+    mine = await session.scalar(
+        select(FlashWaitlist.id).where(
+            FlashWaitlist.sale_id == sale.id,
+            FlashWaitlist.account == account,
+            FlashWaitlist.openid == openid,
+            FlashWaitlist.status == "waiting",
+        )
+    )
+    if mine is None:
+        raise DomainError("flash_waitlist_done", sale=sale.code)
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(FlashWaitlist)
+        .where(FlashWaitlist.sale_id == sale.id, FlashWaitlist.status == "waiting", FlashWaitlist.id <= mine)
+    )
+    return int(ahead or 1)
+
+
+async def held_by(session: AsyncSession, *, sale_id: int, account: str, openid: str) -> list[FlashTake]:
+    """The person's takes in the sale that are held or paid, oldest first."""
+    stmt = (
+        select(FlashTake)
+        .where(
+            FlashTake.sale_id == sale_id,
+            FlashTake.account == account,
+            FlashTake.openid == openid,
+            FlashTake.status.in_(["held", "paid"]),
+        )
+        .order_by(FlashTake.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def takes_since(session: AsyncSession, sale_id: int, since: dt.datetime) -> int:
+    """Units taken since `since` (orders per minute, in the command room)."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(FlashTake)
+        .where(FlashTake.sale_id == sale_id, FlashTake.created_at >= since)
+    )
+    return int(found or 0)
+
+
+# --- 提醒我: subscriptions and reminders -----------------------------------------------------------
+
+
+async def subscribe(
+    session: AsyncSession, *, sale: FlashSale, account: str, openid: str, now: dt.datetime
+) -> FlashSubscription:
+    """Subscribe the person to the sale's reminders (again: the same subscription)."""
+    await session.execute(
+        _insert(session, FlashSubscription)
+        .values(sale_id=sale.id, account=account, openid=openid, created_at=now, consent="none")
+        .on_conflict_do_nothing(index_elements=["sale_id", "account", "openid"])
+    )
+    found = await session.scalar(
+        select(FlashSubscription).where(
+            FlashSubscription.sale_id == sale.id,
+            FlashSubscription.account == account,
+            FlashSubscription.openid == openid,
+        )
+    )
+    assert found is not None  # just inserted, or there already
+    return found
+
+
+async def record_consent(session: AsyncSession, *, sale_id: int, openid: str, now: dt.datetime) -> bool:
+    """WeChat's redirect after 允许 on the authorisation page: one subscribe send may be made."""
+    stmt = (
+        update(FlashSubscription)
+        .where(FlashSubscription.sale_id == sale_id, FlashSubscription.openid == openid)
+        .values(consent="granted", consent_at=now)
+        .returning(FlashSubscription.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """One reminder to send now: to whom, how (message | subscribe | unreachable), for which offset."""
+
+    sale: FlashSale
+    subscription: FlashSubscription
+    offset_minutes: int
+    how: str
+
+
+def due_offsets(sale: FlashSale, now: dt.datetime) -> list[int]:
+    """The sale's reminders whose time has come and that still make sense (before the start, or the
+    start reminder while the sale runs)."""
+    if phase(sale, now) not in ("upcoming", "live"):
+        return []
+    return [
+        m
+        for m in sale.remind_minutes
+        if sale.starts_at - dt.timedelta(minutes=m) <= now and (m == 0 or now < sale.starts_at)
+    ]
+
+
+async def claim_reminders(session: AsyncSession, now: dt.datetime, budget: int) -> list[Reminder]:
+    """Up to `budget` reminders due now, each claimed once (a row per subscription and offset) with
+    how it can reach the person: a message inside their 48-hour window, else their one-time consent."""
+    claimed: list[Reminder] = []
+    window = now - dt.timedelta(hours=48)
+    for view in await open_sales(session, now):
+        for offset in due_offsets(view.sale, now):
+            if len(claimed) >= budget:
+                return claimed
+            sent = select(FlashReminder.subscription_id).where(FlashReminder.offset_minutes == offset)
+            rows = await session.execute(
+                select(FlashSubscription, User.last_inbound_at)
+                .outerjoin(
+                    User,
+                    (User.account == FlashSubscription.account) & (User.openid == FlashSubscription.openid),
+                )
+                .where(FlashSubscription.sale_id == view.sale.id, FlashSubscription.id.not_in(sent))
+                .order_by(FlashSubscription.id)
+                .limit(budget - len(claimed))
+            )
+            for sub, last_in in rows:
+                how = "message" if last_in is not None and last_in > window else "unreachable"
+                if how == "unreachable" and sub.consent == "granted":
+                    how = "subscribe"
+                if await _claim_reminder(session, sub, offset, how, now):
+                    claimed.append(Reminder(view.sale, sub, offset, how))
+    return claimed
+
+
+async def _claim_reminder(
+    session: AsyncSession, sub: FlashSubscription, offset: int, how: str, now: dt.datetime
+) -> bool:
+    inserted = await session.execute(
+        _insert(session, FlashReminder)
+        .values(subscription_id=sub.id, offset_minutes=offset, how=how, at=now)
+        .on_conflict_do_nothing(index_elements=["subscription_id", "offset_minutes"])
+        .returning(FlashReminder.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return False  # another process sent it
+    if how == "subscribe":  # one send per consent
+        await session.execute(
+            update(FlashSubscription)
+            .where(FlashSubscription.id == sub.id)
+            .values(consent="used")
+            .execution_options(synchronize_session=False)
+        )
+    return True
+
+
+# --- Remarketing -------------------------------------------------------------------------------
+
+
+async def due_remarketing(session: AsyncSession, now: dt.datetime, after: dt.timedelta) -> list[FlashSale]:
+    """Sales that ended `after` ago (or more, within a day) and were not remarketed yet."""
+    ended = func.coalesce(FlashSale.stopped_at, FlashSale.ends_at)
+    stmt = select(FlashSale).where(
+        FlashSale.remarketed_at.is_(None),
+        FlashSale.starts_at <= now,
+        (FlashSale.ends_at <= now - after) | (FlashSale.stopped_at <= now - after),
+        ended > now - dt.timedelta(days=1),
+    )
+    return list(await session.scalars(stmt))
+
+
+async def claim_remarketing(session: AsyncSession, sale_id: int, now: dt.datetime) -> bool:
+    """Once per sale, whichever process gets here first."""
+    stmt = (
+        update(FlashSale)
+        .where(FlashSale.id == sale_id, FlashSale.remarketed_at.is_(None))
+        .values(remarketed_at=now)
+        .returning(FlashSale.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def remarketing_audience(
+    session: AsyncSession, sale_id: int
+) -> list[tuple[str, str, dt.datetime | None]]:
+    """(account, openid, last message to us) of who subscribed or took a unit and did not buy."""
+    subscribed = select(FlashSubscription.account, FlashSubscription.openid).where(
+        FlashSubscription.sale_id == sale_id
+    )
+    took = select(FlashTake.account, FlashTake.openid).where(FlashTake.sale_id == sale_id)
+    people = {tuple(r) for r in await session.execute(subscribed)} | {
+        tuple(r) for r in await session.execute(took)
+    }
+    bought = {
+        tuple(r)
+        for r in await session.execute(
+            select(FlashTake.account, FlashTake.openid).where(
+                FlashTake.sale_id == sale_id, FlashTake.status == "paid"
+            )
+        )
+    }
+    found = []
+    for account, openid in sorted(people - bought):
+        last = await session.scalar(
+            select(User.last_inbound_at).where(User.account == account, User.openid == openid)
+        )
+        found.append((account, openid, last))
+    return found
+
+
+# --- Figures -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    stock: int
+    available: int
+    held: int
+    paid: int
+    released: int
+    takers: int
+    buyers: int
+    revenue_fen: int
+    waitlist: int
+    waitlist_served: int
+
+    @property
+    def conversion_pct(self) -> int:
+        """Who took a unit and paid, in percent of those who took one."""
+        return 100 * self.buyers // self.takers if self.takers else 0
+
+
+async def figures(session: AsyncSession, sale: FlashSale) -> Figures:
+    rows = await session.execute(
+        select(FlashTake.status, func.count(), func.coalesce(func.sum(FlashTake.price_fen), 0))
+        .where(FlashTake.sale_id == sale.id)
+        .group_by(FlashTake.status)
+    )
+    by = {status: (int(n), int(fen)) for status, n, fen in rows}
+    takers = await session.scalar(
+        select(func.count(func.distinct(FlashTake.openid))).where(FlashTake.sale_id == sale.id)
+    )
+    buyers = await session.scalar(
+        select(func.count(func.distinct(FlashTake.openid))).where(
+            FlashTake.sale_id == sale.id, FlashTake.status == "paid"
+        )
+    )
+    waiting = await session.execute(
+        select(FlashWaitlist.status, func.count())
+        .where(FlashWaitlist.sale_id == sale.id)
+        .group_by(FlashWaitlist.status)
+    )
+    wait = {status: int(n) for status, n in waiting}
+    return Figures(
+        stock=sale.stock,
+        available=sale.available,
+        held=by.get("held", (0, 0))[0],
+        paid=by.get("paid", (0, 0))[0],
+        released=by.get("released", (0, 0))[0],
+        takers=int(takers or 0),
+        buyers=int(buyers or 0),
+        revenue_fen=by.get("paid", (0, 0))[1],
+        waitlist=wait.get("waiting", 0),
+        waitlist_served=wait.get("offered", 0),
+    )
+
+
+# --- The Redis gate ------------------------------------------------------------------------------
+
+
+class FlashGate:
+    """Redis in front of the database for a rush: stock and the person's limit in one Lua call."""
+
+    # -2: not loaded; -1: at the limit; 0: none left; 1: taken.
+    _TAKE = """
+    local left = redis.call('GET', KEYS[1])
+    if not left then return -2 end
+    local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+    if mine >= tonumber(ARGV[2]) then return -1 end
+    if tonumber(left) <= 0 then return 0 end
+    redis.call('DECR', KEYS[1])
+    redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+    return 1
+    """
+    # ARGV: available, then openid/count pairs. Only the first loader of a burst writes (NX).
+    _LOAD = """
+    if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+    redis.call('DEL', KEYS[2])
+    for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+    redis.call('SET', KEYS[1], ARGV[1])
+    return 1
+    """
+    # ARGV: who gives the unit back, who gets it instead ('' = back to everyone).
+    _GIVE = """
+    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+    if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') > 0 then
+        redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+    end
+    if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) else redis.call('INCR', KEYS[1]) end
+    return 1
+    """
+
+    # The database said sold out: none left; at the limit: the unit goes back, the count stays.
+    _UNDO = """
+    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+    if ARGV[2] == 'flash_limit' then redis.call('INCR', KEYS[1]) return 1 end
+    if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') > 0 then
+        redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+    end
+    if ARGV[2] == 'flash_sold_out' then redis.call('SET', KEYS[1], 0) else redis.call('INCR', KEYS[1]) end
+    return 1
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = "chatorder:flash:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._take = redis.register_script(self._TAKE)
+        self._load = redis.register_script(self._LOAD)
+        self._give = redis.register_script(self._GIVE)
+        self._undo = redis.register_script(self._UNDO)
+
+    def _keys(self, sale_id: int) -> list[str]:
+        return [f"{self._prefix}{sale_id}:left", f"{self._prefix}{sale_id}:per"]
+
+    async def take(self, session: AsyncSession, sale: FlashSale, openid: str) -> int:
+        """1 taken, 0 none left, -1 at the limit (loading the counters from the database once)."""
+        for _ in range(3):
+            result = int(await self._take(keys=self._keys(sale.id), args=[openid, sale.per_customer]))
+            if result != -2:
+                return result
+            quotas = await session.execute(
+                select(FlashQuota.openid, FlashQuota.active).where(FlashQuota.sale_id == sale.id)
+            )
+            available = await session.scalar(select(FlashSale.available).where(FlashSale.id == sale.id))
+            pairs = [str(v) for row in quotas for v in row]
+            await self._load(keys=self._keys(sale.id), args=[available or 0, *pairs])
+        return 0
+
+    async def undo(self, sale_id: int, openid: str, refusal: str) -> None:
+        """The database refused what Redis allowed: make Redis agree with the refusal's reason."""
+        await self._undo(keys=self._keys(sale_id), args=[openid, refusal])
+
+    async def heal(self, sale_id: int, available: int) -> None:
+        """Redis says none left but the database has some (a give-back lost in a crash): reload."""
+        left = await self._redis.get(self._keys(sale_id)[0])
+        if left is not None and int(left) <= 0 < available:
+            await self.forget(sale_id)
+
+    async def give_back(self, sale_id: int, openid: str, to: str = "") -> None:
+        await self._give(keys=self._keys(sale_id), args=[openid, to])
+
+    async def forget(self, sale_id: int) -> None:
+        await self._redis.delete(*self._keys(sale_id))
+
+    async def throttle(self, openid: str, millis: int) -> bool:
+        """True when the person already tried within `millis` (one SET NX PX)."""
+        return not await self._redis.set(f"{self._prefix}throttle:{openid}", 1, nx=True, px=millis)

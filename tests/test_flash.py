@@ -1,0 +1,641 @@
+"""Flash sales (秒杀) through the real app over HTTP: seeing a sale, the rush, holds, the waitlist,
+payments after a hold ran out, and the operator's file — on SQLite and on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from yarl import URL
+
+from bot import keys
+from bot.cli import main
+from bot.sandbox.mp_sim import MpSimulator, SentMessage
+from bot.sandbox.pay_sim import PaySimulator
+from flows import flash as flow
+from flows import texts
+from flows.notices import quiet
+from settings import Settings
+from store import catalog_import, coupons, flash, orders, payments
+from store.models import FlashSale, FlashTake, LedgerEntry, Order, Package, Payment, Service, User, utcnow
+from store.orders import BEIJING
+from tests import wechat
+from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
+from tests.test_ordering import CATALOG, Customer
+from tests.test_paying import MCH_ID, PAY_KEY, pay_sim
+from tests.test_work_chat import Office, office
+
+__all__ = ["office", "pay_sim"]  # fixtures used here
+
+
+def beijing(at: dt.datetime) -> str:
+    return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def sale_yaml(
+    code: str = "coffee",
+    *,
+    starts: dt.timedelta = -dt.timedelta(minutes=1),
+    lasts: dt.timedelta = dt.timedelta(hours=1),
+    stock: int = 3,
+    limit: int = 1,
+    price: str = "9.9",
+    tiers: str = "",
+    hold: int = 5,
+) -> str:
+    start = utcnow() + starts
+    return (
+        f"code: {code}\n"
+        "title: 探店图文秒杀\n"
+        "service: xhs-xiaolu\n"
+        "package: 1\n"
+        f"price: {price}\n"
+        f"{tiers}"
+        f"stock: {stock}\n"
+        f"limit: {limit}\n"
+        f"starts: {beijing(start)}\n"
+        f"ends: {beijing(start + lasts)}\n"
+        f"hold_minutes: {hold}\n"
+        "reminders: [24h, 1h, 0]\n"
+        "remarket: [xhs-ajie]\n"
+    )
+
+
+@dataclass
+class Shop:
+    client: TestClient
+    mp: MpSimulator
+    pay: PaySimulator
+    settings: Settings
+
+    @property
+    def sm(self) -> async_sessionmaker[AsyncSession]:
+        return self.client.app[keys.SESSIONMAKER]
+
+    def customer(self, openid: str) -> Customer:
+        return Customer(self.client, self.mp, openid)
+
+    async def sale(self, text: str) -> FlashSale:
+        spec, errors = flash.parse_sale(text)
+        assert not errors, errors
+        async with self.sm.begin() as s:
+            sale, errors = await flash.create_sale(s, spec, now=utcnow())
+        assert sale is not None, errors
+        return sale
+
+    async def takes(self, **where: Any) -> list[FlashTake]:
+        async with self.sm() as s:
+            stmt = select(FlashTake).filter_by(**where).order_by(FlashTake.id)
+            return list(await s.scalars(stmt))
+
+    async def order(self, order_id: int | None) -> Order:
+        async with self.sm() as s:
+            found = await s.get(Order, order_id)
+        assert found is not None
+        return found
+
+    async def sweep(self, *, after: dt.timedelta = dt.timedelta(0)) -> int:
+        """The hold sweep, run now (or as if `after` had passed)."""
+        gate = flash.FlashGate(self.client.app[keys.REDIS]) if self.client.app[keys.REDIS] else None
+        return await flow.sweep(self.sm, self.settings, gate, utcnow() + after)
+
+    def sent_to(self, openid: str) -> list[str]:
+        return [str(m.payload.get("content", "")) for m in self.mp.sent if m.openid == openid]
+
+
+@pytest.fixture
+async def shop(
+    make_settings: Callable[..., Settings],
+    pay_sim: tuple[PaySimulator, str],
+    mp_sim: tuple[MpSimulator, str],
+    db_url: str,
+) -> AsyncIterator[Shop]:
+    """The app with WeChat Pay; on PostgreSQL it also runs with Redis (the Lua gate answers first)."""
+    extra: dict[str, Any] = {}
+    redis = None
+    if db_url.startswith("postgresql"):
+        if not HAVE_REDIS:
+            pytest.skip("Redis is not running on 127.0.0.1:6379")
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(REDIS_URL)
+        await redis.flushdb()  # this engineer's own test db
+        extra["redis_url"] = REDIS_URL
+    settings = make_settings(
+        database_url=db_url,
+        wechatpay_mch_id=MCH_ID,
+        wechatpay_api_key=PAY_KEY,
+        wechatpay_api_base=pay_sim[1],
+        flash_throttle_ms=0,
+        **extra,
+    )
+    client = await start_bot(settings)
+    pay_sim[0].notify_base = str(client.make_url("")).rstrip("/")
+    async with client.app[keys.SESSIONMAKER].begin() as s:
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+    yield Shop(client, mp_sim[0], pay_sim[0], settings)
+    await client.close()
+    if redis is not None:
+        await redis.flushdb()
+        await redis.aclose()
+
+
+def number_in(text: str) -> str:
+    found = re.search(r"订单 (\d{8}-\d{4})", text)
+    assert found, text
+    return found.group(1)
+
+
+# --- Seeing a sale -------------------------------------------------------------------------------
+
+
+async def test_flash_lists_upcoming_and_live_sales_with_their_prices(shop: Shop) -> None:
+    await shop.sale(sale_yaml("later", starts=dt.timedelta(hours=2, minutes=13, seconds=30), stock=50))
+    await shop.sale(sale_yaml("now", stock=37, tiers="tiers:\n  - {first: 10, price: 5}\n"))
+    said = await shop.customer("o_look").say("秒杀")
+    assert "还有 2 小时 13 分开抢" in said
+    assert "进行中，仅剩 37 件" in said
+    assert "¥9.90（原价 ¥1,000）" in said
+    assert "前 10 单 ¥5，之后 ¥9.90" in said
+    detail = await shop.customer("o_look").say("1")
+    assert "每人限 1 件" in detail and "现在就发「抢」" in detail
+
+
+async def test_a_poster_qr_and_a_menu_button_open_the_sale(shop: Shop) -> None:
+    await shop.sale(sale_yaml("poster", stock=5))
+    chat = wechat.WeChat(shop.client)
+    first = await chat.event("o_newcomer", "subscribe", "qrscene_flash_poster")
+    assert first.text and "欢迎" in first.text and "探店图文秒杀" in first.text
+    again = await chat.event("o_follower", "SCAN", "flash_poster")
+    assert again.text and "仅剩 5 件" in again.text
+    click = await chat.event("o_follower", "CLICK", "flash_poster")
+    assert click.text and "仅剩 5 件" in click.text
+    unknown = await chat.event("o_follower", "SCAN", "flash_nosuch")
+    assert unknown.text and "没有找到秒杀" in unknown.text
+
+
+async def test_no_sales_is_said_plainly(shop: Shop) -> None:
+    assert await shop.customer("o_none").say("秒杀") == texts.FLASH_NONE
+    assert await shop.customer("o_none").say("抢") == texts.FLASH_NO_LIVE
+
+
+# --- The rush ------------------------------------------------------------------------------------
+
+
+async def test_grab_holds_a_unit_with_the_pay_qr_and_paying_sells_it(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    buyer = shop.customer("o_fast")
+    said = await buyer.say("抢")
+    assert "抢到了！你是第 1 位，秒杀价 ¥9.90" in said
+    assert "5 分钟内" in said
+    assert await eventually(
+        lambda: [m for m in shop.mp.sent if m.openid == buyer.openid and m.kind == "image"]
+    )
+    (take,) = await shop.takes(openid=buyer.openid)
+    order = await shop.order(take.order_id)
+    assert order.total_fen == 990 and order.status == "待支付"
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == order.id))
+    assert payment is not None
+    await shop.pay.pay(payment.out_trade_no)
+    assert (await shop.order(take.order_id)).status == "待审核"
+    assert [t.status for t in await shop.takes(openid=buyer.openid)] == ["paid"]
+    assert "仅剩 1 件" in await buyer.say("秒杀")
+
+
+async def test_tier_prices_follow_the_buyers_position(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=4, price="19.9", tiers="tiers:\n  - {first: 2, price: 9.9}\n"))
+    prices = []
+    for n in range(3):
+        said = await shop.customer(f"o_tier{n}").say("抢")
+        prices.append(re.search(r"第 (\d) 位，秒杀价 (¥[\d.]+)", said).groups())  # type: ignore[union-attr]
+    assert prices == [("1", "¥9.90"), ("2", "¥9.90"), ("3", "¥19.90")]
+    totals = [(await shop.order(t.order_id)).total_fen for t in await shop.takes()]
+    assert totals == [990, 990, 1990]
+
+
+async def test_the_limit_holds_under_concurrent_retries_and_normal_orders(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=10, limit=2))
+    greedy = shop.customer("o_greedy")
+    chat = wechat.WeChat(shop.client)
+    await asyncio.gather(*(chat.say(greedy.openid, "抢") for _ in range(12)))
+    assert len(await shop.takes(openid=greedy.openid)) == 2
+    assert "每人限 2 件" in await greedy.say("抢")
+    # Neither the catalog nor the cart sells the package while the sale runs.
+    for said in ("搜 咖啡", "1"):
+        await greedy.say(said)
+    assert "正在限时秒杀" in await greedy.say("下单 ①")
+    assert "正在限时秒杀" in await greedy.say("加购 ①")
+    async with shop.sm() as s:
+        assert await s.scalar(select(func.count()).select_from(Order)) == 2
+
+
+async def test_many_people_at_once_never_oversell(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=3, limit=1))
+    chat = wechat.WeChat(shop.client)
+    await asyncio.gather(*(chat.say(f"o_crowd{n % 6}", "抢") for n in range(24)))
+    takes = await shop.takes()
+    assert len(takes) == 3
+    assert len({t.openid for t in takes}) == 3
+    said = await shop.customer("o_late").say("抢")
+    assert "已经抢光了" in said and "候补" in said
+
+
+async def test_rapid_repeats_are_throttled_politely(
+    make_settings: Callable[..., Settings], pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    settings = make_settings(flash_throttle_ms=60_000)
+    client = await start_bot(settings)
+    try:
+        async with client.app[keys.SESSIONMAKER].begin() as s:
+            await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+            spec, _ = flash.parse_sale(sale_yaml(stock=5, limit=3))
+            await flash.create_sale(s, spec, now=utcnow())
+        tapper = Customer(client, mp_sim[0], "o_tapper")
+        assert "抢到了" in await tapper.say("抢")
+        assert await tapper.say("抢") == texts.FLASH_THROTTLED
+    finally:
+        await client.close()
+
+
+# --- Holds, the waitlist, late payments ----------------------------------------------------------
+
+
+async def test_an_expired_hold_goes_to_the_waitlist_then_back_to_everyone(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=1, hold=5))
+    slow, waiting = shop.customer("o_slow"), shop.customer("o_wait")
+    assert "抢到了" in await slow.say("抢")
+    assert "已经抢光了" in await waiting.say("抢")
+    assert "排在第 1 位" in await waiting.say("候补")
+
+    assert await shop.sweep(after=dt.timedelta(minutes=6)) == 1
+    offer = await eventually(lambda: [t for t in shop.sent_to(waiting.openid) if "候补成功" in t])
+    number = number_in(offer[0])
+    assert await eventually(lambda: [t for t in shop.sent_to(slow.openid) if "名额已让给下一位" in t])
+    slow_take, wait_take = await shop.takes()
+    assert (slow_take.status, wait_take.status, wait_take.via) == ("released", "held", "waitlist")
+    assert (await shop.order(slow_take.order_id)).status == "已取消"
+
+    # The waitlisted person lets it lapse too: with nobody waiting, the unit is everyone's again.
+    assert "支付" in await waiting.say(f"支付 {number}")
+    assert await shop.sweep(after=dt.timedelta(minutes=10)) == 1
+    assert "仅剩 1 件" in await shop.customer("o_third").say("秒杀")
+    assert "抢到了" in await shop.customer("o_third").say("抢")
+
+
+async def _lapse(shop: Shop, openid: str) -> Payment:
+    """`openid` grabs, gets the pay QR, and lets the hold run out (the sweep cancels it)."""
+    assert "抢到了" in await shop.customer(openid).say("抢")
+    (take,) = await shop.takes(openid=openid, status="held")
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert payment is not None
+    assert await shop.sweep(after=dt.timedelta(minutes=6)) >= 1
+    return payment
+
+
+async def test_a_payment_after_the_hold_is_honoured_while_a_unit_is_left(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    payment = await _lapse(shop, "o_latecomer")
+    await shop.pay.pay(payment.out_trade_no)
+    told = await eventually(lambda: [t for t in shop.sent_to("o_latecomer") if "已生效" in t])
+    assert "新订单" in told[0]
+    takes = await shop.takes(openid="o_latecomer")
+    assert [(t.status, t.via) for t in takes] == [("released", "rush"), ("paid", "late")]
+    assert (await shop.order(takes[1].order_id)).status == "待审核"
+    async with shop.sm() as s:
+        assert await payments.balance_of(s, account=wechat.ACCOUNT, openid="o_latecomer") == 0
+        entries = list(await s.scalars(select(LedgerEntry.amount_fen).order_by(LedgerEntry.id)))
+    assert entries == [990, -990]
+
+
+async def test_a_payment_after_the_hold_goes_to_the_balance_when_sold_out(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=1))
+    payment = await _lapse(shop, "o_toolate")
+    assert "抢到了" in await shop.customer("o_quick").say("抢")
+    await shop.pay.pay(payment.out_trade_no)
+    told = await eventually(lambda: [t for t in shop.sent_to("o_toolate") if "存入余额" in t])
+    assert "¥9.90" in told[0]
+    async with shop.sm() as s:
+        assert await payments.balance_of(s, account=wechat.ACCOUNT, openid="o_toolate") == 990
+    assert [t.status for t in await shop.takes(openid="o_toolate")] == ["released"]
+
+
+# --- Staff in work chat --------------------------------------------------------------------------
+
+
+async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) -> None:
+    spec, _ = flash.parse_sale(sale_yaml("desk", stock=4))
+    async with office.sessionmaker.begin() as s:
+        await flash.create_sale(s, spec, now=utcnow())
+    assert "desk 探店图文秒杀｜进行中｜剩 4/4" in await office.say("boss", "秒杀 列表")
+    assert "抢到了" in await office.customer.say("抢")
+    looked = await office.say("boss", "秒杀 查看 desk")
+    assert "剩 3 · 保留中 1 · 已付款 0" in looked
+    assert "抢到 1 人 → 付款 0 人" in looked
+    # The command room card, refreshed in place by its 刷新 button.
+    card = await eventually(lambda: [c for c in office.cards("boss") if "秒杀 desk" in str(c)])
+    rows = {r["keyname"]: r["value"] for r in card[0]["horizontal_content_list"]}
+    assert rows["剩余"] == "3/4" and rows["保留中"] == "1"
+    assert "抢到了" in await Customer(office.client, office.customer.sim, "o_desk2").say("抢")
+    task_id, key = card[0]["task_id"], card[0]["button_list"][0]["key"]
+    await office.click("boss", task_id, key)
+
+    def redrawn() -> dict[str, str] | None:
+        view = office.sim.card(task_id, "boss")
+        found = {r["keyname"]: r["value"] for r in view.card["horizontal_content_list"]} if view else {}
+        return found if found.get("剩余") == "2/4" else None
+
+    assert (await eventually(redrawn))["保留中"] == "2"
+    assert "管理员" in await office.say("wangfang", "秒杀 停止 desk")  # ops may not stop a sale
+    assert "用法" in await office.say("boss", "秒杀 停止")
+    assert "没有秒杀 nosuch" in await office.say("boss", "秒杀 查看 nosuch")
+    assert "已停止秒杀 desk" in await office.say("boss", "秒杀 停止 desk")
+    assert "已经停止" in await office.customer.say("抢")
+
+
+async def test_the_command_room_alerts_posts_reports_and_exports_gauges(office: Office) -> None:
+    spec, _ = flash.parse_sale(sale_yaml("room", stock=2))
+    async with office.sessionmaker.begin() as s:
+        await flash.create_sale(s, spec, now=utcnow())
+    settings = office.client.app[keys.SETTINGS]
+    assert "抢到了" in await office.customer.say("抢")
+    await flow.command_room(office.sessionmaker, settings, utcnow())
+    await eventually(lambda: any("已抢 50%" in p for p in office.robot))
+    # The minute's post (the app's own job may have written this minute's already, before the 抢).
+    assert await eventually(
+        lambda: [p for p in office.robot if re.search(r"room 实时：剩 [12]/2 · 保留中 [01]", p)]
+    )
+    metrics = await (await office.client.get("/metrics")).text()
+    assert 'chatorder_flash_units{sale="room",state="held"} 1.0' in metrics
+    assert 'chatorder_flash_takes_per_minute{sale="room"} 1.0' in metrics
+
+    other = Customer(office.client, office.customer.sim, "o_room2")
+    assert "抢到了" in await other.say("抢")
+    await flow.command_room(office.sessionmaker, settings, utcnow())
+    await eventually(lambda: any("已抢光" in p for p in office.robot))
+    assert sum("已抢 50%" in p for p in office.robot) == 1  # each alert once
+
+    assert "已停止" in await office.say("boss", "秒杀 停止 room")
+    await flow.command_room(office.sessionmaker, settings, utcnow())
+    report = await eventually(lambda: [p for p in office.robot if "秒杀结束" in p])
+    assert "抢到 2 人 → 付款 0 人" in report[0]
+
+
+# --- The operator's file -------------------------------------------------------------------------
+
+
+def test_bad_sale_files_are_refused_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sale.yaml"
+    path.write_text(
+        "code: Bad Code!\nservice: xhs-xiaolu\npackage: 1\nprice: 免费\nstock: 0\n"
+        "starts: 明天\nends: 2026-12-08 10:00\ncolour: red\n",
+        encoding="utf-8",
+    )
+    _, errors = flash.parse_sale(path.read_text(encoding="utf-8"))
+    assert [e.line for e in errors] == [1, 4, 5, 6, 8]
+
+
+async def test_the_cli_creates_lists_reports_and_stops_without_half_creating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, shop: Shop
+) -> None:
+    monkeypatch.setenv("CHATORDER_DATABASE_URL", shop.settings.database_url)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(sale_yaml("ghost").replace("package: 1", "package: 9"), encoding="utf-8")
+    good = tmp_path / "good.yaml"
+    good.write_text(sale_yaml("cli"), encoding="utf-8")
+    assert await asyncio.to_thread(main, ["flash", "create", str(bad)]) == 1
+    assert f"{bad}:4: package" in capsys.readouterr().err
+    async with shop.sm() as s:
+        assert await s.scalar(select(func.count()).select_from(FlashSale)) == 0
+    assert await asyncio.to_thread(main, ["flash", "create", str(good)]) == 0
+    assert await asyncio.to_thread(main, ["flash", "create", str(good)]) == 1
+    assert "已有秒杀 cli" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["flash", "list"]) == 0
+    assert "cli 探店图文秒杀｜进行中｜剩 3/3" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["flash", "stop", "cli"]) == 0
+    assert await asyncio.to_thread(main, ["flash", "report", "cli"]) == 0
+    assert "已停止" in capsys.readouterr().out
+    assert "已经停止" in await shop.customer("o_after").say("抢 cli")
+
+
+async def test_the_demo_schedules_a_small_sale_a_few_minutes_ahead(
+    lite: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with lite.begin() as s:
+        await catalog_import.load_demo_catalog(s)
+        sale = await flash.schedule_demo_sale(s, now)
+        assert sale is not None
+        assert await flash.schedule_demo_sale(s, now) is None  # one open sale is enough
+        view = await flash.sale_by_code(s, sale.code)
+    assert view is not None and sale.stock == 5 and sale.per_customer == 1
+    assert dt.timedelta(minutes=2) <= sale.starts_at - now <= dt.timedelta(minutes=3)
+    assert "分钟开抢" in flow.sale_line(1, view, now)
+
+
+# --- 提醒我 --------------------------------------------------------------------------------------
+
+
+async def test_reminders_go_once_each_inside_the_window_or_through_the_one_time_subscription(
+    make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    sim = mp_sim[0]
+    settings = make_settings(wechat_subscribe_template_id="TPL-remind")
+    client = await start_bot(settings)
+    sm = client.app[keys.SESSIONMAKER]
+    try:
+        now = utcnow()
+        async with sm.begin() as s:
+            await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+            spec, _ = flash.parse_sale(sale_yaml("later", starts=dt.timedelta(hours=72), stock=5))
+            sale, _ = await flash.create_sale(s, spec, now=now)
+        assert sale is not None
+        consenting, silent, chatty = (Customer(client, sim, o) for o in ("o_consent", "o_silent", "o_chatty"))
+        said = await consenting.say("提醒我")
+        assert "开抢前会提醒你" in said and "开抢时" in said
+        link = re.search(r"(\S+mp/subscribemsg\?action=get_confirm\S+)#wechat_redirect", said)
+        assert link, said
+        # The person taps 允许 on WeChat's page, which redirects to us with their openid.
+        page = URL(link.group(1)).with_scheme("http")
+        sim_page = (
+            URL(mp_sim[1])
+            .with_path("/mp/subscribemsg")
+            .with_query(dict(page.query) | {"openid": consenting.openid})
+        )
+        async with aiohttp.ClientSession() as http:
+            answer = await http.get(sim_page, allow_redirects=False)
+        back = URL(answer.headers["Location"])
+        assert back.path == "/flash/subscribe" and back.query["action"] == "confirm"
+        recorded = await client.get(back.path_qs)
+        assert recorded.status == 200 and "已授权" in await recorded.text()
+        forged = await client.get(back.update_query(openid="o_other").path_qs)
+        assert forged.status == 400
+        for person in (silent, chatty):
+            await person.say("提醒我")
+        async with sm.begin() as s:  # chatty wrote again a day later: inside the window at reminder time
+            await s.execute(
+                update(User)
+                .where(User.openid == chatty.openid)
+                .values(last_inbound_at=now + dt.timedelta(hours=48, minutes=30))
+            )
+
+        def got(openid: str) -> list[SentMessage]:
+            return [
+                m
+                for m in sim.sent
+                if m.openid == openid and (m.kind == "subscribe" or "开抢" in str(m.payload))
+            ]
+
+        before = {p.openid: len(got(p.openid)) for p in (consenting, silent, chatty)}
+        assert await flow.remind(sm, settings, now + dt.timedelta(hours=49)) == 2  # the 24 h reminder
+        assert await flow.remind(sm, settings, now + dt.timedelta(hours=49, minutes=1)) == 0  # once
+        sent = await eventually(lambda: got(consenting.openid)[before[consenting.openid] :])
+        assert sent[0].kind == "subscribe" and sent[0].payload["template_id"] == "TPL-remind"
+        assert re.search(r"还有 2[23] 小时.*开抢", sent[0].payload["data"]["content"]["value"])
+        to_chatty = await eventually(lambda: got(chatty.openid)[before[chatty.openid] :])
+        assert re.search(r"还有 2[23] 小时.*开抢", to_chatty[0].payload["content"])
+        # The 1 h reminder: the consent was used up (one send per consent); chatty is still inside.
+        assert await flow.remind(sm, settings, now + dt.timedelta(hours=71, minutes=5)) == 1
+        assert await flow.remind(sm, settings, now + dt.timedelta(hours=72, seconds=10)) == 1
+        assert (
+            "开抢了"
+            in (await eventually(lambda: got(chatty.openid)[before[chatty.openid] + 2 :]))[0].payload[
+                "content"
+            ]
+        )
+        assert (
+            len(got(silent.openid)) == before[silent.openid]
+        )  # outside the window, no consent: counted only
+        assert sum(1 for m in got(consenting.openid) if m.kind == "subscribe") == 1
+    finally:
+        await client.close()
+
+
+# --- Remarketing and coupons ---------------------------------------------------------------------
+
+
+async def test_remarketing_sends_one_coupon_inside_the_window_never_after_unsubscribe(shop: Shop) -> None:
+    coupon = "coupon: {off: 100, min: 500, days: 7}\n"
+    sale = await shop.sale(sale_yaml("fans", stock=5, limit=1) + coupon)
+    lapsed, subscriber, buyer, unsubscribed, away = (
+        shop.customer(o) for o in ("o_lapsed", "o_sub", "o_buyer", "o_unsub", "o_away")
+    )
+    for person in (lapsed, buyer, unsubscribed, away):
+        assert "抢到了" in await person.say("抢")
+    assert "已用余额支付" in await _topup_and_pay(shop, buyer)
+    await subscriber.say("秒杀")
+    async with shop.sm.begin() as s:
+        await flash.subscribe(s, sale=sale, account=wechat.ACCOUNT, openid=subscriber.openid, now=utcnow())
+        await s.execute(
+            update(User)
+            .where(User.openid == away.openid)
+            .values(last_inbound_at=utcnow() - dt.timedelta(days=3))
+        )
+    assert "已退订" in await unsubscribed.say("退订")
+    assert "已恢复" in await subscriber.say("订阅")  # 订阅 without a 退订 changes nothing
+    assert "已经停止" in await _stop(shop, "fans")
+    end = utcnow() - dt.timedelta(minutes=31)  # as if it stopped 31 minutes ago
+    async with shop.sm.begin() as s:
+        await s.execute(update(FlashSale).where(FlashSale.code == "fans").values(stopped_at=end))
+    assert await flow.remarket(shop.sm, shop.settings, end + dt.timedelta(minutes=20)) == 0  # not yet
+    assert await flow.remarket(shop.sm, shop.settings, utcnow()) == 2
+    assert await flow.remarket(shop.sm, shop.settings, utcnow()) == 0  # once
+    for person in (lapsed, subscriber):
+        told = await eventually(partial(_fan_coupon_messages, shop, person.openid))
+        assert "满 ¥500 立减 ¥100" in told[0] and "「阿杰探店」" in told[0] and "退订" in told[0]
+    for person in (buyer, unsubscribed, away):
+        assert not [t for t in shop.sent_to(person.openid) if "专属粉丝券" in t]
+    async with shop.sm() as s:
+        view = await flash.sale_by_code(s, "fans")
+        assert view is not None
+        report = await flow.staff_view(s, view, utcnow())
+    assert "再营销：已发 2 人 · 48 小时外未发 1 人 · 已退订 1 人" in report
+
+    # The coupon: listed, taken off the next order automatically, back when that order is cancelled.
+    assert "满 ¥500 立减 ¥100" in await lapsed.say("我的券")
+    for said in ("搜 阿杰", "1", "下单 ①", "品牌", "https://shop.example.com/x", "@阿杰"):
+        await lapsed.say(said)
+    created = await lapsed.say("确认")
+    assert "待支付 ¥700" in created, created
+    number = number_in(created)
+    assert "已使用" in await lapsed.say("我的券")
+    await lapsed.say(f"取消订单 {number}")
+    assert "前有效" in await lapsed.say("我的券")
+
+
+def _fan_coupon_messages(shop: Shop, openid: str) -> list[str]:
+    return [t for t in shop.sent_to(openid) if "专属粉丝券" in t]
+
+
+async def _topup_and_pay(shop: Shop, person: Customer) -> str:
+    async with shop.sm.begin() as s:
+        await payments.credit(
+            s,
+            account=wechat.ACCOUNT,
+            openid=person.openid,
+            amount_fen=10_000,
+            kind="topup",
+            key=f"t:{person.openid}",
+        )
+    return await person.say("余额支付")
+
+
+async def _stop(shop: Shop, code: str) -> str:
+    async with shop.sm.begin() as s:
+        await flash.stop_sale(s, code, utcnow())
+    return await shop.customer("o_after_stop").say(f"抢 {code}")
+
+
+async def test_coupons_take_the_best_off_exactly_and_come_back_on_refund(
+    lite: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with lite.begin() as s:
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+        for source, spec in (
+            ("a", {"off_fen": 5_000, "min_fen": 50_000, "days": 7}),  # ¥50 off from ¥500
+            ("b", {"percent": 20, "cap_fen": 15_000, "days": 7}),  # 8 折, at most ¥150
+            ("c", {"off_fen": 90_000, "min_fen": 200_000, "days": 7}),  # needs ¥2,000: not usable
+        ):
+            await coupons.issue(
+                s, account="acc", openid="o_c", source=source, title=source, spec=spec, now=now
+            )
+        again = await coupons.issue(
+            s, account="acc", openid="o_c", source="a", title="a", spec={"off_fen": 1}, now=now
+        )
+        assert again is None  # one per customer per source
+        package = await s.scalar(
+            select(Package.id).join(Service).where(Service.code == "xhs-xiaolu", Package.position == 1)
+        )
+        assert package is not None
+        order = await orders.create_order(
+            s,
+            account="acc",
+            openid="o_c",
+            lines=[orders.Line(package, 1)],
+            requirements={},
+            source_key="k1",
+            notify=quiet,
+        )
+        assert (order.total_fen, order.discount_fen) == (85_000, 15_000)  # ¥1,000 − the capped 20 %
+        await s.execute(update(Order).where(Order.id == order.id).values(status="已完成"))
+        await orders.transition(
+            s, order_id=order.id, to=orders.OrderStatus.REFUNDING, actor="t", notify=quiet
+        )
+        await orders.transition(s, order_id=order.id, to=orders.OrderStatus.REFUNDED, actor="t", notify=quiet)
+        back = {c.title: c.status for c in await coupons.mine(s, account="acc", openid="o_c")}
+    assert back == {"a": "available", "b": "available", "c": "available"}
