@@ -39,6 +39,7 @@ from flows.flash import remind as flash_remind
 from flows.flash import sweep as flash_sweep
 from flows.payments import expire_unpaid, on_pay_notification, on_refund_notification, remind_unpaid
 from flows.privacy import purge_retained
+from flows.pushes import push_results
 from flows.reminders import remind_abandoned_forms
 from handlers import build_router
 from handlers.context import Services
@@ -259,6 +260,7 @@ def _jobs(app: web.Application, gate: StockGate | None, flash_gate: FlashGate | 
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),
         Job("daily-report", 300, lambda: desk.daily_report(sessionmaker, settings, utcnow())),
+        Job("results-pushes", 300, lambda: push_results(sessionmaker, settings, utcnow())),
         Job("retention", 3600, lambda: purge_retained(sessionmaker, settings, utcnow())),
         # The period is a safety net (another process completed an order); the due time rules.
         Job(RELEASE_JOB, 600, lambda: release_commissions(sessionmaker, settings, utcnow()), next_release),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
-from bot import creators_cli, flash_cli, logs, staff_cli
+from bot import creators_cli, flash_cli, logs, results_cli, staff_cli
 from settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     refund.add_argument("--reason", required=True, help="why (the customer reads it)")
     staff_cli.add_parser(sub)
+    results_cli.add_parser(sub)
     flash_cli.add_parser(sub)
     creators_cli.add_parsers(sub)
     args = parser.parse_args(argv)
@@ -111,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         return _catalog_import(settings, args.file)
     if args.command == "staff":
         return staff_cli.run(args, settings)
+    if args.command == "results":
+        return results_cli.run(args, settings)
     if args.command == "flash":
         return flash_cli.run(args, settings)
     if args.command == "withdrawals":

@@ -116,6 +116,14 @@ RESULTS_FOOT = "\n回复数字看详情{more}，「筛选」按价格/粉丝/形
 RESULTS_MORE = "，「下一页」看更多"
 RESULTS_PAGE = "，第 {page}/{pages} 页"
 NO_RESULTS = "没有找到符合条件的服务 😶 换个关键词试试，或发「分类」按平台浏览。{filters_hint}"
+RECOMMEND_HEAD = "💡 猜你喜欢：\n"
+RECOMMEND_LINE = "{n}. {title} · {platform} · {price} 起 · {availability}"
+RECOMMEND_FOOT = "\n回复数字看详情。"
+RECOMMEND_NONE = "暂时没有可以推荐的服务，发「分类」看看全部吧。"
+RECOMMEND_BESIDE = "\n\n💡 猜你喜欢：\n{lines}\n发「推荐」可以挑一个看详情。"
+RECOMMEND_AFTER_SEARCH = "\n\n也可以看看这些 👇\n"
+RECOMMEND_AFTER_COMPLETION = "💡 和你买过的服务常被一起选的：\n{lines}\n发「推荐」可以挑一个看详情。"
+RECOMMEND_BULLET = "· {title} · {platform} · {price} 起"
 NO_RESULTS_FILTER_HINT = "\n当前筛选：{filters}，发「清除筛选」去掉条件。"
 # Nothing matched every condition: which one did it, and the nearest services without it.
 NO_RESULTS_BLOCKED = "「{conditions}」没有找到 😶 {relaxed}后最接近的是：\n{lines}\n回复数字看详情{others}，发「清除筛选」去掉条件。"
@@ -171,6 +179,7 @@ DETAIL = (
 DETAIL_METRICS = "粉丝 {followers} · 互动率 {engagement} · 预估曝光 {exposure}\n"
 DETAIL_AUDIENCE = "受众：{audience}\n"
 DETAIL_CASES = "案例：{cases}\n"
+DETAIL_REVIEWS = "评价：⭐ {average} 分（{count} 条）{comments}\n"
 DETAIL_PACKAGE = "{mark} {name} {price} · {lead} · {availability}\n   {deliverables}"
 LEAD_DAYS = "{days} 天交付"
 LEAD_NOW = "即时开通"
@@ -308,6 +317,7 @@ REFUND_NEEDS_REASON = "请带上退款原因，例如「申请退款 {number} �
 REFUND_REQUESTED = "已提交订单 {number} 的退款申请，客服会尽快处理，结果会第一时间通知你。"
 REFUND_NOT_ALLOWED = "订单 {number} 现在是「{status}」，还不能申请退款。"
 REFUND_DECLINED = "订单 {number} 的退款申请没有通过：{reason}\n订单继续进行，当前状态「{status}」。有疑问可以发「联系客服 {number}」。"
+ORDER_REPORT_HINT = "📊 已有投放数据，发「报告 {number}」看数据报告，「导出 {number}」下载 Excel。\n"
 ORDER_USAGE = "请带上单号，例如「{command} 20261122-0042」。发「我的订单」查看单号。"
 ACTOR_NAMES = {"customer": "你", "staff": "客服", "system": "系统"}
 
@@ -320,6 +330,66 @@ ORDER_NOTICES = {
     "退款中": "订单 {number} 进入退款处理{reason}，结果会第一时间通知你。",
     "已退款": "💰 订单 {number} 已退款，请留意到账通知。",
 }
+
+# --- Results: the report, its picture, exports ----------------------------------------------------
+
+REPORT_NO_DATA = (
+    "订单 {number} 还没有投放数据。内容发布后我们会在 24 小时、72 小时和 7 天左右统计曝光和互动，"
+    "有了数据会通知你 📊"
+)
+REPORT_SUMMARY = (
+    "📊 订单 {number} 数据报告（{stage}，截至 {at}）\n"
+    "{pieces} 条内容合计：\n"
+    "曝光 {exposure} · 阅读 {reads}\n"
+    "互动 {engagement}（点赞 {likes} · 评论 {comments} · 收藏 {favorites} · 转发 {shares}）\n"
+    "点击 {clicks} · 转化 {conversions}\n"
+    "互动率 {interaction} · 点击率 {ctr} · 转化率 {conversion}\n"
+    "千次曝光成本 {cpm} · 单次互动成本 {cpe}（按实付 {paid} 计算）\n"
+    "发「导出 {number}」下载 Excel 明细。"
+)
+REPORT_FINAL = "最终数据"
+REPORT_SO_FAR = "阶段数据"
+REPORT_PIECE = "第{n}条 {title}：{figures}"
+REPORT_PICTURE_TITLE = "数据报告"
+REPORT_PICTURE_SUB = "订单 {number} · {stage} · 截至 {at}（北京时间）"
+REPORT_ENGAGEMENT = "互动"
+REPORT_INTERACTION_RATE = "互动率"
+REPORT_CPM = "千次曝光成本"
+REPORT_CPE = "单次互动成本"
+REPORT_PIECE_HEADING = "第{n}条 · {title}"
+REPORT_PIECE_NO_DATA = "这条还没有数据，统计后会更新。"
+REPORT_MORE_PIECES = "另有 {n} 条内容没画出来，它们的数据已算在上面的合计里。"
+REPORT_FOOT = "互动 = 点赞 + 评论 + 收藏 + 转发；成本按实付 {paid} 计算。"
+REPORT_PICTURE_UNAVAILABLE = "（图表暂时生成不了，稍后再发一次「报告」就有图了。）"
+REPORT_READY = (
+    "📊 订单 {number} 的最终数据出来了：曝光 {exposure}，互动 {engagement}，互动率 {interaction}。\n"
+    "发「报告 {number}」看完整数据报告和图表，「导出 {number}」下载 Excel。"
+)
+REPORT_AT_COMPLETION = (
+    "📊 订单 {number} 的数据报告（截至 {at}）：曝光 {exposure}，互动 {engagement}，互动率 {interaction}。\n"
+    "发「报告 {number}」看完整报告和图表，「导出 {number}」下载 Excel。"
+)
+REPORT_DAILY = "☀️ 今日数据更新\n{summary}"
+WEEKLY_SUMMARY = (
+    "📅 本周数据小结：近 30 天你有 {orders} 个订单，合计曝光 {exposure}，互动 {engagement}。\n{lines}\n"
+    "发「报告 单号」看某个订单的完整报告，「导出 全部」下载 Excel。"
+)
+WEEKLY_LINE = "· {number} {status}：曝光 {exposure}，互动 {engagement}"
+REVIEW_ASK = (
+    "🙏 订单 {number} 已完成，给这次服务打个分吧：回复「评分 5」（1–5 分），"
+    "想多说一句也可以，例如「评分 5 达人很用心，效果超预期」。不想评价的话忽略这条就好。"
+)
+REVIEW_THANKS = "收到你的评价 {stars}，谢谢！{extra}"
+REVIEW_SORRY = "很抱歉这次没让你满意，负责的同事会尽快联系你。"
+REVIEW_GLAD = "期待下次合作 😊"
+REVIEW_USAGE = "打分请回复「评分」加 1–5 分，可以再加一句评价，例如「评分 5 达人很用心」。"
+REVIEW_NOTHING = "目前没有待评价的订单，订单完成后就可以来打分啦。"
+REVIEW_WHICH = "你有 {n} 个待评价的订单：{numbers}\n请带上单号，例如「评分 {example} 5 很满意」。"
+EXPORT_LINK = "📥 {what}的 Excel 已准备好（{orders} 个订单），点链接下载：\n{url}\n链接 {hours} 小时内有效，只给你自己用哦。"
+EXPORT_WHAT_ONE = "订单 {number} "
+EXPORT_WHAT_ALL = "全部订单"
+EXPORT_NOTHING = "你还没有已付款的订单，暂时没有可以导出的数据。"
+EXPORT_UNAVAILABLE = "导出暂时用不了，请稍后再试，或发「联系客服」让我们发给你。"
 
 # --- FAQ -----------------------------------------------------------------------------------------
 
@@ -510,6 +580,8 @@ DOMAIN_ERRORS = {
     "bad_quantity": QUANTITY_INVALID,
     "cart_empty": CART_EMPTY,
     "sold_out": "抱歉，「{names}」已经被抢完了 😢",
+    "already_reviewed": "订单 {number} 已经评价过了，谢谢你的反馈！",
+    "not_reviewable": "订单 {number} 现在是「{status}」，完成后才能评价。",
     "flash_sold_out": FLASH_SOLD_OUT,
     "flash_limit": "每人限抢 {limit} 件，你已经抢到啦 😊 发「我的订单」看看。",
     "flash_upcoming": "还没开抢哦，发「秒杀」看看开抢时间。",

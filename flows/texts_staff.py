@@ -29,6 +29,8 @@ HELP = (
     "· 通过 单号 · 驳回 单号 原因\n"
     "· 接单 单号 · 分配 单号 成员\n"
     "· 开始 [单号] · 发布 单号 链接 · 完成 [单号]\n"
+    "· 数据 单号 [第N条] [最终] 曝光 1.2万 点赞 530 … · 报告 单号\n"
+    "· 导出 订单 2026-12（财务）· 看板\n"
     "· 回复 单号 内容 · 对话 单号 · 快捷回复\n"
     "· 退款 单号 [金额] 原因 [原路] · 拒绝退款 单号 原因\n"
     "其他\n"
@@ -85,6 +87,15 @@ USAGE = {
     "开始": "开始 [单号]（只有一单待开始时可省略单号）\n例如：开始 20261122-0042",
     "发布": "发布 单号 链接 [标题]\n例如：发布 20261122-0042 https://www.xiaohongshu.com/… 探店笔记",
     "完成": "完成 [单号]（只有一单执行中时可省略单号）\n例如：完成 20261122-0042",
+    "数据": (
+        "数据 单号 [第N条] [最终] 指标 数字 …\n"
+        "指标：曝光 阅读 点赞 评论 收藏 转发 点击 转化；数字可写 1.2万、3k、8,000。\n"
+        "只有一条发布时可省略「第N条」；最后一次统计加「最终」，客户会收到数据已出的通知。\n"
+        "例如：数据 20261122-0042 第1条 曝光 1.2万 阅读 8000 点赞 530 评论 41 收藏 88 转发 12"
+    ),
+    "导出": "导出 订单 年-月（财务：当月订单、付款、退款、佣金）\n例如：导出 订单 2026-12",
+    "看板": "看板",
+    "报告": "报告 单号（客户看到的数据报告：文字和图）\n例如：报告 20261122-0042",
     "退款": (
         "退款 单号 [金额] 原因 [原路]\n"
         "不写金额退剩余全部；默认退到客户余额，末尾加「原路」退回微信。\n"
@@ -123,6 +134,56 @@ ASSIGNED = "📌 {number} 已分配给 {name}。"
 STARTED = "🚀 {number} 开始执行，客户已收到通知。发布后发「发布 {number} 链接」。"
 PUBLISHED = "📣 {number} 已登记发布并告诉客户：{url}"
 COMPLETED = "🎉 {number} 已完成，客户已收到通知。"
+RESULTS_RECORDED = "📊 {number} 第{piece}条数据已记下（第 {count} 次统计{final}）：\n{figures}\n{next}"
+RESULTS_FINAL_MARK = "，最终"
+RESULTS_NEXT_MORE = "还有 {left} 条没有最终数据：{pieces}。"
+RESULTS_NEXT_DONE = "全部最终数据已齐，客户已收到通知，可以「完成 {number}」了。"
+RESULTS_NEXT_DONE_COMPLETED = "全部最终数据已齐，客户已收到通知。"
+RESULTS_NEXT_SO_FAR = "客户发「报告 {number}」就能看到。"
+EXPORT_MONTH = (
+    "📥 {month} 的订单、付款、退款、佣金已整理成 Excel：\n{url}\n链接 {hours} 小时内有效，请勿转发。"
+)
+EXPORT_UNAVAILABLE = "导出需要先配置应用密钥（用来给下载链接签名），请联系管理员。"
+LOW_REVIEW = "⚠️ 差评：订单 {number} 客户打了 {score} 分{comment}\n负责人：{owner}。请尽快联系客户（「对话 {number}」看聊天记录）。"
+BOARD_TEXT = (
+    "📈 运营看板\n"
+    "今日 GMV {gmv_today} · 付款订单 {orders_today}\n"
+    "近 {days} 天 GMV {gmv} · 订单 {orders} · 客单价 {aov}\n"
+    "复购客户 {repeat}/{buyers}（{repeat_share}）\n"
+    "今日漏斗：{today}\n"
+    "近 7 天漏斗：{week}（付款/关注 {paid_share}）\n"
+    "热销：{top}\n"
+    "图表：{url}\n链接 {hours} 小时内有效。"
+)
+BOARD_NO_LINK = "（配置应用密钥后这里会附上图表链接）"
+FUNNEL_STEPS = {
+    "followed": "新关注",
+    "searched": "搜索",
+    "viewed": "看详情",
+    "started": "开始下单",
+    "ordered": "下单",
+    "paid": "付款",
+}
+BOARD_TITLE = "运营看板"
+BOARD_SUB = "截至 {day}（北京时间）· 近 {days} 天"
+BOARD_GMV_TODAY = "今日 GMV"
+BOARD_ORDERS_TODAY = "今日付款订单"
+BOARD_GMV_DAYS = "近 {days} 天 GMV"
+BOARD_ORDERS_DAYS = "近 {days} 天订单"
+BOARD_AOV = "客单价"
+BOARD_BUYERS = "付费客户"
+BOARD_REPEAT = "复购客户"
+BOARD_REPEAT_SHARE = "复购率"
+BOARD_GMV_CHART = "每日 GMV（元）"
+BOARD_GMV_SERIES = "GMV"
+BOARD_ORDERS_CHART = "每日付款订单"
+BOARD_ORDERS_SERIES = "订单"
+BOARD_FUNNEL_TODAY = "今日漏斗（人数，括号内为占新关注）"
+BOARD_FUNNEL_WEEK = "近 7 天漏斗"
+BOARD_TOP_SERVICES = "热销服务（近 14 天）"
+BOARD_TOP_CREATORS = "带货达人（近 14 天佣金，按邀请码）"
+BOARD_NONE = "暂无"
+RESULTS_BAD = "没看懂「{part}」。\n用法：{usage}"
 REJECT_ASK = "请直接回复驳回 {number} 的原因（10 分钟内，客户会看到）。发「取消」不驳回。"
 REJECTED = "↩️ {number} 已驳回，已请客户补充：{reason}"
 REPLY_SENT = "💬 已发给 {number} 的客户。"
@@ -295,6 +356,10 @@ DOMAIN_ERRORS = {
     "not_yours": "{number} 由 {assignee} 负责，只有负责人或管理员可以操作。",
     "cannot_start": "{number} 现在是「{status}」，审核通过并分配后（已分配）才能开始。",
     "cannot_complete": "{number} 现在是「{status}」，执行中的订单才能完成。",
+    "no_pieces": "{number} 还没有登记发布的内容，先「发布 {number} 链接」再记数据。",
+    "which_piece": "{number} 有 {count} 条发布，请写明第几条，例如「数据 {number} 第1条 曝光 1.2万」。",
+    "no_such_piece": "{number} 只有 {count} 条发布，没有第{piece}条。",
+    "no_results_yet": "{number} 现在是「{status}」，执行中或已完成的订单才能记数据。",
     "not_publishable": "{number} 现在是「{status}」，分配后才能登记发布。",
     "bad_url": "链接需要以 http:// 或 https:// 开头，请检查后再发。",
     "no_member": "没有找到成员「{who}」，发「员工 列表」看看。",

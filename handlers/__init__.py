@@ -16,6 +16,7 @@ from handlers import (
     pay,
     privacy,
     relay,
+    reports,
     resubmit,
 )
 from handlers.router import Router
@@ -39,6 +40,7 @@ def build_router() -> Router:
         invoices.router,
         invite.router,
         privacy.router,  # 我的数据, 注销, 确认注销
+        reports.router,  # 报告 · 导出 · 评分 · 推荐
         resubmit.answers,  # answers to the steps being redone
         relay.answers,  # free text and images in relay mode go to the order's staff
         form.answers,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from flows import browse, texts
+from flows import browse, ratings, texts
+from flows import recommend as suggested
 from flows.engine import OrderForm
 from flows.format import circled, count, rate, yuan
 from flows.requirements import InvalidInput
 from handlers.context import Ctx, UserFacingError
 from handlers.router import Router
-from store import catalog
+from store import catalog, recommend, reviews
 from store.catalog import Query, ServiceDetail
 
 router = Router("catalog")
@@ -65,6 +66,7 @@ async def on_search(ctx: Ctx) -> None:
     if not words:
         ctx.say(texts.SEARCH_EMPTY_QUERY)
         return
+    ctx.mark("searched")
     query = dataclasses.replace(_query(ctx), keywords=tuple(words[:5]), sort="relevance")
     await show_page(ctx, query, 1)
 
@@ -151,12 +153,22 @@ async def show_page(ctx: Ctx, query: Query, page: int, *, prefix: str = "") -> N
     ctx.state.data["list"] = "catalog"
     if found.cards:
         ctx.say(prefix + browse.results(found.cards, total=found.total, page=page, query=query))
-    elif found.alternatives is not None:
-        ctx.say(prefix + browse.nearest(query, found.alternatives, found.blocked_by))
-    else:
-        filters = browse.describe(query)
-        hint = texts.NO_RESULTS_FILTER_HINT.format(filters=filters) if filters else ""
-        ctx.say(prefix + texts.NO_RESULTS, filters_hint=hint)
+        return
+    # Nothing matched: the nearest services (numbered), then 「猜你喜欢」 beside them.
+    async with ctx.read() as session:
+        liked = await recommend.for_person(session, account=ctx.event.account, openid=ctx.openid, k=8)
+    if found.alternatives is not None:
+        listed = {c.id for c in shown}
+        others = [c for c in liked if c.id not in listed][:3]
+        more = texts.RECOMMEND_BESIDE.format(lines=suggested.bullets(others)) if others else ""
+        ctx.say(prefix + browse.nearest(query, found.alternatives, found.blocked_by) + "{more}", more=more)
+        return
+    filters = browse.describe(query)
+    hint = texts.NO_RESULTS_FILTER_HINT.format(filters=filters) if filters else ""
+    liked = liked[:5]
+    state["ids"] = [c.id for c in liked]  # their numbers open them
+    more = texts.RECOMMEND_AFTER_SEARCH + suggested.numbered(liked) + texts.RECOMMEND_FOOT if liked else ""
+    ctx.say(prefix + texts.NO_RESULTS + "{more}", filters_hint=hint, more=more)
 
 
 @picks.when(lambda ctx: _listing(ctx, "catalog") and (ctx.command or "").isdigit())
@@ -172,13 +184,15 @@ async def on_pick(ctx: Ctx) -> None:
         )
     async with ctx.read() as session:
         detail = await catalog.get_detail(session, ids[n - 1])
+        rated = await reviews.for_service(session, ids[n - 1])
     if detail is None:
         raise UserFacingError(texts.NO_RESULTS, filters_hint="")
     ctx.state.data["viewing"] = detail.card.id
-    ctx.say(render_detail(detail))
+    ctx.mark("viewed")
+    ctx.say(render_detail(detail, review_line=ratings.service_line(rated)))
 
 
-def render_detail(d: ServiceDetail) -> str:
+def render_detail(d: ServiceDetail, *, review_line: str = "") -> str:
     c = d.card
     metrics = (
         texts.DETAIL_METRICS.format(
@@ -209,7 +223,7 @@ def render_detail(d: ServiceDetail) -> str:
         summary=c.summary,
         metrics=metrics,
         audience=texts.DETAIL_AUDIENCE.format(audience=audience) if audience else "",
-        cases=texts.DETAIL_CASES.format(cases=cases) if cases else "",
+        cases=(texts.DETAIL_CASES.format(cases=cases) if cases else "") + review_line,
         packages=packages,
     )
 

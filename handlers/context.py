@@ -93,10 +93,13 @@ class Ctx:
     state: FlowState
     command: str | None  # normalised text, or the command a menu click stands for
     services: Services = field(default_factory=lambda: Services())
+    # False when the turn's snapshot saw no paid or refunding order: nothing to look up for 人工 / 联系客服.
+    may_have_open_orders: bool = True
     now: Callable[[], dt.datetime] = utcnow
     replies: list[Reply] = field(default_factory=list)
     later: list[Outgoing] = field(default_factory=list)
     on_commit: list[Callable[[], None]] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # funnel steps taken (store.funnel.MARKED)
 
     @property
     def openid(self) -> str:
@@ -121,6 +124,10 @@ class Ctx:
     def news(self, articles: list[dict[str, str]]) -> None:
         """Articles: title, description, url, picurl (WeChat shows at most 8; passive replies 1)."""
         self.replies.append(Reply("news", {"articles": articles[:8]}))
+
+    def mark(self, step: str) -> None:
+        """A step towards buying (searched, viewed, started), kept with this turn for the funnel."""
+        self.steps.append(step)
 
     def send_later(self, message: Outgoing) -> None:
         """An outbox message written with this turn's changes (to this person or anyone else)."""

@@ -40,6 +40,7 @@ async def begin_order_form(ctx: Ctx, lines: list[tuple[int, int]], *, from_cart:
             if found:
                 keys.extend(found[1].requirements)
     form = OrderForm.begin(ctx.state, keys, lines=[list(x) for x in lines], from_cart=from_cart)
+    ctx.mark("started")
     steps = len(form.keys)
     intro = texts.FORM_START.format(lines=len(lines), steps=steps, minutes=max(1, (steps + 1) // 2))
     ctx.say(intro + await _next_question(ctx, form))

@@ -12,7 +12,7 @@ from flows.requirements import BEIJING, STEPS, show
 from flows.staff import staff_alert
 from handlers.context import Ctx, UserFacingError, refusals
 from handlers.router import Router
-from store import orders, payments
+from store import orders, payments, results
 from store.orders import PROGRESS, OrderStatus, OrderView
 from store.outbox import enqueue
 
@@ -116,12 +116,13 @@ async def show_order(ctx: Ctx, number: str) -> None:
     async with ctx.read() as session:
         view = await orders.find_order(session, account=ctx.event.account, openid=ctx.openid, number=number)
         back = await payments.refunded(session, view.order.id, statuses=("succeeded",)) if view else 0
+        measured = bool(view and await results.with_results(session, [view.order.id]))
     if view is None:
         raise UserFacingError(texts.ORDER_NOT_FOUND, number=number)
-    ctx.say(render_order(view, refunded_fen=back))
+    ctx.say(render_order(view, refunded_fen=back, measured=measured))
 
 
-def render_order(view: OrderView, *, refunded_fen: int = 0) -> str:
+def render_order(view: OrderView, *, refunded_fen: int = 0, measured: bool = False) -> str:
     order = view.order
     status = OrderStatus(order.status)
     if status in PROGRESS:
@@ -139,6 +140,8 @@ def render_order(view: OrderView, *, refunded_fen: int = 0) -> str:
     if order.deliverables:
         items = "\n".join(f"· {d.get('title', '')} {d.get('url', '')}".rstrip() for d in order.deliverables)
         deliverables = texts.ORDER_DELIVERABLES.format(items=items)
+    if measured:  # the delivery figures are in: the report is one word away
+        deliverables += texts.ORDER_REPORT_HINT.format(number=order.number)
     timeline = "\n".join(
         f"{e.at.astimezone(BEIJING):%m-%d %H:%M} {e.to_status}" + (f"（{e.reason}）" if e.reason else "")
         for e in view.events

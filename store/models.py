@@ -672,6 +672,59 @@ class QuickReply(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DeliveryStat(Base):
+    """Figures of one published piece at one moment, as staff recorded them. Append-only: a later
+    reading is a new row, so each piece keeps its time series (24 h, 72 h, 7 days …)."""
+
+    __tablename__ = "delivery_stats"
+    __table_args__ = (Index("ix_delivery_stats_order", "order_id", "piece", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    piece: Mapped[int] = mapped_column()  # 1-based position in Order.deliverables
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # when the figures were read
+    final: Mapped[bool] = mapped_column(default=False)  # the piece's last reading
+    recorded_by: Mapped[str] = mapped_column(String(80))  # staff:<userid> | import:<file>
+    # A figure not given is None (unknown), never 0.
+    exposure: Mapped[int | None] = mapped_column(BigInteger)
+    reads: Mapped[int | None] = mapped_column(BigInteger)
+    likes: Mapped[int | None] = mapped_column(BigInteger)
+    comments: Mapped[int | None] = mapped_column(BigInteger)
+    favorites: Mapped[int | None] = mapped_column(BigInteger)
+    shares: Mapped[int | None] = mapped_column(BigInteger)
+    clicks: Mapped[int | None] = mapped_column(BigInteger)
+    conversions: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Review(Base):
+    """A customer's score (1–5) and optional comment for a completed order; one per order."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="ck_reviews_score"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column()
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FunnelEvent(Base):
+    """One step a person took towards buying (followed, searched, viewed, started an order), for the
+    operators' funnel. Append-only; what the person wrote is never kept here."""
+
+    __tablename__ = "funnel_events"
+    __table_args__ = (Index("ix_funnel_events_step_at", "step", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    account: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(16))  # store.funnel.STEPS
+
+
 # --- Flash sales (秒杀) ---------------------------------------------------------------------------
 
 

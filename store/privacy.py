@@ -24,8 +24,10 @@ from store.models import (
     Commission,
     Conversation,
     Creator,
+    DeliveryStat,
     EarningEntry,
     Earnings,
+    FunnelEvent,
     InboundMessage,
     Invoice,
     InvoiceTitle,
@@ -38,6 +40,7 @@ from store.models import (
     OutboxMessage,
     Payment,
     Referral,
+    Review,
     User,
     Withdrawal,
 )
@@ -93,6 +96,8 @@ _EXPORT: tuple[tuple[str, Any, str, tuple[str, ...]], ...] = (
     ("earning_entries", EarningEntry, "openid", ()),
     ("withdrawals", Withdrawal, "openid", ()),
     ("materials", Material, "openid", ("data",)),  # the list; the pictures are the person's own
+    ("reviews", Review, "openid", ()),
+    ("funnel_steps", FunnelEvent, "openid", ()),
 )
 
 
@@ -108,6 +113,7 @@ async def export(session: AsyncSession, *, account: str, openid: str) -> dict[st
         ("order_items", OrderItem),
         ("order_events", OrderEvent),
         ("order_threads", OrderMessage),
+        ("delivery_figures", DeliveryStat),
     ):
         document[key] = await _rows(session, model, model.order_id.in_(order_ids))
     document["invited"] = await session.scalar(
@@ -189,6 +195,8 @@ _REKEY: tuple[tuple[Any, str], ...] = (
     (EarningEntry, "openid"),
     (Withdrawal, "openid"),
     (Referral, "invitee_openid"),  # their inviter keeps the invite they earned
+    (Review, "openid"),  # the score stays in the service's average; the comment is erased below
+    (FunnelEvent, "openid"),  # the operators' counts stay right; nothing else in those rows
 )
 # Rows that only describe the person: deleted.
 _DELETE: tuple[tuple[Any, str], ...] = (
@@ -240,6 +248,9 @@ async def erase(
         update(InboundMessage)
         .where(InboundMessage.account == account, InboundMessage.sender == openid)
         .values(content=None, reply_xml=None, sender=alias)
+    )
+    await session.execute(
+        update(Review).where(Review.account == account, Review.openid == openid).values(comment=None)
     )
     for model, column in _DELETE:
         await session.execute(

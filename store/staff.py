@@ -58,6 +58,10 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "publish": frozenset({"ops"}),
     "complete": frozenset({"ops"}),
     "reply": frozenset({"ops"}),
+    "results": frozenset({"ops"}),  # 数据: record delivery figures
+    "report": None,  # 报告: read an order's report
+    "export": frozenset({"finance"}),  # 导出 订单 YYYY-MM: the month for accounting
+    "board": None,  # 看板: the operators' figures
     "refund": frozenset({"finance"}),
     "withdrawals": frozenset({"finance"}),
     "commissions": frozenset({"finance"}),

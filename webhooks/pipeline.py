@@ -29,6 +29,7 @@ from handlers.context import Ctx, Reply, Services
 from handlers.events import Event
 from handlers.router import Router
 from settings import Settings
+from store import funnel
 from store import turns as store_turns
 from store.models import utcnow
 from store.outbox import Outgoing
@@ -160,6 +161,7 @@ class Pipeline:
             state=snap.state.copy(),
             command=turns.command_of(ev.kind, ev.name, ev.text, ev.event_key),
             services=self._services,
+            may_have_open_orders=snap.has_open_orders,
         )
         route = await turns.run(self._router, ctx)
         if route.endswith(":error"):
@@ -182,7 +184,12 @@ class Pipeline:
         else:
             record.outbox[:0] = self._by_api(ev, ctx.replies)
         # The outbox dispatcher is woken only by commits that gave it something to send.
-        await self._writer.write(store_turns.writes(self._stmts, record), notify=bool(record.outbox))
+        if ev.kind == "event" and ev.name == "subscribe":
+            ctx.mark("followed")
+        rows = store_turns.writes(self._stmts, record) + funnel.writes(
+            ev.account, ev.openid, ctx.steps, record.at
+        )
+        await self._writer.write(rows, notify=bool(record.outbox))
         for callback in ctx.on_commit:
             callback()
         if passive and turn.late:

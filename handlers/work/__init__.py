@@ -12,7 +12,7 @@ buttons and the answers to the question a button asked.
 
 from __future__ import annotations
 
-from handlers.work import commissions, flash, money, orders, people, replies, report
+from handlers.work import commissions, flash, money, orders, people, replies, report, results
 from handlers.work.turn import StaffRouter
 
 
@@ -22,6 +22,7 @@ def build_router() -> StaffRouter:
     root.include(
         report.router,  # 帮助 · 待办 · 今日
         orders.router,  # 查单 · 通过 · 驳回 · 接单 · 分配 · 开始 · 发布 · 完成
+        results.router,  # 数据 · 报告 · 导出 · 看板
         replies.router,  # 对话 · 回复 · 快捷回复
         money.router,  # 退款 · 拒绝退款 · 提现
         commissions.router,  # 佣金 (held by a fraud rule)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows import creators, desk, review
 from flows import texts_staff as ts
 from flows.notices import order_notice
+from handlers.work import results
 from handlers.work.cards import already_done, settle
 from handlers.work.turn import StaffRouter, Turn, Usage, pair
 from store import staff
@@ -182,7 +183,10 @@ async def on_complete(turn: Turn) -> None:
     number = await my_only(turn, "完成", OrderStatus.IN_PROGRESS)
     async with turn.change() as session:
         order = await desk.order_by_number(session, number)
-        await staff.complete(session, order_id=order.id, member=turn.me, notify=order_notice, now=turn.now)
+        order = await staff.complete(
+            session, order_id=order.id, member=turn.me, notify=order_notice, now=turn.now
+        )
+        turn.out += await results.after_completion(session, order)  # the report, the ask for a review
         turn.say(ts.COMPLETED, number=number)
     turn.hand_out_later()
     turn.wake_later(creators.RELEASE_JOB)  # a freeze of 0 days releases its commissions now
