@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -271,10 +271,39 @@ async def get_package(
 
 def _card_of(service: Service, packages: Sequence[Package]) -> ServiceCard:
     min_price = min((p.price_fen for p in packages), default=0)
-    return _card(service, min_price, best_availability(p.stock for p in packages))
+    return service_card(service, min_price, best_availability(p.stock for p in packages))
 
 
-def _card(service: Service, min_price_fen: int, avail: Availability) -> ServiceCard:
+class ServiceFields(Protocol):
+    """What a card is made from: a Service row, or the search index's copy of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def followers(self) -> int | None: ...
+    @property
+    def engagement_bp(self) -> int | None: ...
+    @property
+    def exposure(self) -> int | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def cover_url(self) -> str | None: ...
+    @property
+    def forms(self) -> Sequence[str]: ...
+
+
+def service_card(service: ServiceFields, min_price_fen: int, avail: Availability) -> ServiceCard:
     return ServiceCard(
         id=service.id,
         code=service.code,
