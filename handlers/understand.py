@@ -225,7 +225,8 @@ async def on_choice(ctx: Ctx) -> None:
             await on_text(ctx)
             return
         meant = await interpret(ctx, ctx.event.text)
-        n = meant.slots.ordinal if meant.intent == Intent.PICK else None
+        ordinal = meant.slots.ordinal if meant.intent == Intent.PICK else None
+        n = None if ordinal is None else _from_end(ordinal, len(options))
         if n is None or not 1 <= n <= len(options):  # 第二个 right after options means option 2
             await act(ctx, meant, ctx.event.text)
             return
@@ -458,7 +459,14 @@ async def _pick(ctx: Ctx, meant: Understanding, text: str) -> None:
             return
         raise UserFacingError(texts.NO_LIST)
     ctx.state.data["list"] = kind
+    shown = ctx.state.data.get("browse" if kind == "catalog" else "orders", {})
+    n = _from_end(n, len(shown.get("ids" if kind == "catalog" else "numbers", [])))
     await _as(ctx, str(n), catalog.on_pick if kind == "catalog" else orders.on_pick)
+
+
+def _from_end(n: int, count: int) -> int:
+    """最后一个 / 倒数第二个 (flows.understand.LAST = -1, -2 …) counted on a list of `count`."""
+    return count + n + 1 if n < 0 else n
 
 
 async def _order(ctx: Ctx, meant: Understanding, text: str, *, to_cart: bool = False) -> None:
@@ -472,6 +480,9 @@ async def _order(ctx: Ctx, meant: Understanding, text: str, *, to_cart: bool = F
         return
     quantity = max(1, min(meant.slots.quantity or 1, 99))
     position = meant.slots.package or meant.slots.ordinal  # 下单第一个 while a detail is open
+    if position is not None and position < 0:  # 最后一个套餐
+        packages = (await _viewed(ctx, int(viewing))).packages
+        position = packages[max(position, -len(packages))].position
     if position is None:
         detail = await _viewed(ctx, int(viewing))
         if len(detail.packages) > 1:
@@ -705,7 +716,7 @@ def _guessed(ctx: Ctx, meant: Understanding) -> str | None:
     slots = meant.slots
     if meant.intent in (Intent.SEARCH, Intent.REFINE) and _has_search(slots):
         return texts.SUGGEST_SEARCH.format(what=_what(slots))
-    if meant.intent is Intent.PICK and slots.ordinal and _list_kind(ctx) in ("catalog", "orders"):
+    if meant.intent is Intent.PICK and (slots.ordinal or 0) > 0 and _list_kind(ctx) in ("catalog", "orders"):
         return texts.SUGGEST_PICK.format(n=slots.ordinal)
     if meant.intent in (Intent.ORDER, Intent.ADD_TO_CART) and ctx.state.data.get("viewing") is not None:
         return texts.SUGGEST_ORDER_VIEWED if meant.intent is Intent.ORDER else texts.SUGGEST_CART_VIEWED

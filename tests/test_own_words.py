@@ -150,6 +150,12 @@ async def test_more_followers_next_page_pick_and_another_platform(customer: Cust
     assert all(" · 抖音 · " in line for line in douyin.splitlines() if re.match(r"^\d+\. ", line))
 
 
+async def test_the_last_one_counts_from_the_end_of_the_list(customer: Customer) -> None:
+    listing = await customer.say("小红书 咖啡")
+    detail = await customer.say("最后一个")
+    assert detail.startswith(f"【{listed(listing)[-1]}】")
+
+
 async def test_this_one_asks_which_package_and_the_number_orders_it(customer: Customer) -> None:
     await customer.say("搜 小鹿爱咖啡")
     await customer.say("1")
