@@ -138,7 +138,7 @@ async def on_pay_by_balance(ctx: Ctx) -> None:
             paid = await payments.pay_with_balance(
                 session, order_id=order.id, account=ctx.event.account, openid=ctx.openid, notify=quiet
             )
-            await after_paid(session, paid, ctx.settings, ctx.now())
+            await after_paid(session, paid, ctx.settings, ctx.now(), state=ctx.state)
             balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
     except DomainError as exc:
         if exc.code != "insufficient_balance":

@@ -32,7 +32,7 @@ from store.models import FlashSale, FlashTake, LedgerEntry, Order, Package, Paym
 from store.orders import BEIJING
 from tests import wechat
 from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
-from tests.test_ordering import CATALOG, Customer
+from tests.test_ordering import CATALOG, Customer, in_days
 from tests.test_paying import MCH_ID, PAY_KEY, pay_sim
 from tests.test_work_chat import Office, office
 
@@ -212,6 +212,65 @@ async def test_grab_holds_a_unit_with_the_pay_qr_and_paying_sells_it(shop: Shop)
     assert (await shop.order(take.order_id)).status == "待审核"
     assert [t.status for t in await shop.takes(openid=buyer.openid)] == ["paid"]
     assert "仅剩 1 件" in await buyer.say("秒杀")
+
+
+async def _paid_take(shop: Shop, buyer: Customer) -> Order:
+    """`buyer` grabs one unit and pays it by WeChat Pay."""
+    assert "抢到了" in await buyer.say("抢")
+    (take,) = await shop.takes(openid=buyer.openid)
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert payment is not None
+    await shop.pay.pay(payment.out_trade_no)
+    return await shop.order(take.order_id)
+
+
+async def test_after_paying_the_requirements_are_asked_in_chat_like_an_order_form(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    buyer = shop.customer("o_form")
+    order = await _paid_take(shop, buyer)
+    asked = await eventually(lambda: [m for m in shop.sent_to(buyer.openid) if "开工前还需要你提供" in m])
+    assert asked[0] == texts.REQUIREMENTS_ASK.format(
+        number=order.number,
+        labels="品牌、推广链接、核心卖点、发布时间、参考图片",  # the package's requirements
+        question="第 1/5 步：" + texts.ASK_BRAND + texts.FORM_TEMPLATE_HINT,
+    )
+    assert order.review == "resubmit"  # not the reviewers' yet: nothing to review
+    # The same steps, checks, 返回 and images as the order form; 不变 is an answer, nothing to keep.
+    assert "第 2/5 步" in await buyer.say("咖啡品牌A")
+    assert texts.LINK_INVALID in await buyer.say("就那个新品")
+    assert "第 1/5 步" in await buyer.say("返回")
+    assert "第 2/5 步" in await buyer.say("咖啡品牌B")
+    assert "第 3/5 步" in await buyer.say("https://shop.example.com/coffee")
+    assert "第 4/5 步" in await buyer.say("0 糖冷萃，3 秒速溶")
+    assert "第 5/5 步" in await buyer.say(in_days(6))
+    assert "收到第 1 张图" in await buyer.image("media-flash-1")
+    assert await buyer.say("好了") == texts.REQUIREMENTS_DONE.format(number=order.number)
+    order = await shop.order(order.id)
+    assert order.review is None and order.status == "待审核"
+    assert order.requirements["brand"] == "咖啡品牌B"
+    assert order.requirements["link"] == "https://shop.example.com/coffee"
+    assert len(order.requirements["ref_images"]) == 1
+    assert f"订单 {order.number} 现在不需要补充资料" in await buyer.say(f"重新提交 {order.number}")
+
+
+async def test_requirements_asked_after_paying_from_the_balance_start_at_once(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    buyer = shop.customer("o_balance")
+    async with shop.sm.begin() as s:
+        await payments.credit(
+            s, account=wechat.ACCOUNT, openid=buyer.openid, amount_fen=5000, kind="topup", key="t1"
+        )
+    assert "抢到了" in await buyer.say("抢")
+    (take,) = await shop.takes(openid=buyer.openid)
+    order = await shop.order(take.order_id)
+    assert "已用余额支付" in await buyer.say(f"余额支付 {order.number}")
+    asked = await eventually(lambda: [m for m in shop.sent_to(buyer.openid) if "开工前还需要你提供" in m])
+    assert "第 1/5 步" in asked[0]
+    assert "第 2/5 步" in await buyer.say("咖啡品牌A")  # the form started in the paying turn itself
+    assert "重新提交" in await buyer.say("取消")  # talk to staff instead; 重新提交 later
+    again = await buyer.say(f"重新提交 {order.number}")
+    assert "开工前还需要你提供" in again and "第 1/5 步" in again
 
 
 async def test_tier_prices_follow_the_buyers_position(shop: Shop) -> None:
