@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -264,14 +263,12 @@ async def on_my_coupons(ctx: Ctx) -> None:
     now = ctx.now()
     ctx.state.data["coupons"] = [c.id for c in found]
     lines = [
-        texts.COUPON_LINE.format(n=n, title=c.title, what=flow.coupon_text(_spec(c)), state=_state(c, now))
+        texts.COUPON_LINE.format(
+            n=n, title=c.title, what=flow.coupon_text(flow.coupon_spec(c)), state=_state(c, now)
+        )
         for n, c in enumerate(found, start=1)
     ]
     ctx.say(texts.COUPONS, lines="\n".join(lines))
-
-
-def _spec(c: Coupon) -> dict[str, Any]:
-    return {"off_fen": c.off_fen, "percent": c.percent, "cap_fen": c.cap_fen, "min_fen": c.min_fen}
 
 
 def _state(c: Coupon, now: dt.datetime) -> str:
@@ -295,7 +292,7 @@ async def on_use_coupon(ctx: Ctx) -> None:
     if chosen is None:
         raise UserFacingError(texts.COUPON_PICK)
     ctx.state.data["coupon"] = chosen.id
-    ctx.say(texts.COUPON_CHOSEN, n=int(arg), what=flow.coupon_text(_spec(chosen)))
+    ctx.say(texts.COUPON_CHOSEN, n=int(arg), what=flow.coupon_text(flow.coupon_spec(chosen)))
 
 
 @router.text("退订", "取消订阅", "不要推送")

@@ -659,6 +659,37 @@ async def _stop(shop: Shop, code: str) -> str:
     return await shop.customer("o_after_stop").say(f"抢 {code}")
 
 
+async def test_the_order_reply_says_which_coupon_was_applied_and_what_it_saved(shop: Shop) -> None:
+    async with shop.sm.begin() as s:
+        await coupons.issue(
+            s,
+            account=wechat.ACCOUNT,
+            openid="o_saver",
+            source="flash:x",
+            title="探店粉丝券",
+            spec={"off_fen": 5_000, "min_fen": 50_000, "days": 7},
+            now=utcnow(),
+        )
+    buyer = shop.customer("o_saver")
+    await buyer.say("搜 小鹿")
+    await buyer.say("1")
+    await buyer.say("下单 ②")
+    await buyer.say("咖啡品牌A")
+    assert "请确认" in await buyer.say("https://shop.example.com/coffee")
+    said = await buyer.say("确认")
+    assert "待支付 ¥2,650" in said  # ¥2,700 − ¥50
+    assert "已用券「探店粉丝券」（满 ¥500 立减 ¥50），为你省了 ¥50" in said
+    number = number_in(said)
+    assert "探店粉丝券" in await buyer.say(f"支付 {number}")  # and again when asked to pay
+    other = shop.customer("o_nocoupon")
+    await other.say("搜 小鹿")
+    await other.say("1")
+    await other.say("下单 ②")
+    await other.say("咖啡品牌A")
+    await other.say("https://shop.example.com/coffee")
+    assert "已用券" not in await other.say("确认")
+
+
 async def test_coupons_take_the_best_off_exactly_and_come_back_on_refund(
     lite: async_sessionmaker[AsyncSession],
 ) -> None:
