@@ -39,9 +39,11 @@ def _picked(ctx: Ctx) -> bool:
     return ctx.state.data.get("list") == "flash" and (ctx.command or "").isdigit()
 
 
-async def _open_sales(ctx: Ctx) -> list[SaleView]:
+async def _open_sales(ctx: Ctx, *, mine: bool = False) -> list[SaleView]:
+    """`mine`: with the units this person holds in each (see _refuse)."""
+    person = (ctx.event.account, ctx.openid) if mine else None
     async with ctx.read() as session:
-        return await flash.open_sales(session, ctx.now())
+        return await flash.open_sales(session, ctx.now(), person=person)
 
 
 @router.text("秒杀", "限时秒杀", "秒杀活动")
@@ -105,14 +107,15 @@ async def _chosen(ctx: Ctx, *, upcoming: bool = False) -> SaleView:
     if arg.isdigit() and 1 <= int(arg) <= len(codes):
         arg = codes[int(arg) - 1]
     code = arg or ctx.state.data.get("flash")
+    person = (ctx.event.account, ctx.openid)
     if code:
         async with ctx.read() as session:
-            view = await flash.sale_by_code(session, code)
+            view = await flash.sale_by_code(session, code, person=person)
         if view is None:
             raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
         return view
     now = ctx.now()
-    running = [v for v in await _open_sales(ctx) if (v.sale.starts_at > now) == upcoming]
+    running = [v for v in await _open_sales(ctx, mine=True) if (v.sale.starts_at > now) == upcoming]
     if not running:
         raise UserFacingError(texts.FLASH_NONE if upcoming else texts.FLASH_NO_LIVE)
     if len(running) > 1:
@@ -142,14 +145,14 @@ async def _throttled(ctx: Ctx) -> bool:
 @router.prefix("抢 ")
 async def on_grab(ctx: Ctx) -> None:
     """Take one unit: the Redis gate first (when configured), then the database, which decides."""
+    if await _throttled(ctx):  # first: a burst of taps costs no query (the first tap got the answer)
+        ctx.say(texts.FLASH_THROTTLED)
+        return
     view = await _chosen(ctx)
     ctx.state.data["flash"] = view.sale.code
     sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
         raise refusal(DomainError(f"flash_{flash.phase(sale, now)}"))
-    if await _throttled(ctx):
-        ctx.say(texts.FLASH_THROTTLED)
-        return
     try:
         taken = await flow.grab(
             ctx.sessionmaker,
@@ -178,6 +181,10 @@ async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None =
     """Sold out (with 候补) or at the limit: to someone who already has one, what they have."""
     if code not in ("flash_sold_out", "flash_limit"):
         raise refusal(exc or DomainError(code))
+    # Most of a rush: sold out to someone holding nothing, known from the read that found the sale.
+    if code == "flash_sold_out" and view.mine is not None and view.mine < view.sale.per_customer:
+        ctx.say(texts.FLASH_SOLD_OUT)
+        return
     async with ctx.read() as session:
         mine = await flash.held_by(
             session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid

@@ -421,7 +421,8 @@ async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) 
     assert "用法" in await office.say("boss", "秒杀 停止")
     assert "没有秒杀 nosuch" in await office.say("boss", "秒杀 查看 nosuch")
     assert "已停止秒杀 desk" in await office.say("boss", "秒杀 停止 desk")
-    assert "已经停止" in await office.customer.say("抢")
+    latecomer = Customer(office.client, office.customer.sim, "o_desk3")  # not inside the throttle window
+    assert "已经停止" in await latecomer.say("抢 desk")
 
 
 async def test_the_command_room_alerts_posts_reports_and_exports_gauges(office: Office) -> None:
