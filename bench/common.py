@@ -34,10 +34,15 @@ def pin(cpu: int | None) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def listen() -> socket.socket:
+def listen(port: int = 0, *, shared: bool = False) -> socket.socket:
+    """A listening socket on 127.0.0.1. Port 0 takes a free one from the kernel's ephemeral range,
+    so a bench never collides with a fixed port someone else uses. `shared` (SO_REUSEPORT): several
+    server processes accept on the same port and the kernel spreads the connections over them."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     return sock
 
@@ -46,11 +51,14 @@ def listen() -> socket.socket:
 # The full-stack server
 
 
-def bench_settings(workdir: Path, api_base: str) -> Any:
+def bench_settings(
+    workdir: Path, api_base: str, *, database_url: str | None = None, redis_url: str | None = None
+) -> Any:
+    """SQLite in `workdir` and no Redis (one process), unless given a database and a Redis."""
     from settings import load_settings
 
     return load_settings(
-        database_url=f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        database_url=database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
         wechat_app_id=APP_ID,
         wechat_app_secret=APP_SECRET,
         wechat_token=TOKEN,
@@ -59,7 +67,7 @@ def bench_settings(workdir: Path, api_base: str) -> Any:
         wechat_api_base=api_base,
         log_format="text",
         brand=BRAND,
-        redis_url=None,
+        redis_url=redis_url,
         sandbox=False,
     )
 
@@ -102,22 +110,47 @@ def tune_gc_like_the_product() -> None:
 
 
 class Server:
-    """A server subprocess (`python -m <module> --serve ... --dir D [--cpu N]`) that prints `PORT n [m…]`."""
+    """Server subprocesses (`python -m <module> --serve ... --dir D [--cpu N]`) that print `PORT n [m…]`.
 
-    def __init__(self, module: str, args: list[str], cpu: int | None) -> None:
+    With `processes` > 1 the first one picks a free port and the others join it (`--port P`, all with
+    `--shared`, i.e. SO_REUSEPORT); `cpus` pins process i to cpus[i % len(cpus)] (None: not pinned)."""
+
+    def __init__(
+        self,
+        module: str,
+        args: list[str],
+        cpu: int | None,
+        *,
+        processes: int = 1,
+        cpus: list[int] | None = None,
+    ) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix=f"{module.rsplit('.', 1)[-1]}-")
-        cmd = [sys.executable, "-m", module, "--serve", *args, "--dir", self.dir.name]
-        if cpu is not None:
-            cmd += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"{module} server did not start (said {line!r})")
-        self.ports = [int(x) for x in line.split()[1:]]  # the first is the webhook's
-        self.port = self.ports[0]
+        self.procs: list[subprocess.Popen[str]] = []
+        self.ports: list[int] = []
+        self.port = 0
+        for i in range(processes):
+            cmd = [sys.executable, "-m", module, "--serve", *args, "--dir", self.dir.name]
+            pin_to = cpu if processes == 1 else (cpus[i % len(cpus)] if cpus else None)
+            if pin_to is not None:
+                cmd += ["--cpu", str(pin_to)]
+            if processes > 1:
+                cmd += ["--shared", *(["--port", str(self.port)] if i else [])]
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            self.procs.append(proc)
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            if not line.startswith("PORT "):
+                self.stop()
+                raise RuntimeError(f"{module} server did not start (said {line!r})")
+            if i == 0:
+                self.ports = [int(x) for x in line.split()[1:]]  # the first is the webhook's
+                self.port = self.ports[0]
+                self.proc = proc
         self._wait_healthy()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + 30
@@ -126,20 +159,22 @@ class Server:
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
                     return
-            if self.proc.poll() is not None:
+            if any(p.poll() is not None for p in self.procs):
                 break
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("server did not become healthy")
 
     def stop(self, *, keep_dir: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # run_app shuts down cleanly on SIGTERM
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()  # run_app shuts down cleanly on SIGTERM
+        for proc in self.procs:
             try:
-                self.proc.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
         if not keep_dir:
             self.dir.cleanup()
 
@@ -204,10 +239,56 @@ def open_reply(crypto: Any, body: bytes, aes: bool) -> dict[str, Any] | str | No
 # Accounting
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by `pid`."""
+def proc_cpu(pid: int | list[int]) -> float:
+    """CPU seconds (user + system, all threads) used so far by `pid` (or the sum over several)."""
+    if isinstance(pid, list):
+        return sum(proc_cpu(p) for p in pid)
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------------
+# A PostgreSQL database of the bench's own (created, migrated, dropped)
+
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "chatorder_bench") -> Any:
+    """The URL of a new, migrated database on the PostgreSQL server of `BENCH_PG_URL`; dropped after."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from store.db import make_engine
+    from store.migrate import upgrade
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    async def admin(sql: str) -> None:
+        engine = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    async def migrate() -> None:
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        asyncio.run(migrate())
+        logging.getLogger().setLevel(logging.WARNING)  # alembic's fileConfig may have lowered it
+        yield url
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def busy_cpu() -> float:

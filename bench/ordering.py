@@ -422,6 +422,8 @@ def _summarise(
         "conversation_max_s": round(conv_s[-1], 2) if conv_s else 0.0,
         "by_kind": by_kind,
         "server_cpu_pct": round(100 * cpu_srv / wall, 1) if wall > 0 else 0.0,
+        # What to compare between builds on a busy machine (others' load moves it far less than wall time).
+        "server_cpu_ms_per_msg": round(1000 * cpu_srv / len(said), 3) if said else 0.0,
         "generator_cpu_pct": round(100 * cpu_gen / wall, 1) if wall > 0 else 0.0,
         "other_cpu_pct": round(100 * max(cpu_other, 0.0) / wall, 1) if wall > 0 else 0.0,
         "warmup_customers": len(warm),
@@ -540,14 +542,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'round':5} {'wall s':>7} {'msgs':>6} {'msgs/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-        f"{'orders':>6} {'in db':>6} {'errors':>6} {'by api':>6} {'srv cpu':>7} {'gen cpu':>7} {'other':>6}"
+        f"{'orders':>6} {'in db':>6} {'errors':>6} {'by api':>6} {'srv cpu':>7} {'ms/msg':>6} {'gen cpu':>7} "
+        f"{'other':>6}"
     )
     for n, x in enumerate(runs, 1):
         print(
             f"{n:5d} {x['wall_s']:7.2f} {x['messages']:6d} {x['msgs_per_s']:7.0f} {x['p50_ms']:7.1f} "
             f"{x['p99_ms']:7.1f} {x['max_ms']:7.0f} {x['orders_created']:6d} "
             f"{sum(x['orders_in_db'].values()):6d} {x['errors']:6d} {x['replies_by_api']:6d} "
-            f"{x['server_cpu_pct']:6.0f}% {x['generator_cpu_pct']:6.0f}% {x['other_cpu_pct']:5.0f}%"
+            f"{x['server_cpu_pct']:6.0f}% {x['server_cpu_ms_per_msg']:6.3f} {x['generator_cpu_pct']:6.0f}% "
+            f"{x['other_cpu_pct']:5.0f}%"
         )
         if x["sold_out"]:
             print(f"      sold out: {x['sold_out']}")
@@ -571,12 +575,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"> {said}\n{answer}")
     medians: dict[str, Any] = {}
     if args.rounds > 1:
-        for key in ("wall_s", "msgs_per_s", "p50_ms", "p99_ms", "max_ms", "server_cpu_pct"):
+        for key in (
+            "wall_s",
+            "msgs_per_s",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "server_cpu_pct",
+            "server_cpu_ms_per_msg",
+        ):
             medians[key] = round(statistics.median(r[key] for r in runs), 2)
         print(
             f"\nmedians over {args.rounds} rounds: wall {medians['wall_s']:.2f} s, "
             f"{medians['msgs_per_s']:.0f} msgs/s, p50 {medians['p50_ms']:.1f} ms, "
-            f"p99 {medians['p99_ms']:.1f} ms"
+            f"p99 {medians['p99_ms']:.1f} ms, {medians['server_cpu_ms_per_msg']:.3f} ms server CPU/message"
         )
     report = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

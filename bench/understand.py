@@ -41,7 +41,7 @@ from flows.understand import Vocabulary, understand
 from flows.understand.labelled import NOW, load, per_intent, score, slot_pairs
 from flows.understand.load import demo_vocabulary
 
-SETS = ("messages", "heldout", "heldout2", "heldout3", "heldout4")
+SETS = ("messages", "heldout", "heldout2", "heldout3", "heldout4", "patterns")
 _STARTUP = """
 import json, time
 def rss():
@@ -61,7 +61,7 @@ vocab = Vocabulary.build(specs)
 t2 = time.perf_counter()
 from flows.understand import understand
 from flows.understand.labelled import NOW
-for name in ("messages", "heldout", "heldout2", "heldout3", "heldout4"):
+for name in ("messages", "heldout", "heldout2", "heldout3", "heldout4", "patterns"):
     for ex in load(name):
         understand(ex.text, ex.context, vocab, NOW)
 t3 = time.perf_counter()

@@ -3,11 +3,14 @@
     .venv/bin/python -m bench.webhook                 # both modes, 10 s each, concurrency 64
     .venv/bin/python -m bench.webhook --quick         # 3 s each, for a smoke test
     .venv/bin/python -m bench.webhook --mode safe --profile bench/results/prof
+    .venv/bin/python -m bench.webhook --mode safe --processes 2 --database postgres   # + Redis
 
 Three kinds of process (see docs/benchmarks.md):
 
 * the server: ``python -m bench.webhook --serve full|echo``, one process pinned to one CPU. ``full``
-  is ``bot.app.create_app`` on a fresh, migrated SQLite database in a temporary folder; ``echo``
+  is ``bot.app.create_app`` on a fresh, migrated SQLite database in a temporary folder (or, with
+  ``--processes 2 --database postgres``, two processes sharing the port on a fresh PostgreSQL
+  database of the bench's own, with Redis for the per-person locks); ``echo``
   verifies the signature, decrypts, parses with wechatpy and answers a wechatpy ``TextReply`` with
   no store at all (the ceiling for this machine and this Python);
 * the load generator: a ``multiprocessing`` process pinned to the other CPU, an aiohttp client at
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -38,6 +42,7 @@ from bench.common import (
     AES_KEY,
     APP_ID,
     BRAND,
+    REDIS_URL,
     RESULTS,
     ROOT,
     TOKEN,
@@ -49,6 +54,7 @@ from bench.common import (
     open_reply,
     pct,
     pin,
+    postgres_database,
     prepare_database,
     proc_cpu,
     seal_request,
@@ -82,15 +88,25 @@ def expected_texts() -> dict[str, str]:
 # Servers (run as `python -m bench.webhook --serve full|echo --cpu N --dir D`)
 
 
-def serve_full(workdir: Path) -> None:
+def serve_full(workdir: Path, args: argparse.Namespace) -> None:
     from aiohttp import web
 
     from bot.app import create_app
 
     # Passive replies never call the MP API; nothing listens at this base, on purpose.
-    settings = bench_settings(workdir, "http://127.0.0.1:9/cgi-bin/")
-    prepare_database(settings)
-    sock = listen()
+    settings = bench_settings(
+        workdir,
+        "http://127.0.0.1:9/cgi-bin/",
+        database_url=args.database_url,
+        redis_url=args.redis_url if args.database_url else None,  # one process on SQLite: no Redis
+    )
+    if args.database_url is None:
+        prepare_database(settings)  # SQLite in workdir; a given database was migrated by the orchestrator
+    else:
+        from bot import logs
+
+        logs.configure(settings.log_format, logging.WARNING)
+    sock = listen(args.port, shared=args.shared)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     if os.environ.get("BENCH_WRITER_STATS"):  # experiment only: group-commit batch sizes and times
         _instrument_writer()
@@ -164,11 +180,11 @@ def echo_app() -> Any:
     return app
 
 
-def serve_echo() -> None:
+def serve_echo(args: argparse.Namespace) -> None:
     from aiohttp import web
 
     logging.basicConfig(level=logging.WARNING)
-    sock = listen()
+    sock = listen(args.port, shared=args.shared)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     web.run_app(echo_app(), sock=sock, print=None, access_log=None)
 
@@ -275,11 +291,11 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
         build_s = time.perf_counter() - build0
         del results[:]
         conn.send(("measure", seconds))
-        cpu_srv0, cpu_gen0, cpu_all0 = proc_cpu(cfg["server_pid"]), time.process_time(), busy_cpu()
+        cpu_srv0, cpu_gen0, cpu_all0 = proc_cpu(cfg["server_pids"]), time.process_time(), busy_cpu()
         start = time.perf_counter()
         await run(measured, warm_n, start + seconds)
         end = max((r[4] for r in results), default=start)
-        cpu_srv, cpu_gen = proc_cpu(cfg["server_pid"]) - cpu_srv0, time.process_time() - cpu_gen0
+        cpu_srv, cpu_gen = proc_cpu(cfg["server_pids"]) - cpu_srv0, time.process_time() - cpu_gen0
         cpu_other = busy_cpu() - cpu_all0 - cpu_srv - cpu_gen
 
     # Verify every measured reply, after the clock stopped.
@@ -306,6 +322,9 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
         "warmup_requests": warm_done,
         "prebuild_s": round(build_s, 2),
         "server_cpu_pct": round(100 * cpu_srv / elapsed, 1) if elapsed > 0 else 0.0,
+        # Server CPU (all its processes and threads) per answered message: what to compare between
+        # builds when the machine is busy, since others' load moves it far less than msgs/s.
+        "server_cpu_ms_per_msg": round(1000 * cpu_srv / len(results), 3) if results else 0.0,
         "generator_cpu_pct": round(100 * cpu_gen / elapsed, 1) if elapsed > 0 else 0.0,
         # Everything else on the machine (kernel softirq for loopback included): other people's work
         # here shows up as a big number, and then the run is not to be trusted.
@@ -327,68 +346,84 @@ class Run:
 
 
 def bench_one(run: Run, args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> None:
-    server = Server("bench.webhook", [run.stack], cpus[0])
-    try:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        cfg = {
-            "mode": run.mode,
-            "port": server.port,
-            "server_pid": server.proc.pid,
-            "concurrency": args.concurrency,
-            "seconds": args.seconds,
-            "warmup": args.warmup,
-            "people": args.people,
-            "rate_guess": 3000,
-            "cpu": cpus[1],
-        }
-        gen = ctx.Process(target=generator_main, args=(cfg, child), name="bench-load")
-        gen.start()
-        spy: subprocess.Popen[bytes] | None = None
-        while True:
-            if not parent.poll(args.seconds + args.warmup + 300):
-                raise RuntimeError("load generator stopped answering")
-            kind, payload = parent.recv()
-            if kind == "measure" and args.profile and run.stack in args.profile_stacks:
-                out = Path(args.profile) / f"{run.stack}-{run.mode}.{args.profile_format}"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                run.profile = str(out)
-                spy = subprocess.Popen(
-                    [
-                        str(Path(sys.executable).with_name("py-spy")),
-                        "record",
-                        "--pid",
-                        str(server.proc.pid),
-                        "--duration",
-                        str(int(args.seconds)),
-                        "--rate",
-                        "250",
-                        "--format",
-                        "raw" if args.profile_format == "txt" else args.profile_format,
-                        "--output",
-                        str(out),
-                        "--threads",
-                        *args.profile_args.split(),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=out.with_suffix(".log").open("wb"),
-                )
-            elif kind == "result":
-                run.result = payload
-                break
-            elif kind == "error":
-                raise RuntimeError(f"load generator failed: {payload}")
-        gen.join(30)
-        if spy is not None:
-            spy.wait(60)
-    finally:
-        server.stop()
+    with contextlib.ExitStack() as stack:
+        serve = [run.stack]
+        if run.stack == "full" and args.database == "postgres":  # a fresh database for every run
+            url = stack.enter_context(postgres_database())
+            serve += ["--database-url", url, "--redis-url", args.redis_url]
+        server = Server("bench.webhook", serve, cpus[0], processes=args.processes)
+        stack.callback(server.stop)  # before the database is dropped
+        _drive(run, args, cpus, server)
+
+
+def _drive(run: Run, args: argparse.Namespace, cpus: tuple[int | None, int | None], server: Server) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    cfg = {
+        "mode": run.mode,
+        "port": server.port,
+        "server_pids": server.pids,
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "people": args.people,
+        "rate_guess": 3000,
+        "cpu": cpus[1],
+    }
+    gen = ctx.Process(target=generator_main, args=(cfg, child), name="bench-load")
+    gen.start()
+    spy: subprocess.Popen[bytes] | None = None
+    while True:
+        if not parent.poll(args.seconds + args.warmup + 300):
+            raise RuntimeError("load generator stopped answering")
+        kind, payload = parent.recv()
+        if kind == "measure" and args.profile and run.stack in args.profile_stacks:
+            out = Path(args.profile) / f"{run.stack}-{run.mode}.{args.profile_format}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            run.profile = str(out)
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(server.proc.pid),
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw" if args.profile_format == "txt" else args.profile_format,
+                    "--output",
+                    str(out),
+                    "--threads",
+                    *args.profile_args.split(),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=out.with_suffix(".log").open("wb"),
+            )
+        elif kind == "result":
+            run.result = payload
+            break
+        elif kind == "error":
+            raise RuntimeError(f"load generator failed: {payload}")
+    gen.join(30)
+    if spy is not None:
+        spy.wait(60)
 
 
 def _medians(results: list[dict[str, Any]]) -> dict[str, Any]:
     import statistics
 
-    keys = ("msgs_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "server_cpu_pct", "generator_cpu_pct")
+    keys = (
+        "msgs_per_s",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "server_cpu_pct",
+        "generator_cpu_pct",
+        "server_cpu_ms_per_msg",
+    )
     out: dict[str, Any] = {k: round(statistics.median(r[k] for r in results), 2) for k in keys}
     out["errors"] = sum(r["errors"] for r in results)
     return out
@@ -406,6 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--people", type=int, default=5000, help="distinct openids (default 5000)")
     p.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up")
+    p.add_argument(
+        "--processes", type=int, default=1, help="server processes sharing the port, full and echo alike"
+    )
+    p.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="full stack on SQLite (no Redis), or on a fresh PostgreSQL database (BENCH_PG_URL) with Redis",
+    )
+    p.add_argument("--redis-url", default=REDIS_URL, help=f"Redis with --database postgres ({REDIS_URL})")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator to CPUs")
     p.add_argument("--profile", metavar="DIR", help="py-spy the server during the measured window")
     p.add_argument("--profile-format", choices=["speedscope", "txt", "flamegraph"], default="speedscope")
@@ -419,23 +464,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve", choices=["full", "echo"], help=argparse.SUPPRESS)
     p.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--shared", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--database-url", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.serve:
         pin(args.cpu)
         if args.serve == "full":
-            serve_full(args.dir)
+            serve_full(args.dir, args)
         else:
-            serve_echo()
+            serve_echo(args)
         return 0
+    if args.database == "sqlite" and args.processes > 1:
+        p.error("several processes need a shared database: add --database postgres")
 
     if args.quick:
         args.seconds, args.warmup = 3.0, 1.0
     if args.gc_threshold:
         os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold  # inherited by the server processes
     cpus: tuple[int | None, int | None] = (None, None)
-    if not args.no_pin and (os.cpu_count() or 1) >= 2:
-        cpus = (0, 1)
+    if not args.no_pin and (os.cpu_count() or 1) >= 2 and args.processes == 1:
+        cpus = (0, 1)  # several server processes are not pinned: they and the generator share the CPUs
     modes = ["plain", "safe"] if args.mode == "both" else [args.mode]
     stacks = ["full", "echo"] if args.stack == "both" else [args.stack]
     # Rounds interleave full and ceiling, so slow drifts of this (virtual) machine hit both alike.
@@ -448,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         bench_one(run, args, cpus)
 
-    report = {
+    report: dict[str, Any] = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "settings": {
@@ -461,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             "gc_policy": "bot.app.tune_gc()",
             "gc_threshold_override": args.gc_threshold,
             "rounds": args.rounds,
+            "processes": args.processes,
+            "database": args.database,
         },
         "runs": [asdict(r) for r in runs],
         "medians": {},
@@ -469,14 +521,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'round':5} {'stack':5} {'mode':5} {'msgs/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-        f"{'errors':>6} {'srv cpu':>7} {'gen cpu':>7} {'other':>6} {'requests':>8}"
+        f"{'errors':>6} {'srv cpu':>7} {'ms/msg':>6} {'gen cpu':>7} {'other':>6} {'requests':>8}"
     )
     for r in runs:
         x = r.result
         print(
             f"{r.round:5d} {r.stack:5} {r.mode:5} "
             f"{x['msgs_per_s']:8.0f} {x['p50_ms']:7.2f} {x['p99_ms']:7.2f} "
-            f"{x['max_ms']:7.1f} {x['errors']:6d} {x['server_cpu_pct']:6.0f}% {x['generator_cpu_pct']:6.0f}% "
+            f"{x['max_ms']:7.1f} {x['errors']:6d} {x['server_cpu_pct']:6.0f}% "
+            f"{x['server_cpu_ms_per_msg']:6.3f} {x['generator_cpu_pct']:6.0f}% "
             f"{x['other_cpu_pct']:5.0f}% {x['requests']:8d}"
         )
         if x["error_kinds"]:
@@ -495,21 +548,22 @@ def main(argv: list[str] | None = None) -> int:
         for key, x in report["medians"].items():
             print(
                 f"  {key:11} {x['msgs_per_s']:8.0f} msgs/s  "
-                f"p50 {x['p50_ms']:6.2f} ms  p99 {x['p99_ms']:6.2f} ms"
+                f"p50 {x['p50_ms']:6.2f} ms  p99 {x['p99_ms']:6.2f} ms  "
+                f"{x['server_cpu_ms_per_msg']:.3f} ms CPU/msg"
             )
-    ok = True
+    verdicts = []
     for mode in modes:
         full = report["medians"].get(f"full-{mode}")
         echo = report["medians"].get(f"echo-{mode}")
         if not full or not echo:
             continue
         ratio = full["msgs_per_s"] / echo["msgs_per_s"] if echo["msgs_per_s"] else 0.0
-        met = ratio >= 0.55 and full["p99_ms"] < 50 and full["errors"] == 0
-        ok &= met
-        report["ratios"][mode] = {"full_over_ceiling": round(ratio, 3), "target_met": met}
-        print(
-            f"{mode}: full/ceiling = {ratio:.1%} (target ≥ 55%), full p99 = {full['p99_ms']:.1f} ms "
-            f"(target < 50 ms): {'met' if met else 'NOT met'}"
+        target = ratio_target(mode, args.database)
+        met = ratio >= target and full["p99_ms"] < P99_TARGET_MS and full["errors"] == 0
+        report["ratios"][mode] = {"full_over_ceiling": round(ratio, 3), "target": target, "target_met": met}
+        verdicts.append(
+            f"{mode}: full/echo {100 * ratio:.1f} % (target ≥ {100 * target:.0f} %) · "
+            f"p99 {full['p99_ms']:.0f} ms (target < {P99_TARGET_MS} ms) · {'met' if met else 'NOT met'}"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"webhook-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
@@ -518,8 +572,20 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         if r.profile:
             print(f"profile: {r.profile}")
+    setup = f"{args.processes} process{'es' if args.processes > 1 else ''}, {args.database}"
+    print(f"[{setup}] " + " | ".join(verdicts))  # the last line: what a quick check looks at
     errors = sum(r.result.get("errors", 0) for r in runs)
     return 0 if errors == 0 else 1
+
+
+P99_TARGET_MS = 50
+
+
+def ratio_target(mode: str, database: str) -> float:
+    """Issue 12's bar for full/echo: two processes on PostgreSQL 50 %; one on SQLite 55 % safe, 40 % plain."""
+    if database == "postgres":
+        return 0.50
+    return 0.55 if mode == "safe" else 0.40
 
 
 if __name__ == "__main__":

@@ -15,12 +15,8 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,10 +26,14 @@ from store import orders, results
 from store.models import Commission, Order, Payment, Refund, User
 from store.results import ENGAGEMENT, LABELS, METRICS, Report
 
+if TYPE_CHECKING:  # openpyxl (and the numpy it pulls in) loads only when a workbook is built
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
+
 LINK_TTL = dt.timedelta(hours=24)
 SCOPE = re.compile(r"(o\d{1,18}|u\d{1,18}|m\d{4}-\d{2}|board)")
 COUNT, RATE, MONEY, WHEN = "#,##0", "0.00%", '"¥"#,##0.00', "yyyy-mm-dd hh:mm"
-HEAD_FILL = PatternFill("solid", fgColor="E8F5EE")
+HEAD_COLOUR = "E8F5EE"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -156,9 +156,13 @@ def _table(
     ws: Worksheet, head: Sequence[tuple[str, int, str | None]], rows: Sequence[Sequence[Any]], at: int = 1
 ) -> int:
     """A header row and rows at row `at`, with number formats and column widths; the next free row."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    fill = PatternFill("solid", fgColor=HEAD_COLOUR)
     for col, (name, width, _) in enumerate(head, start=1):
         cell = ws.cell(row=at, column=col, value=name)
-        cell.font, cell.fill = Font(bold=True), HEAD_FILL
+        cell.font, cell.fill = Font(bold=True), fill
         cell.alignment = Alignment(horizontal="center")
         ws.column_dimensions[get_column_letter(col)].width = max(
             width, ws.column_dimensions[get_column_letter(col)].width or 0
@@ -194,6 +198,8 @@ def _summary_row(sheet: OrderSheet) -> list[Any]:
 
 def customer_workbook(sheets: Sequence[OrderSheet]) -> bytes:
     """汇总 (one row per order and a 合计 row), then a sheet per order with every reading."""
+    from openpyxl import Workbook
+
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -210,6 +216,8 @@ def customer_workbook(sheets: Sequence[OrderSheet]) -> bytes:
 
 
 def _order_sheet(ws: Worksheet, sheet: OrderSheet) -> None:
+    from openpyxl.styles import Font
+
     rep = sheet.report
     readings = [
         [
@@ -352,6 +360,8 @@ async def month_rows(session: AsyncSession, month: str) -> dict[str, list[list[A
 
 
 def month_workbook(rows: dict[str, list[list[Any]]]) -> bytes:
+    from openpyxl import Workbook
+
     wb = Workbook()
     first = wb.active
     assert first is not None

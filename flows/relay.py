@@ -46,7 +46,7 @@ from store.models import (
     Staff,
     User,
 )
-from store.orders import PAID, OrderStatus, save_material
+from store.orders import OPEN_STATUSES, OrderStatus, save_material
 from store.outbox import Outgoing, enqueue, text
 from store.turns import FlowState
 
@@ -63,8 +63,7 @@ QUICK_NAME_MAX = 16
 QUICK_CONTENT_MAX = MAX_REPLY_CHARS
 QUICK_MAX = 50
 
-# Customers talk about paid orders, including one being refunded; staff may answer any of those.
-OPEN_STATUSES: frozenset[str] = frozenset({*PAID, OrderStatus.REFUNDING})
+# Customers talk about paid orders, including one being refunded (OPEN_STATUSES); staff answer any of those.
 RELAY_ROLES = frozenset({"ops", "admin"})
 
 

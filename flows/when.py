@@ -161,6 +161,10 @@ _TIME_PATTERN = re.compile(
 _BIT_BEFORE = set("多少快慢早晚高低大小宜贵长短近远好有差再稍些")
 _BIT_AFTER = set("儿的吧了呢吗啊么点都也")
 _POINTS_AFTER = set("建意问内原理优缺需注")
+# A bare 一点/两点 (in characters, no period) is a clock only next to a day or a clock word:
+# 明天一点, 一点钟, 一点前, 一点到三点; elsewhere (一点效果, 两点要求) it is an amount.
+_CLOCK_BEFORE = set("天日号午上下晚早后周末到至")
+_CLOCK_AFTER = set("钟前后左以之到至整,.?!~ ")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -402,7 +406,14 @@ def _plausible_clock(m: re.Match[str], text: str, hour: int, period: str | None)
     bit = period in ("早", "晚") or (period is None and (before in _BIT_BEFORE or after in _BIT_AFTER))
     if bit and m.group("h") in ("一", "两", "1", "2"):
         return False
+    said_clock = m.group(0).endswith(("钟", "时"))
+    if period is None and m.group("h") in ("一", "两") and not (said_clock or _clock_bit(before, after)):
+        return False  # 一点效果都没有, 两点不满意: "a bit", "two points"
     return period is not None or after not in _POINTS_AFTER
+
+
+def _clock_bit(before: str, after: str) -> bool:
+    return before in _CLOCK_BEFORE or after in _CLOCK_AFTER or (not after and before in ("", " "))
 
 
 @functools.lru_cache(maxsize=256)

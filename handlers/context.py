@@ -93,6 +93,8 @@ class Ctx:
     state: FlowState
     command: str | None  # normalised text, or the command a menu click stands for
     services: Services = field(default_factory=lambda: Services())
+    # False when the turn's snapshot saw no paid or refunding order: nothing to look up for 人工 / 联系客服.
+    may_have_open_orders: bool = True
     now: Callable[[], dt.datetime] = utcnow
     replies: list[Reply] = field(default_factory=list)
     later: list[Outgoing] = field(default_factory=list)

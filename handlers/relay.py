@@ -31,6 +31,8 @@ def _relay(ctx: Ctx) -> dict[str, Any] | None:
 
 
 async def _open_orders(ctx: Ctx) -> list[Order]:
+    if not ctx.may_have_open_orders:  # most people asking for 人工 have none: no session, no query
+        return []
     async with ctx.read() as session:
         return await relay.open_orders(session, account=ctx.event.account, openid=ctx.openid, now=ctx.now())
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from store.models import Package, Service
 
@@ -214,14 +215,40 @@ def _canonical(order: tuple[str, ...]) -> Any:
     return lambda key: (order.index(key) if key in order else len(order), key)
 
 
+def _with_packages(service_id: Any) -> Select[Service, Package]:
+    """A service and its packages (by position) in one statement: a row per package, or one with None."""
+    return (
+        select(Service, Package)
+        .outerjoin(Package, Package.service_id == Service.id)
+        .where(Service.id == service_id)
+        .order_by(Package.position)
+    )
+
+
+# Built once with bind parameters: these run for most turns of an order, and building a statement
+# (and its cache key) cost about as much as running it.
+_SERVICE = _with_packages(bindparam("service_id"))
+_of_package = aliased(Package)
+_SERVICE_OF_PACKAGE = _with_packages(
+    select(_of_package.service_id).where(_of_package.id == bindparam("package_id")).scalar_subquery()
+)
+
+
+async def _service_and_packages(
+    session: AsyncSession, stmt: Select[Service, Package], params: dict[str, int]
+) -> tuple[Service | None, list[Package]]:
+    rows = (await session.execute(stmt, params)).all()
+    service = rows[0][0] if rows else None
+    return service, [p for _, p in rows if p is not None]  # None: the outer join found no package
+
+
 async def get_detail(
     session: AsyncSession, service_id: int, *, include_unlisted: bool = False
 ) -> ServiceDetail | None:
     """A service with its packages; None when missing or (unless asked) not listed."""
-    service = await session.get(Service, service_id)
+    service, packages = await _service_and_packages(session, _SERVICE, {"service_id": service_id})
     if service is None or (service.status != "listed" and not include_unlisted):
         return None
-    packages = await _packages(session, service.id)
     return ServiceDetail(
         card=_card_of(service, packages),
         description=service.description,
@@ -235,26 +262,48 @@ async def get_package(
     session: AsyncSession, package_id: int, *, include_unlisted: bool = False
 ) -> tuple[ServiceCard, PackageView] | None:
     """A package and its service's card; None when missing or its service is not listed."""
-    package = await session.get(Package, package_id)
-    if package is None:
+    service, packages = await _service_and_packages(session, _SERVICE_OF_PACKAGE, {"package_id": package_id})
+    package = next((p for p in packages if p.id == package_id), None)
+    if package is None or service is None or (service.status != "listed" and not include_unlisted):
         return None
-    service = await session.get(Service, package.service_id)
-    if service is None or (service.status != "listed" and not include_unlisted):
-        return None
-    return _card_of(service, await _packages(session, service.id)), _package_view(package)
-
-
-async def _packages(session: AsyncSession, service_id: int) -> list[Package]:
-    stmt = select(Package).where(Package.service_id == service_id).order_by(Package.position)
-    return list(await session.scalars(stmt))
+    return _card_of(service, packages), _package_view(package)
 
 
 def _card_of(service: Service, packages: Sequence[Package]) -> ServiceCard:
     min_price = min((p.price_fen for p in packages), default=0)
-    return _card(service, min_price, best_availability(p.stock for p in packages))
+    return service_card(service, min_price, best_availability(p.stock for p in packages))
 
 
-def _card(service: Service, min_price_fen: int, avail: Availability) -> ServiceCard:
+class ServiceFields(Protocol):
+    """What a card is made from: a Service row, or the search index's copy of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def followers(self) -> int | None: ...
+    @property
+    def engagement_bp(self) -> int | None: ...
+    @property
+    def exposure(self) -> int | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def cover_url(self) -> str | None: ...
+    @property
+    def forms(self) -> Sequence[str]: ...
+
+
+def service_card(service: ServiceFields, min_price_fen: int, avail: Availability) -> ServiceCard:
     return ServiceCard(
         id=service.id,
         code=service.code,

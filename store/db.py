@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from store.sqlite_driver import OneHopDbapi
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for SQLite (WAL, durable commits, busy timeout) or PostgreSQL (asyncpg)."""
@@ -22,6 +24,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return create_async_engine(url, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_driver_name() == "aiosqlite":  # one hop to the driver's thread per statement
+        kwargs.setdefault("module", OneHopDbapi())
     engine = create_async_engine(url, connect_args={"timeout": 15}, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +68,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.REFUNDED: frozenset(),  # terminal
 }
 PAID: frozenset[OrderStatus] = frozenset({_S.PENDING_REVIEW, _S.ASSIGNED, _S.IN_PROGRESS, _S.COMPLETED})
+# Customers talk to staff about paid orders, including one being refunded (flows.relay).
+OPEN_STATUSES: frozenset[str] = frozenset({*PAID, _S.REFUNDING})
 # The steps of the progress bar shown to customers, in order.
 PROGRESS: tuple[OrderStatus, ...] = (
     _S.PENDING_PAYMENT,
@@ -332,23 +334,29 @@ def _wanted(lines: Sequence[Line]) -> dict[int, int]:
     return wanted
 
 
+# The reads of placing and listing orders, built once with bind parameters: building a statement
+# (and its cache key) cost about as much as running it, on every order.
+_ORDERABLE = (
+    select(
+        Package.id,
+        Package.name,
+        Package.price_fen,
+        Package.stock,
+        Service.title,
+        Service.platform,
+        Service.status,
+        Service.commission_bp,
+    )
+    .join(Service, Service.id == Package.service_id)
+    .where(Package.id.in_(bindparam("package_ids", expanding=True)))
+)
+_BY_SOURCE_KEY = select(Order).where(Order.source_key == bindparam("source_key"))
+
+
 async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dict[int, Row[*tuple[Any, ...]]]:
     """Package and service columns of listed packages; anything else is not_found."""
-    stmt = (
-        select(
-            Package.id,
-            Package.name,
-            Package.price_fen,
-            Package.stock,
-            Service.title,
-            Service.platform,
-            Service.status,
-            Service.commission_bp,
-        )
-        .join(Service, Service.id == Package.service_id)
-        .where(Package.id.in_(package_ids))
-    )
-    rows = {r.id: r for r in await session.execute(stmt) if r.status == "listed"}
+    found = await session.execute(_ORDERABLE, {"package_ids": list(package_ids)})
+    rows = {r.id: r for r in found if r.status == "listed"}
     missing = sorted(set(package_ids) - rows.keys())
     if missing:
         raise DomainError("not_found", package_ids=missing)
@@ -392,7 +400,7 @@ async def not_on_flash_sale(session: AsyncSession, package_ids: Collection[int],
 
 
 async def _by_source_key(session: AsyncSession, source_key: str) -> Order | None:
-    return await session.scalar(select(Order).where(Order.source_key == source_key))
+    return await session.scalar(_BY_SOURCE_KEY, {"source_key": source_key})
 
 
 async def create_order(
@@ -732,27 +740,38 @@ async def list_orders(
     per_page: int = 5,
 ) -> tuple[list[Order], int]:
     """One page of a person's orders, newest first, and how many there are in all."""
-    where = [Order.account == account, Order.openid == openid]
-    if status is not None:
-        where.append(Order.status == status)
-    total = await session.scalar(select(func.count()).select_from(Order).where(*where)) or 0
-    stmt = (
+    count, page_of = _LIST[status is not None]
+    params = {"account": account, "openid": openid, "status": status, "limit": per_page}
+    total = await session.scalar(count, params) or 0
+    return list(await session.scalars(page_of, params | {"offset": (max(page, 1) - 1) * per_page})), total
+
+
+def _list_statements(by_status: bool) -> tuple[Select[Any], Select[Any]]:
+    where = [Order.account == bindparam("account"), Order.openid == bindparam("openid")]
+    if by_status:
+        where.append(Order.status == bindparam("status"))
+    count = select(func.count()).select_from(Order).where(*where)
+    page = (
         select(Order)
         .where(*where)
         .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(per_page)
-        .offset((max(page, 1) - 1) * per_page)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
     )
-    return list(await session.scalars(stmt)), total
+    return count, page
+
+
+_LIST = {by_status: _list_statements(by_status) for by_status in (False, True)}
+_FIRST_ITEMS = (
+    select(OrderItem.order_id, OrderItem.service_title)
+    .where(OrderItem.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderItem.order_id, OrderItem.id)
+)
 
 
 async def first_items(session: AsyncSession, order_ids: Collection[int]) -> dict[int, tuple[str, int]]:
     """For each order: the title of its first line and how many lines it has (for lists)."""
-    rows = await session.execute(
-        select(OrderItem.order_id, OrderItem.service_title)
-        .where(OrderItem.order_id.in_(list(order_ids)))
-        .order_by(OrderItem.order_id, OrderItem.id)
-    )
+    rows = await session.execute(_FIRST_ITEMS, {"order_ids": list(order_ids)})
     found: dict[int, tuple[str, int]] = {}
     for order_id, title in rows:
         first, n = found.get(order_id, (title, 0))

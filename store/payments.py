@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,9 +76,14 @@ def _person(account: str, openid: str) -> ColumnElement[bool]:
     return (Balance.account == account) & (Balance.openid == openid)
 
 
+_BALANCE = select(Balance.balance_fen).where(  # built once: read on every order confirmed
+    Balance.account == bindparam("account"), Balance.openid == bindparam("openid")
+)
+
+
 async def balance_of(session: AsyncSession, *, account: str, openid: str) -> int:
     """The person's balance in fen (0 if they never had one)."""
-    found = await session.scalar(select(Balance.balance_fen).where(_person(account, openid)))
+    found = await session.scalar(_BALANCE, {"account": account, "openid": openid})
     return found or 0
 
 

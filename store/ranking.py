@@ -25,7 +25,7 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 
-from store.catalog import PLATFORM_ALIASES, Availability, Query, ServiceCard, availability
+from store.catalog import PLATFORM_ALIASES, Availability, Query, ServiceCard, availability, service_card
 from store.search import relax
 
 # How much a match in each field counts; title words say most about a service, its prose least.
@@ -379,7 +379,7 @@ class Snapshot:
 
     def cards(self, hits: Hits, start: int, stop: int) -> list[ServiceCard]:
         return [
-            _card(self.text.rows[int(p)], int(price), _AVAILABILITY[int(rank)])
+            service_card(self.text.rows[int(p)], int(price), _AVAILABILITY[int(rank)])
             for p, price, rank in zip(
                 hits.positions[start:stop], hits.price[start:stop], hits.rank[start:stop], strict=True
             )
@@ -485,22 +485,3 @@ def _gap(values: Floats, lo: int | None, hi: int | None) -> Floats:
     below = (lo - values) if lo is not None else np.zeros_like(values)
     above = (values - hi) if hi is not None else np.zeros_like(values)
     return np.maximum(np.maximum(below, above), 0.0)
-
-
-def _card(row: ServiceRow, min_price_fen: int, avail: Availability) -> ServiceCard:
-    return ServiceCard(
-        id=row.id,
-        code=row.code,
-        title=row.title,
-        platform=row.platform,
-        category=row.category,
-        followers=row.followers,
-        engagement_bp=row.engagement_bp,
-        exposure=row.exposure,
-        min_price_fen=min_price_fen,
-        availability=avail,
-        tags=tuple(row.tags),
-        summary=row.summary,
-        cover_url=row.cover_url,
-        forms=tuple(row.forms),
-    )

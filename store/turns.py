@@ -28,7 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.models import Conversation, InboundMessage, OutboxMessage, User
+from store.models import Conversation, InboundMessage, Order, OutboxMessage, User
+from store.orders import OPEN_STATUSES
 from store.outbox import Outgoing
 from store.writer import Write
 
@@ -53,6 +54,9 @@ class Snapshot:
     known_user: bool
     subscribed: bool
     state: FlowState
+    # Any paid or refunding order (store.orders.OPEN_STATUSES): only then does 人工 look them up.
+    # One index probe inside this read, where a look-up of its own was most of such a turn's CPU.
+    has_open_orders: bool = False
 
 
 def _load_statement() -> Select[Any]:
@@ -76,6 +80,16 @@ def _load_statement() -> Select[Any]:
         .where(Conversation.account == account, Conversation.openid == openid)
         .subquery()
     )
+    open_order = (
+        select(literal(1))
+        .where(
+            Order.account == account,
+            Order.openid == openid,
+            # Literals, not an expanding IN: the statement stays compiled once.
+            Order.status.in_([literal(s) for s in sorted(OPEN_STATUSES)]),
+        )
+        .limit(1)
+    )
     return select(
         select(inbound.c.seen).scalar_subquery(),
         select(inbound.c.reply_xml).scalar_subquery(),
@@ -83,6 +97,7 @@ def _load_statement() -> Select[Any]:
         select(conv.c.flow).scalar_subquery(),
         select(conv.c.step).scalar_subquery(),
         select(conv.c.data).scalar_subquery(),
+        open_order.scalar_subquery(),
     )
 
 
@@ -109,52 +124,76 @@ def _snapshot(row: Any, dialect: Any) -> Snapshot:
         known_user=row[2] is not None,
         subscribed=bool(row[2]) if row[2] is not None else True,
         state=FlowState(row[3], row[4], state_data),
+        has_open_orders=row[6] is not None,
     )
 
 
-def _batch_sql(n: int) -> str:
-    """`load` for n turns in one SQLite statement: row i answers the i-th (account, openid, msg_key)."""
+def _snapshot_columns() -> str:
+    """`load`'s columns for the row of keys `k` (account, openid, msg_key), as correlated subqueries."""
     # Declarative types __table__ as any FromClause; these models are plain tables.
-    m, u, c = (cast(Table, model.__table__) for model in (InboundMessage, User, Conversation))
+    m, u, c, o = (cast(Table, model.__table__) for model in (InboundMessage, User, Conversation, Order))
     person_u = f"u.{u.c.account.name} = k.account AND u.{u.c.openid.name} = k.openid"
     person_c = f"c.{c.c.account.name} = k.account AND c.{c.c.openid.name} = k.openid"
     message = (
         f"m.{m.c.account.name} = k.account AND m.{m.c.sender.name} = k.openid"
         f" AND m.{m.c.msg_key.name} = k.msg_key"
     )
-    keys = ", ".join(["(?, ?, ?, ?)"] * n)
-    # One row holding a JSON array of rows: the driver fetches a single row, so it takes the GIL back
-    # once per read rather than once per turn (each of those waits for the busy event loop to yield it).
+    person_o = f"o.{o.c.account.name} = k.account AND o.{o.c.openid.name} = k.openid"
+    open_statuses = ", ".join("'" + s.replace("'", "''") + "'" for s in sorted(OPEN_STATUSES))
     return (
-        f"WITH k(i, account, openid, msg_key) AS (VALUES {keys}) SELECT json_group_array(json_array(k.i,"
+        f"k.i,"
         f" (SELECT 1 FROM {m.name} m WHERE {message}),"
         f" (SELECT m.{m.c.reply_xml.name} FROM {m.name} m WHERE {message}),"
         f" (SELECT u.{u.c.subscribed.name} FROM {u.name} u WHERE {person_u}),"
         f" (SELECT c.{c.c.flow.name} FROM {c.name} c WHERE {person_c}),"
         f" (SELECT c.{c.c.step.name} FROM {c.name} c WHERE {person_c}),"
-        f" (SELECT c.{c.c.data.name} FROM {c.name} c WHERE {person_c})))"
-        f" FROM k"
+        f" (SELECT c.{c.c.data.name} FROM {c.name} c WHERE {person_c}),"
+        f" (SELECT 1 FROM {o.name} o WHERE {person_o} AND o.{o.c.status.name} IN ({open_statuses}) LIMIT 1)"
     )
+
+
+def _batch_sql(n: int) -> str:
+    """`load` for n turns in one SQLite statement: row i answers the i-th (account, openid, msg_key)."""
+    keys = ", ".join(["(?, ?, ?, ?)"] * n)
+    # One row holding a JSON array of rows: the driver fetches a single row, so it takes the GIL back
+    # once per read rather than once per turn (each of those waits for the busy event loop to yield it).
+    return (
+        f"WITH k(i, account, openid, msg_key) AS (VALUES {keys})"
+        f" SELECT json_group_array(json_array({_snapshot_columns()})) FROM k"
+    )
+
+
+# The same for PostgreSQL (asyncpg): one statement text for every batch size (arrays, not n rows of
+# parameters), so asyncpg prepares it once per connection.
+_PG_BATCH_SQL = (
+    f"SELECT {_snapshot_columns()} FROM unnest($1::text[], $2::text[], $3::text[])"
+    f" WITH ORDINALITY AS k(account, openid, msg_key, i)"
+)
 
 
 class TurnReader:
     """Runs `load` for the pipeline.
 
-    On SQLite, reads are grouped like the writes: the turns that want a snapshot while a read is
-    under way wait for the next one, and each read answers all of them with one statement (`_batch_sql`)
-    on a connection of the reader's own, through the driver's `execute_fetchall`. A turn pays a
-    fraction of one hop to the driver's thread, where a pooled SQLAlchemy execute takes five (cursor,
-    execute, fetch, close, reset on return) and each hop is a thread switch. The SELECT runs outside
-    any transaction (the driver only opens one for DML), so each read sees everything committed
-    before it started, exactly like a fresh pooled connection; a turn's read always starts after it
-    asked (and so after the previous turn of that person committed). Other databases use `load`.
+    On SQLite and PostgreSQL, reads are grouped like the writes: the turns that want a snapshot while a
+    read is under way wait for the next one, and each read answers all of them with one statement
+    (`_batch_sql`, `_PG_BATCH_SQL`) on a connection of the reader's own, through the driver itself.
+    On SQLite a turn pays a fraction of one hop to the driver's thread, where a pooled SQLAlchemy
+    execute takes five (cursor, execute, fetch, close, reset on return) and each hop is a thread
+    switch; on PostgreSQL a fraction of one round trip, where a pooled read took three (pre-ping,
+    SELECT, rollback) and 64 turns in flight kept opening overflow connections. The SELECT runs
+    outside any transaction (aiosqlite only opens one for DML; asyncpg used directly autocommits), so
+    each read sees everything committed before it started, exactly like a fresh pooled connection; a
+    turn's read always starts after it asked (and so after the previous turn of that person
+    committed). Other drivers use `load`.
     """
 
     MAX_BATCH = 64
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite" and engine.dialect.driver == "aiosqlite"
+        driver = (engine.dialect.name, engine.dialect.driver)
+        self._sqlite = driver == ("sqlite", "aiosqlite")
+        self._postgres = driver == ("postgresql", "asyncpg")
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
         self._sql: dict[int, str] = {}
@@ -162,7 +201,7 @@ class TurnReader:
         self._task: asyncio.Task[None] | None = None
 
     async def load(self, *, account: str, openid: str, msg_key: str) -> Snapshot:
-        if not self._sqlite:
+        if not (self._sqlite or self._postgres):
             async with self._engine.connect() as conn:
                 return await load(conn, account=account, openid=openid, msg_key=msg_key)
         fut: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
@@ -186,7 +225,7 @@ class TurnReader:
                     fut.cancel()
                 raise
             dialect = self._engine.dialect
-            for row in json.loads(rows[0][0]):
+            for row in rows:
                 fut = batch[row[0]][1]
                 if not fut.done():
                     fut.set_result(_snapshot(row[1:], dialect))
@@ -194,14 +233,19 @@ class TurnReader:
                 if not fut.done():  # cannot happen: one row per key
                     fut.set_exception(RuntimeError("turn snapshot missing from its batch"))
 
-    async def _read(self, keys: list[tuple[str, str, str]]) -> Any:
+    async def _read(self, keys: list[tuple[str, str, str]]) -> list[Any]:
+        """One row per key: (index into keys, then `load`'s columns)."""
         if self._driver is None:
             conn = await self._engine.connect()
             self._conn, self._driver = conn, (await conn.get_raw_connection()).driver_connection
+        if self._postgres:
+            accounts, openids, msg_keys = (list(column) for column in zip(*keys, strict=True))
+            rows = await self._driver.fetch(_PG_BATCH_SQL, accounts, openids, msg_keys)
+            return [(row[0] - 1, *row[1:]) for row in rows]  # ORDINALITY counts from 1
         n = len(keys)
         sql = self._sql.get(n) or self._sql.setdefault(n, _batch_sql(n))
         params = [v for i, key in enumerate(keys) for v in (i, *key)]
-        return await self._driver.execute_fetchall(sql, params)
+        return list(json.loads((await self._driver.execute_fetchall(sql, params))[0][0]))
 
     async def close(self) -> None:
         """Give the connection back (before the engine is disposed); a later load opens it again."""

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
@@ -95,6 +96,33 @@ async def test_two_processes_share_one_person_lock_through_redis(
     finally:
         await a.close()
         await b.close()
+
+
+@needs_redis
+async def test_redis_person_locks_wait_for_the_other_process_and_give_up_after_the_timeout(
+    redis_client: Any,
+) -> None:
+    """Locks taken in batches still exclude: B waits while A (another process) holds the person."""
+    from bot.locks import PersonLocks
+
+    a, b = PersonLocks(redis_client, timeout=5), PersonLocks(redis_client, timeout=0.3)
+    seen: list[str] = []
+
+    async def turn(locks: PersonLocks, name: str, hold_for: float) -> None:
+        async with locks.hold("gh", "o_shared"):
+            seen.append(f"{name} in")
+            await asyncio.sleep(hold_for)
+            seen.append(f"{name} out")
+
+    holder = asyncio.create_task(turn(a, "a", 0.5))
+    await asyncio.sleep(0.05)
+    with pytest.raises(TimeoutError):  # A holds it longer than B's timeout
+        await turn(b, "b", 0)
+    await holder
+    await asyncio.gather(*(turn(x, name, 0.01) for x, name in ((a, "a2"), (b, "b2"), (a, "a3"))))
+    assert seen[:2] == ["a in", "a out"]
+    assert all(seen[i].endswith(" in") and seen[i + 1].endswith(" out") for i in range(0, len(seen), 2))
+    assert await redis_client.keys("chatorder:person:*") == []  # every lock given back
 
 
 async def test_migrations_match_the_models(db_url: str) -> None:

@@ -294,3 +294,48 @@ def test_a_very_long_message_is_read_by_its_beginning(vocab: Vocabulary) -> None
     assert said("1" * 30_000, vocab) == {"intent": "unknown"}
     long_request = "小红书美食博主3000以内" + "，" + "好" * 40_000
     assert said(long_request, vocab)["platform"] == "小红书"
+
+
+def test_messages_of_general_sentence_patterns(vocab: Vocabulary) -> None:
+    # written for nc3's rules: dates only when scheduling, content-word keywords, categories from
+    # each trade's words, negated orders, whole-sentence topics, sort phrases, angry delays
+    result = score(load("patterns"), vocab)
+    misses = [(ex.text, got.intent.value) for ex, got in result.misses]
+    assert result.accuracy >= 0.95, misses
+    assert result.f1() >= 0.90, misses
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "今天天气真好",
+        "我昨天梦见下单了",
+        "这个一点效果都没有",
+        "前天刚看过抖音的",
+        "有两点不满意",
+        "上周五说的那个",
+    ],
+)
+def test_a_day_said_in_passing_is_no_date(vocab: Vocabulary, text: str) -> None:
+    assert understand(text, Context(), vocab, NOW).slots.when is None
+
+
+@pytest.mark.parametrize("text", ["下周五能发吗", "明天下午三点发布", "12月20号前上线可以吗", "一点钟发"])
+def test_a_day_said_about_publishing_is_a_date(vocab: Vocabulary, text: str) -> None:
+    assert understand(text, Context(), vocab, NOW).slots.when is not None
+
+
+def test_a_day_in_the_form_is_always_read(vocab: Vocabulary) -> None:
+    assert understand("周三晚上", Context(form_step="publish_at"), vocab, NOW).slots.when is not None
+
+
+@pytest.mark.parametrize("text", ["我不想买了", "先不下单", "还是不要了吧", "暂时不买"])
+def test_a_negated_order_never_orders(vocab: Vocabulary, text: str) -> None:
+    got = understand(text, Context(viewing=3), vocab, NOW).intent
+    assert got not in (Intent.ORDER, Intent.ADD_TO_CART), got
+
+
+def test_leftover_fragments_are_no_keywords(vocab: Vocabulary) -> None:
+    for text in ("来一波抖音美食博主", "木有小红书的吗", "有新出的探店博主吗", "从贵到便宜排一下抖音的"):
+        assert understand(text, Context(), vocab, NOW).slots.keywords == (), text
+    assert understand("找做露营的博主", Context(), vocab, NOW).slots.keywords == ("露营",)

@@ -203,6 +203,9 @@ def test_the_day_is_read_in_beijing_not_utc() -> None:
         "每周一更新",
         "付款后7日内发货",
         "一点都不便宜",
+        "一点效果都没有",  # 一点 as "a little", wherever it stands
+        "感觉一点用也没",
+        "我有两点要求",
         "评分4.8分",
         "3/5粉丝的号",
         "下周",
@@ -240,3 +243,9 @@ def test_long_repetitive_text_is_read_in_one_pass(unit: str) -> None:
     text = unit * (6000 // len(unit))
     when = find_when(text, MONDAY)
     assert when is None or 0 <= when.span[0] < when.span[1] <= len(text)
+
+
+@pytest.mark.parametrize("text", ["明天一点", "一点钟", "一点前发", "下午一点", "两点到三点"])
+def test_one_oclock_said_as_a_time_is_still_read(text: str) -> None:
+    found = find_when(text, MONDAY)
+    assert found is not None and found.has_time

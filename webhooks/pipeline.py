@@ -161,6 +161,7 @@ class Pipeline:
             state=snap.state.copy(),
             command=turns.command_of(ev.kind, ev.name, ev.text, ev.event_key),
             services=self._services,
+            may_have_open_orders=snap.has_open_orders,
         )
         route = await turns.run(self._router, ctx)
         if route.endswith(":error"):

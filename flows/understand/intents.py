@@ -96,6 +96,11 @@ HUMAN = _re(
     "人来(跟|和)我",
 )
 FAKE = _re(
+    "水分",
+    "注水",
+    "(是|都是)刷(的|出来)",
+    "假(粉|号|数据|量)",
+    "僵尸号",
     "刷.{0,3}(粉|赞|量|播放|评论|阅读|关注|收藏|数据|单|浏览)",
     "买.{0,2}(粉|赞|播放|流量|评论)",
     "僵尸粉",
@@ -371,6 +376,7 @@ TIMING = _re(
 )
 QUALITY = _re(
     "数据(怎么样|如何|好不好|咋样)",
+    "质量(怎么样|如何|好不好|咋样|行不行|有保证|有保障|靠谱)",
     "(看看|看下|有没有|发我).{0,6}(作品|案例|往期)",
     "靠不靠谱",
     "正不正规",
@@ -676,6 +682,7 @@ class Reading:
     intent: Intent
     confidence: float
     topic: str | None = None
+    ordinal: int | None = None  # an item of the list said in words (最上面那个), see core
 
 
 Rule = Callable[[str, Figures, Found, Context], Reading | None]
@@ -758,7 +765,7 @@ def _balance(text: str, fig: Figures, found: Found, context: Context) -> Reading
 
 
 def _orders(text: str, fig: Figures, found: Found, context: Context) -> Reading | None:
-    if re.search("(?<!一)下(个|一个|了)?订单", text):
+    if re.search("(?<![一查看])下(个|一个|了)?订单", text):
         return None  # 下个订单 is ordering, read below
     if MY_ORDERS.search(text) or (fig.order_no and not found.subject):
         if HOWTO.search(text):

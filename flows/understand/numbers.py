@@ -207,6 +207,16 @@ def _take(pattern: re.Pattern[str], text: str, use: object, keep: int = 0) -> st
     return "".join(out)
 
 
+_FIGURE = re.compile(r"(?<![\d.])" + NUM + r"(?![\d.])")
+
+
+def lone_amount_fen(text: str) -> int | None:
+    """The one figure of a message about money (往账户里充点钱 5000, 提现吧 500元), in fen; None
+    when there is none or several."""
+    found = _FIGURE.findall(text)
+    return _fen(_value(*found[0])) if len(found) == 1 else None
+
+
 def _value(number: str, unit: str | None) -> float:
     return float(number) * _UNIT[unit]
 
@@ -215,10 +225,15 @@ def _fen(yuan: float) -> int:
     return round(yuan * 100)
 
 
+_COUNTED = re.compile(r"\s*(份|条|篇|次|场|期|张|支|套|款|家|位)")
+
+
 def _range(fig: Figures, m: re.Match[str]) -> bool:
     """Reads one number or range as price or followers; False leaves it (a quantity, an ordinal …)."""
     before = m.string[max(0, m.start() - 8) : m.start()]
     after = m.string[m.end() : m.end() + 6]
+    if not m[2] and not m[3] and _COUNTED.match(after):
+        return False  # 发1份, 拍2条: a count, never money (a quantity, read below)
     plus = bool(m[5])
     low = _value(m[1], m[2] or (m[4] if m[3] and _fits(m) else None))
     high = _value(m[3], m[4]) if m[3] else None

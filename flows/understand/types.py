@@ -45,6 +45,9 @@ class Intent(StrEnum):
     UNKNOWN = "unknown"
 
 
+LAST = -1  # Slots.ordinal of 最后一个 / 最下面那个: the last item of the list, however long
+
+
 @dataclass(frozen=True, slots=True)
 class Slots:
     """Typed values found in a message; None / () when absent. Names are canonical catalog words."""
@@ -60,7 +63,8 @@ class Slots:
     followers_max: int | None = None
     sort: str | None = None  # store.catalog.SORTS: price, price_desc, followers, engagement, exposure
     quantity: int | None = None
-    ordinal: int | None = None  # 第二个 → 2 (an item of the last list)
+    # 第二个 → 2 (an item of the last list); negative counts from the end: 最后一个 LAST (-1), 倒数第二个 -2
+    ordinal: int | None = None
     package: int | None = None  # ② / 第二个套餐 → 2 (a package of the item viewed)
     order_no: str | None = None  # 20261122-0042
     amount_fen: int | None = None  # 充值 500 → 50000

@@ -73,12 +73,19 @@ PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
 }
 _CREATORS = "达人 博主 kol koc up主 up 主播 网红 红人 大v 创作者 素人 达人合作 博主推广 自媒体"
 _ADS = "聚光 粉丝通 投放 投流 投广告 打广告 做广告 广告 信息流 买量 竞价 千川 巨量 磁力金牛 dou+ 薯条 推广费"
+CREATORS = "达人营销"
+COURSES = "课程"
+_TOPIC_CATEGORIES = frozenset({CREATORS, COURSES})
+# Each category is also named by the words of its trade (拍摄, 剪辑 → 内容制作; 复盘, 竞品 → 数据分析).
+_MAKING = "内容生产 代写 代拍 代剪 拍摄制作 做内容 拍摄 剪辑 宣传片 视频制作 短视频制作 脚本 文案 后期"
+_ANALYSIS = "数据服务 分析报告 监测 数据分析 分析 复盘 竞品 竞品分析 舆情 行业研究 调研 数据报告"
+_PLATFORM_WORDS = tuple(w for canonical, aliases in PLATFORM_ALIASES.items() for w in (canonical, *aliases))
 CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
-    "达人营销": tuple(_CREATORS.split()),
+    CREATORS: tuple(_CREATORS.split()),
     "广告投放": tuple(_ADS.split()),
-    "内容制作": ("内容生产", "代写", "代拍", "代剪", "拍摄制作", "做内容"),
-    "数据分析": ("数据服务", "分析报告", "监测"),
-    "课程": ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营", "想学", "学做", "怎么学"),
+    "内容制作": tuple(_MAKING.split()),
+    "数据分析": tuple(_ANALYSIS.split()),
+    COURSES: ("网课", "培训", "教程", "课", "线上课程", "学习班", "训练营", "想学", "学做", "怎么学"),
     "咨询": ("咨询服务", "顾问", "策略咨询", "运营咨询", "诊断", "出方案"),
 }
 FORM_ALIASES: dict[str, tuple[str, ...]] = {
@@ -179,7 +186,7 @@ class Vocabulary:
         services = list(services)
         tags = _ordered(t for s in services for t in s.tags)
         titles = _ordered(s.title for s in services)
-        phrases = _phrases(tags, titles)
+        phrases = _phrases(tags, titles, _tag_categories(services))
         return cls(
             lengths=_lengths(phrases),
             numeral_words=tuple(dict.fromkeys([*(p for p in phrases if _NUMERAL.search(p)), *NUMERAL_WORDS])),
@@ -202,7 +209,26 @@ def _ordered(words: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w.strip() for w in words if w and w.strip()))
 
 
-def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+def _tag_categories(services: list[ServiceLike]) -> dict[str, str]:
+    """tag → the one category every service carrying it is in (宣传片 → 内容制作, 竞品分析 → 数据分析),
+    so that a category is read from the words of its own trade, not only from 达人-type words.
+    Topic tags (美食, 农产品, 英语 — a creator's or a course's subject) say nothing of what is bought,
+    nor do platform names: only tags of the trades themselves count."""
+    seen: dict[str, set[str]] = {}
+    for service in services:
+        for tag in service.tags:
+            seen.setdefault(tag, set()).add(service.category)
+    topics = {_norm(w) for w in (*FIELDS, *_PLATFORM_WORDS)}
+    return {
+        tag: next(iter(cats))
+        for tag, cats in seen.items()
+        if len(cats) == 1 and not cats & _TOPIC_CATEGORIES and _norm(tag) not in topics
+    }
+
+
+def _phrases(
+    tags: tuple[str, ...], titles: tuple[str, ...], categories: Mapping[str, str] | None = None
+) -> dict[str, tuple[tuple[str, str], ...]]:
     table: dict[str, list[tuple[str, str]]] = {}
     norm = _normalised([*tags, *titles])
 
@@ -214,11 +240,15 @@ def _phrases(tags: tuple[str, ...], titles: tuple[str, ...]) -> dict[str, tuple[
     for tag in tags:
         if tag not in GENERIC_TAGS:
             add(tag, "tag", tag)
+            if categories and tag in categories:
+                add(tag, "category", categories[tag])
     for tag, aliases in TAG_ALIASES.items():
         if tag in tags:
             for alias in aliases:
                 if alias not in tags:  # 农产品 stays 农产品 when it is a tag itself
                     add(alias, "tag", tag)
+                    if categories and tag in categories:  # 产品图 → 拍摄 → 内容制作
+                        add(alias, "category", categories[tag])
     for canonical, aliases in PLATFORM_ALIASES.items():
         for alias in (canonical, *aliases):
             # a tag that names a platform (抖音) is the platform

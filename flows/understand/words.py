@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .normalize import is_cjk
-from .vocab import CITIES, COMMON_WORDS, FIELDS, GENERIC_TAGS, Vocabulary, sound
+from .vocab import CITIES, COMMON_WORDS, CREATORS, FIELDS, GENERIC_TAGS, Vocabulary, sound
 
 # Words that carry the request, not its subject: never keywords (the intent rules read them).
 _REQUEST_WORDS = (
@@ -26,9 +26,17 @@ _REQUEST_WORDS = (
     "问下 问一下 想问 开个 开一个 开家 作品 以前 改稿 重拍 画像 "
     "业务 收益 订单 订单多 教人 教我 教 建议 体验 方案 "
     "不少于 不低于 不高于 不多于 不大于 不小于 数 粉丝数 粉丝量 单价 总预算 总共 每个 budget 一篇 每条 "
+    "团队 基础 以后 之后 补发 真人 水分 效果 质量 问题 情况 时间 经验 能力 水平 风格 东东 玩意 "
     "不要 不用 太多 太少 充足 不限 随便 懂 懂行 铺 铺量 上周 昨天 前天 刚才 之前 以前 上次 "
 )
 _KNOWN = frozenset([*CITIES, *FIELDS])  # whole words even when they start like a request (上海)
+# Characters of grammar, not of things: a leftover run holding one (一波, 木有, 新出, 提到, 从贵, 咋整)
+# is a fragment of the sentence, not a content word. Known words (上海, 运动鞋) are exempt.
+_FUNCTION_CHARS = frozenset(
+    "一木没不别无有是了的地得着过吗呢吧啊呀么嘛哦哈啦咯嘞喔噢诶唉哎嗯哇咋啥怎这那哪谁每各某其他她你我您们"
+    "自己想要会能可新出到从提说讲给让被把对向往在于和与及或也都就还又再才很太更最波些点下上排按贵便宜价钱"
+    "咱俩啥样么呗嗯哦吖滴噻撒哟喽求"
+)
 _NOT_KEYWORDS = frozenset([*COMMON_WORDS, *GENERIC_TAGS, *_REQUEST_WORDS.split()])
 _STOP_RUNS = re.compile(
     "|".join(sorted((re.escape(w) for w in _NOT_KEYWORDS if len(w) >= 2), key=len, reverse=True))
@@ -41,15 +49,22 @@ _WORKS_IN = re.compile(r"做([\u4e00-\u9fff]{1,4}?)(的|类|方面|相关|行业
 SORTS = (
     (
         "price",
-        re.compile(r"便宜|实惠|价格.{0,2}低|低价|性价比|划算|平价|省钱|太贵|贵了|预算(少|有限|不多)"),
+        re.compile(
+            r"按照?(价格|价钱|报价|费用)|从(便宜|低)到(贵|高)|便宜|实惠|价格.{0,2}低|低价|性价比|划算|平价|省钱|太贵|贵了|预算(少|有限|不多)"
+        ),
     ),
-    ("price_desc", re.compile(r"贵一?点|贵些|更贵|最贵|高端|高档|价格.{0,2}高|档次")),
-    ("followers", re.compile(r"(?<![女男])粉丝?(数|量)?.{0,3}(多|高|大(?!概|约))(?!少)|大号|头部|大博主")),
+    ("price_desc", re.compile(r"从(贵|高)到(便宜|低)|贵一?点|贵些|更贵|最贵|高端|高档|价格.{0,2}高|档次")),
+    (
+        "followers",
+        re.compile(r"按照?粉丝|(?<![女男])粉丝?(数|量)?.{0,3}(多|高|大(?!概|约))(?!少)|大号|头部|大博主"),
+    ),
     (
         "engagement",
-        re.compile(r"互动.{0,3}(高|好|多|强)|互动率|点赞.{0,2}多|评论.{0,2}多|活跃|转化.{0,2}(好|高)"),
+        re.compile(
+            r"按照?(点赞|互动|评论|转化)|互动.{0,3}(高|好|多|强)|互动率|点赞.{0,2}多|评论.{0,2}多|活跃|转化.{0,2}(好|高)"
+        ),
     ),
-    ("exposure", re.compile(r"曝光|播放.{0,2}(量|多|高)|阅读量|流量.{0,2}(大|高|多)")),
+    ("exposure", re.compile(r"按照?(播放|阅读|浏览)|曝光|播放.{0,2}(量|多|高)|阅读量|流量.{0,2}(大|高|多)")),
 )
 _NEGATED = re.compile(r"(不要|不想要|别|除了|不是|不用|排除)[^,?]{0,2}$")
 _CHUNK = re.compile(r"[a-z][a-z0-9+.]*|[\u4e00-\u9fff]+")
@@ -124,8 +139,10 @@ def find_words(text: str, vocab: Vocabulary, date: str = "") -> Found:
     pieces, last = [], 0
     for start, end, phrase in vocab.find(text):
         if not _NEGATED.search(text[max(0, start - 4) : start]):  # 不要小红书的 is no filter on 小红书
-            for slot, value in vocab.phrases[phrase]:
-                found.add(slot, value)
+            meaning = vocab.phrases[phrase]
+            for slot, value in meaning:
+                if slot != "title" or not _trade(meaning):
+                    found.add(slot, value)
         pieces.append(text[last:start])
         last = end
     pieces.append(text[last:])
@@ -135,6 +152,12 @@ def find_words(text: str, vocab: Vocabulary, date: str = "") -> Found:
     ]
     found.keywords += more
     return found
+
+
+def _trade(meaning: tuple[tuple[str, str], ...]) -> bool:
+    """A title made of a trade's words (竞品分析报告, 品牌宣传片) is said by its tag and category;
+    only a name (小鹿爱咖啡, 美妆博主Coco) is worth searching for as itself."""
+    return any(slot == "category" and value != CREATORS for slot, value in meaning)
 
 
 def sorts(text: str) -> list[str]:
@@ -179,5 +202,7 @@ def _is_keyword(token: str) -> bool:
     if all(ch in _NOT_KEYWORDS for ch in token):
         return False  # 投个, 上卖: request words glued together by the segmenter
     if is_cjk(token[0]):
+        if token not in _KNOWN and any(ch in _FUNCTION_CHARS for ch in token):
+            return False
         return len(token) >= 2 and "几" not in token and token[-1] not in "吗呢吧啊呀哦嘛么了的"
     return len(token) >= 2
