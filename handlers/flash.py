@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows import flash as flow
 from flows import texts
 from flows.format import yuan
+from handlers import basic
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.pay import offer_payment
 from handlers.router import Router
@@ -76,7 +77,7 @@ async def on_scene(ctx: Ctx) -> None:
     welcome = ""
     if ctx.event.name == "subscribe":
         ctx.subscribed = True
-        welcome = ctx.fmt(texts.WELCOME if not ctx.known_user else texts.WELCOME_BACK) + "\n\n"
+        welcome = await basic.welcome(ctx) + "\n\n"
     await _show(ctx, _scene_code(ctx) or "", before=welcome)
 
 

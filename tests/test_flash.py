@@ -691,6 +691,34 @@ async def test_the_order_reply_says_which_coupon_was_applied_and_what_it_saved(s
     assert "已用券" not in await other.say("确认")
 
 
+async def test_new_followers_get_the_first_order_coupon_once_when_the_rule_is_on(
+    make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    settings = make_settings(new_follower_coupon_fen=2_000, new_follower_coupon_min_fen=10_000)
+    client = await start_bot(settings)
+    try:
+        chat = wechat.WeChat(client)
+        first = await chat.event("o_fresh", "subscribe", "")
+        assert first.text and "欢迎来到" in first.text
+        assert "新人首单券」：满 ¥100 立减 ¥20，7 天内下单自动抵扣" in first.text
+        mine = await Customer(client, mp_sim[0], "o_fresh").say("我的券")
+        assert "新人首单券：满 ¥100 立减 ¥20" in mine
+        later = int(utcnow().timestamp()) + 60  # another event than the first (WeChat dedupes by time)
+        await chat.event("o_fresh", "unsubscribe", "", at=later)
+        again = await chat.event("o_fresh", "subscribe", "", at=later + 1)
+        assert again.text and "新人首单券" not in again.text  # a returning follower: no second coupon
+        async with client.app[keys.SESSIONMAKER]() as s:
+            assert len(await coupons.mine(s, account=wechat.ACCOUNT, openid="o_fresh")) == 1
+    finally:
+        await client.close()
+    off = await start_bot(make_settings())  # the rule is off by default
+    try:
+        plain = await wechat.WeChat(off).event("o_plain", "subscribe", "")
+        assert plain.text and "欢迎来到" in plain.text and "券" not in plain.text
+    finally:
+        await off.close()
+
+
 async def test_coupons_take_the_best_off_exactly_and_come_back_on_refund(
     lite: async_sessionmaker[AsyncSession],
 ) -> None:
