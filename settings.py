@@ -136,6 +136,16 @@ class Settings(BaseSettings):
     flash_waitlist_hold_minutes: int = Field(
         3, ge=1, le=60, validation_alias=_env("CHATORDER_FLASH_WAITLIST_HOLD_MINUTES")
     )
+    # A new follower's first-order coupon (fen off; 0: off), from a minimum spend, valid this many days.
+    new_follower_coupon_fen: int = Field(
+        0, ge=0, le=1_000_000, validation_alias=_env("CHATORDER_NEW_FOLLOWER_COUPON_FEN")
+    )
+    new_follower_coupon_min_fen: int = Field(
+        0, ge=0, le=100_000_000, validation_alias=_env("CHATORDER_NEW_FOLLOWER_COUPON_MIN_FEN")
+    )
+    new_follower_coupon_days: int = Field(
+        7, ge=1, le=365, validation_alias=_env("CHATORDER_NEW_FOLLOWER_COUPON_DAYS")
+    )
     wechatpay_api_base: str = Field(
         "https://api.mch.weixin.qq.com/", validation_alias=_env("WECHATPAY_API_BASE")
     )

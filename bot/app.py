@@ -99,7 +99,9 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     pay_webhook.setup(
         app,
-        apply=lambda fields: _money_moved(app, partial(on_pay_notification, settings=settings), fields),
+        apply=lambda fields: _money_moved(
+            app, partial(on_pay_notification, settings=settings, locks=app[keys.LOCKS]), fields
+        ),
         apply_refund=lambda fields: _money_moved(app, on_refund_notification, fields),
         settings=settings,
     )
@@ -294,7 +296,7 @@ async def _money_moved(
 
 async def _reconcile(app: web.Application, pay: PayClient) -> int:
     """Ask WeChat Pay about payments whose notification never came (it can be lost)."""
-    notification = partial(on_pay_notification, settings=app[keys.SETTINGS])
+    notification = partial(on_pay_notification, settings=app[keys.SETTINGS], locks=app[keys.LOCKS])
     async with app[keys.SESSIONMAKER]() as session:
         due = await payments_to_reconcile(session, older_than=RECONCILE_AFTER, now=utcnow())
     return await reconcile(

@@ -23,7 +23,7 @@ from settings import Settings
 from store import coupons, flash, payments
 from store.errors import DomainError
 from store.flash import FlashGate, SaleView
-from store.models import FlashSale, Order, Payment, Service
+from store.models import Coupon, FlashSale, Order, Payment, Service
 from store.outbox import Outgoing, enqueue, text
 
 log = logging.getLogger(__name__)
@@ -340,6 +340,16 @@ async def _reminder_message(
 
 
 # --- Remarketing: thirty minutes after the end ----------------------------------------------------
+
+
+def coupon_spec(coupon: Coupon) -> dict[str, Any]:
+    """A person's coupon as the spec coupon_text reads."""
+    return {
+        "off_fen": coupon.off_fen,
+        "percent": coupon.percent,
+        "cap_fen": coupon.cap_fen,
+        "min_fen": coupon.min_fen,
+    }
 
 
 def coupon_text(spec: dict[str, Any]) -> str:

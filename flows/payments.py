@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.pay import PayClient, PayError, TradeType
+from bot.locks import PersonLocks
 from flows import texts
 from flows.creators import refund_settled
 from flows.flash import honour_late
@@ -86,11 +88,20 @@ async def _close_at_wechat(
 
 
 async def on_pay_notification(
-    sessionmaker: async_sessionmaker[AsyncSession], fields: dict[str, Any], settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession],
+    fields: dict[str, Any],
+    settings: Settings,
+    locks: PersonLocks | None = None,
 ) -> str:
     """A verified pay notification (or a reconciled query): credit once, tell the customer (and staff
-    when something is off: a wrong amount, money for an order that lapsed)."""
-    async with sessionmaker.begin() as session:
+    when something is off: a wrong amount, money for an order that lapsed).
+
+    The payer's lock is held: a paid flash order starts their requirements form in their conversation,
+    which a message of theirs handled meanwhile must not write over."""
+    async with sessionmaker() as session:
+        payment = await payments.get_payment(session, out_trade_no=fields["out_trade_no"])
+    held = locks.hold(payment.account, payment.openid) if locks and payment else nullcontext()
+    async with held, sessionmaker.begin() as session:
         outcome = await payments.apply_notification(
             session,
             out_trade_no=fields["out_trade_no"],

@@ -108,8 +108,8 @@ async def board_post(session: AsyncSession, settings: Settings, now: dt.datetime
     if not settings.wecom_robot_key.get_secret_value() or await staff.enqueued(session, f"staff:{key}"):
         return []
     figures = await board.gather(session, now)
-    if not sum(figures.orders) and not any(figures.funnel_week.values()):
-        return []  # a fresh install stays silent
+    if not sum(figures.orders[:-1]):
+        return []  # like the daily report: silent until orders were paid before today (a fresh install)
     url = exports.link(settings, "board", now, kind="board", ext="png") or ts.BOARD_NO_LINK
     hours = int(exports.LINK_TTL.total_seconds() // 3600)
     content = board.text(figures, url=url, hours=hours)

@@ -6,6 +6,7 @@ stateDiagram-v2
     [*] --> review: paid (materials_for_review → reviewers)
     review --> approved: 通过 (the desk)
     review --> resubmit: 驳回 + reason (send_back)
+    [*] --> resubmit: paid flash order without answers (ask_requirements, fresh)
     resubmit --> step1: customer asked the first step to redo
     step1 --> step2: valid answer / 不变 (keep) / images + 好了
     step2 --> review: last step (apply_resubmission → resubmitted → reviewers)
@@ -49,6 +50,7 @@ from store.orders import OrderStatus, get_order
 from store.outbox import Outgoing, enqueue, text
 from store.turns import FlowState
 
+ASK_ACTION = "ask_requirements"  # audit action of a first ask (a flash order), next to "reject"
 MATERIAL_KEYS = ("link", "selling_points", "copy", "ref_images")
 MAX_REASON_CHARS = 200
 MARKDOWN_BYTES = 2000  # WeCom refuses markdown over 2048 bytes
@@ -61,8 +63,10 @@ class ResubmitForm(Form):
     name = "resubmit"
 
     @classmethod
-    def start(cls, state: FlowState, order: Order, keys: list[str]) -> ResubmitForm:
-        """Begin (or restart, for the same order) without losing the flow the person was in."""
+    def start(cls, state: FlowState, order: Order, keys: list[str], *, fresh: bool = False) -> ResubmitForm:
+        """Begin (or restart, for the same order) without losing the flow the person was in.
+
+        `fresh`: the order has no answers yet (a flash sale's order), so there is nothing to keep."""
         current = state.data.get("form") or {}
         if state.flow == cls.name and current.get("order_id") == order.id:
             paused = current.get("paused")  # sent back again: what it interrupted stays interrupted
@@ -71,7 +75,7 @@ class ResubmitForm(Form):
         else:
             paused = None
         state.data.pop("form", None)
-        form = cls.begin(state, keys, order_id=order.id, number=order.number, paused=paused)
+        form = cls.begin(state, keys, order_id=order.id, number=order.number, paused=paused, fresh=fresh)
         assert isinstance(form, ResubmitForm)
         return form
 
@@ -83,6 +87,11 @@ class ResubmitForm(Form):
     def number(self) -> str:
         return str(self.data["number"])
 
+    @property
+    def fresh(self) -> bool:
+        """First answers (asked after paying), not a redo: 不变 has nothing to keep."""
+        return bool(self.data.get("fresh"))
+
     def keep(self) -> None:
         """不变: the order keeps its answer to this step."""
         self.answers.pop(self.state.step or "", None)
@@ -90,11 +99,15 @@ class ResubmitForm(Form):
 
     def paused_hint(self) -> str:
         n, total = self.position()
-        return t.RESUBMIT_PAUSED.format(number=self.number, n=n, total=total)
+        return (t.REQUIREMENTS_PAUSED if self.fresh else t.RESUBMIT_PAUSED).format(
+            number=self.number, n=n, total=total
+        )
 
     def reminder(self) -> str:
         n, total = self.position()
-        return t.RESUBMIT_REMINDER.format(number=self.number, n=n, total=total)
+        return (t.REQUIREMENTS_REMINDER if self.fresh else t.RESUBMIT_REMINDER).format(
+            number=self.number, n=n, total=total
+        )
 
     def finish(self) -> None:
         """Leave, and put back the flow this one interrupted."""
@@ -269,19 +282,67 @@ async def send_back(
     await enqueue(session, message or text(order.openid, content, dedupe_key=key))
 
 
+async def ask_requirements(
+    session: AsyncSession,
+    order: Order,
+    keys: list[str],
+    *,
+    settings: Settings,
+    now: dt.datetime,
+    state: FlowState | None = None,
+) -> None:
+    """A paid order made without the order form (a flash sale): the customer is asked in chat for the
+    package's requirements, step by step as in the resubmit flow; reviewers get the materials card once
+    they are in (apply_resubmission), not an empty one now.
+
+    `state`: the person's flow state when this runs inside their own turn (paying from the balance),
+    which writes it; else their stored conversation is changed (the caller holds their lock)."""
+    keys = resubmit_keys(order, keys)
+    await session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(review="resubmit", review_note=None)
+        .execution_options(synchronize_session=False)
+    )
+    order.review, order.review_note = "resubmit", None
+    session.add(
+        AuditEntry(
+            at=now, actor="system", action=ASK_ACTION, target=f"order:{order.number}", detail={"steps": keys}
+        )
+    )
+
+    def start(flow_state: FlowState) -> None:
+        ResubmitForm.start(flow_state, order, keys, fresh=True)
+
+    if state is not None:
+        start(state)
+    else:
+        await update_conversation(session, order.account, order.openid, start, now)
+    content = asking(order, keys, "")
+    key = f"requirements:{order.id}"
+    notice = t.NOTE_REQUIREMENTS_ASKED.format(labels=_labels(keys))
+    message = await customer_message(
+        session, order=order, content=content, notice=notice, settings=settings, now=now, dedupe_key=key
+    )
+    await enqueue(session, message or text(order.openid, content, dedupe_key=key))
+
+
 def asking(order: Order, keys: list[str], reason: str) -> str:
-    """The message that asks the customer to redo `keys`, with the first question."""
+    """The message that asks the customer to redo `keys` (or, without a reviewer's reason, to give them
+    for the first time), with the first question."""
     scratch = ResubmitForm.begin(FlowState(), keys)
+    if not reason:
+        return t.REQUIREMENTS_ASK.format(number=order.number, labels=_labels(keys), question=scratch.prompt())
     return t.RESUBMIT_ASK.format(
         number=order.number, reason=reason, labels=_labels(keys), question=scratch.prompt()
     )
 
 
 async def keys_sent_back(session: AsyncSession, order: Order) -> list[str]:
-    """The steps of the latest rejection (for 重新提交 after the customer said 取消)."""
+    """The steps of the latest rejection or first ask (for 重新提交 after the customer said 取消)."""
     detail: dict[str, Any] | None = await session.scalar(
         select(AuditEntry.detail)
-        .where(AuditEntry.target == f"order:{order.number}", AuditEntry.action == "reject")
+        .where(AuditEntry.target == f"order:{order.number}", AuditEntry.action.in_(("reject", ASK_ACTION)))
         .order_by(AuditEntry.id.desc())
         .limit(1)
     )
@@ -312,6 +373,7 @@ async def apply_resubmission(
     order = await session.get(Order, order_id, populate_existing=True)
     if order is None or not awaiting_resubmission(order, openid):
         return None
+    fresh = not order.review_note  # first answers (asked after paying): reviewers get the usual card
     stmt = (
         update(Order)
         .where(Order.id == order_id, Order.status == OrderStatus.PENDING_REVIEW, Order.review == "resubmit")
@@ -326,7 +388,10 @@ async def apply_resubmission(
     await add_message(
         session, order_id=order.id, direction="note", author=f"customer:{openid}", content=note, at=now
     )
-    await enqueue(session, *await resubmitted(session, order, settings, changed=answers.keys(), now=now))
+    if fresh:
+        await enqueue(session, *await materials_for_review(session, order, settings, now=now))
+    else:
+        await enqueue(session, *await resubmitted(session, order, settings, changed=answers.keys(), now=now))
     return order
 
 

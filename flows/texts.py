@@ -483,12 +483,15 @@ COUPON_PERCENT = "{rate} 折"
 COUPON_CAP = "（最多减 {cap}）"
 COUPON_MIN = "满 {min} "
 COUPON_FAN_TITLE = "专属粉丝券"
+COUPON_NEW_FOLLOWER_TITLE = "新人首单券"
+COUPON_NEW_FOLLOWER = "🎁 送你一张「新人首单券」：{what}，{days} 天内下单自动抵扣，发「我的券」查看。"
 COUPONS_NONE = "你还没有优惠券。参加秒杀等活动可以领到～"
 COUPONS = "🎟 我的券\n{lines}\n下单时自动用最划算的一张；想指定就发「用券 编号」。"
 COUPON_LINE = "{n}. {title}：{what}｜{state}"
 COUPON_VALID = "{until} 前有效"
 COUPON_USED = "已使用"
 COUPON_EXPIRED = "已过期"
+COUPON_APPLIED = "\n🎟 已用券「{title}」（{what}），为你省了 {off}。"
 COUPON_CHOSEN = "好的，下次下单用第 {n} 张券：{what}（不满足条件时自动换最划算的一张）。"
 COUPON_PICK = "请带上券的编号，例如「用券 1」。发「我的券」看看。"
 MARKETING_OFF = "已退订活动消息，以后不会再给你发秒杀后的优惠推送。想恢复就回复「订阅」。"
@@ -844,6 +847,18 @@ RESUBMIT_REMINDER = (
     "订单 {number} 的资料还差一点没改完（第 {n}/{total} 步）📝 改好后才能继续审核。\n"
     "发「继续」接着改；想直接问客服就发「取消」。"
 )
+# A flash sale's order is made in one tap; its requirements are asked once it is paid.
+REQUIREMENTS_ASK = (
+    "📝 订单 {number} 付款成功，谢谢！开工前还需要你提供几项资料：{labels}。\n"
+    "跟着提示一步步回复就好；想先问问客服就发「取消」。\n\n"
+    "{question}"
+)
+REQUIREMENTS_DONE = "✅ 资料收齐了！订单 {number} 已提交审核，结果会第一时间通知你。"
+REQUIREMENTS_PAUSED = "\n\n——\n订单 {number} 的资料还没填完（第 {n}/{total} 步），发「继续」接着填。"
+REQUIREMENTS_REMINDER = (
+    "订单 {number} 的资料还差一点没填完（第 {n}/{total} 步）📝 填好后我们就开始安排。\n"
+    "发「继续」接着填；想直接问客服就发「取消」。"
+)
 RESUBMIT_KEEP_WORDS = ("不变", "保留", "不用改", "不改", "保持不变", "和原来一样")
 
 # --- Staff (WeCom work chat) ---------------------------------------------------------------------
@@ -877,6 +892,7 @@ REVIEW_FOOT = "图片链接 7 天内有效。"
 REVIEW_CUT = "…"
 NOTE_SENT_BACK = "驳回资料：{reason}（需重新提交：{labels}）"
 NOTE_RESUBMITTED = "客户重新提交了资料：{labels}"
+NOTE_REQUIREMENTS_ASKED = "订单已付款，请在对话中补充资料：{labels}"
 NOTE_DECLINED = "客户暂不重新提交资料，转为和客服沟通"
 
 QUICK_LIST_HEAD = "你的快捷回复（{count} 条）：\n{lines}\n用法：回复 单号 #名称"

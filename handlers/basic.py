@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flows import texts
+from flows.flash import coupon_text
 from handlers.context import Ctx
 from handlers.router import Router
+from store import coupons
 
 router = Router("basic")
 fallback = Router("fallback")  # included last: what nothing else wanted
@@ -14,7 +16,36 @@ fallback = Router("fallback")  # included last: what nothing else wanted
 async def on_subscribe(ctx: Ctx) -> None:
     """A new (or returning) follower gets the welcome."""
     ctx.subscribed = True
-    ctx.say(texts.WELCOME if not ctx.known_user else texts.WELCOME_BACK)
+    ctx.say("{welcome}", welcome=await welcome(ctx))
+
+
+async def welcome(ctx: Ctx) -> str:
+    """The welcome of a subscribe event (every QR scene's too): a new follower also gets the first-order
+    coupon when CHATORDER_NEW_FOLLOWER_COUPON_FEN is set (once per person: coupons are one per source)."""
+    if ctx.known_user:
+        return ctx.fmt(texts.WELCOME_BACK)
+    text = ctx.fmt(texts.WELCOME)
+    s = ctx.settings
+    if s.new_follower_coupon_fen <= 0:
+        return text
+    spec = {"off_fen": s.new_follower_coupon_fen, "min_fen": s.new_follower_coupon_min_fen}
+    async with ctx.transaction() as session:
+        given = await coupons.issue(
+            session,
+            account=ctx.event.account,
+            openid=ctx.openid,
+            source="rule:new_follower",
+            title=texts.COUPON_NEW_FOLLOWER_TITLE,
+            spec={**spec, "days": s.new_follower_coupon_days},
+            now=ctx.now(),
+        )
+    if given is None:  # followed before (and was forgotten): one coupon per person
+        return text
+    return (
+        text
+        + "\n\n"
+        + texts.COUPON_NEW_FOLLOWER.format(what=coupon_text(spec), days=s.new_follower_coupon_days)
+    )
 
 
 @router.event("unsubscribe")

@@ -11,6 +11,7 @@ from flows import creators as flow
 from flows import texts
 from flows.format import rate, yuan
 from flows.requirements import BEIJING
+from handlers import basic
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.router import Router
 from posters.tree import TreeTexts, render_tree
@@ -52,7 +53,7 @@ async def on_invite_scan(ctx: Ctx) -> None:
         ctx.subscribed = True
     code = referrals.parse_code(ctx.event.event_key)
     outcome, inviter = await _bind(ctx, code) if code else ("unknown_code", "")
-    lines = [ctx.fmt(texts.WELCOME if not ctx.known_user else texts.WELCOME_BACK)] if subscribing else []
+    lines = [await basic.welcome(ctx)] if subscribing else []
     if outcome in ("bound", "rebound"):
         lines.append(ctx.fmt(texts.JOINED_TEAM, inviter=inviter))
     elif outcome == "self":

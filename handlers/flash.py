@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import flash as flow
 from flows import texts
 from flows.format import yuan
+from handlers import basic
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.pay import offer_payment
 from handlers.router import Router
@@ -40,9 +40,11 @@ def _picked(ctx: Ctx) -> bool:
     return ctx.state.data.get("list") == "flash" and (ctx.command or "").isdigit()
 
 
-async def _open_sales(ctx: Ctx) -> list[SaleView]:
+async def _open_sales(ctx: Ctx, *, mine: bool = False) -> list[SaleView]:
+    """`mine`: with the units this person holds in each (see _refuse)."""
+    person = (ctx.event.account, ctx.openid) if mine else None
     async with ctx.read() as session:
-        return await flash.open_sales(session, ctx.now())
+        return await flash.open_sales(session, ctx.now(), person=person)
 
 
 @router.text("秒杀", "限时秒杀", "秒杀活动")
@@ -75,7 +77,7 @@ async def on_scene(ctx: Ctx) -> None:
     welcome = ""
     if ctx.event.name == "subscribe":
         ctx.subscribed = True
-        welcome = ctx.fmt(texts.WELCOME if not ctx.known_user else texts.WELCOME_BACK) + "\n\n"
+        welcome = await basic.welcome(ctx) + "\n\n"
     await _show(ctx, _scene_code(ctx) or "", before=welcome)
 
 
@@ -106,14 +108,15 @@ async def _chosen(ctx: Ctx, *, upcoming: bool = False) -> SaleView:
     if arg.isdigit() and 1 <= int(arg) <= len(codes):
         arg = codes[int(arg) - 1]
     code = arg or ctx.state.data.get("flash")
+    person = (ctx.event.account, ctx.openid)
     if code:
         async with ctx.read() as session:
-            view = await flash.sale_by_code(session, code)
+            view = await flash.sale_by_code(session, code, person=person)
         if view is None:
             raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
         return view
     now = ctx.now()
-    running = [v for v in await _open_sales(ctx) if (v.sale.starts_at > now) == upcoming]
+    running = [v for v in await _open_sales(ctx, mine=True) if (v.sale.starts_at > now) == upcoming]
     if not running:
         raise UserFacingError(texts.FLASH_NONE if upcoming else texts.FLASH_NO_LIVE)
     if len(running) > 1:
@@ -143,14 +146,14 @@ async def _throttled(ctx: Ctx) -> bool:
 @router.prefix("抢 ")
 async def on_grab(ctx: Ctx) -> None:
     """Take one unit: the Redis gate first (when configured), then the database, which decides."""
+    if await _throttled(ctx):  # first: a burst of taps costs no query (the first tap got the answer)
+        ctx.say(texts.FLASH_THROTTLED)
+        return
     view = await _chosen(ctx)
     ctx.state.data["flash"] = view.sale.code
     sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
         raise refusal(DomainError(f"flash_{flash.phase(sale, now)}"))
-    if await _throttled(ctx):
-        ctx.say(texts.FLASH_THROTTLED)
-        return
     try:
         taken = await flow.grab(
             ctx.sessionmaker,
@@ -179,6 +182,10 @@ async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None =
     """Sold out (with 候补) or at the limit: to someone who already has one, what they have."""
     if code not in ("flash_sold_out", "flash_limit"):
         raise refusal(exc or DomainError(code))
+    # Most of a rush: sold out to someone holding nothing, known from the read that found the sale.
+    if code == "flash_sold_out" and view.mine is not None and view.mine < view.sale.per_customer:
+        ctx.say(texts.FLASH_SOLD_OUT)
+        return
     async with ctx.read() as session:
         mine = await flash.held_by(
             session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid
@@ -264,14 +271,12 @@ async def on_my_coupons(ctx: Ctx) -> None:
     now = ctx.now()
     ctx.state.data["coupons"] = [c.id for c in found]
     lines = [
-        texts.COUPON_LINE.format(n=n, title=c.title, what=flow.coupon_text(_spec(c)), state=_state(c, now))
+        texts.COUPON_LINE.format(
+            n=n, title=c.title, what=flow.coupon_text(flow.coupon_spec(c)), state=_state(c, now)
+        )
         for n, c in enumerate(found, start=1)
     ]
     ctx.say(texts.COUPONS, lines="\n".join(lines))
-
-
-def _spec(c: Coupon) -> dict[str, Any]:
-    return {"off_fen": c.off_fen, "percent": c.percent, "cap_fen": c.cap_fen, "min_fen": c.min_fen}
 
 
 def _state(c: Coupon, now: dt.datetime) -> str:
@@ -295,7 +300,7 @@ async def on_use_coupon(ctx: Ctx) -> None:
     if chosen is None:
         raise UserFacingError(texts.COUPON_PICK)
     ctx.state.data["coupon"] = chosen.id
-    ctx.say(texts.COUPON_CHOSEN, n=int(arg), what=flow.coupon_text(_spec(chosen)))
+    ctx.say(texts.COUPON_CHOSEN, n=int(arg), what=flow.coupon_text(flow.coupon_spec(chosen)))
 
 
 @router.text("退订", "取消订阅", "不要推送")

@@ -8,6 +8,7 @@ import re
 
 from bot.channels.pay import PayClient
 from flows import texts
+from flows.flash import coupon_spec, coupon_text
 from flows.format import yuan
 from flows.notices import quiet
 from flows.paid import after_paid
@@ -18,7 +19,7 @@ from handlers.router import Router
 from posters.qr import qr_png
 from store import orders, payments
 from store.errors import DomainError
-from store.models import Order, Payment
+from store.models import Coupon, Order, Payment
 from store.orders import OrderStatus
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,15 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str, minutes: int | No
     ctx.state.data["paying"] = ctx.state.data["last_order"] = order.number
     async with ctx.read() as session:
         balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
+        coupon = (
+            await session.get(Coupon, order.coupon_id) if order.coupon_id and order.discount_fen else None
+        )
     values = {
         "number": order.number,
         "total": yuan(order.total_fen),
         "balance": yuan(balance),
         "minutes": minutes or ctx.settings.order_ttl_minutes,
+        "coupon": _coupon_note(coupon, order),
     }
     qr = None
     # Without WeChat Pay configured there is no QR to make: expected, so no warning (and traceback) per order.
@@ -49,11 +54,20 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str, minutes: int | No
         except Exception:
             log.warning("pay QR unavailable", exc_info=True, extra={"order": order.number})
     if qr is None:
-        ctx.say(texts.ORDER_CREATED if intro == texts.ORDER_CREATED_PAY else texts.PAY_UNAVAILABLE, **values)
+        fallback = texts.ORDER_CREATED if intro == texts.ORDER_CREATED_PAY else texts.PAY_UNAVAILABLE
+        ctx.say(fallback + "{coupon}", **values)
         return
     payment, media_id = qr
-    ctx.say(intro, link=_link(ctx, payment), **values)
+    ctx.say(intro + "{coupon}", link=_link(ctx, payment), **values)
     ctx.image(media_id)
+
+
+def _coupon_note(coupon: Coupon | None, order: Order) -> str:
+    """Which coupon the total already has off, and how much it saved ("" without one)."""
+    if coupon is None:
+        return ""
+    what = coupon_text(coupon_spec(coupon))
+    return texts.COUPON_APPLIED.format(title=coupon.title, what=what, off=yuan(order.discount_fen))
 
 
 async def _pay_qr(
@@ -143,7 +157,7 @@ async def on_pay_by_balance(ctx: Ctx) -> None:
             paid = await payments.pay_with_balance(
                 session, order_id=order.id, account=ctx.event.account, openid=ctx.openid, notify=quiet
             )
-            await after_paid(session, paid, ctx.settings, ctx.now())
+            await after_paid(session, paid, ctx.settings, ctx.now(), state=ctx.state)
             balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
     except DomainError as exc:
         if exc.code != "insufficient_balance":

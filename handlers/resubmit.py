@@ -93,7 +93,7 @@ async def on_restart(ctx: Ctx) -> None:
         if order is None or not awaiting_resubmission(order, ctx.openid):
             raise UserFacingError(t.RESUBMIT_NOTHING, number=match.group(1))
         keys = await keys_sent_back(session, order)
-    ResubmitForm.start(ctx.state, order, keys)
+    ResubmitForm.start(ctx.state, order, keys, fresh=not order.review_note)
     ctx.say("{content}", content=asking(order, keys, order.review_note or ""))
 
 
@@ -101,7 +101,7 @@ async def on_restart(ctx: Ctx) -> None:
 async def on_answer(ctx: Ctx) -> None:
     """The new answer to the step being redone (or 不变), then the next step or the end."""
     form = ResubmitForm(ctx.state)
-    if ctx.command in KEEP:
+    if ctx.command in KEEP and not form.fresh:  # first answers have nothing to keep
         form.keep()
     else:
         try:
@@ -133,7 +133,7 @@ async def on_image(ctx: Ctx) -> None:
 
 async def _finish(ctx: Ctx, form: ResubmitForm) -> None:
     """Update the order and send it back to review; then resume whatever the person was doing."""
-    number = form.number
+    number, fresh = form.number, form.fresh
     async with ctx.transaction() as session:
         order = await apply_resubmission(
             session,
@@ -144,7 +144,7 @@ async def _finish(ctx: Ctx, form: ResubmitForm) -> None:
             now=ctx.now(),
         )
     form.finish()
-    done = t.RESUBMIT_DONE if order is not None else t.RESUBMIT_NOT_NEEDED
+    done = (t.REQUIREMENTS_DONE if fresh else t.RESUBMIT_DONE) if order is not None else t.RESUBMIT_NOT_NEEDED
     ctx.say(done + "{resume}", number=number, resume=_resume(ctx))
 
 

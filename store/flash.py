@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import func, select, update
+from sqlalchemy import func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -390,6 +390,7 @@ class SaleView:
     service_title: str
     package_name: str
     usual_fen: int
+    mine: int | None = None  # units the person asked about holds or has paid (None: not asked)
 
 
 def price_at(sale: FlashSale, position: int) -> int:
@@ -411,21 +412,38 @@ def phase(sale: FlashSale, now: dt.datetime) -> str:
     return "live" if sale.available > 0 else "sold_out"
 
 
-async def _views(session: AsyncSession, *where: Any) -> list[SaleView]:
+async def _views(session: AsyncSession, *where: Any, person: tuple[str, str] | None = None) -> list[SaleView]:
+    """`person` (account, openid): with how many units they hold in each sale, in the same query (a
+    sold-out 抢 is answered from this one read)."""
+    mine: Any = null()
+    if person is not None:
+        mine = (
+            select(func.count())
+            .where(
+                FlashTake.sale_id == FlashSale.id,
+                FlashTake.account == person[0],
+                FlashTake.openid == person[1],
+                FlashTake.status.in_(["held", "paid"]),
+            )
+            .correlate(FlashSale)
+            .scalar_subquery()
+        )
     stmt = (
-        select(FlashSale, Service.title, Package.name, Package.price_fen)
+        select(FlashSale, Service.title, Package.name, Package.price_fen, mine)
         .join(Package, Package.id == FlashSale.package_id)
         .join(Service, Service.id == Package.service_id)
         .where(*where)
         .order_by(FlashSale.starts_at, FlashSale.id)
         .execution_options(populate_existing=True)
     )
-    return [SaleView(s, title, name, price) for s, title, name, price in await session.execute(stmt)]
+    return [SaleView(*row) for row in await session.execute(stmt)]
 
 
-async def open_sales(session: AsyncSession, now: dt.datetime) -> list[SaleView]:
+async def open_sales(
+    session: AsyncSession, now: dt.datetime, *, person: tuple[str, str] | None = None
+) -> list[SaleView]:
     """Upcoming and running sales, soonest first (what customers can see)."""
-    return await _views(session, FlashSale.status == "scheduled", FlashSale.ends_at > now)
+    return await _views(session, FlashSale.status == "scheduled", FlashSale.ends_at > now, person=person)
 
 
 async def recent_sales(session: AsyncSession, now: dt.datetime) -> list[SaleView]:
@@ -443,8 +461,10 @@ async def all_sales(session: AsyncSession) -> list[SaleView]:
     return await _views(session)
 
 
-async def sale_by_code(session: AsyncSession, code: str) -> SaleView | None:
-    found = await _views(session, FlashSale.code == code.strip().lower())
+async def sale_by_code(
+    session: AsyncSession, code: str, *, person: tuple[str, str] | None = None
+) -> SaleView | None:
+    found = await _views(session, FlashSale.code == code.strip().lower(), person=person)
     return found[0] if found else None
 
 
@@ -503,8 +523,10 @@ async def _quota_down(session: AsyncSession, sale_id: int, account: str, openid:
 async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> int | None:
     """Hand out the next position; from_stock also takes a unit of what is available (None: none left)."""
     stmt = update(FlashSale).where(FlashSale.id == sale_id).values(taken=FlashSale.taken + 1)
-    if from_stock:
-        stmt = stmt.where(FlashSale.available >= 1).values(available=FlashSale.available - 1)
+    if from_stock:  # status: a sale stopped after the caller read it is not taken from
+        stmt = stmt.where(FlashSale.available >= 1, FlashSale.status == "scheduled").values(
+            available=FlashSale.available - 1
+        )
     stmt = stmt.returning(FlashSale.taken).execution_options(synchronize_session=False)
     return (await session.execute(stmt)).scalar_one_or_none()
 

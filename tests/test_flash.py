@@ -32,7 +32,7 @@ from store.models import FlashSale, FlashTake, LedgerEntry, Order, Package, Paym
 from store.orders import BEIJING
 from tests import wechat
 from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
-from tests.test_ordering import CATALOG, Customer
+from tests.test_ordering import CATALOG, Customer, in_days
 from tests.test_paying import MCH_ID, PAY_KEY, pay_sim
 from tests.test_work_chat import Office, office
 
@@ -214,6 +214,65 @@ async def test_grab_holds_a_unit_with_the_pay_qr_and_paying_sells_it(shop: Shop)
     assert "仅剩 1 件" in await buyer.say("秒杀")
 
 
+async def _paid_take(shop: Shop, buyer: Customer) -> Order:
+    """`buyer` grabs one unit and pays it by WeChat Pay."""
+    assert "抢到了" in await buyer.say("抢")
+    (take,) = await shop.takes(openid=buyer.openid)
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert payment is not None
+    await shop.pay.pay(payment.out_trade_no)
+    return await shop.order(take.order_id)
+
+
+async def test_after_paying_the_requirements_are_asked_in_chat_like_an_order_form(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    buyer = shop.customer("o_form")
+    order = await _paid_take(shop, buyer)
+    asked = await eventually(lambda: [m for m in shop.sent_to(buyer.openid) if "开工前还需要你提供" in m])
+    assert asked[0] == texts.REQUIREMENTS_ASK.format(
+        number=order.number,
+        labels="品牌、推广链接、核心卖点、发布时间、参考图片",  # the package's requirements
+        question="第 1/5 步：" + texts.ASK_BRAND + texts.FORM_TEMPLATE_HINT,
+    )
+    assert order.review == "resubmit"  # not the reviewers' yet: nothing to review
+    # The same steps, checks, 返回 and images as the order form; 不变 is an answer, nothing to keep.
+    assert "第 2/5 步" in await buyer.say("咖啡品牌A")
+    assert texts.LINK_INVALID in await buyer.say("就那个新品")
+    assert "第 1/5 步" in await buyer.say("返回")
+    assert "第 2/5 步" in await buyer.say("咖啡品牌B")
+    assert "第 3/5 步" in await buyer.say("https://shop.example.com/coffee")
+    assert "第 4/5 步" in await buyer.say("0 糖冷萃，3 秒速溶")
+    assert "第 5/5 步" in await buyer.say(in_days(6))
+    assert "收到第 1 张图" in await buyer.image("media-flash-1")
+    assert await buyer.say("好了") == texts.REQUIREMENTS_DONE.format(number=order.number)
+    order = await shop.order(order.id)
+    assert order.review is None and order.status == "待审核"
+    assert order.requirements["brand"] == "咖啡品牌B"
+    assert order.requirements["link"] == "https://shop.example.com/coffee"
+    assert len(order.requirements["ref_images"]) == 1
+    assert f"订单 {order.number} 现在不需要补充资料" in await buyer.say(f"重新提交 {order.number}")
+
+
+async def test_requirements_asked_after_paying_from_the_balance_start_at_once(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    buyer = shop.customer("o_balance")
+    async with shop.sm.begin() as s:
+        await payments.credit(
+            s, account=wechat.ACCOUNT, openid=buyer.openid, amount_fen=5000, kind="topup", key="t1"
+        )
+    assert "抢到了" in await buyer.say("抢")
+    (take,) = await shop.takes(openid=buyer.openid)
+    order = await shop.order(take.order_id)
+    assert "已用余额支付" in await buyer.say(f"余额支付 {order.number}")
+    asked = await eventually(lambda: [m for m in shop.sent_to(buyer.openid) if "开工前还需要你提供" in m])
+    assert "第 1/5 步" in asked[0]
+    assert "第 2/5 步" in await buyer.say("咖啡品牌A")  # the form started in the paying turn itself
+    assert "重新提交" in await buyer.say("取消")  # talk to staff instead; 重新提交 later
+    again = await buyer.say(f"重新提交 {order.number}")
+    assert "开工前还需要你提供" in again and "第 1/5 步" in again
+
+
 async def test_tier_prices_follow_the_buyers_position(shop: Shop) -> None:
     await shop.sale(sale_yaml(stock=4, price="19.9", tiers="tiers:\n  - {first: 2, price: 9.9}\n"))
     prices = []
@@ -362,7 +421,8 @@ async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) 
     assert "用法" in await office.say("boss", "秒杀 停止")
     assert "没有秒杀 nosuch" in await office.say("boss", "秒杀 查看 nosuch")
     assert "已停止秒杀 desk" in await office.say("boss", "秒杀 停止 desk")
-    assert "已经停止" in await office.customer.say("抢")
+    latecomer = Customer(office.client, office.customer.sim, "o_desk3")  # not inside the throttle window
+    assert "已经停止" in await latecomer.say("抢 desk")
 
 
 async def test_the_command_room_alerts_posts_reports_and_exports_gauges(office: Office) -> None:
@@ -598,6 +658,65 @@ async def _stop(shop: Shop, code: str) -> str:
     async with shop.sm.begin() as s:
         await flash.stop_sale(s, code, utcnow())
     return await shop.customer("o_after_stop").say(f"抢 {code}")
+
+
+async def test_the_order_reply_says_which_coupon_was_applied_and_what_it_saved(shop: Shop) -> None:
+    async with shop.sm.begin() as s:
+        await coupons.issue(
+            s,
+            account=wechat.ACCOUNT,
+            openid="o_saver",
+            source="flash:x",
+            title="探店粉丝券",
+            spec={"off_fen": 5_000, "min_fen": 50_000, "days": 7},
+            now=utcnow(),
+        )
+    buyer = shop.customer("o_saver")
+    await buyer.say("搜 小鹿")
+    await buyer.say("1")
+    await buyer.say("下单 ②")
+    await buyer.say("咖啡品牌A")
+    assert "请确认" in await buyer.say("https://shop.example.com/coffee")
+    said = await buyer.say("确认")
+    assert "待支付 ¥2,650" in said  # ¥2,700 − ¥50
+    assert "已用券「探店粉丝券」（满 ¥500 立减 ¥50），为你省了 ¥50" in said
+    number = number_in(said)
+    assert "探店粉丝券" in await buyer.say(f"支付 {number}")  # and again when asked to pay
+    other = shop.customer("o_nocoupon")
+    await other.say("搜 小鹿")
+    await other.say("1")
+    await other.say("下单 ②")
+    await other.say("咖啡品牌A")
+    await other.say("https://shop.example.com/coffee")
+    assert "已用券" not in await other.say("确认")
+
+
+async def test_new_followers_get_the_first_order_coupon_once_when_the_rule_is_on(
+    make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    settings = make_settings(new_follower_coupon_fen=2_000, new_follower_coupon_min_fen=10_000)
+    client = await start_bot(settings)
+    try:
+        chat = wechat.WeChat(client)
+        first = await chat.event("o_fresh", "subscribe", "")
+        assert first.text and "欢迎来到" in first.text
+        assert "新人首单券」：满 ¥100 立减 ¥20，7 天内下单自动抵扣" in first.text
+        mine = await Customer(client, mp_sim[0], "o_fresh").say("我的券")
+        assert "新人首单券：满 ¥100 立减 ¥20" in mine
+        later = int(utcnow().timestamp()) + 60  # another event than the first (WeChat dedupes by time)
+        await chat.event("o_fresh", "unsubscribe", "", at=later)
+        again = await chat.event("o_fresh", "subscribe", "", at=later + 1)
+        assert again.text and "新人首单券" not in again.text  # a returning follower: no second coupon
+        async with client.app[keys.SESSIONMAKER]() as s:
+            assert len(await coupons.mine(s, account=wechat.ACCOUNT, openid="o_fresh")) == 1
+    finally:
+        await client.close()
+    off = await start_bot(make_settings())  # the rule is off by default
+    try:
+        plain = await wechat.WeChat(off).event("o_plain", "subscribe", "")
+        assert plain.text and "欢迎来到" in plain.text and "券" not in plain.text
+    finally:
+        await off.close()
 
 
 async def test_coupons_take_the_best_off_exactly_and_come_back_on_refund(

@@ -53,12 +53,18 @@ async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[TestCl
     await client.close()
 
 
+# The outbox dispatcher keeps working on what earlier (accepted) requests wrote: its bookkeeping of a
+# delivery in progress is not a change the request under test made.
+DELIVERY = {"status", "attempts", "next_attempt_at", "claimed_by", "claimed_until", "last_error", "sent_at"}
+
+
 async def db_state(client: TestClient) -> dict[str, list[str]]:
     """Every row of every table: what "nothing changed" is measured against."""
     out: dict[str, list[str]] = {}
     async with client.app[app_keys.SESSIONMAKER]() as session:
         for table in Base.metadata.sorted_tables:
-            rows = (await session.execute(select(table))).all()
+            columns = [c for c in table.columns if table.name != "outbox" or c.name not in DELIVERY]
+            rows = (await session.execute(select(*columns))).all()
             out[table.name] = sorted(repr(tuple(r)) for r in rows)
     return out
 
