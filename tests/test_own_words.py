@@ -17,7 +17,7 @@ from bot.sandbox.mp_sim import MpSimulator
 from flows import texts
 from settings import Settings
 from store import catalog_import
-from tests import test_relay, test_review
+from tests import test_relay, test_review, wechat
 from tests.conftest import eventually, start_bot
 from tests.test_llm import FakeModel
 from tests.test_ordering import Customer, in_days, reply_text
@@ -437,3 +437,10 @@ async def test_a_question_while_redoing_materials_is_answered_and_the_step_asked
     answer, _, again = reply.partition("我们接着填")
     assert texts.FAQ["invoice"] in answer and "第 1/3 步" in again and texts.ASK_LINK in again
     assert "第 2/3 步" in await customer_of_shop.say("https://shop.example.com/coffee/v2")
+
+
+async def test_free_text_is_understood_before_any_catalog_is_loaded(chat: wechat.WeChat) -> None:
+    """A fresh install has no services yet: the vocabulary is empty, and free text still gets answers."""
+    for said in ("在吗", "你好", "有没有小红书的美食博主", "怎么下单"):
+        answer = await chat.say("o_fresh_install", said)
+        assert answer.text and answer.text != texts.SORRY, (said, answer.text)

@@ -59,7 +59,11 @@ def normalize(text: str, *, simplify: bool = True) -> str:
 
 def normalize_all(texts: list[str]) -> list[str]:
     """normalize() of many short texts (catalog words): one zhconv pass instead of one per text."""
+    if not texts:  # an empty catalog: "".split("\n") would be one empty text, not none
+        return []
     simplified = str(zhconv.convert("\n".join(t.replace("\n", " ") for t in texts), "zh-cn")).split("\n")
+    if len(simplified) != len(texts):  # a conversion spanned a line break: convert them one by one
+        simplified = [_simplified(t.replace("\n", " ")) for t in texts]
     return [normalize(t, simplify=False) for t in simplified]
 
 
