@@ -7,7 +7,9 @@ total; refunds do not change GMV here (they are in the month's export).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -19,9 +21,12 @@ from posters.charts import Canvas, Series, Tile
 from store import funnel
 from store.models import Commission, Creator, Order, OrderEvent, OrderItem
 from store.orders import BEIJING, PAID, OrderStatus
+from store.outbox import Outgoing
 
 DAYS = 14
 TOP = 5
+FILENAME = "board.png"
+ROBOT_MAX_BYTES = 2 * 1024 * 1024  # the group robot refuses bigger pictures
 
 
 @dataclass
@@ -181,6 +186,20 @@ def picture(board: Board, font_path: str | None) -> bytes:
     else:
         canvas.note(ts.BOARD_NONE)
     return canvas.png()
+
+
+def to_member(userid: str, png: bytes) -> Outgoing:
+    """The picture as a WeCom app image (uploaded by the WeCom client when the outbox sends it)."""
+    payload = {"filename": FILENAME, "base64": base64.b64encode(png).decode()}
+    return Outgoing("wecom", userid, "image", payload)
+
+
+def to_group(png: bytes, *, dedupe_key: str) -> list[Outgoing]:
+    """The picture as a group-robot image (nothing if it is too big for the robot)."""
+    if len(png) > ROBOT_MAX_BYTES:
+        return []
+    payload = {"base64": base64.b64encode(png).decode(), "md5": hashlib.md5(png).hexdigest()}
+    return [Outgoing("robot", "group", "image", payload, dedupe_key=dedupe_key)]
 
 
 def sample_board() -> Board:

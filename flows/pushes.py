@@ -3,7 +3,7 @@
 - every order 执行中 with a new reading in the last 24 hours: its report text (daily);
 - on Mondays, every customer with a paid order in the last 30 days (unless they said 退订): one
   summary of those orders;
-- the work group: the operators' board in words with the link to its picture.
+- the work group: the operators' board picture, and the board in words with the link to the picture.
 
 Each message's dedupe key names the day (or week), so every process may run the job and a restart
 sends nothing twice. Customer messages go as customer-service messages; outside WeChat's 48-hour
@@ -12,6 +12,7 @@ window the outbox sends them through the notice template (WECHAT_NOTICE_TEMPLATE
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import defaultdict
 
@@ -113,7 +114,8 @@ async def board_post(session: AsyncSession, settings: Settings, now: dt.datetime
     url = exports.link(settings, "board", now, kind="board", ext="png") or ts.BOARD_NO_LINK
     hours = int(exports.LINK_TTL.total_seconds() // 3600)
     content = board.text(figures, url=url, hours=hours)
-    return staff_alert(settings, content, key=key)
+    png = await asyncio.to_thread(board.picture, figures, settings.font_path)  # CPU work: off the loop
+    return board.to_group(png, dedupe_key=f"staff:{key}:picture") + staff_alert(settings, content, key=key)
 
 
 async def _sent(session: AsyncSession, pattern: str) -> set[str]:

@@ -4,7 +4,9 @@ final ones are in, gets the report (text + picture) and an Excel link whose work
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import io
 import re
 import subprocess
@@ -427,6 +429,27 @@ async def test_the_board_counts_the_funnel_and_the_money(office: Office) -> None
     image = Image.open(io.BytesIO(await response.read()))
     assert image.width == 750 and image.height > 1200
     assert (await office.client.get(f"{parts.path}?{_tampered(parts.query)}")).status == 403
+    # … and the picture itself in the chat: uploaded to WeCom, then sent as an image message
+    sent = await eventually(lambda: [m for m in office.sim.sent_to("lishen") if m.kind == "image"])
+    assert len(sent) == 1
+    content_type, png = office.sim.media[sent[0].payload["media_id"]]
+    assert content_type == "image/png" and _is_board(png)
+
+
+def _is_board(png: bytes) -> bool:
+    """A PNG 750 px wide and tall like the board, with more than a blank page on it."""
+    image = Image.open(io.BytesIO(png))
+    colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    many = colours is None or len(colours) > 8
+    return image.format == "PNG" and image.width == 750 and image.height > 1200 and many
+
+
+async def test_the_board_picture_falls_back_to_the_link_when_the_upload_fails(office: Office) -> None:
+    office.sim.fail_next("media_upload", 500, times=20)
+    answer = await office.say("lishen", "看板")
+    assert "/files/board/board.png?" in answer  # the link is there whatever happens to the picture
+    await eventually(lambda: office.sim.calls["media_upload"] >= 1)
+    assert not [m for m in office.sim.sent_to("lishen") if m.kind == "image"]
 
 
 async def test_daily_and_weekly_pushes_go_out_once(office: Office) -> None:
@@ -450,8 +473,12 @@ async def test_daily_and_weekly_pushes_go_out_once(office: Office) -> None:
     assert await pushes.push_results(office.sessionmaker, settings, monday) >= 1
     posted = await eventually(lambda: [p for p in office.robot if p.startswith("📈 运营看板")])
     assert len(posted) == 1 and "/files/board/board.png?" in posted[0]  # the days before it had work
+    pictures = await eventually(lambda: office.robot_images)
+    png = base64.b64decode(pictures[0]["base64"])
+    assert hashlib.md5(png).hexdigest() == pictures[0]["md5"] and _is_board(png)
     await pushes.push_results(office.sessionmaker, settings, monday + dt.timedelta(minutes=5))
     weekly = await eventually(lambda: summaries()[before:])
+    assert len(office.robot_images) == 1  # the picture, like the post, once a day
     assert len(summaries()) == before + 1  # once for that week, however often the job runs
     assert "近 30 天你有 1 个订单，合计曝光 12,000，互动 530" in weekly[0].payload["content"]
 

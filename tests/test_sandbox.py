@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import socket
 import struct
 import zlib
@@ -21,7 +23,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from bot import keys
 from bot.app import create_app
-from bot.demo import demo_settings, prepare_demo
+from bot.demo import DEMO_ROBOT_KEY, demo_settings, prepare_demo
 from bot.sandbox.mp_sim import MpSimulator
 from bot.sandbox.state import Sandbox
 from flows import texts
@@ -311,3 +313,32 @@ async def test_scanning_a_qr_code_subscribes_a_newcomer_and_scans_for_a_follower
     assert events == [{"event": "subscribe", "scene": "inv_K7P2Q9"}, {"event": "SCAN", "scene": "inv_K7P2Q9"}]
     customers = {c["openid"]: c for c in (await demo.transcript())["customers"]}
     assert customers[AMU]["following"] and not customers[XIAOLU]["following"]
+
+
+async def test_the_board_picture_shows_in_the_staff_pane(demo: Demo) -> None:
+    """看板 in the work chat: the picture is uploaded to the WeCom simulator and served to the console."""
+    await demo.post("/sandbox/api/staff/say", {"userid": "zhangsan", "text": "看板"})
+    images: list[dict[str, Any]] = []
+    for _ in range(100):
+        images = [e for e in (await demo.transcript())["staff"] if e["kind"] == "image"]
+        if images:
+            break
+        await asyncio.sleep(0.1)
+    assert images and images[0]["openid"] == "zhangsan"
+    async with demo.http.get(f"{demo.base}/sandbox/media/{images[0]['payload']['media_id']}") as resp:
+        assert resp.status == 200 and resp.content_type == "image/png"
+        assert (await resp.read()).startswith(b"\x89PNG")
+
+
+async def test_the_group_robot_takes_a_picture_with_its_md5(demo: Demo) -> None:
+    png = tiny_png()
+    url = f"{demo.base}/sandbox/wecom/cgi-bin/webhook/send?key={DEMO_ROBOT_KEY}"
+    picture = {"base64": base64.b64encode(png).decode(), "md5": hashlib.md5(png).hexdigest()}
+    wrong = picture | {"md5": hashlib.md5(b"other").hexdigest()}
+    for image, errcode in ((wrong, 301019), ({"base64": "%%%", "md5": ""}, 40009), (picture, 0)):
+        async with demo.http.post(url, json={"msgtype": "image", "image": image}) as resp:
+            assert (await resp.json())["errcode"] == errcode
+    [shown] = [e for e in (await demo.transcript())["staff"] if e["kind"] == "image"]
+    assert shown["via"] == "robot"
+    async with demo.http.get(f"{demo.base}/sandbox/media/{shown['payload']['media_id']}") as resp:
+        assert await resp.read() == png

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -92,6 +93,27 @@ async def test_text_markdown_and_card_go_out_through_the_outbox(env: Env) -> Non
     assert [m.kind for m in env.sim.sent_to("lisi")] == ["markdown", "template_card"]
     await eventually(lambda: _all_sent(env))
     assert env.sim.calls["gettoken"] == 1
+
+
+async def test_an_image_is_uploaded_then_sent_through_the_outbox(env: Env) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # bytes, not text: must arrive unchanged
+    payload = {"filename": "board.png", "base64": base64.b64encode(png).decode()}
+    env.sim.fail_next("media_upload", 40014)  # a rejected token on the upload: refreshed, uploaded once
+    await env.enqueue(Outgoing("wecom", "wangfang", "image", payload))
+    await eventually(lambda: env.sim.sent_to("wangfang"))
+    [image] = env.sim.sent_to("wangfang")
+    assert image.kind == "image" and env.sim.media[image.payload["media_id"]] == ("image/png", png)
+    assert len(env.sim.media) == 1 and env.sim.calls["media_upload"] == 2
+    await eventually(lambda: _all_sent(env))
+
+
+async def test_an_image_of_unknown_media_or_an_empty_upload_is_refused(env: Env) -> None:
+    with pytest.raises(WeComApiError) as unknown:
+        await env.wecom.send_image("wangfang", "no-such-media")
+    assert unknown.value.errcode == 40007 and not env.sim.messages
+    with pytest.raises(WeComApiError) as empty:
+        await env.wecom.upload_media("image", "board.png", b"")
+    assert empty.value.errcode == 41005 and not env.sim.media
 
 
 async def _all_sent(env: Env) -> bool:

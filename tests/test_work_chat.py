@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -45,6 +45,7 @@ class Office:
     robot: list[str]
     customer: Customer
     pay: PaySimulator
+    robot_images: list[dict[str, str]] = field(default_factory=list)  # the robot's {"base64", "md5"}
 
     @property
     def base(self) -> str:
@@ -107,10 +108,15 @@ async def office(
 ) -> AsyncIterator[Office]:
     sim = wecom.simulator()
     posts: list[str] = []
+    images: list[dict[str, str]] = []
 
     async def robot(request: web.Request) -> web.Response:
         assert request.query.get("key") == ROBOT_KEY
-        posts.append((await request.json())["markdown"]["content"])
+        body = await request.json()
+        if body["msgtype"] == "image":
+            images.append(body["image"])
+        else:
+            posts.append(body["markdown"]["content"])
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     root = web.Application()
@@ -141,7 +147,8 @@ async def office(
                 s, userid=userid, name=name, roles=roles, on_duty=on_duty, actor="cli", now=utcnow()
             )
     try:
-        yield Office(client, sim, posts, Customer(client, mp_sim[0], "o_desk_customer"), pay_sim[0])
+        customer = Customer(client, mp_sim[0], "o_desk_customer")
+        yield Office(client, sim, posts, customer, pay_sim[0], images)
     finally:
         await client.close()
         await sim.close()

@@ -1,4 +1,4 @@
-"""The WeCom work-group robot: markdown posts to the staff group (`webhook/send?key=…`)."""
+"""The WeCom work-group robot: markdown posts and pictures to the staff group (`webhook/send?key=…`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ class RobotClient:
         self._key = settings.wecom_robot_key.get_secret_value()
 
     async def send(self, msg: Outgoing) -> None:
-        body = {"msgtype": "markdown", "markdown": {"content": msg.payload["content"]}}
+        p = msg.payload
+        if msg.kind == "image":  # the robot takes a picture inline: base64 and its md5, at most 2 MB
+            body = {"msgtype": "image", "image": {"base64": p["base64"], "md5": p["md5"]}}
+        else:
+            body = {"msgtype": "markdown", "markdown": {"content": p["content"]}}
         try:
             async with self._http.post(self._url, params={"key": self._key}, json=body) as resp:
                 if resp.status != 200:

@@ -1,4 +1,4 @@
-"""Async client of the WeCom (企业微信) app API: app messages, template cards and their updates.
+"""Async client of the WeCom (企业微信) app API: app messages, images, template cards and their updates.
 
 wechatpy has no template-card support, so the card messages and `update_template_card` are ours. Every
 failure raises WeComApiError (a WeChatApiError), which the outbox dispatcher retries or gives up on.
@@ -6,8 +6,10 @@ failure raises WeComApiError (a WeChatApiError), which the outbox dispatcher ret
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +87,25 @@ class WeComClient:
         """A markdown app message (WeCom's subset: headings, bold, links, <font color>)."""
         return await self._send(touser, "markdown", {"content": content})
 
+    async def send_image(self, touser: str, media_id: str) -> Sent:
+        """An image app message, by the media_id of an upload (media/upload)."""
+        return await self._send(touser, "image", {"media_id": media_id})
+
+    async def upload_media(self, kind: str, filename: str, data: bytes) -> str:
+        """Upload temporary media (WeCom keeps it 3 days) and return its media_id."""
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+        def form() -> aiohttp.FormData:  # a FormData is spent by one request: one per attempt
+            made = aiohttp.FormData()
+            made.add_field("media", data, filename=filename, content_type=content_type)
+            return made
+
+        body = await self._call("media/upload", query={"type": kind}, form=form)
+        media_id = body.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise WeComApiError(BAD_RESPONSE, "media/upload: answer has no media_id")
+        return media_id
+
     async def send_template_card(self, touser: str, card: dict[str, Any]) -> Sent:
         """A template card; button cards answer with a response_code for update_template_card."""
         return await self._send(touser, "template_card", card)
@@ -127,6 +148,13 @@ class WeComClient:
                 await self.send_text(msg.recipient, p["content"])
             case "markdown":
                 await self.send_markdown(msg.recipient, p["content"])
+            case "image":
+                # A picture drawn by us travels in the outbox as base64 and is uploaded when sent:
+                # a media_id lives 3 days, longer than any retry, but not than a queued message.
+                media_id = p.get("media_id") or await self.upload_media(
+                    "image", p.get("filename") or "image.png", base64.b64decode(p["base64"])
+                )
+                await self.send_image(msg.recipient, media_id)
             case "template_card":
                 card = p["template_card"]
                 await self._card_sent(
@@ -180,11 +208,21 @@ class WeComClient:
         except TimeoutError as exc:
             raise WeComApiError(NETWORK_ERROR, str(exc)) from exc
 
-    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        query: dict[str, str] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> dict[str, Any]:
         for attempt in (1, 2):
             token = await self._token()
+            params = {"access_token": token, **(query or {})}
             try:
-                return await self._request("POST", path, params={"access_token": token}, json_body=body)
+                return await self._request(
+                    "POST", path, params=params, json_body=body, form=form() if form else None
+                )
             except WeComApiError as exc:
                 if exc.errcode not in TOKEN_ERRORS or attempt == 2:
                     raise
@@ -194,9 +232,16 @@ class WeComClient:
         raise AssertionError("unreachable")
 
     async def _request(
-        self, method: str, path: str, *, params: dict[str, str], json_body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str],
+        json_body: dict[str, Any] | None = None,
+        form: aiohttp.FormData | None = None,
     ) -> dict[str, Any]:
-        data, headers = None, {}
+        data: bytes | aiohttp.FormData | None = form
+        headers: dict[str, str] = {}
         if json_body is not None:
             # Chinese goes as raw UTF-8: \uXXXX escapes would be shown literally.
             data = json.dumps(json_body, ensure_ascii=False).encode()

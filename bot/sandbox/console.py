@@ -113,8 +113,12 @@ async def console_page(request: web.Request) -> web.FileResponse:
 
 @routes.get("/sandbox/media/{media_id}")
 async def media(request: web.Request) -> web.Response:
-    """A picture held by the simulator, without an access token (the way WeChat's CDN serves them)."""
-    found = request.app[keys.SANDBOX].sim.media.get(request.match_info["media_id"])
+    """A picture held by a simulator (the MP one, else WeCom's uploads), without an access token (the
+    way WeChat's CDN serves them)."""
+    sandbox, media_id = request.app[keys.SANDBOX], request.match_info["media_id"]
+    found = sandbox.sim.media.get(media_id)
+    if found is None and sandbox.wecom is not None:
+        found = sandbox.wecom.media.get(media_id)
     if found is None:
         raise web.HTTPNotFound()
     content_type, data = found

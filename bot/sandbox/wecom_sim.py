@@ -43,12 +43,13 @@ _ERRMSG: dict[int, str] = {
     40013: "invalid corpid", 40014: "invalid access_token", 40056: "invalid agentid",
     40058: "invalid parameter", 41001: "access_token missing", 42001: "access_token expired",
     44004: "empty content", 45009: "api freq out of limit", 47001: "data format error",
-    81013: "user & party & tag all invalid",
+    81013: "user & party & tag all invalid", 40004: "invalid media type", 40007: "invalid media_id",
+    41005: "media data missing",
 }
 # API name (as in `calls` and `fail_next`) -> method and path (under cgi-bin/); handled by `_<name>`.
 _ROUTES = {
     "gettoken": ("GET", "gettoken"), "send": ("POST", "message/send"),
-    "update_card": ("POST", "message/update_template_card"),
+    "update_card": ("POST", "message/update_template_card"), "media_upload": ("POST", "media/upload"),
 }
 # fmt: on
 _XML = {"Content-Type": "text/xml; charset=utf-8"}
@@ -174,6 +175,7 @@ class WeComSimulator:
         self.listeners: list[Callable[[WorkRecord], None]] = []
         self.calls: collections.Counter[str] = collections.Counter()
         self.seen: dict[str, None] = {}  # userids in order of first appearance (recipients, actors)
+        self.media: dict[str, tuple[str, bytes]] = {}  # media_id -> (content type, bytes) of uploads
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
         self._failures: dict[str, collections.deque[int]] = collections.defaultdict(collections.deque)
@@ -207,8 +209,8 @@ class WeComSimulator:
     # --- fault injection and inspection ----------------------------------------------------------
 
     def fail_next(self, api: str, errcode: int, times: int = 1) -> None:
-        """Answer the next `times` calls of `api` (gettoken | send | update_card) with `errcode`
-        (500 means an HTTP 500)."""
+        """Answer the next `times` calls of `api` (gettoken | send | update_card | media_upload) with
+        `errcode` (500 means an HTTP 500)."""
         self._failures[api].extend([errcode] * times)
 
     def expire_tokens(self) -> None:
@@ -282,13 +284,16 @@ class WeComSimulator:
         self._check_agent(body)
         kind = body.get("msgtype")
         content = body.get(kind) if isinstance(kind, str) else None
-        if kind not in ("text", "markdown", "template_card") or not isinstance(content, dict):
+        if kind not in ("text", "markdown", "image", "template_card") or not isinstance(content, dict):
             raise ApiError(40008)
         users = tuple(u for u in str(body.get("touser") or "").split("|") if u)
         if not users:
             raise ApiError(81013)
         if kind == "template_card":
             _check_card(content)
+        elif kind == "image":
+            if content.get("media_id") not in self.media:
+                raise ApiError(40007)  # invalid media_id
         elif not str(content.get("content") or "").strip():
             raise ApiError(44004)
         msg = self._accept(users, kind, copy.deepcopy(content))
@@ -309,10 +314,26 @@ class WeComSimulator:
             if kind == "template_card":
                 self.cards[(task_id, userid)] = CardView(task_id, userid, msg.msgid, copy.deepcopy(content))
                 payload = {"template_card": content, "task_id": task_id, "msgid": msg.msgid}
+            elif kind == "image":
+                payload = {"media_id": content["media_id"]}
             else:
                 payload = {"content": content["content"]}
             self._emit(WorkRecord(userid, "bot", kind, payload))
         return msg
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        kind = request.query.get("type", "")
+        if kind not in ("image", "voice", "video", "file"):
+            raise ApiError(40004)  # invalid media type
+        field = (await request.post()).get("media")
+        if not isinstance(field, web.FileField):
+            raise ApiError(41005)  # media data missing
+        data = field.file.read()
+        if not data:
+            raise ApiError(41005)
+        media_id = "wx" + secrets.token_urlsafe(32)
+        self.media[media_id] = (field.content_type or "application/octet-stream", data)
+        return _ok({"type": kind, "media_id": media_id, "created_at": str(int(time.time()))})
 
     def _issue_code(self, task_id: str, userid: str | None) -> str:
         code = secrets.token_urlsafe(24)

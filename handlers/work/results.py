@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -126,9 +127,12 @@ async def on_export(turn: Turn) -> None:
 
 @router.command("看板", "board")
 async def on_board(turn: Turn) -> None:
-    """看板: the operators' figures in words, and a signed link to the picture."""
+    """看板: the operators' picture, and the figures in words with a signed link to the picture (which
+    still works should the picture's upload fail)."""
     async with turn.read() as session:
         figures = await board.gather(session, turn.now)
+    png = await asyncio.to_thread(board.picture, figures, turn.settings.font_path)  # CPU work: off the loop
+    turn.out.append(board.to_member(turn.userid, png))
     url = exports.link(turn.settings, "board", turn.now, kind="board", ext="png")
     hours = int(exports.LINK_TTL.total_seconds() // 3600)
     turn.send(board.text(figures, url=url or ts.BOARD_NO_LINK, hours=hours))
