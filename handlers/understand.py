@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -58,7 +59,7 @@ from handlers.context import Ctx, UserFacingError
 from handlers.router import Handler, Router, normalise
 from store import catalog as store_catalog
 from store.catalog import Query
-from store.models import Service
+from store.models import CatalogWrites, Service
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,7 @@ def _list_kind(ctx: Ctx) -> str | None:
 
 async def interpret(ctx: Ctx, text: str) -> Understanding:
     """The message's meaning: local first, the language model only when that is unsure."""
-    async with ctx.read() as session:
-        vocab = await _vocabularies.get(session, ctx.settings.database_url)
+    vocab = await _vocabularies.get(ctx)
     try:
         found = understand(text, context_of(ctx), vocab, ctx.now())
     except Exception:  # a message it trips over is a message not understood, not an apology
@@ -174,28 +174,37 @@ async def interpret(ctx: Ctx, text: str) -> Understanding:
 
 
 class _Vocabularies:
-    """The catalog's vocabulary, built once per catalog version (building it takes milliseconds to
-    seconds with the catalog's size; checking the version is one small query)."""
+    """The catalog's vocabulary, built once per catalog version. Building it takes milliseconds to
+    seconds with the catalog's size; the version (one small query) is read again when this process
+    wrote services, and otherwise at most every RECHECK seconds — an import by another process (the
+    CLI, another server) is understood that much later, and a plain turn pays no query for it."""
+
+    RECHECK = 2.0  # seconds
 
     def __init__(self) -> None:
-        self._built: dict[str, tuple[tuple[Any, ...], Vocabulary]] = {}
+        # database → (version, vocabulary, this process's writes then, monotonic time of the check)
+        self._built: dict[str, tuple[tuple[Any, ...], Vocabulary, int, float]] = {}
 
-    async def get(self, session: AsyncSession, database: str) -> Vocabulary:
-        version = tuple(
-            (
-                await session.execute(
-                    select(func.count(), func.max(Service.id), func.max(Service.updated_at)).where(
-                        Service.status == "listed"
-                    )
-                )
-            ).one()
-        )
+    async def get(self, ctx: Ctx) -> Vocabulary:
+        database = ctx.settings.database_url
         kept = self._built.get(database)
-        if kept is not None and kept[0] == version:
+        fresh = kept is not None and kept[2] == CatalogWrites.count
+        if kept is not None and fresh and time.monotonic() - kept[3] < self.RECHECK:
             return kept[1]
-        vocab = await load_vocabulary(session)
-        self._built[database] = (version, vocab)
+        writes = CatalogWrites.count
+        async with ctx.read() as session:
+            version = await _catalog_version(session)
+            if kept is not None and kept[0] == version:
+                self._built[database] = (version, kept[1], writes, time.monotonic())
+                return kept[1]
+            vocab = await load_vocabulary(session)
+        self._built[database] = (version, vocab, writes, time.monotonic())
         return vocab
+
+
+async def _catalog_version(session: AsyncSession) -> tuple[Any, ...]:
+    listed = select(func.count(), func.max(Service.id), func.max(Service.updated_at))
+    return tuple((await session.execute(listed.where(Service.status == "listed"))).one())
 
 
 _vocabularies = _Vocabularies()  # per process; keyed by database, so tests' apps never share one

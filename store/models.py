@@ -209,6 +209,21 @@ class Package(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow, index=True)
 
 
+class CatalogWrites:
+    """How many times this process wrote services: readers that cache what the catalog says (the
+    understanding step's vocabulary) see their own process's imports at once, and re-check the
+    database for other processes' imports only now and then."""
+
+    count = 0
+
+
+@event.listens_for(Service, "after_insert")
+@event.listens_for(Service, "after_update")
+@event.listens_for(Service, "after_delete")
+def _service_written(mapper: Mapper[Service], connection: Any, target: Service) -> None:
+    CatalogWrites.count += 1
+
+
 @event.listens_for(Package, "before_update")
 def _price_changed(mapper: Mapper[Package], connection: Any, target: Package) -> None:
     """Stamp updated_at when an import moves a package's price or service. Stock is left out: every
