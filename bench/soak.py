@@ -229,7 +229,7 @@ _APPROVED = "SELECT 1 FROM orders WHERE number = ? AND review = 'approved'"
 
 
 class JourneyError(Exception):
-    pass
+    """A journey step got an answer it should not have (counted as an error in the report)."""
 
 
 async def calibrate(load: Load, seconds: float, concurrency: int) -> float:

@@ -88,7 +88,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     @arraysize.setter
     def arraysize(self, value: int) -> None:
-        pass
+        """Accepted and ignored: rows are fetched whole, so a batch size changes nothing (DB-API asks
+        that it be settable)."""
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
