@@ -180,6 +180,8 @@ async def on_grab(ctx: Ctx) -> None:
             board.stale()  # the board still counted units: read it again
         await _refuse(ctx, view, exc.code, exc)
         return
+    if board is not None:
+        board.took(sale, ctx.event.account, ctx.openid, taken.left)
     if ctx.services.wake_outbox is not None:
         ctx.services.wake_outbox()
     ctx.say(

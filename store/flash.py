@@ -12,11 +12,11 @@ import asyncio
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import event, func, null, select, update
+from sqlalchemy import event, func, inspect, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -495,6 +495,17 @@ def _forget_rollback(session: Session) -> None:
     session.info.pop("flash_written", None)
 
 
+def _with_available(sale: FlashSale, available: int) -> FlashSale:
+    """A copy of `sale` (transient, never added to a session) with another count of units available."""
+    copy = FlashSale(**{a.key: getattr(sale, a.key) for a in inspect(FlashSale).column_attrs})
+    copy.available = available
+    return copy
+
+
+def _fewer(view: SaleView, left: int) -> SaleView:
+    return replace(view, sale=_with_available(view.sale, min(left, view.sale.available)))
+
+
 class SaleBoard:
     """The open sales as this process last read them, and who holds units in them, for a rush's taps.
 
@@ -530,6 +541,14 @@ class SaleBoard:
         """The view with `mine`: 0 for someone holding nothing, None (look it up) for a holder."""
         held = (account, openid) in self._holders.get(view.sale.id, ())
         return SaleView(view.sale, view.service_title, view.package_name, view.usual_fen, None if held else 0)
+
+    def took(self, sale: FlashSale, account: str, openid: str, left: int | None) -> None:
+        """A rush take of this process, seen at once without reading the sale again (during a rush
+        every take would otherwise mean a read): the person now holds a unit, `left` remain."""
+        self._holders.setdefault(sale.id, set()).add((account, openid))
+        if left is None:
+            return
+        self._views = [_fewer(v, left) if v.sale.id == sale.id else v for v in self._views]
 
     def stale(self) -> None:
         """The database disagreed with the board (say, no unit left): read it again on the next tap."""
@@ -574,6 +593,7 @@ async def stop_sale(session: AsyncSession, code: str, now: dt.datetime) -> Flash
 class Taken:
     take: FlashTake
     order: Order
+    left: int | None = None  # units still available right after this take (None: not from stock)
 
 
 async def _quota_up(session: AsyncSession, sale: FlashSale, account: str, openid: str) -> bool:
@@ -605,15 +625,17 @@ async def _quota_down(session: AsyncSession, sale_id: int, account: str, openid:
     )
 
 
-async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> int | None:
-    """Hand out the next position; from_stock also takes a unit of what is available (None: none left)."""
+async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> tuple[int, int] | None:
+    """Hand out the next position; from_stock also takes a unit of what is available (None: none left).
+    (position, units available after it)."""
     stmt = update(FlashSale).where(FlashSale.id == sale_id).values(taken=FlashSale.taken + 1)
     if from_stock:  # status: a sale stopped after the caller read it is not taken from
         stmt = stmt.where(FlashSale.available >= 1, FlashSale.status == "scheduled").values(
             available=FlashSale.available - 1
         )
-    stmt = stmt.returning(FlashSale.taken).execution_options(synchronize_session=False)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    stmt = stmt.returning(FlashSale.taken, FlashSale.available).execution_options(synchronize_session=False)
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def precheck(session: AsyncSession, sale: FlashSale, *, account: str, openid: str) -> int:
@@ -652,11 +674,13 @@ async def take(
         raise DomainError(f"flash_{phase(sale, now)}", sale=sale.code)
     if not await _quota_up(session, sale, account, openid):
         raise DomainError("flash_limit", limit=sale.per_customer)
-    _written(session)
-    position = await _next_position(session, sale.id, from_stock=from_stock)
-    if position is None:
+    if via != "rush":  # a rush's takes reach this process's board through SaleBoard.took
+        _written(session)
+    found = await _next_position(session, sale.id, from_stock=from_stock)
+    if found is None:
         await _quota_down(session, sale.id, account, openid)  # exact: we still hold the row
         raise DomainError("flash_sold_out", sale=sale.code)
+    position, left = found
     price = price_fen or price_at(sale, position)
     hold = hold or dt.timedelta(minutes=sale.hold_minutes)
     order = await orders.create_order(
@@ -692,7 +716,7 @@ async def take(
     )
     session.add(row)
     await session.flush()
-    return Taken(row, order)
+    return Taken(row, order, left if from_stock else None)
 
 
 async def sale_of_order(session: AsyncSession, order_id: int) -> tuple[FlashTake, FlashSale] | None:
