@@ -18,7 +18,7 @@ from handlers.pay import offer_payment
 from handlers.router import Router
 from store import coupons, flash
 from store.errors import DomainError
-from store.flash import SaleView
+from store.flash import SaleBoard, SaleView
 from store.models import Coupon, Order
 
 router = Router("flash")
@@ -53,7 +53,11 @@ def _picked(ctx: Ctx) -> bool:
 
 
 async def _open_sales(ctx: Ctx, *, mine: bool = False) -> list[SaleView]:
-    """`mine`: with the units this person holds in each (see _refuse)."""
+    """`mine`: with the units this person holds in each (see _refuse). The list alone comes from the
+    board when there is one: a rush sends many 秒杀 too, and stock a second old is fine to show."""
+    board = ctx.services.flash_board
+    if board is not None and not mine:
+        return await board.open_sales(ctx.now())
     person = (ctx.event.account, ctx.openid) if mine else None
     async with ctx.read() as session:
         return await flash.open_sales(session, ctx.now(), person=person)
@@ -114,23 +118,30 @@ async def on_open(ctx: Ctx) -> None:
     await _show(ctx, arg)
 
 
-async def _chosen(ctx: Ctx, *, upcoming: bool = False) -> SaleView:
+async def _chosen(ctx: Ctx, *, upcoming: bool = False, board: SaleBoard | None = None) -> SaleView:
     """The sale 抢 / 候补 / 提醒我 is about: named, opened last, or the only one running (or, for
-    提醒我, the only one coming)."""
+    提醒我, the only one coming). With `board` (抢), an open sale is read from it, not the database."""
     arg = ctx.argument.strip()
     codes = ctx.state.data.get("flash_list") or []
     if arg.isdigit() and 1 <= int(arg) <= len(codes):
         arg = codes[int(arg) - 1]
     code = arg or ctx.state.data.get("flash")
     person = (ctx.event.account, ctx.openid)
+    now = ctx.now()
     if code:
+        view = await board.sale(code, now) if board else None
+        if view is not None and board is not None:
+            return board.mine(view, *person)
         async with ctx.read() as session:
             view = await flash.sale_by_code(session, code, person=person)
         if view is None:
             raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
         return view
-    now = ctx.now()
-    running = [v for v in await _open_sales(ctx, mine=True) if (v.sale.starts_at > now) == upcoming]
+    if board is not None:
+        views = [board.mine(v, *person) for v in await board.open_sales(now)]
+    else:
+        views = await _open_sales(ctx, mine=True)
+    running = [v for v in views if (v.sale.starts_at > now) == upcoming]
     if not running:
         raise UserFacingError(texts.FLASH_NONE if upcoming else texts.FLASH_NO_LIVE)
     if len(running) > 1:
@@ -163,7 +174,8 @@ async def on_grab(ctx: Ctx) -> None:
     if await _throttled(ctx):  # first: a burst of taps costs no query (the first tap got the answer)
         ctx.say(texts.FLASH_THROTTLED)
         return
-    view = await _chosen(ctx)
+    board = ctx.services.flash_board
+    view = await _chosen(ctx, board=board)
     ctx.state.data["flash"] = view.sale.code
     sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
@@ -179,8 +191,12 @@ async def on_grab(ctx: Ctx) -> None:
             scene=_scene_of(ctx, sale.code),
         )
     except DomainError as exc:
+        if board is not None and exc.code == "flash_sold_out" and sale.available > 0:
+            board.stale()  # the board still counted units: read it again
         await _refuse(ctx, view, exc.code, exc)
         return
+    if board is not None:
+        board.took(sale, ctx.event.account, ctx.openid, taken.left)
     if ctx.services.wake_outbox is not None:
         ctx.services.wake_outbox()
     ctx.say(
