@@ -48,6 +48,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _qr(settings: Settings, args: argparse.Namespace) -> int:
     """Ask WeChat for the sale's permanent QR code (qrcode/create, QR_LIMIT_STR_SCENE), as invite
     posters do; print the scene and the URL the QR encodes, and write the PNG if asked."""
+    import aiohttp
+
     from bot.channels.mp import WeChatApiError
     from bot.tools import mp_client
     from flows.flash import CHANNEL
@@ -71,8 +73,8 @@ async def _qr(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with mp_client(settings) as mp:
             url = str((await mp.create_qrcode(scene))["url"])
-    except WeChatApiError as exc:
-        print(f"qrcode/create: {exc}", file=sys.stderr)
+    except (WeChatApiError, aiohttp.ClientError, TimeoutError) as exc:  # said plainly, no traceback
+        print(f"qrcode/create: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
     if args.out:
         args.out.write_bytes(await asyncio.to_thread(qr_png, url))

@@ -1150,11 +1150,10 @@ class SceneFigures:
 async def scene_figures(session: AsyncSession, sale: FlashSale) -> list[SceneFigures]:
     """Every QR channel that brought a take, most takes first (takes not through a QR left out)."""
     paid = FlashTake.status == "paid"
-    takes = func.count()
     stmt = (
         select(
             FlashTake.scene,
-            takes,
+            func.count(),
             func.coalesce(func.sum(case((paid, 1), else_=0)), 0),
             func.coalesce(func.sum(case((paid, FlashTake.price_fen), else_=0)), 0),
         )
