@@ -171,16 +171,20 @@ async def grab(
     account: str,
     openid: str,
     now: dt.datetime,
+    holds_none: bool = False,
 ) -> flash.Taken:
     """抢: the Redis gate first (when configured: most of a rush is refused there), then the database,
-    which decides; Redis is brought back in line with whatever the database refused."""
+    which decides; Redis is brought back in line with whatever the database refused. `holds_none`:
+    the person is known to hold no unit, so without Redis the take is tried at once."""
     if gate is None and sale.available <= 0:  # `sale` was just read: sold out needs no more queries
         raise DomainError("flash_sold_out", limit=sale.per_customer)
-    async with sessionmaker() as session:
-        if gate is not None:
-            verdict = await gate.take(session, sale, openid)
-        else:  # reads first: most of a rush is refused without taking SQLite's write lock
-            verdict = await flash.precheck(session, sale, account=account, openid=openid)
+    verdict = 1
+    if gate is not None or not holds_none:
+        async with sessionmaker() as session:
+            if gate is not None:
+                verdict = await gate.take(session, sale, openid)
+            else:  # reads first: most of a rush is refused without taking SQLite's write lock
+                verdict = await flash.precheck(session, sale, account=account, openid=openid)
     if verdict != 1:
         raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
     try:

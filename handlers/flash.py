@@ -174,6 +174,7 @@ async def on_grab(ctx: Ctx) -> None:
             account=ctx.event.account,
             openid=ctx.openid,
             now=now,
+            holds_none=board is not None and view.mine == 0,
         )
     except DomainError as exc:
         if board is not None and exc.code == "flash_sold_out" and sale.available > 0:
