@@ -21,6 +21,7 @@ from flows.requirements import BEIJING
 from flows.staff import staff_alert
 from settings import Settings
 from store import coupons, flash, payments
+from store.db import writing
 from store.errors import DomainError
 from store.flash import FlashGate, SaleView
 from store.models import Coupon, FlashSale, Order, Payment, Service
@@ -188,7 +189,7 @@ async def grab(
     if verdict != 1:
         raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
     try:
-        async with sessionmaker.begin() as session:
+        async with writing(sessionmaker), sessionmaker.begin() as session:
             return await flash.take(session, sale=sale, account=account, openid=openid, now=now, notify=quiet)
     except BaseException as exc:
         if gate is not None:
