@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from flows import flash as flow
 from flows import texts
 from flows.format import yuan
@@ -19,7 +17,7 @@ from handlers.router import Router
 from store import coupons, flash
 from store.errors import DomainError
 from store.flash import SaleBoard, SaleView
-from store.models import Coupon, Order
+from store.models import Coupon
 
 router = Router("flash")
 
@@ -188,6 +186,7 @@ async def on_grab(ctx: Ctx) -> None:
             account=ctx.event.account,
             openid=ctx.openid,
             now=now,
+            holds_none=board is not None and view.mine == 0,
             scene=_scene_of(ctx, sale.code),
         )
     except DomainError as exc:
@@ -217,26 +216,20 @@ async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None =
     if code == "flash_sold_out" and view.mine is not None and view.mine < view.sale.per_customer:
         ctx.say(texts.FLASH_SOLD_OUT)
         return
+    person = {"account": ctx.event.account, "openid": ctx.openid}
     async with ctx.read() as session:
-        mine = await flash.held_by(
-            session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid
-        )
-        if code == "flash_sold_out" and len(mine) < view.sale.per_customer:
-            ctx.say(texts.FLASH_SOLD_OUT)
-            return
-        unpaid = next((t for t in mine if t.status == "held"), None)
-        number = await _number(session, unpaid.order_id) if unpaid and unpaid.order_id else None
+        mine = await flash.held_by(session, sale_id=view.sale.id, **person)
+    if code == "flash_sold_out" and len(mine) < view.sale.per_customer:
+        ctx.say(texts.FLASH_SOLD_OUT)
+        return
+    unpaid = next((t for t in mine if t.status == "held"), None)
+    number = unpaid.number if unpaid else None
     if unpaid is not None and number:
         ctx.state.data["paying"] = number
         deadline = flow.clock(unpaid.expires_at, ctx.now())
         ctx.say(texts.FLASH_HAVE_UNPAID, limit=view.sale.per_customer, number=number, deadline=deadline)
     else:
         ctx.say(texts.FLASH_HAVE_PAID, limit=view.sale.per_customer)
-
-
-async def _number(session: AsyncSession, order_id: int) -> str | None:
-    order = await session.get(Order, order_id)
-    return order.number if order else None
 
 
 @router.text("提醒我", "开抢提醒", "提醒")

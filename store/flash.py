@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import case, event, func, inspect, null, select, update
+from sqlalchemy import bindparam, case, event, func, inspect, literal, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -98,6 +98,9 @@ class SaleSpec:
     remarket: list[str] = field(default_factory=list)
     coupon: dict[str, Any] = field(default_factory=dict)  # store.coupons spec, for remarketing
     lines: dict[str, int] = field(default_factory=dict)
+
+
+DIALECT_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def _insert(session: AsyncSession, entity: Any) -> Any:
@@ -596,45 +599,59 @@ class Taken:
     left: int | None = None  # units still available right after this take (None: not from stock)
 
 
+def _quota_up_statement(insert: Any) -> Any:
+    stmt = insert(FlashQuota).values(
+        sale_id=bindparam("b_sale_id"), account=bindparam("b_account"), openid=bindparam("b_openid"), active=1
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["sale_id", "account", "openid"],
+        set_={"active": FlashQuota.active + 1},
+        where=FlashQuota.active < bindparam("b_limit"),
+    ).returning(FlashQuota.active)
+
+
+# A take's statements, built once (per dialect for the upsert): a rush runs them hundreds of times a
+# second, and building them was most of their cost.
+_QUOTA_UP = {name: _quota_up_statement(insert) for name, insert in DIALECT_INSERTS.items()}
+_QUOTA_DOWN = (
+    update(FlashQuota)
+    .where(
+        FlashQuota.sale_id == bindparam("b_sale_id"),
+        FlashQuota.account == bindparam("b_account"),
+        FlashQuota.openid == bindparam("b_openid"),
+        FlashQuota.active > 0,
+    )
+    .values(active=FlashQuota.active - 1)
+    .execution_options(synchronize_session=False)
+)
+_POSITION = update(FlashSale).where(FlashSale.id == bindparam("b_sale_id")).values(taken=FlashSale.taken + 1)
+# status: a sale stopped after the caller read it is not taken from
+_FROM_STOCK = _POSITION.where(FlashSale.available >= 1, FlashSale.status == literal("scheduled")).values(
+    available=FlashSale.available - 1
+)
+_NEXT_POSITION = {
+    from_stock: stmt.returning(FlashSale.taken, FlashSale.available).execution_options(
+        synchronize_session=False
+    )
+    for from_stock, stmt in ((False, _POSITION), (True, _FROM_STOCK))
+}
+
+
 async def _quota_up(session: AsyncSession, sale: FlashSale, account: str, openid: str) -> bool:
     """One more unit for the person unless they are at the limit (one atomic upsert)."""
-    stmt = (
-        _insert(session, FlashQuota)
-        .values(sale_id=sale.id, account=account, openid=openid, active=1)
-        .on_conflict_do_update(
-            index_elements=["sale_id", "account", "openid"],
-            set_={"active": FlashQuota.active + 1},
-            where=FlashQuota.active < sale.per_customer,
-        )
-        .returning(FlashQuota.active)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    stmt = _QUOTA_UP[session.get_bind().dialect.name]
+    params = {"b_sale_id": sale.id, "b_account": account, "b_openid": openid, "b_limit": sale.per_customer}
+    return (await session.execute(stmt, params)).scalar_one_or_none() is not None
 
 
 async def _quota_down(session: AsyncSession, sale_id: int, account: str, openid: str) -> None:
-    await session.execute(
-        update(FlashQuota)
-        .where(
-            FlashQuota.sale_id == sale_id,
-            FlashQuota.account == account,
-            FlashQuota.openid == openid,
-            FlashQuota.active > 0,
-        )
-        .values(active=FlashQuota.active - 1)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_QUOTA_DOWN, {"b_sale_id": sale_id, "b_account": account, "b_openid": openid})
 
 
 async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> tuple[int, int] | None:
     """Hand out the next position; from_stock also takes a unit of what is available (None: none left).
     (position, units available after it)."""
-    stmt = update(FlashSale).where(FlashSale.id == sale_id).values(taken=FlashSale.taken + 1)
-    if from_stock:  # status: a sale stopped after the caller read it is not taken from
-        stmt = stmt.where(FlashSale.available >= 1, FlashSale.status == "scheduled").values(
-            available=FlashSale.available - 1
-        )
-    stmt = stmt.returning(FlashSale.taken, FlashSale.available).execution_options(synchronize_session=False)
-    row = (await session.execute(stmt)).one_or_none()
+    row = (await session.execute(_NEXT_POSITION[from_stock], {"b_sale_id": sale_id})).one_or_none()
     return None if row is None else (row[0], row[1])
 
 
@@ -893,19 +910,32 @@ async def join_waitlist(
     return int(ahead or 1)
 
 
-async def held_by(session: AsyncSession, *, sale_id: int, account: str, openid: str) -> list[FlashTake]:
-    """The person's takes in the sale that are held or paid, oldest first."""
-    stmt = (
-        select(FlashTake)
-        .where(
-            FlashTake.sale_id == sale_id,
-            FlashTake.account == account,
-            FlashTake.openid == openid,
-            FlashTake.status.in_(["held", "paid"]),
-        )
-        .order_by(FlashTake.id)
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A unit the person holds or has paid, with its order's number (to pay it by)."""
+
+    status: str  # held | paid
+    expires_at: dt.datetime
+    number: str | None
+
+
+_HELD_BY = (
+    select(FlashTake.status, FlashTake.expires_at, Order.number)
+    .outerjoin(Order, Order.id == FlashTake.order_id)
+    .where(
+        FlashTake.sale_id == bindparam("sale_id"),
+        FlashTake.account == bindparam("account"),
+        FlashTake.openid == bindparam("openid"),
+        FlashTake.status.in_([literal("held"), literal("paid")]),
     )
-    return list(await session.scalars(stmt))
+    .order_by(FlashTake.id)
+)  # built once: a rush's takers tap again and again
+
+
+async def held_by(session: AsyncSession, *, sale_id: int, account: str, openid: str) -> list[Holding]:
+    """The person's units in the sale that are held or paid, oldest first, in one query."""
+    rows = await session.execute(_HELD_BY, {"sale_id": sale_id, "account": account, "openid": openid})
+    return [Holding(*row) for row in rows]
 
 
 async def takes_since(session: AsyncSession, sale_id: int, since: dt.datetime) -> int:
