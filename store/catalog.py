@@ -9,11 +9,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Row, Select, bindparam, exists, func, select
+from sqlalchemy import Row, Select, Table, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from store.models import FlashSale, Package, Service, utcnow
 
@@ -218,42 +217,41 @@ def _canonical(order: tuple[str, ...]) -> Any:
 
 
 # A service's card columns, what only its detail shows, and its packages' columns (prefixed p_): read as
-# plain rows, not ORM objects (loading entities into a session cost more than the statement itself).
-_CARD = (
-    Service.id,
-    Service.code,
-    Service.title,
-    Service.platform,
-    Service.category,
-    Service.followers,
-    Service.engagement_bp,
-    Service.exposure,
-    Service.tags,
-    Service.summary,
-    Service.cover_url,
-    Service.forms,
-    Service.status,
+# plain rows of the tables (Core), not ORM objects nor ORM attributes — for these reads on most turns of
+# an order, the ORM's loading cost more than the statement itself.
+_SERVICES, _PACKAGES, _SALES = (cast(Table, m.__table__) for m in (Service, Package, FlashSale))
+_CARD = tuple(
+    _SERVICES.c[key]
+    for key in (
+        "id",
+        "code",
+        "title",
+        "platform",
+        "category",
+        "followers",
+        "engagement_bp",
+        "exposure",
+        "tags",
+        "summary",
+        "cover_url",
+        "forms",
+        "status",
+    )
 )
-_DETAIL = (Service.description, Service.audience, Service.cases)
-_PACKAGE = (
-    Package.id.label("p_id"),
-    Package.position.label("p_position"),
-    Package.name.label("p_name"),
-    Package.price_fen.label("p_price_fen"),
-    Package.deliverables.label("p_deliverables"),
-    Package.lead_days.label("p_lead_days"),
-    Package.stock.label("p_stock"),
-    Package.requirements.label("p_requirements"),
+_DETAIL = (_SERVICES.c.description, _SERVICES.c.audience, _SERVICES.c.cases)
+_PACKAGE = tuple(
+    _PACKAGES.c[key].label(f"p_{key}")
+    for key in ("id", "position", "name", "price_fen", "deliverables", "lead_days", "stock", "requirements")
 )
 # Whether a live flash sale holds the package (it is then sold only through the sale): read with the
 # detail, so that 下单 ① does not need a statement of its own for store.orders.not_on_flash_sale.
 _ON_SALE = (
     exists()
     .where(
-        FlashSale.package_id == Package.id,
-        FlashSale.status == "scheduled",
-        FlashSale.starts_at <= bindparam("now"),
-        FlashSale.ends_at > bindparam("now"),
+        _SALES.c.package_id == _PACKAGES.c.id,
+        _SALES.c.status == "scheduled",
+        _SALES.c.starts_at <= bindparam("now"),
+        _SALES.c.ends_at > bindparam("now"),
     )
     .label("p_on_sale")
 )
@@ -263,18 +261,18 @@ def _with_packages(service_id: Any, *columns: Any) -> Select[Any]:
     """A service and its packages (by position) in one statement: a row per package, or one with None."""
     return (
         select(*columns, *_PACKAGE)
-        .outerjoin(Package, Package.service_id == Service.id)
-        .where(Service.id == service_id)
-        .order_by(Package.position)
+        .select_from(_SERVICES.outerjoin(_PACKAGES, _PACKAGES.c.service_id == _SERVICES.c.id))
+        .where(_SERVICES.c.id == service_id)
+        .order_by(_PACKAGES.c.position)
     )
 
 
 # Built once with bind parameters: these run for most turns of an order, and building a statement
 # (and its cache key) cost about as much as running it.
 _SERVICE = _with_packages(bindparam("service_id"), *_CARD, *_DETAIL, _ON_SALE)
-_of_package = aliased(Package)
+_of_package = _PACKAGES.alias()
 _SERVICE_OF_PACKAGE = _with_packages(
-    select(_of_package.service_id).where(_of_package.id == bindparam("package_id")).scalar_subquery(),
+    select(_of_package.c.service_id).where(_of_package.c.id == bindparam("package_id")).scalar_subquery(),
     *_CARD,
 )
 

@@ -346,36 +346,39 @@ def _wanted(lines: Sequence[Line]) -> dict[int, int]:
     return wanted
 
 
-# The reads of placing and listing orders, built once with bind parameters: building a statement
-# (and its cache key) cost about as much as running it, on every order.
-_LIVE = (FlashSale.status == "scheduled") & (FlashSale.starts_at <= bindparam("now"))
-_LIVE &= FlashSale.ends_at > bindparam("now")
+# The reads of placing and listing orders, built once with bind parameters on the tables (Core): building
+# a statement (and its cache key), or going through the ORM's loading, cost about as much as running it.
+_TABLES = {m: cast(Table, m.__table__) for m in (Package, Service, FlashSale, Coupon, Order, OrderItem)}
+_PKG, _SVC, _SALE, _CPN = (_TABLES[m].c for m in (Package, Service, FlashSale, Coupon))
+_LIVE = (
+    (_SALE.status == "scheduled") & (_SALE.starts_at <= bindparam("now")) & (_SALE.ends_at > bindparam("now"))
+)
 _ORDERABLE = (
     select(
-        Package.id,
-        Package.name,
-        Package.price_fen,
-        Package.stock,
-        Service.title,
-        Service.platform,
-        Service.status,
-        Service.commission_bp,
+        _PKG.id,
+        _PKG.name,
+        _PKG.price_fen,
+        _PKG.stock,
+        _SVC.title,
+        _SVC.platform,
+        _SVC.status,
+        _SVC.commission_bp,
         # In the same statement (each one saved is a round trip and its ORM overhead, per order):
         # whether a live flash sale holds the package, and whether the person has any coupon to try.
-        exists().where(FlashSale.package_id == Package.id, _LIVE).label("on_sale"),
+        exists().where(_SALE.package_id == _PKG.id, _LIVE).label("on_sale"),
         exists()
         .where(
-            Coupon.account == bindparam("account"),
-            Coupon.openid == bindparam("openid"),
-            Coupon.status == "available",
+            _CPN.account == bindparam("account"),
+            _CPN.openid == bindparam("openid"),
+            _CPN.status == "available",
         )
         .label("has_coupon"),
     )
-    .join(Service, Service.id == Package.service_id)
-    .where(Package.id.in_(bindparam("package_ids", expanding=True)))
+    .select_from(_TABLES[Package].join(_TABLES[Service], _SVC.id == _PKG.service_id))
+    .where(_PKG.id.in_(bindparam("package_ids", expanding=True)))
 )
 _BY_SOURCE_KEY = select(Order).where(Order.source_key == bindparam("source_key"))
-_ID_BY_SOURCE_KEY = select(Order.id).where(Order.source_key == bindparam("source_key"))
+_ID_BY_SOURCE_KEY = select(_TABLES[Order].c.id).where(_TABLES[Order].c.source_key == bindparam("source_key"))
 
 
 async def _orderable(
@@ -874,23 +877,24 @@ async def order_page(
 
 
 def _page_statement(by_status: bool) -> Select[Any]:
-    where = [Order.account == bindparam("account"), Order.openid == bindparam("openid")]
+    o, i = _TABLES[Order].c, _TABLES[OrderItem].c
+    where = [o.account == bindparam("account"), o.openid == bindparam("openid")]
     if by_status:
-        where.append(Order.status == bindparam("status"))
-    first = select(OrderItem.service_title).where(OrderItem.order_id == Order.id).order_by(OrderItem.id)
-    lines = select(func.count()).select_from(OrderItem).where(OrderItem.order_id == Order.id)
+        where.append(o.status == bindparam("status"))
+    first = select(i.service_title).where(i.order_id == o.id).order_by(i.id).limit(1)
+    lines = select(func.count()).select_from(_TABLES[OrderItem]).where(i.order_id == o.id)
     return (
         select(
-            Order.id,
-            Order.number,
-            Order.status,
-            Order.total_fen,
-            first.limit(1).scalar_subquery().label("first_title"),
+            o.id,
+            o.number,
+            o.status,
+            o.total_fen,
+            first.scalar_subquery().label("first_title"),
             lines.scalar_subquery().label("lines"),
             func.count().over().label("total"),
         )
         .where(*where)
-        .order_by(Order.created_at.desc(), Order.id.desc())
+        .order_by(o.created_at.desc(), o.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
