@@ -48,7 +48,7 @@ from handlers.work import dispatch as staff_dispatch
 from settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.earnings import next_release_at
-from store.flash import FlashGate
+from store.flash import FlashGate, SaleBoard
 from store.models import utcnow
 from store.orders import StockGate
 from store.payments import payments_to_reconcile
@@ -213,6 +213,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             pay=pay,
             stock_gate=gate,
             flash_gate=flash_gate,
+            flash_board=SaleBoard(sessionmaker),
             wake_outbox=outbox.wake,
             wake_job=scheduler.wake,
             llm=_llm(app),

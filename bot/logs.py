@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,6 +14,18 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Request ids: this process's random prefix and a serial (uuid4 read the OS's randomness per request).
+_RUN = uuid.uuid4().hex[:8]
+_SERIAL = itertools.count(1)
+
+
+def _new_run() -> None:
+    global _RUN
+    _RUN = uuid.uuid4().hex[:8]
+
+
+os.register_at_fork(after_in_child=_new_run)  # a forked worker must not repeat its parent's ids
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
@@ -67,7 +81,7 @@ def set_levels(level: int) -> None:
 async def request_id_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    rid = request.headers.get("X-Request-Id") or f"{_RUN}{next(_SERIAL):08x}"
     token = request_id.set(rid)
     try:
         response = await handler(request)

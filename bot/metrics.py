@@ -50,6 +50,18 @@ class Metrics:
             "chatorder_flash_conversion_percent", "Of those who took a unit, who paid", ["sale"], registry=r
         )
         self._flash: Callable[[], Awaitable[list[tuple[str, Any, int]]]] | None = None
+        # Labelled children kept per value: labels() takes a lock and builds a key on every call,
+        # and these two are counted on every message.
+        self._kinds: dict[str, Any] = {}
+        self._modes: dict[str, Any] = {}
+
+    def message_in(self, kind: str) -> None:
+        child = self._kinds.get(kind) or self._kinds.setdefault(kind, self.messages_in.labels(kind))
+        child.inc()
+
+    def reply(self, mode: str) -> None:
+        child = self._modes.get(mode) or self._modes.setdefault(mode, self.replies.labels(mode))
+        child.inc()
 
     def track_outbox_depth(self, depth: Callable[[], Awaitable[int]]) -> None:
         self._depth = depth

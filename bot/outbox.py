@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.mp import MpClient, WeChatApiError
 from flows.notices import notice_payload
 from settings import Settings
+from store.db import writing
 from store.models import OutboxMessage, utcnow
 from store.outbox import Outgoing
 
@@ -139,7 +140,7 @@ class OutboxDispatcher:
             .returning(OutboxMessage)
             .execution_options(synchronize_session=False)
         )
-        async with self._sessionmaker() as session, session.begin():
+        async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
             rows = list((await session.execute(stmt)).scalars())
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
@@ -223,7 +224,7 @@ class OutboxDispatcher:
             .values(claimed_by=None, claimed_until=None, **values)
             .execution_options(synchronize_session=False)
         )
-        async with self._sessionmaker() as session, session.begin():
+        async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
             result = await session.execute(stmt)
         if result.rowcount == 0:  # type: ignore[attr-defined]
             log.warning("outbox %s: lease lost before recording %s", row.id, values.get("status"))
@@ -237,7 +238,7 @@ class OutboxDispatcher:
             )
             .execution_options(synchronize_session=False)
         )
-        async with self._sessionmaker() as session, session.begin():
+        async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
             await session.execute(stmt)
 
     def _note(self, row: OutboxMessage, outcome: str) -> None:

@@ -21,6 +21,7 @@ from flows.requirements import BEIJING
 from flows.staff import staff_alert
 from settings import Settings
 from store import coupons, flash, payments
+from store.db import writing
 from store.errors import DomainError
 from store.flash import FlashGate, SaleView
 from store.models import Coupon, FlashSale, Order, Payment, Service
@@ -171,20 +172,24 @@ async def grab(
     account: str,
     openid: str,
     now: dt.datetime,
+    holds_none: bool = False,
 ) -> flash.Taken:
     """抢: the Redis gate first (when configured: most of a rush is refused there), then the database,
-    which decides; Redis is brought back in line with whatever the database refused."""
+    which decides; Redis is brought back in line with whatever the database refused. `holds_none`:
+    the person is known to hold no unit, so without Redis the take is tried at once."""
     if gate is None and sale.available <= 0:  # `sale` was just read: sold out needs no more queries
         raise DomainError("flash_sold_out", limit=sale.per_customer)
-    async with sessionmaker() as session:
-        if gate is not None:
-            verdict = await gate.take(session, sale, openid)
-        else:  # reads first: most of a rush is refused without taking SQLite's write lock
-            verdict = await flash.precheck(session, sale, account=account, openid=openid)
+    verdict = 1
+    if gate is not None or not holds_none:
+        async with sessionmaker() as session:
+            if gate is not None:
+                verdict = await gate.take(session, sale, openid)
+            else:  # reads first: most of a rush is refused without taking SQLite's write lock
+                verdict = await flash.precheck(session, sale, account=account, openid=openid)
     if verdict != 1:
         raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
     try:
-        async with sessionmaker.begin() as session:
+        async with writing(sessionmaker), sessionmaker.begin() as session:
             return await flash.take(session, sale=sale, account=account, openid=openid, now=now, notify=quiet)
     except BaseException as exc:
         if gate is not None:

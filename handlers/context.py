@@ -14,7 +14,7 @@ from flows import texts
 from handlers.events import Event
 from settings import Settings
 from store.errors import DomainError
-from store.flash import FlashGate
+from store.flash import FlashGate, SaleBoard
 from store.models import utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing
@@ -68,6 +68,7 @@ class Services:
     pay: PayClient | None = None
     stock_gate: StockGate | None = None  # Redis in front of stock, when Redis is configured
     flash_gate: FlashGate | None = None  # Redis in front of flash sales' stock and limits, likewise
+    flash_board: SaleBoard | None = None  # the open sales as last read, for the taps of a rush
     # Without Redis: when each person last tapped 抢 (openid -> monotonic seconds), for the throttle.
     flash_taps: dict[str, float] = field(default_factory=dict)
     wake_outbox: Callable[[], None] | None = None

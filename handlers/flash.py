@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from flows import flash as flow
 from flows import texts
 from flows.format import yuan
@@ -18,8 +16,8 @@ from handlers.pay import offer_payment
 from handlers.router import Router
 from store import coupons, flash
 from store.errors import DomainError
-from store.flash import SaleView
-from store.models import Coupon, Order
+from store.flash import SaleBoard, SaleView
+from store.models import Coupon
 
 router = Router("flash")
 
@@ -41,7 +39,11 @@ def _picked(ctx: Ctx) -> bool:
 
 
 async def _open_sales(ctx: Ctx, *, mine: bool = False) -> list[SaleView]:
-    """`mine`: with the units this person holds in each (see _refuse)."""
+    """`mine`: with the units this person holds in each (see _refuse). The list alone comes from the
+    board when there is one: a rush sends many 秒杀 too, and stock a second old is fine to show."""
+    board = ctx.services.flash_board
+    if board is not None and not mine:
+        return await board.open_sales(ctx.now())
     person = (ctx.event.account, ctx.openid) if mine else None
     async with ctx.read() as session:
         return await flash.open_sales(session, ctx.now(), person=person)
@@ -100,23 +102,30 @@ async def on_open(ctx: Ctx) -> None:
     await _show(ctx, arg)
 
 
-async def _chosen(ctx: Ctx, *, upcoming: bool = False) -> SaleView:
+async def _chosen(ctx: Ctx, *, upcoming: bool = False, board: SaleBoard | None = None) -> SaleView:
     """The sale 抢 / 候补 / 提醒我 is about: named, opened last, or the only one running (or, for
-    提醒我, the only one coming)."""
+    提醒我, the only one coming). With `board` (抢), an open sale is read from it, not the database."""
     arg = ctx.argument.strip()
     codes = ctx.state.data.get("flash_list") or []
     if arg.isdigit() and 1 <= int(arg) <= len(codes):
         arg = codes[int(arg) - 1]
     code = arg or ctx.state.data.get("flash")
     person = (ctx.event.account, ctx.openid)
+    now = ctx.now()
     if code:
+        view = await board.sale(code, now) if board else None
+        if view is not None and board is not None:
+            return board.mine(view, *person)
         async with ctx.read() as session:
             view = await flash.sale_by_code(session, code, person=person)
         if view is None:
             raise UserFacingError(texts.FLASH_NOT_FOUND, code=code[:32])
         return view
-    now = ctx.now()
-    running = [v for v in await _open_sales(ctx, mine=True) if (v.sale.starts_at > now) == upcoming]
+    if board is not None:
+        views = [board.mine(v, *person) for v in await board.open_sales(now)]
+    else:
+        views = await _open_sales(ctx, mine=True)
+    running = [v for v in views if (v.sale.starts_at > now) == upcoming]
     if not running:
         raise UserFacingError(texts.FLASH_NONE if upcoming else texts.FLASH_NO_LIVE)
     if len(running) > 1:
@@ -149,7 +158,8 @@ async def on_grab(ctx: Ctx) -> None:
     if await _throttled(ctx):  # first: a burst of taps costs no query (the first tap got the answer)
         ctx.say(texts.FLASH_THROTTLED)
         return
-    view = await _chosen(ctx)
+    board = ctx.services.flash_board
+    view = await _chosen(ctx, board=board)
     ctx.state.data["flash"] = view.sale.code
     sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
@@ -162,10 +172,15 @@ async def on_grab(ctx: Ctx) -> None:
             account=ctx.event.account,
             openid=ctx.openid,
             now=now,
+            holds_none=board is not None and view.mine == 0,
         )
     except DomainError as exc:
+        if board is not None and exc.code == "flash_sold_out" and sale.available > 0:
+            board.stale()  # the board still counted units: read it again
         await _refuse(ctx, view, exc.code, exc)
         return
+    if board is not None:
+        board.took(sale, ctx.event.account, ctx.openid, taken.left)
     if ctx.services.wake_outbox is not None:
         ctx.services.wake_outbox()
     ctx.say(
@@ -186,26 +201,20 @@ async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None =
     if code == "flash_sold_out" and view.mine is not None and view.mine < view.sale.per_customer:
         ctx.say(texts.FLASH_SOLD_OUT)
         return
+    person = {"account": ctx.event.account, "openid": ctx.openid}
     async with ctx.read() as session:
-        mine = await flash.held_by(
-            session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid
-        )
-        if code == "flash_sold_out" and len(mine) < view.sale.per_customer:
-            ctx.say(texts.FLASH_SOLD_OUT)
-            return
-        unpaid = next((t for t in mine if t.status == "held"), None)
-        number = await _number(session, unpaid.order_id) if unpaid and unpaid.order_id else None
+        mine = await flash.held_by(session, sale_id=view.sale.id, **person)
+    if code == "flash_sold_out" and len(mine) < view.sale.per_customer:
+        ctx.say(texts.FLASH_SOLD_OUT)
+        return
+    unpaid = next((t for t in mine if t.status == "held"), None)
+    number = unpaid.number if unpaid else None
     if unpaid is not None and number:
         ctx.state.data["paying"] = number
         deadline = flow.clock(unpaid.expires_at, ctx.now())
         ctx.say(texts.FLASH_HAVE_UNPAID, limit=view.sale.per_customer, number=number, deadline=deadline)
     else:
         ctx.say(texts.FLASH_HAVE_PAID, limit=view.sale.per_customer)
-
-
-async def _number(session: AsyncSession, order_id: int) -> str | None:
-    order = await session.get(Order, order_id)
-    return order.number if order else None
 
 
 @router.text("提醒我", "开抢提醒", "提醒")

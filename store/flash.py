@@ -8,15 +8,18 @@ Lua script, so a rush is mostly refused before the database; the database stays 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import func, null, select, update
+from sqlalchemy import bindparam, event, func, inspect, literal, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from store import coupons, orders
 from store.errors import DomainError
@@ -95,6 +98,9 @@ class SaleSpec:
     remarket: list[str] = field(default_factory=list)
     coupon: dict[str, Any] = field(default_factory=dict)  # store.coupons spec, for remarketing
     lines: dict[str, int] = field(default_factory=dict)
+
+
+DIALECT_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def _insert(session: AsyncSession, entity: Any) -> Any:
@@ -323,6 +329,7 @@ async def create_sale(
         created_at=now,
     )
     session.add(sale)
+    _written(session)
     await session.flush()
     return sale, []
 
@@ -375,6 +382,7 @@ async def schedule_demo_sale(session: AsyncSession, now: dt.datetime) -> FlashSa
         created_at=now,
     )
     session.add(sale)
+    _written(session)
     await session.flush()
     return sale
 
@@ -468,6 +476,104 @@ async def sale_by_code(
     return found[0] if found else None
 
 
+class FlashWrites:
+    """How many transactions of this process changed a sale's stock or status (counted at commit):
+    the board below refreshes at once after one of ours, and within a second after other processes'."""
+
+    count = 0
+
+
+def _written(session: AsyncSession) -> None:
+    session.sync_session.info["flash_written"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _count_commit(session: Session) -> None:
+    if session.info.pop("flash_written", False):
+        FlashWrites.count += 1
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rollback(session: Session) -> None:
+    session.info.pop("flash_written", None)
+
+
+def _with_available(sale: FlashSale, available: int) -> FlashSale:
+    """A copy of `sale` (transient, never added to a session) with another count of units available."""
+    copy = FlashSale(**{a.key: getattr(sale, a.key) for a in inspect(FlashSale).column_attrs})
+    copy.available = available
+    return copy
+
+
+def _fewer(view: SaleView, left: int) -> SaleView:
+    return replace(view, sale=_with_available(view.sale, min(left, view.sale.available)))
+
+
+class SaleBoard:
+    """The open sales as this process last read them, and who holds units in them, for a rush's taps.
+
+    Most of a rush is people tapping 抢 after the last unit went: they are told 已抢光 from here, with
+    no query (a unit given back goes to the waitlist first, so a second's delay in seeing it takes
+    nothing from anyone). Every take still goes through the database (and the Redis gate), which
+    decides; someone known to hold a unit is looked up before being told anything."""
+
+    TTL = 1.0  # seconds between reads, unless this process changed a sale meanwhile
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._views: list[SaleView] = []
+        self._holders: dict[int, set[tuple[str, str]]] = {}
+        self._read_at = -self.TTL
+        self._version = -1
+        self._refresh: asyncio.Task[None] | None = None
+
+    async def open_sales(self, now: dt.datetime) -> list[SaleView]:
+        """Upcoming and running sales, as `open_sales` reads them (at most a second old)."""
+        if self._version != FlashWrites.count or time.monotonic() - self._read_at >= self.TTL:
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.create_task(self._read(), name="flash-board")
+            await asyncio.shield(self._refresh)
+        return [v for v in self._views if v.sale.ends_at > now]
+
+    async def sale(self, code: str, now: dt.datetime) -> SaleView | None:
+        """An open sale by code (None: not open now, as far as this board knows)."""
+        code = code.strip().lower()
+        return next((v for v in await self.open_sales(now) if v.sale.code == code), None)
+
+    def mine(self, view: SaleView, account: str, openid: str) -> SaleView:
+        """The view with `mine`: 0 for someone holding nothing, None (look it up) for a holder."""
+        held = (account, openid) in self._holders.get(view.sale.id, ())
+        return SaleView(view.sale, view.service_title, view.package_name, view.usual_fen, None if held else 0)
+
+    def took(self, sale: FlashSale, account: str, openid: str, left: int | None) -> None:
+        """A rush take of this process, seen at once without reading the sale again (during a rush
+        every take would otherwise mean a read): the person now holds a unit, `left` remain."""
+        self._holders.setdefault(sale.id, set()).add((account, openid))
+        if left is None:
+            return
+        self._views = [_fewer(v, left) if v.sale.id == sale.id else v for v in self._views]
+
+    def stale(self) -> None:
+        """The database disagreed with the board (say, no unit left): read it again on the next tap."""
+        self._read_at = -self.TTL
+
+    async def _read(self) -> None:
+        version, started = FlashWrites.count, time.monotonic()
+        async with self._sessionmaker() as session:
+            views = await open_sales(session, utcnow())
+            takes = await session.execute(
+                select(FlashTake.sale_id, FlashTake.account, FlashTake.openid).where(
+                    FlashTake.sale_id.in_([v.sale.id for v in views]),
+                    FlashTake.status.in_(["held", "paid"]),  # at most the stock: small
+                )
+            )
+            holders: dict[int, set[tuple[str, str]]] = {v.sale.id: set() for v in views}
+            for sale_id, account, openid in takes:
+                holders[sale_id].add((account, openid))
+        self._views, self._holders = views, holders
+        self._version, self._read_at = version, started
+
+
 async def stop_sale(session: AsyncSession, code: str, now: dt.datetime) -> FlashSale:
     """Stop a sale: nothing more can be taken (holds already made can still be paid)."""
     sale = await session.scalar(
@@ -479,6 +585,7 @@ async def stop_sale(session: AsyncSession, code: str, now: dt.datetime) -> Flash
     if sale is None:
         view = await sale_by_code(session, code)
         raise DomainError("flash_not_found" if view is None else "flash_stopped", sale=code)
+    _written(session)
     return sale
 
 
@@ -489,46 +596,63 @@ async def stop_sale(session: AsyncSession, code: str, now: dt.datetime) -> Flash
 class Taken:
     take: FlashTake
     order: Order
+    left: int | None = None  # units still available right after this take (None: not from stock)
+
+
+def _quota_up_statement(insert: Any) -> Any:
+    stmt = insert(FlashQuota).values(
+        sale_id=bindparam("b_sale_id"), account=bindparam("b_account"), openid=bindparam("b_openid"), active=1
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["sale_id", "account", "openid"],
+        set_={"active": FlashQuota.active + 1},
+        where=FlashQuota.active < bindparam("b_limit"),
+    ).returning(FlashQuota.active)
+
+
+# A take's statements, built once (per dialect for the upsert): a rush runs them hundreds of times a
+# second, and building them was most of their cost.
+_QUOTA_UP = {name: _quota_up_statement(insert) for name, insert in DIALECT_INSERTS.items()}
+_QUOTA_DOWN = (
+    update(FlashQuota)
+    .where(
+        FlashQuota.sale_id == bindparam("b_sale_id"),
+        FlashQuota.account == bindparam("b_account"),
+        FlashQuota.openid == bindparam("b_openid"),
+        FlashQuota.active > 0,
+    )
+    .values(active=FlashQuota.active - 1)
+    .execution_options(synchronize_session=False)
+)
+_POSITION = update(FlashSale).where(FlashSale.id == bindparam("b_sale_id")).values(taken=FlashSale.taken + 1)
+# status: a sale stopped after the caller read it is not taken from
+_FROM_STOCK = _POSITION.where(FlashSale.available >= 1, FlashSale.status == literal("scheduled")).values(
+    available=FlashSale.available - 1
+)
+_NEXT_POSITION = {
+    from_stock: stmt.returning(FlashSale.taken, FlashSale.available).execution_options(
+        synchronize_session=False
+    )
+    for from_stock, stmt in ((False, _POSITION), (True, _FROM_STOCK))
+}
 
 
 async def _quota_up(session: AsyncSession, sale: FlashSale, account: str, openid: str) -> bool:
     """One more unit for the person unless they are at the limit (one atomic upsert)."""
-    stmt = (
-        _insert(session, FlashQuota)
-        .values(sale_id=sale.id, account=account, openid=openid, active=1)
-        .on_conflict_do_update(
-            index_elements=["sale_id", "account", "openid"],
-            set_={"active": FlashQuota.active + 1},
-            where=FlashQuota.active < sale.per_customer,
-        )
-        .returning(FlashQuota.active)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    stmt = _QUOTA_UP[session.get_bind().dialect.name]
+    params = {"b_sale_id": sale.id, "b_account": account, "b_openid": openid, "b_limit": sale.per_customer}
+    return (await session.execute(stmt, params)).scalar_one_or_none() is not None
 
 
 async def _quota_down(session: AsyncSession, sale_id: int, account: str, openid: str) -> None:
-    await session.execute(
-        update(FlashQuota)
-        .where(
-            FlashQuota.sale_id == sale_id,
-            FlashQuota.account == account,
-            FlashQuota.openid == openid,
-            FlashQuota.active > 0,
-        )
-        .values(active=FlashQuota.active - 1)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_QUOTA_DOWN, {"b_sale_id": sale_id, "b_account": account, "b_openid": openid})
 
 
-async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> int | None:
-    """Hand out the next position; from_stock also takes a unit of what is available (None: none left)."""
-    stmt = update(FlashSale).where(FlashSale.id == sale_id).values(taken=FlashSale.taken + 1)
-    if from_stock:  # status: a sale stopped after the caller read it is not taken from
-        stmt = stmt.where(FlashSale.available >= 1, FlashSale.status == "scheduled").values(
-            available=FlashSale.available - 1
-        )
-    stmt = stmt.returning(FlashSale.taken).execution_options(synchronize_session=False)
-    return (await session.execute(stmt)).scalar_one_or_none()
+async def _next_position(session: AsyncSession, sale_id: int, *, from_stock: bool) -> tuple[int, int] | None:
+    """Hand out the next position; from_stock also takes a unit of what is available (None: none left).
+    (position, units available after it)."""
+    row = (await session.execute(_NEXT_POSITION[from_stock], {"b_sale_id": sale_id})).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def precheck(session: AsyncSession, sale: FlashSale, *, account: str, openid: str) -> int:
@@ -567,10 +691,13 @@ async def take(
         raise DomainError(f"flash_{phase(sale, now)}", sale=sale.code)
     if not await _quota_up(session, sale, account, openid):
         raise DomainError("flash_limit", limit=sale.per_customer)
-    position = await _next_position(session, sale.id, from_stock=from_stock)
-    if position is None:
+    if via != "rush":  # a rush's takes reach this process's board through SaleBoard.took
+        _written(session)
+    found = await _next_position(session, sale.id, from_stock=from_stock)
+    if found is None:
         await _quota_down(session, sale.id, account, openid)  # exact: we still hold the row
         raise DomainError("flash_sold_out", sale=sale.code)
+    position, left = found
     price = price_fen or price_at(sale, position)
     hold = hold or dt.timedelta(minutes=sale.hold_minutes)
     order = await orders.create_order(
@@ -606,7 +733,7 @@ async def take(
     )
     session.add(row)
     await session.flush()
-    return Taken(row, order)
+    return Taken(row, order, left if from_stock else None)
 
 
 async def sale_of_order(session: AsyncSession, order_id: int) -> tuple[FlashTake, FlashSale] | None:
@@ -691,6 +818,7 @@ async def settle(
     )
     if flipped is None:
         return None
+    _written(session)
     sale = await session.get(FlashSale, flipped.sale_id, populate_existing=True)
     assert sale is not None
     await _quota_down(session, sale.id, flipped.account, flipped.openid)
@@ -770,19 +898,32 @@ async def join_waitlist(session: AsyncSession, *, sale: FlashSale, account: str,
     return int(ahead or 1)
 
 
-async def held_by(session: AsyncSession, *, sale_id: int, account: str, openid: str) -> list[FlashTake]:
-    """The person's takes in the sale that are held or paid, oldest first."""
-    stmt = (
-        select(FlashTake)
-        .where(
-            FlashTake.sale_id == sale_id,
-            FlashTake.account == account,
-            FlashTake.openid == openid,
-            FlashTake.status.in_(["held", "paid"]),
-        )
-        .order_by(FlashTake.id)
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A unit the person holds or has paid, with its order's number (to pay it by)."""
+
+    status: str  # held | paid
+    expires_at: dt.datetime
+    number: str | None
+
+
+_HELD_BY = (
+    select(FlashTake.status, FlashTake.expires_at, Order.number)
+    .outerjoin(Order, Order.id == FlashTake.order_id)
+    .where(
+        FlashTake.sale_id == bindparam("sale_id"),
+        FlashTake.account == bindparam("account"),
+        FlashTake.openid == bindparam("openid"),
+        FlashTake.status.in_([literal("held"), literal("paid")]),
     )
-    return list(await session.scalars(stmt))
+    .order_by(FlashTake.id)
+)  # built once: a rush's takers tap again and again
+
+
+async def held_by(session: AsyncSession, *, sale_id: int, account: str, openid: str) -> list[Holding]:
+    """The person's units in the sale that are held or paid, oldest first, in one query."""
+    rows = await session.execute(_HELD_BY, {"sale_id": sale_id, "account": account, "openid": openid})
+    return [Holding(*row) for row in rows]
 
 
 async def takes_since(session: AsyncSession, sale_id: int, since: dt.datetime) -> int:

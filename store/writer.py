@@ -17,6 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
+from store.db import writing
+
 log = logging.getLogger(__name__)
 
 Write = tuple[Executable, dict[str, Any]]
@@ -84,7 +86,7 @@ class GroupWriter:
 
     async def _commit(self, batch: list[_Unit]) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with writing(self._engine), self._engine.begin() as conn:
                 await _execute_grouped(conn, [w for unit in batch for w in unit.writes])
         except (DBAPIError, OSError) as exc:
             if len(batch) == 1:

@@ -311,6 +311,21 @@ async def test_many_people_at_once_never_oversell(shop: Shop) -> None:
     assert "已经抢光了" in said and "候补" in said
 
 
+async def test_units_taken_by_another_process_are_never_sold_twice_from_this_ones_board(shop: Shop) -> None:
+    """The board (what 抢 and 秒杀 read during a rush) may be a second behind other processes: the
+    database still decides every take, and someone who took a unit elsewhere is told what they hold."""
+    sale = await shop.sale(sale_yaml(stock=2, limit=1))
+    assert "仅剩 2 件" in await shop.customer("o_looker").say("秒杀")  # this process's board: 2 left
+    for openid in ("o_elsewhere1", "o_elsewhere2"):  # another process's rush takes both
+        async with shop.sm.begin() as s:
+            await flash.take(s, sale=sale, account=wechat.ACCOUNT, openid=openid, now=utcnow(), notify=quiet)
+    said = await shop.customer("o_looker").say("抢")
+    assert "已经抢光了" in said and "候补" in said
+    assert "你已经抢到了" in await shop.customer("o_elsewhere1").say("抢")
+    assert len(await shop.takes()) == 2
+    assert "已抢光" in await shop.customer("o_looker").say("秒杀")  # read again after the refusal
+
+
 async def test_rapid_repeats_are_throttled_politely(
     make_settings: Callable[..., Settings], pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
 ) -> None:

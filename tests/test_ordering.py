@@ -6,10 +6,11 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
@@ -17,7 +18,7 @@ from flows import texts
 from flows.notices import order_notice
 from settings import Settings
 from store import catalog, catalog_import, orders
-from store.models import Material, Order, Package, Service
+from store.models import Material, Order, OutboxMessage, Package, Service, utcnow
 from tests.conftest import REDIS_URL, eventually, needs_redis, start_bot
 from tests.wechat import ACCOUNT, WeChat
 
@@ -69,14 +70,36 @@ class Customer:
 
     def __init__(self, bot: TestClient, sim: MpSimulator, openid: str) -> None:
         self.chat, self.sim, self.openid = WeChat(bot), sim, openid
+        self.bot = bot
 
     async def say(self, text: str) -> str:
+        # What the last turn sent by API must have arrived first, or its last message (say, a pay QR
+        # after its text) would be taken for this turn's answer.
+        await eventually(self._delivered)
         before = len(self._api())
         answer = await self.chat.say(self.openid, text)
         if answer.text is not None:
             return answer.text
-        sent = await eventually(lambda: self._api()[before:])
+
+        async def arrived() -> list[Any]:
+            return self._api()[before:] if await self._delivered() else []
+
+        sent = await eventually(arrived)
         return "\n".join(m.payload.get("content", "") for m in sent)
+
+    async def _delivered(self) -> bool:
+        """Nothing due for this person is still waiting in the outbox (later retries do not count)."""
+        async with self.bot.app[keys.SESSIONMAKER]() as s:
+            waiting = await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
+                    OutboxMessage.recipient == self.openid,
+                    OutboxMessage.status.in_(["pending", "sending"]),
+                    OutboxMessage.next_attempt_at <= utcnow(),
+                )
+            )
+        return not waiting
 
     async def image(self, media_id: str, data: bytes = PNG) -> str:
         self.sim.media[media_id] = ("image/png", data)

@@ -151,7 +151,7 @@ class Pipeline:
             self._metrics.duplicates.inc()
             turn.answer.set_result(snap.reply_xml)
             return
-        self._metrics.messages_in.labels(ev.name).inc()
+        self._metrics.message_in(ev.name)
         ctx = Ctx(
             event=ev,
             settings=self._settings,
@@ -199,7 +199,7 @@ class Pipeline:
             )
             record.reply_xml = None
         mode = "passive" if record.reply_xml else "outbox" if ctx.replies else "none"
-        self._metrics.replies.labels(mode).inc()
+        self._metrics.reply(mode)
         turn.answer.set_result(record.reply_xml)
 
     @staticmethod

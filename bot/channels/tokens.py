@@ -28,6 +28,10 @@ Fetch = Callable[[], Awaitable[tuple[str, int]]]
 SAFETY_MARGIN = 300
 LOCK_SECONDS = 15.0  # longer than one /token request (10 s timeout) plus its bookkeeping
 POLL_SECONDS = 0.05
+# How long a process reuses the token it last read without asking the store again. Safe: a token
+# replaced by another process stays valid at WeChat for 5 more minutes, and one WeChat rejects is
+# dropped here at once (`invalidate`).
+MEMO_SECONDS = 30.0
 
 
 def cache_seconds(expires_in: int) -> int:
@@ -44,17 +48,28 @@ class TokenStore(ABC):
         self._local = asyncio.Lock()  # single-flight inside this process
         self._lock_seconds = lock_seconds
         self._poll_seconds = poll_seconds
+        self._memo: tuple[str, float] | None = None  # (token, monotonic deadline)
 
     async def get(self, fetch: Fetch) -> str:
         """The cached token, or a fresh one fetched by exactly one caller across processes."""
-        if token := await self._read():
-            return token
-        async with self._local:
-            return await self._read() or await self._refresh(fetch)
+        if self._memo is not None and time.monotonic() < self._memo[1]:
+            return self._memo[0]  # every message sent asked the store before: one query each
+        token = await self._read()
+        if not token:
+            async with self._local:
+                token = await self._read() or await self._refresh(fetch)
+        self._memo = (token, time.monotonic() + MEMO_SECONDS)
+        return token
 
-    @abstractmethod
     async def invalidate(self, token: str) -> None:
         """Forget `token` if it is still the cached one (a newer token is left alone)."""
+        if self._memo is not None and self._memo[0] == token:
+            self._memo = None
+        await self._drop(token)
+
+    @abstractmethod
+    async def _drop(self, token: str) -> None:
+        """Delete `token` from the store if it is still the one stored."""
 
     @abstractmethod
     async def _read(self) -> str | None: ...
@@ -103,7 +118,7 @@ class RedisTokenStore(TokenStore):
         self._key = key
         self._lock_key = f"{key}:lock"
 
-    async def invalidate(self, token: str) -> None:
+    async def _drop(self, token: str) -> None:
         await self._redis.eval(_CAS_DELETE, 1, self._key, token)
 
     async def _read(self) -> str | None:
@@ -133,7 +148,7 @@ class DbTokenStore(TokenStore):
         self._key = key
         self._lock_key = f"lock:{key}"
 
-    async def invalidate(self, token: str) -> None:
+    async def _drop(self, token: str) -> None:
         await self._delete(self._key, token)
 
     async def _read(self) -> str | None:

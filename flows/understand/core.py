@@ -20,6 +20,7 @@ THRESHOLD = 0.6
 # What is read of a message. WeChat text messages are at most ~2,000 bytes; a request is said well
 # within this, and some of the patterns cost the square of the length on pathological input.
 MAX_CHARS = 500
+MEMO_SIZE = 4096  # messages remembered per vocabulary (core.understand)
 
 # Intents for which what is asked about (platform, tags, budget …) means something to the handler;
 # keywords only where they are searched for. Elsewhere (博主没发，退款) they are noise.
@@ -61,9 +62,20 @@ def understand(text: str, context: Context, vocab: Vocabulary, now: dt.datetime)
     """What `text` means, read with the conversation's `context` and the catalog's `vocab`.
 
     `now` anchors relative dates (明天下午三点) in Beijing time; it is passed in so that the step
-    stays pure and testable. Only the first MAX_CHARS characters are read.
+    stays pure and testable. Only the first MAX_CHARS characters are read. The same message in the
+    same context within the same minute is read once (the step is pure; dates are kept to the minute).
     """
     text = text[:MAX_CHARS]
+    key = (text, context, now.replace(second=0, microsecond=0))
+    found: Understanding | None = vocab.memo.get(key)
+    if found is None:
+        if len(vocab.memo) >= MEMO_SIZE:
+            vocab.memo.clear()  # bounded; refilled by what people say now
+        found = vocab.memo[key] = _read(text, context, vocab, now)
+    return found
+
+
+def _read(text: str, context: Context, vocab: Vocabulary, now: dt.datetime) -> Understanding:
     norm = _without_courtesy(normalize(text))
     if not norm:
         return Understanding(Intent.UNKNOWN, Slots(), 0.1)  # a lone emoji, punctuation

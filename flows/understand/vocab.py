@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import jieba
 from xpinyin import Pinyin
@@ -180,6 +180,9 @@ class Vocabulary:
     tokenizer: jieba.Tokenizer = field(repr=False, compare=False)
     # phrases with Chinese numerals in them (二次元, 一只家居控): kept as words, not read as numbers
     numeral_words: tuple[str, ...] = ()
+    # What messages were understood as with this vocabulary (core.understand): 在吗, 你好, 多少钱 come
+    # from many people at once; the memo is dropped with the vocabulary when the catalog changes.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, services: Iterable[ServiceLike]) -> Vocabulary:
