@@ -14,6 +14,7 @@ from handlers.context import Ctx, UserFacingError, refusals
 from handlers.pay import offer_payment
 from handlers.router import Router
 from store import catalog, orders
+from store.db import writing
 from store.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,9 @@ async def on_confirm(ctx: Ctx) -> None:
     """Create the order (stock reserved atomically); the form ends."""
     form = OrderForm(ctx.state)
     try:
-        async with ctx.transaction() as session:
+        # On SQLite, in turn with the group commits (store.db.writing) instead of sleeping in SQLite's
+        # busy handler when both want the single write lock: that sleep was the slow tail of 确认.
+        async with writing(ctx.sessionmaker), ctx.transaction() as session:
             order = await orders.create_order(
                 session,
                 account=ctx.event.account,
