@@ -33,7 +33,7 @@ HELP = (
     "· 我的数据 — 下载我们保存的你的全部信息；注销 — 删除你的个人信息"
 )
 
-# --- Understanding free text (handlers/understand.py) ------------------------------------------
+# --- Understanding free text (handlers/understand/) ---------------------------------------------
 
 GREETING = "在的 👋 想找什么样的推广？可以直接说，比如「小红书 美食博主 3000以内」。"
 THANKS = "不客气 😊 还有什么需要，随时直接说。"
