@@ -3,22 +3,34 @@ against plain `帮助` through the same server in the same run.
 
     .venv/bin/python -m bench.flash                   # 20,000 抢 from 5,000 customers for 500 units
     .venv/bin/python -m bench.flash --quick           # 2,000 from 500 for 50
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/10 \
+    .venv/bin/python -m bench.flash --processes 2 --database postgres   # + the Redis gate
 
 The server is `bot.app.create_app` on a fresh SQLite database (one process, pinned to one CPU when
 there are two), with the MP simulator in-process for what goes out by API; this process is the
 load generator (aiohttp, fixed concurrency, requests sealed before the clock starts). After the run
 the database is read: how many units are held, whether any was oversold or sold over the limit.
 Results go to bench/results/flash-<time>.json (see docs/benchmarks.md).
+
+With `--processes 2 --database postgres` two server processes share the port (SO_REUSEPORT) on a
+fresh PostgreSQL database of the bench's own (`BENCH_PG_URL`, dropped after) with Redis
+(`--redis-url`, default `BENCH_REDIS_URL`; that one Redis database is flushed before the run), so
+the Redis Lua gate stands in front of the database. The catalog and the sale are created once, by
+this process; the MP simulator runs in a process of its own that both servers call. Nothing is
+pinned: the servers, the simulator and this generator share the CPUs, as in bench/webhook.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +40,9 @@ from bench.common import (
     AES_KEY,
     APP_ID,
     APP_SECRET,
+    REDIS_URL,
     RESULTS,
+    ROOT,
     TOKEN,
     Server,
     bench_settings,
@@ -37,7 +51,9 @@ from bench.common import (
     open_reply,
     pct,
     pin,
+    postgres_database,
     prepare_database,
+    proc_cpu,
     seal_request,
     text_xml,
     tune_gc_like_the_product,
@@ -45,6 +61,35 @@ from bench.common import (
 
 FIRST_MSG_ID = 8_000_000_000_000_000_000
 CODE = "rush"
+
+
+def serve_shared(workdir: Path, args: argparse.Namespace) -> None:
+    """One of several servers on a database the orchestrator prepared (catalog and sale included)."""
+    from aiohttp import web
+
+    from bot import logs
+    from bot.app import create_app
+
+    settings = bench_settings(
+        workdir, args.api_base, database_url=args.database_url, redis_url=args.redis_url
+    )
+    logs.configure(settings.log_format, logging.WARNING)
+    sock = listen(args.port, shared=True)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    tune_gc_like_the_product()
+    web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
+
+
+def serve_simulator() -> None:
+    """The MP simulator alone, for several servers: one token issuer, as WeChat is."""
+    from aiohttp import web
+
+    from bot.sandbox.mp_sim import MpSimulator
+
+    logging.basicConfig(level=logging.WARNING)
+    sock = listen()
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    web.run_app(MpSimulator(APP_ID, APP_SECRET).app, sock=sock, print=None, access_log=None)
 
 
 def serve(workdir: Path, stock: int) -> None:
@@ -98,7 +143,7 @@ async def _sale(settings: Any, stock: int) -> None:
                 per_customer=1,
                 starts_at=now - dt.timedelta(minutes=1),
                 ends_at=now + dt.timedelta(hours=2),
-                hold_minutes=5,
+                hold_minutes=60,  # no hold may lapse during the run: the count is of units held
                 remind_minutes=[],
                 remarket=[],
                 status="scheduled",
@@ -133,8 +178,12 @@ async def _fire(
                 raw = await resp.read()
             latencies.append(time.perf_counter() - t0)
             reply = open_reply(crypto, raw, True)
-            content = str(reply.get("Content", "")) if isinstance(reply, dict) else "no passive reply"
-            words = ("可以这样跟我说", "已经抢到", "抢到了", "抢光", "别急", "每人限")
+            # No passive reply: a take (its answer goes by API with the pay QR), or a turn past the
+            # reply budget (CHATORDER_REPLY_BUDGET: its answer goes by API too).
+            content = str(reply.get("Content", "")) if isinstance(reply, dict) else "by API"
+            # What each kind of answer says (flows/texts.py: HELP, FLASH_HAVE_*, FLASH_TAKEN,
+            # FLASH_SOLD_OUT, FLASH_THROTTLED, flash_limit); 帮助 mentions 抢光 too, so it comes first.
+            words = ("直接说需求", "已经抢到", "抢到了", "手慢了", "别急", "每人限")
             kind = next((k for k in words if k in content), content[:12])
             replies[kind] = replies.get(kind, 0) + 1
 
@@ -155,76 +204,194 @@ async def _fire(
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    """The server's user + system CPU so far (Linux /proc): unlike wall time, not skewed by a busy machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _measured(pid: int, run: Any) -> dict[str, Any]:
-    """Run a phase and add the server's CPU per message to its figures."""
-    before = _cpu_seconds(pid)
+def _measured(pids: list[int], run: Any, simulator: int | None = None) -> dict[str, Any]:
+    """Run a phase and add the servers' CPU per message (user + system from /proc, summed over the
+    server processes: unlike wall time, not skewed by a busy machine) to its figures."""
+    before, sim_before = proc_cpu(pids), proc_cpu(simulator) if simulator else 0.0
     result: dict[str, Any] = asyncio.run(run)
-    result["server_cpu_ms_per_message"] = round((_cpu_seconds(pid) - before) * 1000 / result["requests"], 3)
+    per = 1000 / result["requests"]
+    result["server_cpu_ms_per_message"] = round((proc_cpu(pids) - before) * per, 3)
+    if simulator:
+        result["simulator_cpu_ms_per_message"] = round((proc_cpu(simulator) - sim_before) * per, 3)
     return result
+
+
+HELD = "SELECT count(*) FROM flash_takes WHERE status IN ('held', 'paid')"
+MOST = (
+    "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM flash_takes "
+    "WHERE status IN ('held', 'paid') GROUP BY openid) AS per"
+)
+
+
+def _count_postgres(url: str, stock: int) -> dict[str, Any]:
+    """The same figures as _count, read from the PostgreSQL database both servers wrote."""
+    from sqlalchemy import text
+
+    from store.db import make_engine
+
+    async def read() -> dict[str, Any]:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                held = int(await conn.scalar(text(HELD)) or 0)
+                most = int(await conn.scalar(text(MOST)) or 0)
+                orders = int(await conn.scalar(text("SELECT count(*) FROM orders")) or 0)
+                available = await conn.scalar(
+                    text(f"SELECT available FROM flash_sales WHERE code = '{CODE}'")
+                )
+        finally:
+            await engine.dispose()
+        return {
+            "held": held,
+            "oversold": max(0, held - stock),
+            "most_per_customer": most,
+            "orders": orders,
+            "available": available,
+        }
+
+    return asyncio.run(read())
 
 
 def _count(db: Path, stock: int) -> dict[str, Any]:
     with sqlite3.connect(db) as conn:
-        held = conn.execute("SELECT count(*) FROM flash_takes WHERE status IN ('held', 'paid')").fetchone()[0]
-        most = conn.execute(
-            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM flash_takes "
-            "WHERE status IN ('held', 'paid') GROUP BY openid)"
-        ).fetchone()[0]
+        held = conn.execute(HELD).fetchone()[0]
+        most = conn.execute(MOST).fetchone()[0]
         orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
     return {"held": held, "oversold": max(0, held - stock), "most_per_customer": most, "orders": orders}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.flash")
-    parser.add_argument("--serve", action="store_true")
-    parser.add_argument("--dir", type=Path)
-    parser.add_argument("--cpu", type=int)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--stock", type=int)
-    parser.add_argument("--concurrency", type=int, default=64)
-    args = parser.parse_args(argv)
-    count, people, stock = (2_000, 500, 50) if args.quick else (20_000, 5_000, 500)
-    stock = args.stock or stock
-    if args.serve:
-        pin(args.cpu)
-        serve(args.dir, stock)
-        return 0
+def _simulator() -> tuple[subprocess.Popen[str], str]:
+    """The shared MP simulator process and its API base."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.flash", "--simulate"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"simulator did not start (said {line!r})")
+    return proc, f"http://127.0.0.1:{line.split()[1]}/cgi-bin/"
+
+
+def _phases(
+    pids: list[int], port: int, args: argparse.Namespace, simulator: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rush, then as many plain 帮助 through the same servers."""
+    count, people = args.count, args.people
+    rush = _measured(pids, _fire(port, "抢", count, people, args.concurrency, FIRST_MSG_ID), simulator)
+    help_ = _measured(
+        pids, _fire(port, "帮助", count, people, args.concurrency, FIRST_MSG_ID + count), simulator
+    )
+    return rush, help_
+
+
+def _run_sqlite(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     cpus = (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
-    server = Server("bench.flash", ["--stock", str(stock)], cpus[0])
+    server = Server("bench.flash", ["--stock", str(args.stock)], cpus[0])
     try:
         pin(cpus[1])
-        rush = _measured(
-            server.proc.pid, _fire(server.port, "抢", count, people, args.concurrency, FIRST_MSG_ID)
-        )
-        help_ = _measured(
-            server.proc.pid, _fire(server.port, "帮助", count, people, args.concurrency, FIRST_MSG_ID + count)
-        )
+        rush, help_ = _phases(server.pids, server.port, args)
     finally:
         server.stop(keep_dir=True)
-    outcome = _count(Path(server.dir.name) / "bench.db", stock)
+    outcome = _count(Path(server.dir.name) / "bench.db", args.stock)
     server.dir.cleanup()
+    return rush, help_, outcome
+
+
+def _run_postgres(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Several servers on one fresh PostgreSQL database with the Redis gate; the sale made once."""
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    client.flushdb()  # only the bench's own Redis database: the gate's counters start from the sale
+    with postgres_database("chatorder_flash") as url, contextlib.ExitStack() as stack:
+        settings = bench_settings(Path("."), "http://127.0.0.1:9/cgi-bin/", database_url=url)
+        prepare_database(settings, demo_catalog=True)
+        asyncio.run(_sale(settings, args.stock))
+        sim, api_base = _simulator()
+        stack.callback(_stop, sim)
+        serve = ["--database-url", url, "--redis-url", args.redis_url, "--api-base", api_base]
+        server = Server("bench.flash", serve, None, processes=args.processes)
+        stack.callback(server.stop)  # before the simulator, and before the database is dropped
+        rush, help_ = _phases(server.pids, server.port, args, sim.pid)
+        stack.close()  # the servers have finished their last writes before the count
+        outcome = _count_postgres(url, args.stock)
+    lefts = [int(client.get(k) or 0) for k in client.scan_iter("chatorder:flash:*:left")]
+    outcome["redis_left"] = lefts[0] if len(lefts) == 1 else lefts
+    client.flushdb()
+    client.close()
+    return rush, help_, outcome
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.flash")
+    parser.add_argument("--quick", action="store_true", help="2,000 抢 from 500 customers for 50 units")
+    parser.add_argument("--stock", type=int)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=1, help="server processes sharing the port")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="one process on SQLite, or a fresh PostgreSQL database (BENCH_PG_URL) with the Redis gate",
+    )
+    parser.add_argument(
+        "--redis-url", default=REDIS_URL, help=f"Redis with --database postgres ({REDIS_URL})"
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--shared", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--api-base", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.count, args.people, stock = (2_000, 500, 50) if args.quick else (20_000, 5_000, 500)
+    args.stock = stock = args.stock or stock
+    if args.simulate:
+        serve_simulator()
+        return 0
+    if args.serve:
+        pin(args.cpu)
+        if args.database_url:
+            serve_shared(args.dir, args)
+        else:
+            serve(args.dir, stock)
+        return 0
+    if args.database == "sqlite" and args.processes > 1:
+        parser.error("several processes need a shared database: add --database postgres")
+    run = _run_postgres if args.database == "postgres" else _run_sqlite
+    rush, help_, outcome = run(args)
     result = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "processes": args.processes,
+        "database": args.database,
         "stock": stock,
-        "people": people,
+        "people": args.people,
         "rush": rush,
         "help": help_,
         "outcome": outcome,
         "rush_vs_help": round(rush["per_second"] / help_["per_second"], 2),
         "rush_vs_help_cpu": round(help_["server_cpu_ms_per_message"] / rush["server_cpu_ms_per_message"], 2),
+        "load_1min": round(os.getloadavg()[0], 2),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"flash-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps(result, ensure_ascii=False, indent=2))
     ok = (
-        outcome["held"] == min(stock, people)
+        outcome["held"] == min(stock, args.people)
         and outcome["oversold"] == 0
         and outcome["most_per_customer"] <= 1
     )

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -113,33 +114,79 @@ def sale_detail(view: SaleView, now: dt.datetime) -> str:
     )
 
 
+# flash_<code>@<channel>: posters and groups told apart (WeChat's scene_str is at most 64 characters).
+CHANNEL = re.compile(r"[0-9A-Za-z\u4e00-\u9fff_-]{1,20}")
+TOP_SCENES = 5
+
+
+def scene_parts(key: str) -> tuple[str, str]:
+    """(sale code, channel) of a scene's `<code>[@<channel>]`. A channel that is not 1–20 letters,
+    digits, CJK, - or _ counts as the plain QR's (""): a mistyped poster still opens the sale."""
+    code, _, channel = key.partition("@")
+    return code, channel if CHANNEL.fullmatch(channel) else ""
+
+
+def scene_lines(scenes: list[flash.SceneFigures], f: flash.Figures) -> str:
+    """The report's top QR scenes: the first five, then the rest together as 其他, then the takes
+    that came another way (the list, a menu button, a reminder)."""
+    if not scenes:
+        return ts.FLASH_SCENES_NONE
+    lines = [
+        _scene_line(s.scene or ts.FLASH_SCENE_DEFAULT, s.takes, s.paid, s.revenue_fen)
+        for s in scenes[:TOP_SCENES]
+    ]
+    rest = scenes[TOP_SCENES:]
+    if rest:
+        lines.append(
+            _scene_line(
+                ts.FLASH_SCENE_OTHER.format(n=len(rest)),
+                sum(s.takes for s in rest),
+                sum(s.paid for s in rest),
+                sum(s.revenue_fen for s in rest),
+            )
+        )
+    elsewhere = f.held + f.paid + f.released - sum(s.takes for s in scenes)
+    if elsewhere > 0:
+        lines.append(ts.FLASH_SCENE_ELSEWHERE.format(takes=elsewhere))
+    return ts.FLASH_SCENES.format(lines="\n".join(lines))
+
+
+def _scene_line(name: str, takes: int, paid: int, revenue_fen: int) -> str:
+    return ts.FLASH_SCENE_LINE.format(name=name, takes=takes, paid=paid, revenue=yuan(revenue_fen))
+
+
 async def staff_view(session: AsyncSession, view: SaleView, now: dt.datetime) -> str:
     """The figures staff and operators read (秒杀 查看, flash report)."""
     sale = view.sale
     f = await flash.figures(session, sale)
-    return ts.FLASH_REPORT.format(
-        code=sale.code,
-        title=title_of(view),
-        phase=ts.FLASH_PHASES[flash.phase(sale, now)],
-        start=clock(sale.starts_at, now),
-        end=clock(sale.ends_at, now),
-        price=price_text(sale),
-        stock=f.stock,
-        available=f.available,
-        held=f.held,
-        paid=f.paid,
-        released=f.released,
-        revenue=yuan(f.revenue_fen),
-        takers=f.takers,
-        buyers=f.buyers,
-        conversion=f.conversion_pct,
-        waitlist=f.waitlist,
-        served=f.waitlist_served,
-        limit=sale.per_customer,
-    ) + (
-        ts.FLASH_REMARKETED.format(**sale.remarket_stats)
-        if sale.remarketed_at and sale.remarket_stats
-        else ""
+    scenes = scene_lines(await flash.scene_figures(session, sale), f)
+    return (
+        ts.FLASH_REPORT.format(
+            code=sale.code,
+            title=title_of(view),
+            phase=ts.FLASH_PHASES[flash.phase(sale, now)],
+            start=clock(sale.starts_at, now),
+            end=clock(sale.ends_at, now),
+            price=price_text(sale),
+            stock=f.stock,
+            available=f.available,
+            held=f.held,
+            paid=f.paid,
+            released=f.released,
+            revenue=yuan(f.revenue_fen),
+            takers=f.takers,
+            buyers=f.buyers,
+            conversion=f.conversion_pct,
+            waitlist=f.waitlist,
+            served=f.waitlist_served,
+            limit=sale.per_customer,
+        )
+        + (
+            ts.FLASH_REMARKETED.format(**sale.remarket_stats)
+            if sale.remarketed_at and sale.remarket_stats
+            else ""
+        )
+        + scenes
     )
 
 
@@ -173,6 +220,7 @@ async def grab(
     openid: str,
     now: dt.datetime,
     holds_none: bool = False,
+    scene: str | None = None,
 ) -> flash.Taken:
     """抢: the Redis gate first (when configured: most of a rush is refused there), then the database,
     which decides; Redis is brought back in line with whatever the database refused. `holds_none`:
@@ -190,7 +238,9 @@ async def grab(
         raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
     try:
         async with writing(sessionmaker), sessionmaker.begin() as session:
-            return await flash.take(session, sale=sale, account=account, openid=openid, now=now, notify=quiet)
+            return await flash.take(
+                session, sale=sale, account=account, openid=openid, now=now, notify=quiet, scene=scene
+            )
     except BaseException as exc:
         if gate is not None:
             await gate.undo(sale.id, openid, exc.code if isinstance(exc, DomainError) else "error")
@@ -562,6 +612,7 @@ async def honour_late(
             notify=quiet,
             via="late",
             price_fen=take.price_fen,
+            scene=take.scene,
         )
     except DomainError as exc:
         log.info("late flash payment kept in the balance", extra={"order": number, "why": exc.code})

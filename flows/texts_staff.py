@@ -60,6 +60,13 @@ FLASH_REPORT = (
     "超时释放 {released} · 候补在排 {waitlist} · 候补已补上 {served}\n"
     "成交额 {revenue}｜抢到 {takers} 人 → 付款 {buyers} 人（转化 {conversion}%）"
 )
+# The report's top QR scenes (flash_<code>@<channel>; the plain flash_<code> is 默认二维码).
+FLASH_SCENES = "\n二维码来源（抢到 · 付款 · 成交额）：\n{lines}"
+FLASH_SCENES_NONE = "\n二维码来源：还没有人扫码进来抢"
+FLASH_SCENE_LINE = "· {name}：抢到 {takes} · 付款 {paid} · {revenue}"
+FLASH_SCENE_DEFAULT = "默认二维码"
+FLASH_SCENE_OTHER = "其他 {n} 个渠道"
+FLASH_SCENE_ELSEWHERE = "· 不是扫码来的（列表、菜单、提醒）：抢到 {takes}"
 FLASH_ALERT = "⚡ 秒杀 {code} 已抢 {pct}%：剩 {available}/{stock}"
 FLASH_ALERT_SOLD_OUT = "🔥 秒杀 {code} 已抢光（{stock} 件）！超时未付的名额会先给候补的人。"
 FLASH_ROOM = (
@@ -108,7 +115,7 @@ USAGE = {
     "今日": "今日",
     "提现": "提现 · 提现 通过 编号 · 提现 拒绝 编号 原因\n例如：提现 拒绝 12 收款信息不完整",
     "上班": "上班",
-    "秒杀": "秒杀 列表 · 秒杀 查看 编码 · 秒杀 停止 编码\n例如：秒杀 查看 coffee1207",
+    "秒杀": "秒杀 列表 · 秒杀 查看 编码 · 秒杀 报告 编码 · 秒杀 停止 编码\n例如：秒杀 查看 coffee1207",
     "下班": "下班",
     "员工": (
         "员工 列表\n"

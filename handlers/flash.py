@@ -25,12 +25,24 @@ SCENE = "flash_"
 _TAPS_MAX = 50_000  # people remembered by the in-process throttle before it starts afresh
 
 
-def _scene_code(ctx: Ctx) -> str | None:
-    """The sale code of a flash_<code> QR scene (subscribe / SCAN) or menu click key."""
+def _scene_key(ctx: Ctx) -> str | None:
+    """The <code>[@<channel>] of a flash_ QR scene (subscribe / SCAN) or menu click key."""
     if ctx.event.kind != "event" or ctx.event.name not in ("subscribe", "scan", "click"):
         return None
     key = ctx.event.event_key.removeprefix("qrscene_")
     return key[len(SCENE) :] if key.startswith(SCENE) and len(key) > len(SCENE) else None
+
+
+def _scene_code(ctx: Ctx) -> str | None:
+    """The sale code of a flash_<code>[@<channel>] QR scene or menu click key."""
+    key = _scene_key(ctx)
+    return flow.scene_parts(key)[0] or None if key else None
+
+
+def _scene_of(ctx: Ctx, code: str) -> str | None:
+    """The QR channel this person last came through to sale `code` (None: not through a QR)."""
+    remembered = ctx.state.data.get("flash_scene")
+    return remembered[1] if isinstance(remembered, list) and remembered[:1] == [code] else None
 
 
 def _picked(ctx: Ctx) -> bool:
@@ -81,6 +93,8 @@ async def on_scene(ctx: Ctx) -> None:
         ctx.subscribed = True
         welcome = await basic.welcome(ctx) + "\n\n"
     await _show(ctx, _scene_code(ctx) or "", before=welcome)
+    if ctx.event.name != "click":  # a QR, not the menu: the report's top scenes (the last one counts)
+        ctx.state.data["flash_scene"] = [ctx.state.data["flash"], flow.scene_parts(_scene_key(ctx) or "")[1]]
 
 
 @router.when(_picked)
@@ -173,6 +187,7 @@ async def on_grab(ctx: Ctx) -> None:
             openid=ctx.openid,
             now=now,
             holds_none=board is not None and view.mine == 0,
+            scene=_scene_of(ctx, sale.code),
         )
     except DomainError as exc:
         if board is not None and exc.code == "flash_sold_out" and sale.available > 0:
@@ -259,7 +274,11 @@ async def on_waitlist(ctx: Ctx) -> None:
     try:
         async with ctx.transaction() as session:
             place = await flash.join_waitlist(
-                session, sale=sale, account=ctx.event.account, openid=ctx.openid
+                session,
+                sale=sale,
+                account=ctx.event.account,
+                openid=ctx.openid,
+                scene=_scene_of(ctx, sale.code),
             )
     except DomainError as exc:
         raise refusal(exc) from None

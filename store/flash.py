@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import bindparam, event, func, inspect, literal, null, select, update
+from sqlalchemy import bindparam, case, event, func, inspect, literal, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -681,6 +681,7 @@ async def take(
     hold: dt.timedelta | None = None,
     from_stock: bool = True,
     price_fen: int | None = None,
+    scene: str | None = None,
 ) -> Taken:
     """Take one unit for the person: their limit and the stock in one transaction, then an order on hold.
 
@@ -730,6 +731,7 @@ async def take(
         status="held",
         created_at=now,
         expires_at=now + hold,
+        scene=scene,
     )
     session.add(row)
     await session.flush()
@@ -866,17 +868,27 @@ async def _offer_waitlist(
                 via="waitlist",
                 hold=hold,
                 from_stock=False,
+                scene=entry.scene,
             )
         except DomainError:
             continue  # at their limit meanwhile: the next person waiting
     return None
 
 
-async def join_waitlist(session: AsyncSession, *, sale: FlashSale, account: str, openid: str) -> int:
+async def join_waitlist(
+    session: AsyncSession, *, sale: FlashSale, account: str, openid: str, scene: str | None = None
+) -> int:
     """候补: queue the person (once); their place in the queue (1 = next offered)."""
     stmt = (
         _insert(session, FlashWaitlist)
-        .values(sale_id=sale.id, account=account, openid=openid, status="waiting", created_at=utcnow())
+        .values(
+            sale_id=sale.id,
+            account=account,
+            openid=openid,
+            status="waiting",
+            created_at=utcnow(),
+            scene=scene,
+        )
         .on_conflict_do_nothing(index_elements=["sale_id", "account", "openid"])
     )
     await session.execute(stmt)
@@ -1153,6 +1165,33 @@ async def figures(session: AsyncSession, sale: FlashSale) -> Figures:
         waitlist=wait.get("waiting", 0),
         waitlist_served=wait.get("offered", 0),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SceneFigures:
+    """What one QR channel of a sale brought: units taken (released ones too), paid, revenue."""
+
+    scene: str  # the channel; "" the plain flash_<code>
+    takes: int
+    paid: int
+    revenue_fen: int
+
+
+async def scene_figures(session: AsyncSession, sale: FlashSale) -> list[SceneFigures]:
+    """Every QR channel that brought a take, most takes first (takes not through a QR left out)."""
+    paid = FlashTake.status == "paid"
+    stmt = (
+        select(
+            FlashTake.scene,
+            func.count(),
+            func.coalesce(func.sum(case((paid, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((paid, FlashTake.price_fen), else_=0)), 0),
+        )
+        .where(FlashTake.sale_id == sale.id, FlashTake.scene.is_not(None))
+        .group_by(FlashTake.scene)
+    )
+    rows = [SceneFigures(str(s), int(n), int(p), int(f)) for s, n, p, f in await session.execute(stmt)]
+    return sorted(rows, key=lambda r: (-r.takes, -r.paid, r.scene))
 
 
 # --- The Redis gate ------------------------------------------------------------------------------

@@ -813,6 +813,9 @@ class FlashTake(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     via: Mapped[str] = mapped_column(String(16), default="rush")  # rush | waitlist | late
     status: Mapped[str] = mapped_column(String(16), default="held")  # held | paid | released
+    # The QR channel the person came through (flash_<code>@<channel>; "" the plain flash_<code>),
+    # None when not through a QR: the after-sale report's top scenes.
+    scene: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     released_at: Mapped[dt.datetime | None] = mapped_column()
@@ -832,6 +835,7 @@ class FlashWaitlist(Base):
     account: Mapped[str] = mapped_column(String(64))
     openid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | offered | gone
+    scene: Mapped[str | None] = mapped_column(String(32))  # as FlashTake.scene, passed on to the offer
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     offered_at: Mapped[dt.datetime | None] = mapped_column()
 

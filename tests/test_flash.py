@@ -185,6 +185,111 @@ async def test_a_poster_qr_and_a_menu_button_open_the_sale(shop: Shop) -> None:
     assert unknown.text and "没有找到秒杀" in unknown.text
 
 
+async def _pay(shop: Shop, openid: str) -> None:
+    (take,) = await shop.takes(openid=openid)
+    async with shop.sm() as s:
+        payment = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert payment is not None
+    await shop.pay.pay(payment.out_trade_no)
+
+
+async def test_the_report_lists_the_qr_channels_that_brought_takes_and_payments(shop: Shop) -> None:
+    await shop.sale(sale_yaml("scenes", stock=6))
+    chat = wechat.WeChat(shop.client)
+    came = {
+        "o_poster": ("subscribe", "qrscene_flash_scenes@poster1"),
+        "o_group": ("SCAN", "flash_scenes@群2"),
+        "o_group2": ("SCAN", "flash_scenes@群2"),
+        "o_typo": ("SCAN", "flash_scenes@bad channel!"),  # not a channel: the sale's plain QR
+        "o_plain": ("SCAN", "flash_scenes"),
+    }
+    for openid, (event, key) in came.items():
+        shown = await chat.event(openid, event, key)
+        assert shown.text and "仅剩 6 件" in shown.text, shown.text
+    await shop.customer("o_list").say("秒杀")  # not through a QR
+    for openid in [*came, "o_list"]:
+        assert "抢到了" in await shop.customer(openid).say("抢")
+    for openid in ("o_poster", "o_group", "o_typo", "o_list"):
+        await _pay(shop, openid)
+    scenes = {t.openid: t.scene for t in await shop.takes()}
+    assert scenes == {
+        "o_poster": "poster1",
+        "o_group": "群2",
+        "o_group2": "群2",
+        "o_typo": "",
+        "o_plain": "",
+        "o_list": None,
+    }
+    async with shop.sm() as s:
+        view = await flash.sale_by_code(s, "scenes")
+        assert view is not None
+        report = await flow.staff_view(s, view, utcnow())
+    lines = report.split("二维码来源", 1)[1].splitlines()[1:]
+    assert lines == [
+        "· 默认二维码：抢到 2 · 付款 1 · ¥9.90",  # ties: the plain QR first, then by name
+        "· 群2：抢到 2 · 付款 1 · ¥9.90",
+        "· poster1：抢到 1 · 付款 1 · ¥9.90",
+        "· 不是扫码来的（列表、菜单、提醒）：抢到 1",
+    ]
+
+
+async def test_the_last_qr_counts_and_a_waitlist_place_keeps_its_channel(shop: Shop) -> None:
+    await shop.sale(sale_yaml("last", stock=1))
+    chat = wechat.WeChat(shop.client)
+    await chat.event("o_first", "SCAN", "flash_last@海报A")
+    await chat.event("o_first", "SCAN", "flash_last@海报B")
+    assert "抢到了" in await shop.customer("o_first").say("抢")
+    await chat.event("o_later", "SCAN", "flash_last@朋友圈")
+    assert "抢光" in await shop.customer("o_later").say("抢")
+    assert "候补" in await shop.customer("o_later").say("候补")
+    await shop.sweep(after=dt.timedelta(minutes=6))  # o_first's hold lapses: offered to o_later
+    assert [(t.openid, t.scene, t.via) for t in await shop.takes(status="held")] == [
+        ("o_later", "朋友圈", "waitlist")
+    ]
+    assert [t.scene for t in await shop.takes(openid="o_first")] == ["海报B"]
+
+
+def test_the_report_shows_the_top_five_channels_then_the_rest_together() -> None:
+    scenes = [flash.SceneFigures(f"ch{n}", 10 - n, 1, 990) for n in range(7)]
+    figures = flash.Figures(
+        stock=60, available=0, held=49, paid=7, released=0, takers=56, buyers=7, revenue_fen=6930,
+        waitlist=0, waitlist_served=0,
+    )  # fmt: skip
+    lines = flow.scene_lines(scenes, figures).strip().splitlines()[1:]
+    assert lines[0] == "· ch0：抢到 10 · 付款 1 · ¥9.90"
+    assert lines[4].startswith("· ch4：")
+    assert lines[5] == "· 其他 2 个渠道：抢到 9 · 付款 2 · ¥19.80"
+    assert lines[6] == "· 不是扫码来的（列表、菜单、提醒）：抢到 7"
+    assert "还没有人扫码" in flow.scene_lines([], figures)
+
+
+async def test_an_operator_mints_a_channel_qr_for_a_sale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, shop: Shop
+) -> None:
+    await shop.sale(sale_yaml("mint"))
+    env = {
+        "CHATORDER_DATABASE_URL": shop.settings.database_url,
+        "WECHAT_APP_ID": shop.settings.wechat_app_id,
+        "WECHAT_APP_SECRET": shop.settings.wechat_app_secret.get_secret_value(),
+        "WECHAT_API_BASE": shop.settings.wechat_api_base,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    png = tmp_path / "qr.png"
+    argv = ["flash", "qr", "mint", "--channel", "海报A", "--out", str(png)]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert "scene flash_mint@海报A" in out
+    assert png.read_bytes().startswith(b"\x89PNG")
+    (issued,) = shop.mp.qrcodes.values()
+    assert issued["scene"] == {"scene_str": "flash_mint@海报A"}
+    assert await asyncio.to_thread(main, ["flash", "qr", "mint", "--channel", "bad channel"]) == 2
+    assert await asyncio.to_thread(main, ["flash", "qr", "nosuch"]) == 1
+    # Scanning what was minted opens the sale and is counted under its channel.
+    shown = await wechat.WeChat(shop.client).event("o_mint", "SCAN", "flash_mint@海报A")
+    assert shown.text and "探店图文秒杀" in shown.text
+
+
 async def test_no_sales_is_said_plainly(shop: Shop) -> None:
     assert await shop.customer("o_none").say("秒杀") == texts.FLASH_NONE
     assert await shop.customer("o_none").say("抢") == texts.FLASH_NO_LIVE
@@ -418,6 +523,8 @@ async def test_admins_list_look_at_and_stop_a_sale_in_work_chat(office: Office) 
     looked = await office.say("boss", "秒杀 查看 desk")
     assert "剩 3 · 保留中 1 · 已付款 0" in looked
     assert "抢到 1 人 → 付款 0 人" in looked
+    reported = await office.say("boss", "秒杀 报告 desk")  # the figures alone, with where people came from
+    assert "抢到 1 人 → 付款 0 人" in reported and "二维码来源：还没有人扫码进来抢" in reported
     # The command room card, refreshed in place by its 刷新 button.
     card = await eventually(lambda: [c for c in office.cards("boss") if "秒杀 desk" in str(c)])
     rows = {r["keyname"]: r["value"] for r in card[0]["horizontal_content_list"]}

@@ -1,4 +1,4 @@
-"""秒杀 列表 · 秒杀 查看 编码 · 秒杀 停止 编码: flash sales from work chat (admins)."""
+"""秒杀 列表 · 秒杀 查看 编码 · 秒杀 报告 编码 · 秒杀 停止 编码: flash sales from work chat (admins)."""
 
 from __future__ import annotations
 
@@ -18,21 +18,23 @@ router = StaffRouter("flash")
 
 @router.command("秒杀", "flash")
 async def on_flash(turn: Turn) -> None:
-    """秒杀 列表 | 查看 编码 | 停止 编码."""
+    """秒杀 列表 | 查看 编码 | 报告 编码 (the figures without the card) | 停止 编码."""
     action, code = pair(turn.rest)
     action, code = fold(action), fold(code)
     if action in ("", "列表"):
         async with turn.read() as session:
             turn.send(await flow.staff_list(session, turn.now))
         return
-    if not code or action not in ("查看", "停止"):
+    if not code or action not in ("查看", "报告", "停止"):
         raise Usage
-    if action == "查看":
+    if action in ("查看", "报告"):
         async with turn.read() as session:
             view = await flash.sale_by_code(session, code)
             if view is None:
                 raise DomainError("flash_not_found", sale=code)
             turn.send(await flow.staff_view(session, view, turn.now))
+            if action == "报告":
+                return
             # The command room card: refreshed in place by its 刷新 button while the sale runs.
             task_id = f"flash-{view.sale.id}-{secrets.token_hex(6)}"
             card = await flow.room_card_now(session, view, task_id=task_id, now=turn.now)
