@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.ordering                      # 500 customers, all at once
     .venv/bin/python -m bench.ordering --quick              # 50 customers, a smoke test
     .venv/bin/python -m bench.ordering --customers 200 --concurrency 50 --rounds 3
+    .venv/bin/python -m bench.ordering --think 1.5-4        # 1.5–4 s reading/typing before each message
     .venv/bin/python -m bench.ordering --show 2             # also print two customers' transcripts
     .venv/bin/python -m bench.ordering --profile bench/results/prof-ordering   # py-spy (raw, --gil)
 
@@ -17,7 +18,9 @@ Three kinds of process (see docs/benchmarks.md):
   customer is a task that sends one signed, encrypted message, waits for the answer (decrypted
   and checked, or fetched from the simulator when the webhook said ``success``), reads it like a
   person and sends the next: search → pick 1 → ``下单 ①`` → one answer per form step (chosen by
-  the step's prompt, flows.texts.ASK_*) → ``确认`` → ``我的订单``;
+  the step's prompt, flows.texts.ASK_*) → ``确认`` → ``我的订单``. By default the next message goes
+  the instant the answer arrived (zero think time: the issue's figure); ``--think LO-HI`` makes each
+  customer pause a seeded, uniformly drawn LO–HI seconds before every message, as people read and type;
 * this process: starts the others, counts the orders in the database afterwards, prints and
   writes ``bench/results/ordering-<time>.json``.
 """
@@ -30,6 +33,7 @@ import contextlib
 import datetime as dt
 import json
 import multiprocessing
+import random
 import re
 import signal
 import sqlite3
@@ -213,11 +217,16 @@ class Chat:
 
     def __init__(self, gen: Generator, openid: str, first_msg_id: int) -> None:
         self.gen, self.openid, self.next_id, self.last_seq = gen, openid, first_msg_id, 0
+        # Each customer's pauses are their own seeded sequence: the same run again thinks alike.
+        self.rng = random.Random(f"{gen.cfg.get('seed', 1)}:{openid}")
 
     async def say(self, text: str, kind: str, conv: Conversation, want: Callable[[str], bool]) -> str:
         import aiohttp
 
         g = self.gen
+        think = g.cfg.get("think")
+        if think:  # reading the last answer and typing this message; not part of the latency
+            await asyncio.sleep(self.rng.uniform(*think))
         msg_id, self.next_id = self.next_id, self.next_id + 1
         now = str(int(time.time()))
         t0 = time.perf_counter()
@@ -356,8 +365,10 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
         aiohttp.ClientSession(base, connector=connector, timeout=timeout) as g.session,
         aiohttp.ClientSession(sim_base, timeout=timeout) as g.sim_session,
     ):
-        # Warm-up: a few whole orders (other people) so caches and connections are warm.
+        # Warm-up: a few whole orders (other people) so caches and connections are warm; no pauses.
+        think, cfg["think"] = cfg["think"], None
         warm = await g.crowd(WARM_PREFIX, 0, cfg["warmup_customers"], cfg["warmup_customers"] or 1)
+        cfg["think"] = think
         g.keep_transcripts = True
         conn.send(("measure", None))
         cpu_srv0, cpu_gen0, cpu_all0 = proc_cpu(cfg["server_pid"]), time.process_time(), busy_cpu()
@@ -371,7 +382,9 @@ async def _generate(cfg: dict[str, Any], conn: Any) -> dict[str, Any]:
             sim_stats = await r.json()
         async with g.session.get("/metrics") as r:
             metrics = await r.text()
-    return _summarise(convs, warm, wall, cpu_srv, cpu_gen, cpu_other, sim_stats, metrics, cfg["show"])
+    summary = _summarise(convs, warm, wall, cpu_srv, cpu_gen, cpu_other, sim_stats, metrics, cfg["show"])
+    summary["think_s"] = cfg["think"]
+    return summary
 
 
 def _summarise(
@@ -464,6 +477,8 @@ def bench_one(args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> 
             "warmup_customers": args.warmup_customers,
             "show": args.show,
             "cpu": cpus[1],
+            "think": args.think,
+            "seed": args.seed,
         }
         gen = ctx.Process(target=generator_main, args=(cfg, child), name="bench-customers")
         gen.start()
@@ -502,6 +517,18 @@ def bench_one(args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> 
         server.stop()
 
 
+def _think(value: str) -> list[float]:
+    """'1.5-4' → [1.5, 4.0]; one number is a fixed pause."""
+    lo, _, hi = value.partition("-")
+    try:
+        pause = [float(lo), float(hi or lo)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds as LO-HI, e.g. 1.5-4, not {value!r}") from None
+    if not 0 <= pause[0] <= pause[1]:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LO <= HI, not {value!r}")
+    return pause
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ordering", description=__doc__.split("\n")[0])
     p.add_argument("--customers", type=int, default=500, help="customers, one order each (default 500)")
@@ -511,6 +538,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="50 customers, 5 warm-up customers: a smoke test")
     p.add_argument("--warmup-customers", type=int, default=20, help="orders before the clock (default 20)")
     p.add_argument("--rounds", type=int, default=1, help="repeat on a fresh server; medians are reported")
+    p.add_argument(
+        "--think",
+        type=_think,
+        metavar="LO-HI",
+        help="seconds each customer reads and types before every message, drawn uniformly (e.g. 1.5-4); "
+        "default: none, the next message goes the instant the answer arrives",
+    )
+    p.add_argument("--seed", type=int, default=1, help="seed of the think times (default 1)")
     p.add_argument("--show", type=int, default=0, metavar="N", help="print N customers' transcripts")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator to CPUs")
     p.add_argument("--profile", metavar="DIR", help="py-spy (raw, --gil) the server during the measured run")
@@ -532,8 +567,9 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     for n in range(1, args.rounds + 1):
+        thinking = f", {args.think[0]:g}–{args.think[1]:g} s think time" if args.think else ", no think time"
         print(
-            f"… round {n}: {args.customers} customers, {args.concurrency} at a time "
+            f"… round {n}: {args.customers} customers, {args.concurrency} at a time{thinking} "
             f"(after {args.warmup_customers} warm-up orders)",
             flush=True,
         )
@@ -590,6 +626,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{medians['msgs_per_s']:.0f} msgs/s, p50 {medians['p50_ms']:.1f} ms, "
             f"p99 {medians['p99_ms']:.1f} ms, {medians['server_cpu_ms_per_msg']:.3f} ms server CPU/message"
         )
+    p99 = medians.get("p99_ms", last["p99_ms"])
+    cpu = medians.get("server_cpu_ms_per_msg", last["server_cpu_ms_per_msg"])
+    how = f"{args.think[0]:g}–{args.think[1]:g} s think time" if args.think else "no think time"
+    print(
+        f"\n[{args.customers} at once, {how}] server CPU {cpu:.3f} ms/msg (target ≤ 1 ms: "
+        f"{'met' if cpu <= 1 else 'not met'}) · p99 {p99:.0f} ms (target < 300 ms: "
+        f"{'met' if p99 < 300 else 'not met'})"
+    )
     report = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -602,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
             "gc_policy": "bot.app.tune_gc()",
             "pinned": cpus,
             "rounds": args.rounds,
+            "think_s": args.think,
+            "seed": args.seed,
         },
         "runs": runs,
         "medians": medians,

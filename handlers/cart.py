@@ -26,13 +26,13 @@ def _package_pick(argument: str) -> tuple[int, int]:
     return position, int(match.group(3) or 1)
 
 
-async def _viewed_package(ctx: Ctx, position: int) -> int:
-    """The id of package `position` of the service the person looked at last."""
+async def _viewed_package(ctx: Ctx, position: int) -> tuple[catalog.ServiceCard, catalog.PackageView]:
+    """Package `position` of the service the person looked at last, with the service's card."""
     service_id = ctx.state.data.get("viewing")
     if service_id is None:
         raise UserFacingError(texts.NO_VIEWING)
     async with ctx.read() as session:
-        detail = await catalog.get_detail(session, int(service_id))
+        detail = await catalog.get_detail(session, int(service_id), now=ctx.now())
     if detail is None:
         raise UserFacingError(texts.NO_VIEWING)
     by_position = {p.position: p for p in detail.packages}
@@ -42,14 +42,14 @@ async def _viewed_package(ctx: Ctx, position: int) -> int:
         raise UserFacingError(texts.NO_SUCH_PACKAGE, n=position, choices=choices)
     if package.stock == 0:
         raise UserFacingError(texts.PACKAGE_SOLD_OUT, name=f"{detail.card.title} {package.name}")
-    return package.id
+    return detail.card, package
 
 
 @router.prefix("加购", "加入购物车")
 async def on_add(ctx: Ctx) -> None:
     """'加购 ②' puts a package of the viewed service in the cart."""
     position, quantity = _package_pick(ctx.argument)
-    package_id = await _viewed_package(ctx, position)
+    package_id = (await _viewed_package(ctx, position))[1].id
     async with ctx.transaction() as session:
         with refusals():
             lines = await orders.cart_add(
@@ -66,8 +66,8 @@ async def on_add(ctx: Ctx) -> None:
 async def on_buy_now(ctx: Ctx) -> None:
     """'下单 ①': straight to the order form with just this package."""
     position, quantity = _package_pick(ctx.argument)
-    package_id = await _viewed_package(ctx, position)
-    await begin_order_form(ctx, [(package_id, quantity)], from_cart=False)
+    card, package = await _viewed_package(ctx, position)
+    await begin_order_form(ctx, [(package.id, quantity)], from_cart=False, known=[(card, package)])
 
 
 @router.text("购物车", "我的购物车", "看购物车")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from flows import texts
 from flows.engine import OrderForm
@@ -13,6 +14,7 @@ from handlers.context import Ctx, UserFacingError, refusals
 from handlers.pay import offer_payment
 from handlers.router import Router
 from store import catalog, orders
+from store.db import writing
 from store.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -29,21 +31,47 @@ def _said(ctx: Ctx, *words: str) -> bool:
     return _in_form(ctx) and ctx.command in words
 
 
-async def begin_order_form(ctx: Ctx, lines: list[tuple[int, int]], *, from_cart: bool) -> None:
-    """Ask for the union of the packages' requirements, one at a time."""
-    keys: list[str] = []
-    async with ctx.read() as session:
+async def begin_order_form(
+    ctx: Ctx,
+    lines: list[tuple[int, int]],
+    *,
+    from_cart: bool,
+    known: Sequence[tuple[catalog.ServiceCard, catalog.PackageView]] = (),
+) -> None:
+    """Ask for the union of the packages' requirements, one at a time. `known`: packages the caller
+    has just read with catalog.get_detail in this turn (with their flash-sale flag), not read again."""
+    have = {package.id: (card, package) for card, package in known}
+    if all(p in have for p, _ in lines):
         with refusals():  # a package on a live flash sale is sold only through the sale
-            await orders.not_on_flash_sale(session, [p for p, _ in lines], ctx.now())
-        for package_id, _ in lines:
-            found = await catalog.get_package(session, package_id)
-            if found:
-                keys.extend(found[1].requirements)
+            _not_on_sale([have[p] for p, _ in lines])
+        keys = [k for p, _ in lines for k in have[p][1].requirements]
+    else:
+        keys = await _requirements(ctx, [p for p, _ in lines])
     form = OrderForm.begin(ctx.state, keys, lines=[list(x) for x in lines], from_cart=from_cart)
     ctx.mark("started")
     steps = len(form.keys)
     intro = texts.FORM_START.format(lines=len(lines), steps=steps, minutes=max(1, (steps + 1) // 2))
     ctx.say(intro + await _next_question(ctx, form))
+
+
+def _not_on_sale(packages: list[tuple[catalog.ServiceCard, catalog.PackageView]]) -> None:
+    """orders.not_on_flash_sale, answered by what get_detail read."""
+    live = next((f"{card.title} {package.name}" for card, package in packages if package.on_sale), None)
+    if live is not None:
+        raise DomainError("flash_package", name=live)
+
+
+async def _requirements(ctx: Ctx, package_ids: list[int]) -> list[str]:
+    """The packages' requirement keys, after refusing any held by a live flash sale."""
+    keys: list[str] = []
+    async with ctx.read() as session:
+        with refusals():  # a package on a live flash sale is sold only through the sale
+            await orders.not_on_flash_sale(session, package_ids, ctx.now())
+        for package_id in package_ids:
+            found = await catalog.get_package(session, package_id)
+            if found:
+                keys.extend(found[1].requirements)
+    return keys
 
 
 async def _next_question(ctx: Ctx, form: OrderForm) -> str:
@@ -110,7 +138,9 @@ async def on_confirm(ctx: Ctx) -> None:
     """Create the order (stock reserved atomically); the form ends."""
     form = OrderForm(ctx.state)
     try:
-        async with ctx.transaction() as session:
+        # On SQLite, in turn with the group commits (store.db.writing) instead of sleeping in SQLite's
+        # busy handler when both want the single write lock: that sleep was the slow tail of 确认.
+        async with writing(ctx.sessionmaker), ctx.transaction() as session:
             order = await orders.create_order(
                 session,
                 account=ctx.event.account,

@@ -44,10 +44,9 @@ async def on_list(ctx: Ctx) -> None:
 
 async def show_orders(ctx: Ctx, status: OrderStatus | None, page: int) -> None:
     async with ctx.read() as session:
-        found, total = await orders.list_orders(
+        found, total = await orders.order_page(
             session, account=ctx.event.account, openid=ctx.openid, status=status, page=page, per_page=PER_PAGE
         )
-        firsts = await orders.first_items(session, [o.id for o in found])
     pages = max(1, -(-total // PER_PAGE))
     _listing(ctx).update(
         status=status.value if status else None, page=page, pages=pages, numbers=[o.number for o in found]
@@ -58,7 +57,7 @@ async def show_orders(ctx: Ctx, status: OrderStatus | None, page: int) -> None:
         return
     lines = [
         texts.ORDERS_LINE.format(
-            n=i, number=o.number, status=o.status, total=yuan(o.total_fen), title=_title(firsts.get(o.id))
+            n=i, number=o.number, status=o.status, total=yuan(o.total_fen), title=_title(o)
         )
         for i, o in enumerate(found, start=1)
     ]
@@ -71,12 +70,16 @@ async def show_orders(ctx: Ctx, status: OrderStatus | None, page: int) -> None:
     ctx.say(head + "\n".join(lines) + texts.ORDERS_FOOT.format(more=more))
 
 
-def _title(first: tuple[str, int] | None) -> str:
+def _title(order: orders.ListedOrder) -> str:
     """'小鹿爱咖啡' or '小鹿爱咖啡 等 3 项'."""
-    if first is None:
+    if order.first_title is None:
         return ""
-    title, lines = first
-    return title if lines == 1 else texts.ORDERS_TITLE_MORE.format(title=title, lines=lines)
+    lines = order.lines
+    return (
+        order.first_title
+        if lines == 1
+        else texts.ORDERS_TITLE_MORE.format(title=order.first_title, lines=lines)
+    )
 
 
 @router.when(

@@ -5,16 +5,16 @@ Catalog files (YAML or CSV) are checked and imported by store/catalog_import.py.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Select, bindparam, exists, func, select
+from sqlalchemy import Row, Select, Table, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from store.models import Package, Service
+from store.models import FlashSale, Package, Service, utcnow
 
 if TYPE_CHECKING:
     from store.search import SearchIndex, SearchResult
@@ -150,6 +150,7 @@ class PackageView:
     stock: int | None
     availability: Availability
     requirements: tuple[str, ...]
+    on_sale: bool = False  # held by a live flash sale (read by get_detail only)
 
 
 @dataclass(frozen=True)
@@ -215,38 +216,83 @@ def _canonical(order: tuple[str, ...]) -> Any:
     return lambda key: (order.index(key) if key in order else len(order), key)
 
 
-def _with_packages(service_id: Any) -> Select[Service, Package]:
+# A service's card columns, what only its detail shows, and its packages' columns (prefixed p_): read as
+# plain rows of the tables (Core), not ORM objects nor ORM attributes — for these reads on most turns of
+# an order, the ORM's loading cost more than the statement itself.
+_SERVICES, _PACKAGES, _SALES = (cast(Table, m.__table__) for m in (Service, Package, FlashSale))
+_CARD = tuple(
+    _SERVICES.c[key]
+    for key in (
+        "id",
+        "code",
+        "title",
+        "platform",
+        "category",
+        "followers",
+        "engagement_bp",
+        "exposure",
+        "tags",
+        "summary",
+        "cover_url",
+        "forms",
+        "status",
+    )
+)
+_DETAIL = (_SERVICES.c.description, _SERVICES.c.audience, _SERVICES.c.cases)
+_PACKAGE = tuple(
+    _PACKAGES.c[key].label(f"p_{key}")
+    for key in ("id", "position", "name", "price_fen", "deliverables", "lead_days", "stock", "requirements")
+)
+# Whether a live flash sale holds the package (it is then sold only through the sale): read with the
+# detail, so that 下单 ① does not need a statement of its own for store.orders.not_on_flash_sale.
+_ON_SALE = (
+    exists()
+    .where(
+        _SALES.c.package_id == _PACKAGES.c.id,
+        _SALES.c.status == "scheduled",
+        _SALES.c.starts_at <= bindparam("now"),
+        _SALES.c.ends_at > bindparam("now"),
+    )
+    .label("p_on_sale")
+)
+
+
+def _with_packages(service_id: Any, *columns: Any) -> Select[Any]:
     """A service and its packages (by position) in one statement: a row per package, or one with None."""
     return (
-        select(Service, Package)
-        .outerjoin(Package, Package.service_id == Service.id)
-        .where(Service.id == service_id)
-        .order_by(Package.position)
+        select(*columns, *_PACKAGE)
+        .select_from(_SERVICES.outerjoin(_PACKAGES, _PACKAGES.c.service_id == _SERVICES.c.id))
+        .where(_SERVICES.c.id == service_id)
+        .order_by(_PACKAGES.c.position)
     )
 
 
 # Built once with bind parameters: these run for most turns of an order, and building a statement
 # (and its cache key) cost about as much as running it.
-_SERVICE = _with_packages(bindparam("service_id"))
-_of_package = aliased(Package)
+_SERVICE = _with_packages(bindparam("service_id"), *_CARD, *_DETAIL, _ON_SALE)
+_of_package = _PACKAGES.alias()
 _SERVICE_OF_PACKAGE = _with_packages(
-    select(_of_package.service_id).where(_of_package.id == bindparam("package_id")).scalar_subquery()
+    select(_of_package.c.service_id).where(_of_package.c.id == bindparam("package_id")).scalar_subquery(),
+    *_CARD,
 )
 
 
 async def _service_and_packages(
-    session: AsyncSession, stmt: Select[Service, Package], params: dict[str, int]
-) -> tuple[Service | None, list[Package]]:
+    session: AsyncSession, stmt: Select[Any], params: dict[str, Any]
+) -> tuple[Row[Any] | None, list[PackageView]]:
     rows = (await session.execute(stmt, params)).all()
-    service = rows[0][0] if rows else None
-    return service, [p for _, p in rows if p is not None]  # None: the outer join found no package
+    service = rows[0] if rows else None
+    # p_id None: the outer join found no package
+    return service, [_package_view(r) for r in rows if r.p_id is not None]
 
 
 async def get_detail(
-    session: AsyncSession, service_id: int, *, include_unlisted: bool = False
+    session: AsyncSession, service_id: int, *, include_unlisted: bool = False, now: dt.datetime | None = None
 ) -> ServiceDetail | None:
-    """A service with its packages; None when missing or (unless asked) not listed."""
-    service, packages = await _service_and_packages(session, _SERVICE, {"service_id": service_id})
+    """A service with its packages; None when missing or (unless asked) not listed. Each package's
+    `on_sale` says whether a flash sale holds it at `now` (default: the current time)."""
+    params = {"service_id": service_id, "now": now or utcnow()}
+    service, packages = await _service_and_packages(session, _SERVICE, params)
     if service is None or (service.status != "listed" and not include_unlisted):
         return None
     return ServiceDetail(
@@ -254,7 +300,7 @@ async def get_detail(
         description=service.description,
         audience=service.audience,
         cases=service.cases,
-        packages=[_package_view(p) for p in packages],
+        packages=packages,
     )
 
 
@@ -266,10 +312,10 @@ async def get_package(
     package = next((p for p in packages if p.id == package_id), None)
     if package is None or service is None or (service.status != "listed" and not include_unlisted):
         return None
-    return _card_of(service, packages), _package_view(package)
+    return _card_of(service, packages), package
 
 
-def _card_of(service: Service, packages: Sequence[Package]) -> ServiceCard:
+def _card_of(service: ServiceFields, packages: Sequence[PackageView | Package]) -> ServiceCard:
     min_price = min((p.price_fen for p in packages), default=0)
     return service_card(service, min_price, best_availability(p.stock for p in packages))
 
@@ -322,16 +368,18 @@ def service_card(service: ServiceFields, min_price_fen: int, avail: Availability
     )
 
 
-def _package_view(package: Package) -> PackageView:
+def _package_view(row: Row[Any]) -> PackageView:
+    """A package's columns (p_…) of a row of _with_packages."""
     return PackageView(
-        id=package.id,
-        service_id=package.service_id,
-        position=package.position,
-        name=package.name,
-        price_fen=package.price_fen,
-        deliverables=package.deliverables,
-        lead_days=package.lead_days,
-        stock=package.stock,
-        availability=availability(package.stock),
-        requirements=tuple(package.requirements),
+        id=row.p_id,
+        service_id=row.id,
+        position=row.p_position,
+        name=row.p_name,
+        price_fen=row.p_price_fen,
+        deliverables=row.p_deliverables,
+        lead_days=row.p_lead_days,
+        stock=row.p_stock,
+        availability=availability(row.p_stock),
+        requirements=tuple(row.p_requirements),
+        on_sale=bool(getattr(row, "p_on_sale", False)),
     )

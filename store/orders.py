@@ -12,19 +12,21 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from store import coupons
 from store.errors import DomainError
 from store.models import (
     CartItem,
+    Coupon,
     FlashSale,
     Material,
     Order,
@@ -134,17 +136,27 @@ def _insert(session: AsyncSession, entity: Any) -> Any:
 # --- Order numbers -------------------------------------------------------------------------------
 
 
+def _per_dialect(build: Callable[[Callable[..., Any]], Any]) -> dict[str, Any]:
+    """A statement built once for each backend's INSERT (ON CONFLICT is dialect syntax)."""
+    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+
+# One atomic upsert: two writers never read the same `last` (no read-then-write race).
+_NEXT_NUMBER = _per_dialect(
+    lambda insert: (
+        insert(OrderSequence.__table__)
+        .values(day=bindparam("day"), last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": OrderSequence.__table__.c.last + 1})
+        .returning(OrderSequence.__table__.c.last)
+    )
+)
+
+
 async def next_number(session: AsyncSession, now: dt.datetime) -> str:
     """The next order number of `now`'s Beijing day, e.g. 20261122-0042."""
     day = now.astimezone(BEIJING).strftime("%Y%m%d")
-    # One atomic upsert: two writers never read the same `last` (no read-then-write race).
-    stmt = (
-        _insert(session, OrderSequence)
-        .values(day=day, last=1)
-        .on_conflict_do_update(index_elements=["day"], set_={"last": OrderSequence.last + 1})
-        .returning(OrderSequence.last)
-    )
-    last = (await session.execute(stmt)).scalar_one()
+    stmt = _NEXT_NUMBER[session.get_bind().dialect.name]
+    last = (await session.execute(stmt, {"day": day})).scalar_one()
     return f"{day}-{last:04d}"
 
 
@@ -334,33 +346,59 @@ def _wanted(lines: Sequence[Line]) -> dict[int, int]:
     return wanted
 
 
-# The reads of placing and listing orders, built once with bind parameters: building a statement
-# (and its cache key) cost about as much as running it, on every order.
+# The reads of placing and listing orders, built once with bind parameters on the tables (Core): building
+# a statement (and its cache key), or going through the ORM's loading, cost about as much as running it.
+_TABLES = {m: cast(Table, m.__table__) for m in (Package, Service, FlashSale, Coupon, Order, OrderItem)}
+_PKG, _SVC, _SALE, _CPN = (_TABLES[m].c for m in (Package, Service, FlashSale, Coupon))
+_LIVE = (
+    (_SALE.status == "scheduled") & (_SALE.starts_at <= bindparam("now")) & (_SALE.ends_at > bindparam("now"))
+)
 _ORDERABLE = (
     select(
-        Package.id,
-        Package.name,
-        Package.price_fen,
-        Package.stock,
-        Service.title,
-        Service.platform,
-        Service.status,
-        Service.commission_bp,
+        _PKG.id,
+        _PKG.name,
+        _PKG.price_fen,
+        _PKG.stock,
+        _SVC.title,
+        _SVC.platform,
+        _SVC.status,
+        _SVC.commission_bp,
+        # In the same statement (each one saved is a round trip and its ORM overhead, per order):
+        # whether a live flash sale holds the package, and whether the person has any coupon to try.
+        exists().where(_SALE.package_id == _PKG.id, _LIVE).label("on_sale"),
+        exists()
+        .where(
+            _CPN.account == bindparam("account"),
+            _CPN.openid == bindparam("openid"),
+            _CPN.status == "available",
+        )
+        .label("has_coupon"),
     )
-    .join(Service, Service.id == Package.service_id)
-    .where(Package.id.in_(bindparam("package_ids", expanding=True)))
+    .select_from(_TABLES[Package].join(_TABLES[Service], _SVC.id == _PKG.service_id))
+    .where(_PKG.id.in_(bindparam("package_ids", expanding=True)))
 )
 _BY_SOURCE_KEY = select(Order).where(Order.source_key == bindparam("source_key"))
+_ID_BY_SOURCE_KEY = select(_TABLES[Order].c.id).where(_TABLES[Order].c.source_key == bindparam("source_key"))
 
 
-async def _orderable(session: AsyncSession, package_ids: Collection[int]) -> dict[int, Row[*tuple[Any, ...]]]:
-    """Package and service columns of listed packages; anything else is not_found."""
-    found = await session.execute(_ORDERABLE, {"package_ids": list(package_ids)})
-    rows = {r.id: r for r in found if r.status == "listed"}
+async def _orderable(
+    session: AsyncSession, package_ids: Collection[int], *, account: str, openid: str, now: dt.datetime
+) -> dict[int, Row[*tuple[Any, ...]]]:
+    """Package and service columns of listed packages (and on_sale, has_coupon); anything else is
+    not_found."""
+    params = {"package_ids": list(package_ids), "account": account, "openid": openid, "now": now}
+    rows = {r.id: r for r in await session.execute(_ORDERABLE, params) if r.status == "listed"}
     missing = sorted(set(package_ids) - rows.keys())
     if missing:
         raise DomainError("not_found", package_ids=missing)
     return rows
+
+
+def _not_on_sale(rows: dict[int, Row[Any]]) -> None:
+    """not_on_flash_sale for rows read by _orderable."""
+    live = next((rows[p] for p in sorted(rows) if rows[p].on_sale), None)
+    if live is not None:
+        raise DomainError("flash_package", name=f"{live.title} {live.name}")
 
 
 class _Priced:
@@ -377,24 +415,25 @@ def _priced(row: Row[Any], price_fen: int) -> Any:
     return _Priced(row, price_fen)
 
 
+_LIVE_SALE = (
+    select(Service.title, Package.name)
+    .select_from(FlashSale)
+    .join(Package, Package.id == FlashSale.package_id)
+    .join(Service, Service.id == Package.service_id)
+    .where(
+        FlashSale.package_id.in_(bindparam("package_ids", expanding=True)),
+        FlashSale.status == "scheduled",
+        FlashSale.starts_at <= bindparam("now"),
+        FlashSale.ends_at > bindparam("now"),
+    )
+    .limit(1)
+)
+
+
 async def not_on_flash_sale(session: AsyncSession, package_ids: Collection[int], now: dt.datetime) -> None:
     """While a package is on a flash sale it is sold only through the sale (so its limit holds):
     refused by the cart, the order form and the order itself."""
-    live = (
-        await session.execute(
-            select(Service.title, Package.name)
-            .select_from(FlashSale)
-            .join(Package, Package.id == FlashSale.package_id)
-            .join(Service, Service.id == Package.service_id)
-            .where(
-                FlashSale.package_id.in_(list(package_ids)),
-                FlashSale.status == "scheduled",
-                FlashSale.starts_at <= now,
-                FlashSale.ends_at > now,
-            )
-            .limit(1)
-        )
-    ).first()
+    live = (await session.execute(_LIVE_SALE, {"package_ids": list(package_ids), "now": now})).first()
     if live is not None:
         raise DomainError("flash_package", name=f"{live.title} {live.name}")
 
@@ -425,14 +464,16 @@ async def create_order(
     `unit_prices`: a flash sale's order, whose price and stock are the sale's (taken by store.flash), so
     the package's stock is not touched; any other order of a package on a live sale is refused.
     Other orders take the person's best coupon off (or `coupon`, the one they chose with 用券)."""
-    existing = await _by_source_key(session, source_key)
-    if existing is not None:
-        return existing
+    # The id first: an order placed again is rare, and loading an ORM object for nothing costs.
+    if await session.scalar(_ID_BY_SOURCE_KEY, {"source_key": source_key}) is not None:
+        existing = await _by_source_key(session, source_key)
+        if existing is not None:
+            return existing
     now = now or utcnow()
     wanted = _wanted(lines)
-    rows = await _orderable(session, wanted)
+    rows = await _orderable(session, wanted, account=account, openid=openid, now=now)
     if unit_prices is None:
-        await not_on_flash_sale(session, wanted, now)
+        _not_on_sale(rows)
     else:
         rows = {p: _priced(r, unit_prices[p]) for p, r in rows.items()}
     gated = {} if unit_prices is not None else await _reserve_gate(gate, session, wanted, rows)
@@ -458,18 +499,18 @@ async def create_order(
         if first is None:  # ON CONFLICT skipped the insert, so the row exists; kept for the type checker
             raise DomainError("conflict", source_key=source_key)
         return first
-    if unit_prices is None:
+    if unit_prices is None and any(r.has_coupon for r in rows.values()):
         order = await _apply_coupon(session, order, prefer=coupon, now=now)
     await _attach_materials(session, order, material_ids)
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            at=order.created_at,
-            actor=actor or f"customer:{openid}",
-            from_status=None,
-            to_status=OrderStatus.PENDING_PAYMENT,
-        )
-    )
+    event = {
+        "order_id": order.id,
+        "at": order.created_at,
+        "actor": actor or f"customer:{openid}",
+        "from_status": None,
+        "to_status": OrderStatus.PENDING_PAYMENT,
+        "reason": None,
+    }
+    await session.execute(_EVENT, event)
     await enqueue(session, *notify(order, None, OrderStatus.PENDING_PAYMENT, None))
     await session.flush()
     return order
@@ -516,45 +557,83 @@ async def _place(
     taken = await _reserve_db(session, wanted, rows) if reserve else {}
     number = await next_number(session, now)
     total = sum(rows[p].price_fen * q for p, q in wanted.items())
-    # ON CONFLICT DO NOTHING instead of catching IntegrityError: no SAVEPOINT needed (see _reserve_db).
-    stmt = (
-        _insert(session, Order)
-        .values(
-            number=number,
-            account=account,
-            openid=openid,
-            status=OrderStatus.PENDING_PAYMENT,
-            total_fen=total,
-            requirements=requirements,
-            deliverables=[],
-            source_key=source_key,
-            created_at=now,
-            updated_at=now,
-            expires_at=now + expires_in,
-        )
-        .on_conflict_do_nothing(index_elements=["source_key"])
-        .returning(Order)
-    )
-    order = (await session.scalars(stmt)).one_or_none()
-    if order is None:
+    values = {
+        "number": number,
+        "account": account,
+        "openid": openid,
+        "status": OrderStatus.PENDING_PAYMENT,
+        "total_fen": total,
+        "requirements": requirements,
+        "deliverables": [],
+        "source_key": source_key,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + expires_in,
+    }
+    stmt = _NEW_ORDER[session.get_bind().dialect.name]
+    row = (await session.execute(stmt, values)).one_or_none()
+    if row is None:
         await _give_back_db_stock(session, taken)
         await _give_back_number(session, number)
         return None
-    session.add_all(
-        OrderItem(
-            order_id=order.id,
-            package_id=p,
-            service_title=rows[p].title,
-            platform=rows[p].platform,
-            package_name=rows[p].name,
-            unit_price_fen=rows[p].price_fen,
-            quantity=q,
-            reserved=p in taken,
-            commission_bp=rows[p].commission_bp,
-        )
+    order = _persistent(session, Order(**row._mapping))
+    items = [
+        {
+            "order_id": order.id,
+            "package_id": p,
+            "service_title": rows[p].title,
+            "platform": rows[p].platform,
+            "package_name": rows[p].name,
+            "unit_price_fen": rows[p].price_fen,
+            "quantity": q,
+            "reserved": p in taken,
+            "commission_bp": rows[p].commission_bp,
+        }
         for p, q in wanted.items()
-    )
+    ]
+    await session.execute(_ITEM, items)
     return order
+
+
+# Placing an order, built once (bind parameters typed by their columns). The order comes back as an
+# ORM object (callers and notices use it); its items and first event are plain rows, inserted without
+# the unit of work.
+_ORDERS = cast(Table, Order.__table__)  # declarative types __table__ as any FromClause
+_ORDER_VALUES = (
+    "number",
+    "account",
+    "openid",
+    "status",
+    "total_fen",
+    "requirements",
+    "deliverables",
+    "source_key",
+    "created_at",
+    "updated_at",
+    "expires_at",
+)
+_NEW_ORDER = _per_dialect(
+    lambda insert: (
+        insert(_ORDERS)
+        .values({key: bindparam(key, type_=_ORDERS.c[key].type) for key in _ORDER_VALUES})
+        # ON CONFLICT DO NOTHING instead of catching IntegrityError: no SAVEPOINT needed (see _reserve_db).
+        .on_conflict_do_nothing(index_elements=["source_key"])
+        .returning(*_ORDERS.c)
+    )
+)
+
+
+def _persistent(session: AsyncSession, order: Order) -> Order:
+    """The row just inserted (every column, from RETURNING) as the session's ORM object, as if loaded:
+    what INSERT … RETURNING an entity gives, without the ORM's bulk-insert machinery."""
+    make_transient_to_detached(order)
+    session.add(order)
+    return order
+
+
+# Declarative types __table__ as any FromClause; these models are plain tables.
+_ITEM = insert(cast(Table, OrderItem.__table__))
+_EVENT = insert(cast(Table, OrderEvent.__table__))
 
 
 async def _attach_materials(session: AsyncSession, order: Order, material_ids: Sequence[int]) -> None:
@@ -762,6 +841,68 @@ def _list_statements(by_status: bool) -> tuple[Select[Any], Select[Any]]:
 
 
 _LIST = {by_status: _list_statements(by_status) for by_status in (False, True)}
+
+
+@dataclass(frozen=True, slots=True)
+class ListedOrder:
+    """An order as a list shows it: its first line's title and how many lines it has."""
+
+    id: int
+    number: str
+    status: str
+    total_fen: int
+    first_title: str | None  # None: an order without lines
+    lines: int
+
+
+async def order_page(
+    session: AsyncSession,
+    *,
+    account: str,
+    openid: str,
+    status: OrderStatus | None = None,
+    page: int = 1,
+    per_page: int = 5,
+) -> tuple[list[ListedOrder], int]:
+    """list_orders and first_items in one statement (我的订单 on every order): plain rows, the total
+    counted by a window over the same query."""
+    params = {"account": account, "openid": openid, "status": status, "limit": per_page}
+    rows = (
+        await session.execute(_PAGE[status is not None], params | {"offset": (max(page, 1) - 1) * per_page})
+    ).all()
+    # past the last page the window has no row to count on
+    total = rows[0].total if rows else await session.scalar(_LIST[status is not None][0], params) or 0
+    found = [ListedOrder(r.id, r.number, r.status, r.total_fen, r.first_title, r.lines) for r in rows]
+    return found, total
+
+
+def _page_statement(by_status: bool) -> Select[Any]:
+    o, i = _TABLES[Order].c, _TABLES[OrderItem].c
+    where = [o.account == bindparam("account"), o.openid == bindparam("openid")]
+    if by_status:
+        where.append(o.status == bindparam("status"))
+    first = select(i.service_title).where(i.order_id == o.id).order_by(i.id).limit(1)
+    lines = select(func.count()).select_from(_TABLES[OrderItem]).where(i.order_id == o.id)
+    return (
+        select(
+            o.id,
+            o.number,
+            o.status,
+            o.total_fen,
+            first.scalar_subquery().label("first_title"),
+            lines.scalar_subquery().label("lines"),
+            func.count().over().label("total"),
+        )
+        .where(*where)
+        .order_by(o.created_at.desc(), o.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+_PAGE = {by_status: _page_statement(by_status) for by_status in (False, True)}
+
+
 _FIRST_ITEMS = (
     select(OrderItem.order_id, OrderItem.service_title)
     .where(OrderItem.order_id.in_(bindparam("order_ids", expanding=True)))
@@ -851,8 +992,7 @@ async def cart_add(
 ) -> list[CartLine]:
     """Put a listed package in the cart, or add to the quantity already there (at most 99)."""
     _check_quantity(quantity)
-    await _orderable(session, [package_id])
-    await not_on_flash_sale(session, [package_id], utcnow())
+    _not_on_sale(await _orderable(session, [package_id], account=account, openid=openid, now=utcnow()))
     # One upsert: two quick 加购 of the same package never make two lines or lose an addition.
     stmt = _insert(session, CartItem).values(
         account=account, openid=openid, package_id=package_id, quantity=quantity, added_at=utcnow()

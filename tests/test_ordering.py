@@ -359,3 +359,28 @@ async def test_starting_a_form_does_not_say_it_was_paused(customer: Customer) ->
     await customer.say("1")
     start = await customer.say("下单 ①")
     assert "发「继续」接着填" not in start and start.endswith(texts.ASK_CONTACT + texts.FORM_TEMPLATE_HINT)
+
+
+async def test_my_orders_are_counted_and_paged_newest_first(customer: Customer, shop: TestClient) -> None:
+    async with shop.app[keys.SESSIONMAKER].begin() as session:
+        course = await session.scalar(select(Package.id).where(Package.name == "单人报名"))
+        assert course is not None
+        for i in range(7):
+            await orders.create_order(
+                session,
+                account=ACCOUNT,
+                openid=customer.openid,
+                lines=[orders.Line(course, 1)],
+                requirements={"contact": {"name": "王芳", "phone": "13800138000"}},
+                source_key=f"paging:{i}",
+                notify=order_notice,
+                now=dt.datetime(2026, 12, 1, 8, i, tzinfo=dt.UTC),
+            )
+    first = await customer.say("我的订单")
+    assert "你的订单（共 7 个）（第 1/2 页）" in first and "「下一页」看更多" in first
+    assert "1. 20261201-0007 · 待支付 · ¥299 · 抖音运营实战课" in first
+    assert "5. 20261201-0003" in first and "20261201-0002" not in first
+    second = await customer.say("下一页")
+    assert "（第 2/2 页）" in second and "下一页" not in second
+    assert "1. 20261201-0002" in second and "2. 20261201-0001" in second
+    assert await customer.say("我的订单 已取消") == texts.NO_ORDERS_WITH_STATUS.format(status="已取消")
