@@ -24,13 +24,13 @@ def command_of(kind: str, name: str, text: str, event_key: str) -> str | None:
     return None
 
 
-async def run(router: Router, ctx: Ctx) -> str:
-    """Dispatch to the first matching route. Returns the route name (for logs and metrics)."""
+async def run(router: Router, ctx: Ctx, before: FlowState) -> str:
+    """Dispatch to the first matching route. Returns the route name (for logs and metrics).
+    `before`: the state as the turn found it (ctx.state is a copy the handler may change)."""
     route = router.resolve(ctx)
     if route is None:
         log.info("no route", extra={"event": ctx.event.name, "openid": ctx.openid})
         return "none"
-    before = ctx.state.copy()
     try:
         await route.handler(ctx)
     except UserFacingError as exc:
@@ -70,9 +70,9 @@ def _remind_of_form(ctx: Ctx, route: str, *, was_in: type[Form] | None) -> None:
         last.payload["content"] += was_in(ctx.state).paused_hint()
 
 
-def _refuse(ctx: Ctx, before: object, text: str) -> None:
+def _refuse(ctx: Ctx, before: FlowState, text: str) -> None:
     """Keep the state as it was; the only reply is the explanation."""
-    ctx.state = before  # type: ignore[assignment]
+    ctx.state = before.copy()
     ctx.later.clear()
     ctx.replies[:] = [Reply("text", {"content": text})]
 

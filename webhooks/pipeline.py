@@ -163,7 +163,7 @@ class Pipeline:
             services=self._services,
             may_have_open_orders=snap.has_open_orders,
         )
-        route = await turns.run(self._router, ctx)
+        route = await turns.run(self._router, ctx, snap.state)
         if route.endswith(":error"):
             self._metrics.handler_errors.inc()
         record = store_turns.TurnRecord(
