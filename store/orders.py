@@ -809,38 +809,14 @@ async def mark_paid(session: AsyncSession, *, order_id: int, actor: str = "syste
 # --- Queries -------------------------------------------------------------------------------------
 
 
-async def list_orders(
-    session: AsyncSession,
-    *,
-    account: str,
-    openid: str,
-    status: OrderStatus | None = None,
-    page: int = 1,
-    per_page: int = 5,
-) -> tuple[list[Order], int]:
-    """One page of a person's orders, newest first, and how many there are in all."""
-    count, page_of = _LIST[status is not None]
-    params = {"account": account, "openid": openid, "status": status, "limit": per_page}
-    total = await session.scalar(count, params) or 0
-    return list(await session.scalars(page_of, params | {"offset": (max(page, 1) - 1) * per_page})), total
-
-
-def _list_statements(by_status: bool) -> tuple[Select[Any], Select[Any]]:
+def _count_statement(by_status: bool) -> Select[Any]:
     where = [Order.account == bindparam("account"), Order.openid == bindparam("openid")]
     if by_status:
         where.append(Order.status == bindparam("status"))
-    count = select(func.count()).select_from(Order).where(*where)
-    page = (
-        select(Order)
-        .where(*where)
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-    return count, page
+    return select(func.count()).select_from(Order).where(*where)
 
 
-_LIST = {by_status: _list_statements(by_status) for by_status in (False, True)}
+_COUNT = {by_status: _count_statement(by_status) for by_status in (False, True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -871,7 +847,7 @@ async def order_page(
         await session.execute(_PAGE[status is not None], params | {"offset": (max(page, 1) - 1) * per_page})
     ).all()
     # past the last page the window has no row to count on
-    total = rows[0].total if rows else await session.scalar(_LIST[status is not None][0], params) or 0
+    total = rows[0].total if rows else await session.scalar(_COUNT[status is not None], params) or 0
     found = [ListedOrder(r.id, r.number, r.status, r.total_fen, r.first_title, r.lines) for r in rows]
     return found, total
 

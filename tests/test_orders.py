@@ -435,9 +435,9 @@ async def test_list_find_and_get_orders(sm: Maker) -> None:
     async with sm.begin() as s:
         await orders.mark_paid(s, order_id=placed[2].id, notify=Recorder())
     async with sm() as s:
-        first, total = await orders.list_orders(s, account=ACCOUNT, openid="o_alice")
-        second, _ = await orders.list_orders(s, account=ACCOUNT, openid="o_alice", page=2)
-        paid, paid_total = await orders.list_orders(
+        first, total = await orders.order_page(s, account=ACCOUNT, openid="o_alice")
+        second, _ = await orders.order_page(s, account=ACCOUNT, openid="o_alice", page=2)
+        paid, paid_total = await orders.order_page(
             s, account=ACCOUNT, openid="o_alice", status=OrderStatus.PENDING_REVIEW
         )
         mine = await orders.find_order(s, account=ACCOUNT, openid="o_alice", number=placed[0].number)
