@@ -17,7 +17,7 @@ from store.errors import DomainError
 from store.flash import FlashGate, SaleBoard
 from store.models import utcnow
 from store.orders import StockGate
-from store.outbox import Outgoing
+from store.outbox import Outgoing, queued
 from store.turns import FlowState
 
 if TYPE_CHECKING:
@@ -145,5 +145,7 @@ class Ctx:
         """A domain change that must be visible at once (an order, a payment); committed on exit."""
         async with self.sessionmaker.begin() as session:
             yield session
-        if self.services.wake_outbox is not None:  # what it wrote to the outbox goes out now
+        # What it wrote to the outbox goes out now; a wake without messages would still cost the
+        # dispatcher a claim (a write) for nothing.
+        if self.services.wake_outbox is not None and queued(session):
             self.services.wake_outbox()

@@ -45,6 +45,12 @@ async def enqueue(session: AsyncSession, *messages: Outgoing) -> None:
     """
     if not messages:
         return
+    session.info["outbox"] = True  # the caller may wake the dispatcher after its commit (queued())
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
     await session.execute(stmt, [{**m.row(), "status": "pending", "attempts": 0} for m in messages])
+
+
+def queued(session: AsyncSession) -> bool:
+    """Whether `enqueue` added messages in this session (then the dispatcher is worth waking)."""
+    return bool(session.info.pop("outbox", False))
