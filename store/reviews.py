@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,21 +67,25 @@ class ServiceReviews:
     latest: list[str]  # the latest comments, newest first
 
 
+_OF_SERVICE = Review.order_id.in_(
+    select(OrderItem.order_id)
+    .join(Package, Package.id == OrderItem.package_id)
+    .where(Package.service_id == bindparam("service_id"))
+)
+# Built once: every service detail shown reads them.
+_SCORE = select(func.avg(Review.score), func.count(Review.id)).where(_OF_SERVICE)
+_COMMENTS = (
+    select(Review.comment)
+    .where(_OF_SERVICE, Review.comment.is_not(None))
+    .order_by(Review.at.desc(), Review.id.desc())
+    .limit(bindparam("latest"))
+)
+
+
 async def for_service(session: AsyncSession, service_id: int, *, latest: int = 3) -> ServiceReviews | None:
     """The average and count of the reviews of orders that bought the service, and its latest comments."""
-    orders_of_service = (
-        select(OrderItem.order_id)
-        .join(Package, Package.id == OrderItem.package_id)
-        .where(Package.service_id == service_id)
-    )
-    where = Review.order_id.in_(orders_of_service)
-    row = (await session.execute(select(func.avg(Review.score), func.count(Review.id)).where(where))).one()
+    row = (await session.execute(_SCORE, {"service_id": service_id})).one()
     if not row[1]:
         return None
-    comments = await session.scalars(
-        select(Review.comment)
-        .where(where, Review.comment.is_not(None))
-        .order_by(Review.at.desc(), Review.id.desc())
-        .limit(latest)
-    )
+    comments = await session.scalars(_COMMENTS, {"service_id": service_id, "latest": latest})
     return ServiceReviews(float(row[0]), int(row[1]), [c for c in comments if c])
