@@ -329,3 +329,23 @@ def machine() -> dict[str, Any]:
         "wechatpy": wechatpy.__version__,
         "platform": platform.platform(),
     }
+
+
+def serve_with_simulator(settings: Any, sim: Any, sim_sock: socket.socket, sock: socket.socket) -> None:
+    """Run the product (as `chatorder serve`: the GC policy, then run_app on `sock`) with the MP
+    simulator `sim` served on `sim_sock` in the same process and loop."""
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    async def simulator(_app: web.Application) -> Any:
+        runner = web.AppRunner(sim.app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sim_sock).start()
+        yield
+        await runner.cleanup()
+
+    tune_gc_like_the_product()
+    app = create_app(settings)
+    app.cleanup_ctx.append(simulator)
+    web.run_app(app, sock=sock, print=None, access_log=None)

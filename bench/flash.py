@@ -55,6 +55,7 @@ from bench.common import (
     prepare_database,
     proc_cpu,
     seal_request,
+    serve_with_simulator,
     text_xml,
     tune_gc_like_the_product,
 )
@@ -93,9 +94,7 @@ def serve_simulator() -> None:
 
 
 def serve(workdir: Path, stock: int) -> None:
-    from aiohttp import web
 
-    from bot.app import create_app
     from bot.sandbox.mp_sim import MpSimulator
 
     sim = MpSimulator(APP_ID, APP_SECRET)
@@ -106,17 +105,7 @@ def serve(workdir: Path, stock: int) -> None:
     sock = listen()
     print(f"PORT {sock.getsockname()[1]}", flush=True)
 
-    async def simulator(_app: web.Application) -> Any:
-        runner = web.AppRunner(sim.app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sim_sock).start()
-        yield
-        await runner.cleanup()
-
-    tune_gc_like_the_product()
-    app = create_app(settings)
-    app.cleanup_ctx.append(simulator)
-    web.run_app(app, sock=sock, print=None, access_log=None)
+    serve_with_simulator(settings, sim, sim_sock, sock)
 
 
 async def _sale(settings: Any, stock: int) -> None:

@@ -66,8 +66,8 @@ from bench.common import (
     prepare_database,
     proc_cpu,
     seal_request,
+    serve_with_simulator,
     text_xml,
-    tune_gc_like_the_product,
 )
 
 FIRST_MSG_ID = 8_000_000_000_000_000_000
@@ -111,9 +111,7 @@ def answers() -> dict[str, str]:
 
 
 def serve(workdir: Path) -> None:
-    from aiohttp import web
 
-    from bot.app import create_app
     from bot.sandbox.mp_sim import MpSimulator
 
     sim = MpSimulator(APP_ID, APP_SECRET)
@@ -124,18 +122,7 @@ def serve(workdir: Path) -> None:
     sock = listen()
     print(f"PORT {sock.getsockname()[1]} {sim_sock.getsockname()[1]}", flush=True)
 
-    async def simulator(_app: web.Application) -> Any:
-        runner = web.AppRunner(sim.app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sim_sock).start()
-        yield
-        await runner.cleanup()
-
-    # As `chatorder serve/demo` (bot/cli.py `_run_app`): the GC policy, then run_app (on our socket).
-    tune_gc_like_the_product()
-    app = create_app(settings)
-    app.cleanup_ctx.append(simulator)
-    web.run_app(app, sock=sock, print=None, access_log=None)
+    serve_with_simulator(settings, sim, sim_sock, sock)
 
 
 def _bench_routes(sim: Any) -> None:
