@@ -14,13 +14,13 @@ import hashlib
 import hmac
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows import texts
 from flows.format import yuan
 from settings import Settings
 from store import privacy
+from store.db import upsert_insert
 from store.models import User
 
 EXPORT_LINK_TTL = dt.timedelta(hours=24)
@@ -60,7 +60,7 @@ def export_link_is_valid(settings: Settings, user: User, exp: str, sig: str, now
 
 async def person(session: AsyncSession, *, account: str, openid: str) -> User:
     """The person's User row (made now for someone whose first turn is not committed yet)."""
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = upsert_insert(session)
     await session.execute(
         dialect_insert(User)
         .values(account=account, openid=openid)

@@ -24,7 +24,6 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import texts
@@ -33,6 +32,7 @@ from flows.notices import notice_payload
 from flows.requirements import BEIJING
 from flows.staff import staff_alert
 from settings import Settings
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import (
     AuditEntry,
@@ -319,14 +319,6 @@ async def customer_message(
 # --- The customer's conversation, changed from outside their turn ---------------------------------
 
 
-def _insert(session: AsyncSession, entity: Any) -> Any:
-    return (
-        postgresql.insert(entity)
-        if session.get_bind().dialect.name == "postgresql"
-        else sqlite.insert(entity)
-    )
-
-
 async def update_conversation(
     session: AsyncSession, account: str, openid: str, change: Callable[[FlowState], object], now: dt.datetime
 ) -> None:
@@ -340,7 +332,7 @@ async def update_conversation(
             state = FlowState()
             change(state)
             stmt = (
-                _insert(session, Conversation)
+                upsert_insert(session)(Conversation)
                 .values(
                     account=account,
                     openid=openid,
@@ -589,7 +581,7 @@ async def save_quick_reply(session: AsyncSession, userid: str, name: str, conten
         raise DomainError("too_many_quick_replies", max=QUICK_MAX)
     # Upsert: two quick 添加 of the same name make one row, the later text wins.
     stmt = (
-        _insert(session, QuickReply)
+        upsert_insert(session)(QuickReply)
         .values(userid=userid, name=name, content=content)
         .on_conflict_do_update(index_elements=["userid", "name"], set_={"content": content})
         .returning(QuickReply.id)

@@ -9,16 +9,11 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import Coupon, MarketingOptOut
-
-
-def _insert(session: AsyncSession, entity: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(entity) if dialect == "postgresql" else sqlite.insert(entity)
 
 
 def check_spec(spec: dict[str, Any]) -> str | None:
@@ -45,7 +40,7 @@ async def issue(
 ) -> Coupon | None:
     """Give the person the coupon of `source` once; None if they already had it."""
     stmt = (
-        _insert(session, Coupon)
+        upsert_insert(session)(Coupon)
         .values(
             account=account,
             openid=openid,
@@ -149,7 +144,7 @@ async def give_back(session: AsyncSession, order_id: int, now: dt.datetime) -> N
 
 async def opt_out(session: AsyncSession, *, account: str, openid: str, now: dt.datetime) -> None:
     await session.execute(
-        _insert(session, MarketingOptOut)
+        upsert_insert(session)(MarketingOptOut)
         .values(account=account, openid=openid, at=now)
         .on_conflict_do_nothing(index_elements=["account", "openid"])
     )

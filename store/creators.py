@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import upsert_insert
 from store.models import Creator, utcnow
 
 # No 0/O, 1/I/L: people read the code off a poster and type it.
@@ -24,7 +24,7 @@ async def get_or_create(session: AsyncSession, *, account: str, openid: str) -> 
     found = await session.get(Creator, (account, openid))
     if found is not None:
         return found
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = upsert_insert(session)
     for _ in range(8):  # 31^6 codes: a collision is rare, and retried with another
         # DO NOTHING on either key: the same person asking twice at once, or a code already taken.
         stmt = (

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -44,6 +45,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=15000")
     cur.close()
+
+
+def upsert_insert(bind: AsyncSession | str) -> Any:
+    """The backend's INSERT, which knows ON CONFLICT (PostgreSQL's, else SQLite's): pass a session or a
+    dialect name, then call it with the table."""
+    name = bind if isinstance(bind, str) else bind.get_bind().dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import payments, referrals
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import (
     Commission,
@@ -33,7 +34,7 @@ from store.models import (
     utcnow,
 )
 from store.orders import BEIJING, MAX_REASON_CHARS, OrderStatus
-from store.payments import WAS_PAID, _insert, _trade_no
+from store.payments import WAS_PAID, _trade_no
 
 if TYPE_CHECKING:
     from settings import Level, Settings
@@ -107,7 +108,7 @@ async def _add_to_total(session: AsyncSession, account: str, openid: str, bucket
     # One atomic upsert: two concurrent movements never lose one another's change.
     zero = {f"{b}_fen": 0 for b in BUCKETS}
     stmt = (
-        _insert(session, Earnings)
+        upsert_insert(session)(Earnings)
         .values(account=account, openid=openid, updated_at=now, **(zero | {name: delta}))
         .on_conflict_do_update(
             index_elements=["account", "openid"], set_={name: column + delta, "updated_at": now}
@@ -128,7 +129,9 @@ async def _lock_people(session: AsyncSession, account: str, openids: Collection[
         return
     zero = {f"{b}_fen": 0 for b in BUCKETS}
     for openid in people:
-        stmt = _insert(session, Earnings).values(account=account, openid=openid, updated_at=utcnow(), **zero)
+        stmt = upsert_insert(session)(Earnings).values(
+            account=account, openid=openid, updated_at=utcnow(), **zero
+        )
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["account", "openid"]))
     await session.execute(
         select(Earnings.openid)
@@ -159,7 +162,7 @@ async def _move(
     if not await _add_to_total(session, account, openid, bucket, delta):
         raise LedgerError(f"{account}/{openid}: {bucket} cannot move by {delta} ({key})")
     stmt = (
-        _insert(session, EarningEntry)
+        upsert_insert(session)(EarningEntry)
         .values(
             account=account,
             openid=openid,
@@ -258,7 +261,7 @@ async def _fraud(session: AsyncSession, order: Order) -> tuple[str | None, str |
 async def _add_commission(session: AsyncSession, **values: Any) -> Commission | None:
     """Insert a commission unless (order_id, depth) has one (None: an earlier call made it)."""
     stmt = (
-        _insert(session, Commission)
+        upsert_insert(session)(Commission)
         .values(reversed_fen=0, **values)
         .on_conflict_do_nothing(index_elements=["order_id", "depth"])
         .returning(Commission)
@@ -612,7 +615,7 @@ async def request_withdrawal(
     values = {"account": account, "openid": openid, "amount_fen": amount_fen, "fee_fen": fee}
     for _ in range(3):  # 60 random bits: a collision is astronomically rare, but never an error
         stmt = (
-            _insert(session, Withdrawal)
+            upsert_insert(session)(Withdrawal)
             .values(trade_no=_trade_no("WD", now), status="requested", created_at=now, **values)
             .on_conflict_do_nothing(index_elements=["trade_no"])
             .returning(Withdrawal)

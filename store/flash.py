@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlalchemy import bindparam, case, event, func, inspect, literal, null, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from store import coupons, orders
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import (
     FlashQuota,
@@ -98,15 +98,6 @@ class SaleSpec:
     remarket: list[str] = field(default_factory=list)
     coupon: dict[str, Any] = field(default_factory=dict)  # store.coupons spec, for remarketing
     lines: dict[str, int] = field(default_factory=dict)
-
-
-DIALECT_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-def _insert(session: AsyncSession, entity: Any) -> Any:
-    """INSERT with ON CONFLICT support for the session's backend."""
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(entity) if dialect == "postgresql" else sqlite.insert(entity)
 
 
 def _fen(raw: str) -> int | None:
@@ -612,7 +603,7 @@ def _quota_up_statement(insert: Any) -> Any:
 
 # A take's statements, built once (per dialect for the upsert): a rush runs them hundreds of times a
 # second, and building them was most of their cost.
-_QUOTA_UP = {name: _quota_up_statement(insert) for name, insert in DIALECT_INSERTS.items()}
+_QUOTA_UP = {name: _quota_up_statement(upsert_insert(name)) for name in ("postgresql", "sqlite")}
 _QUOTA_DOWN = (
     update(FlashQuota)
     .where(
@@ -880,7 +871,7 @@ async def join_waitlist(
 ) -> int:
     """候补: queue the person (once); their place in the queue (1 = next offered)."""
     stmt = (
-        _insert(session, FlashWaitlist)
+        upsert_insert(session)(FlashWaitlist)
         .values(
             sale_id=sale.id,
             account=account,
@@ -956,7 +947,7 @@ async def subscribe(
 ) -> FlashSubscription:
     """Subscribe the person to the sale's reminders (again: the same subscription)."""
     await session.execute(
-        _insert(session, FlashSubscription)
+        upsert_insert(session)(FlashSubscription)
         .values(sale_id=sale.id, account=account, openid=openid, created_at=now, consent="none")
         .on_conflict_do_nothing(index_elements=["sale_id", "account", "openid"])
     )
@@ -1038,7 +1029,7 @@ async def _claim_reminder(
     session: AsyncSession, sub: FlashSubscription, offset: int, how: str, now: dt.datetime
 ) -> bool:
     inserted = await session.execute(
-        _insert(session, FlashReminder)
+        upsert_insert(session)(FlashReminder)
         .values(subscription_id=sub.id, offset_minutes=offset, how=how, at=now)
         .on_conflict_do_nothing(index_elements=["subscription_id", "offset_minutes"])
         .returning(FlashReminder.id)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from store import coupons
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import (
     CartItem,
@@ -127,18 +127,12 @@ class CartLine:
     listed: bool
 
 
-def _insert(session: AsyncSession, entity: Any) -> Any:
-    """INSERT with ON CONFLICT support for the session's backend."""
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(entity) if dialect == "postgresql" else sqlite.insert(entity)
-
-
 # --- Order numbers -------------------------------------------------------------------------------
 
 
 def _per_dialect(build: Callable[[Callable[..., Any]], Any]) -> dict[str, Any]:
     """A statement built once for each backend's INSERT (ON CONFLICT is dialect syntax)."""
-    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+    return {name: build(upsert_insert(name)) for name in ("postgresql", "sqlite")}
 
 
 # One atomic upsert: two writers never read the same `last` (no read-then-write race).
@@ -970,7 +964,7 @@ async def cart_add(
     _check_quantity(quantity)
     _not_on_sale(await _orderable(session, [package_id], account=account, openid=openid, now=utcnow()))
     # One upsert: two quick 加购 of the same package never make two lines or lose an addition.
-    stmt = _insert(session, CartItem).values(
+    stmt = upsert_insert(session)(CartItem).values(
         account=account, openid=openid, package_id=package_id, quantity=quantity, added_at=utcnow()
     )
     stmt = stmt.on_conflict_do_update(

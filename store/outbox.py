@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import upsert_insert
 from store.models import OutboxMessage
 
 
@@ -46,7 +46,7 @@ async def enqueue(session: AsyncSession, *messages: Outgoing) -> None:
     if not messages:
         return
     session.info["outbox"] = True  # the caller may wake the dispatcher after its commit (queued())
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = upsert_insert(session)
     stmt = dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
     await session.execute(stmt, [{**m.row(), "status": "pending", "attempts": 0} for m in messages])
 

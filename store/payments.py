@@ -14,10 +14,10 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import orders
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import (
     Balance,
@@ -50,12 +50,6 @@ REFUNDABLE: frozenset[OrderStatus] = PAID | {OrderStatus.REFUNDING}
 INVOICE_STATUSES = frozenset({"requested", "issued", "rejected"})
 TAX_NO = re.compile(r"[0-9A-Z]{15,20}")
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-
-def _insert(session: AsyncSession, entity: Any) -> Any:
-    """INSERT with ON CONFLICT support for the session's backend."""
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(entity) if dialect == "postgresql" else sqlite.insert(entity)
 
 
 def _trade_no(prefix: str, now: dt.datetime) -> str:
@@ -107,7 +101,7 @@ async def _add_entry(
     if kind not in LEDGER_KINDS:
         raise DomainError("bad_kind", kind=kind)
     stmt = (
-        _insert(session, LedgerEntry)
+        upsert_insert(session)(LedgerEntry)
         .values(
             account=account,
             openid=openid,
@@ -148,7 +142,7 @@ async def credit(
     now = utcnow()
     # One atomic upsert: two concurrent credits never lose one another's addition.
     stmt = (
-        _insert(session, Balance)
+        upsert_insert(session)(Balance)
         .values(account=account, openid=openid, balance_fen=amount_fen, updated_at=now)
         .on_conflict_do_update(
             index_elements=["account", "openid"],
@@ -349,7 +343,7 @@ async def create_payment(
     }
     for _ in range(3):  # 60 random bits: a collision is astronomically rare, but never an error
         stmt = (
-            _insert(session, Payment)
+            upsert_insert(session)(Payment)
             .values(out_trade_no=_trade_no("CO", now), **values)
             .on_conflict_do_nothing(index_elements=["out_trade_no"])
             .returning(Payment)
@@ -802,7 +796,7 @@ async def save_invoice_title(
     if tax_no and not TAX_NO.fullmatch(tax_no):
         raise DomainError("bad_tax_no", tax_no=tax_no)
     stmt = (
-        _insert(session, InvoiceTitle)
+        upsert_insert(session)(InvoiceTitle)
         .values(account=account, openid=openid, title=title, tax_no=tax_no or None, created_at=utcnow())
         .on_conflict_do_update(index_elements=["account", "openid", "title"], set_={"tax_no": tax_no or None})
         .returning(InvoiceTitle)
@@ -835,7 +829,7 @@ async def request_invoice(
         raise DomainError("not_invoiceable", order_id=order_id)
     now = utcnow()
     stmt = (
-        _insert(session, Invoice)
+        upsert_insert(session)(Invoice)
         .values(
             order_id=order_id,
             account=account,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import upsert_insert
 from store.models import User
 
 NICKNAME_MAX = 64  # the column's length
@@ -59,7 +59,7 @@ async def set_nickname(session: AsyncSession, *, account: str, openid: str, nick
 
 async def _user(session: AsyncSession, account: str, openid: str) -> User:
     # The turn writes a newcomer's row only after the handler: make it here if it is not there yet.
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = upsert_insert(session)
     await session.execute(
         dialect_insert(User)
         .values(account=account, openid=openid)

@@ -18,10 +18,11 @@ from sqlalchemy import Integer, false, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import creators
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import Creator, Order, OrderEvent, Referral, Refund, User
 from store.orders import OrderStatus
-from store.payments import WAS_PAID, _insert
+from store.payments import WAS_PAID
 
 if TYPE_CHECKING:
     from settings import Level
@@ -207,7 +208,7 @@ async def _insert_referral(
 ) -> bool:
     """Insert the referral unless the invitee has one already (then False: a concurrent bind won)."""
     stmt = (
-        _insert(session, Referral)
+        upsert_insert(session)(Referral)
         .values(
             account=account,
             invitee_openid=invitee,

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from settings import Settings
 from store import orders
+from store.db import upsert_insert
 from store.errors import DomainError
 from store.models import (
     AuditEntry,
@@ -90,11 +90,6 @@ def no_tell(order: Order, member: Staff, how: str) -> list[Outgoing]:
 def actor_of(userid: str) -> str:
     """How a member appears in order events and the audit log."""
     return f"staff:{userid}"
-
-
-def _insert(session: AsyncSession, entity: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(entity) if dialect == "postgresql" else sqlite.insert(entity)
 
 
 # --- Audit ---------------------------------------------------------------------------------------
@@ -189,7 +184,7 @@ async def add_member(
         "active": True,
     }
     stmt = (
-        _insert(session, Staff)
+        upsert_insert(session)(Staff)
         .values(userid=userid, created_at=now, **values)
         .on_conflict_do_update(index_elements=["userid"], set_=values)
         .returning(Staff)
@@ -877,7 +872,7 @@ async def ask_question(
     """Remember that the member's next text answers `data` (one question at a time; a new one replaces it)."""
     values = {"flow": PENDING_FLOW, "step": str(data.get("kind", "")), "data": data, "updated_at": now}
     stmt = (
-        _insert(session, Conversation)
+        upsert_insert(session)(Conversation)
         .values(account=account, openid=userid, version=0, **values)
         .on_conflict_do_update(
             index_elements=["account", "openid"], set_={**values, "version": Conversation.version + 1}

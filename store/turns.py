@@ -25,9 +25,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.db import upsert_insert
 from store.models import Conversation, InboundMessage, Order, OutboxMessage, User
 from store.orders import OPEN_STATUSES
 from store.outbox import Outgoing
@@ -260,7 +260,7 @@ class TurnStatements:
     """Statements built once per dialect and reused, so the group writer can batch them."""
 
     def __init__(self, dialect: str) -> None:
-        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        dialect_insert = upsert_insert(dialect)
         inbound = dialect_insert(InboundMessage).on_conflict_do_nothing(
             index_elements=["account", "sender", "msg_key"]
         )

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from settings import Settings
+from store.db import upsert_insert
 from store.models import KeyValue, utcnow
 
 Fetch = Callable[[], Awaitable[tuple[str, int]]]
@@ -160,7 +160,7 @@ class DbTokenStore(TokenStore):
         now = utcnow()
         until = now + dt.timedelta(seconds=self._lock_seconds)
         async with self._sessionmaker() as session, session.begin():
-            stmt = _insert(session)(KeyValue).values(name=self._lock_key, value=owner, expires_at=until)
+            stmt = upsert_insert(session)(KeyValue).values(name=self._lock_key, value=owner, expires_at=until)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[KeyValue.name],
                 set_={"value": owner, "expires_at": until},
@@ -174,7 +174,7 @@ class DbTokenStore(TokenStore):
     async def _write(self, token: str, ttl: int) -> None:
         until = utcnow() + dt.timedelta(seconds=ttl)
         async with self._sessionmaker() as session, session.begin():
-            stmt = _insert(session)(KeyValue).values(name=self._key, value=token, expires_at=until)
+            stmt = upsert_insert(session)(KeyValue).values(name=self._key, value=token, expires_at=until)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[KeyValue.name], set_={"value": token, "expires_at": until}
             )
@@ -183,11 +183,6 @@ class DbTokenStore(TokenStore):
     async def _delete(self, name: str, value: str) -> None:
         async with self._sessionmaker() as session, session.begin():
             await session.execute(delete(KeyValue).where(KeyValue.name == name, KeyValue.value == value))
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def make_token_store(
