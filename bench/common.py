@@ -27,6 +27,7 @@ APP_ID = "wx2c2769f8efd9abc2"
 APP_SECRET = "bench-secret"
 ACCOUNT = "gh_bench_account"
 BRAND = "星推"
+MCH_ID, PAY_KEY = "1900000109", "8934e7d15453e97507ef794cf7b0519d"  # WeChat Pay (the simulator's)
 
 
 def pin(cpu: int | None) -> None:
@@ -52,12 +53,22 @@ def listen(port: int = 0, *, shared: bool = False) -> socket.socket:
 
 
 def bench_settings(
-    workdir: Path, api_base: str, *, database_url: str | None = None, redis_url: str | None = None
+    workdir: Path,
+    api_base: str,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    pay_base: str | None = None,
 ) -> Any:
-    """SQLite in `workdir` and no Redis (one process), unless given a database and a Redis."""
+    """SQLite in `workdir` and no Redis (one process), unless given a database and a Redis; WeChat
+    Pay (NATIVE pay QR codes) when given the pay simulator's base."""
     from settings import load_settings
 
+    pay = {}
+    if pay_base:
+        pay = {"wechatpay_mch_id": MCH_ID, "wechatpay_api_key": PAY_KEY, "wechatpay_api_base": pay_base}
     return load_settings(
+        **pay,
         database_url=database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
         wechat_app_id=APP_ID,
         wechat_app_secret=APP_SECRET,

@@ -7,7 +7,9 @@ against plain `帮助` through the same server in the same run.
     .venv/bin/python -m bench.flash --processes 2 --database postgres   # + the Redis gate
 
 The server is `bot.app.create_app` on a fresh SQLite database (one process, pinned to one CPU when
-there are two), with the MP simulator in-process for what goes out by API; this process is the
+there are two); what goes out by API (pay orders, the pay QR's upload, messages) goes to the MP
+simulator in a process of its own, pinned beside the load generator: WeChat's side of a take is not
+the server's CPU (its CPU is reported apart, `simulator_cpu_ms_per_message`). This process is the
 load generator (aiohttp, fixed concurrency, requests sealed before the clock starts). After the run
 the database is read: how many units are held, whether any was oversold or sold over the limit.
 Results go to bench/results/flash-<time>.json (see docs/benchmarks.md).
@@ -40,6 +42,8 @@ from bench.common import (
     AES_KEY,
     APP_ID,
     APP_SECRET,
+    MCH_ID,
+    PAY_KEY,
     REDIS_URL,
     RESULTS,
     ROOT,
@@ -55,7 +59,6 @@ from bench.common import (
     prepare_database,
     proc_cpu,
     seal_request,
-    serve_with_simulator,
     text_xml,
     tune_gc_like_the_product,
 )
@@ -64,48 +67,52 @@ FIRST_MSG_ID = 8_000_000_000_000_000_000
 CODE = "rush"
 
 
-def serve_shared(workdir: Path, args: argparse.Namespace) -> None:
-    """One of several servers on a database the orchestrator prepared (catalog and sale included)."""
+def serve(workdir: Path, args: argparse.Namespace) -> None:
+    """One server calling the simulator at --api-base: alone on a fresh SQLite database it prepares
+    (catalog and sale), or one of several on a database the orchestrator prepared (--database-url)."""
     from aiohttp import web
 
     from bot import logs
     from bot.app import create_app
 
+    shared_db = args.database_url is not None
+    redis_url = args.redis_url if shared_db else None
     settings = bench_settings(
-        workdir, args.api_base, database_url=args.database_url, redis_url=args.redis_url
+        workdir, args.api_base, database_url=args.database_url, redis_url=redis_url, pay_base=args.pay_base
     )
+    if not shared_db:
+        prepare_database(settings, demo_catalog=True)
+        asyncio.run(_sale(settings, args.stock))
     logs.configure(settings.log_format, logging.WARNING)
-    sock = listen(args.port, shared=True)
+    sock = listen(args.port, shared=args.shared)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     tune_gc_like_the_product()
     web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
 
 
 def serve_simulator() -> None:
-    """The MP simulator alone, for several servers: one token issuer, as WeChat is."""
+    """WeChat's side for every server: the MP simulator (one token issuer, as WeChat is) and the
+    WeChat Pay simulator, on two ports of one process."""
     from aiohttp import web
 
     from bot.sandbox.mp_sim import MpSimulator
+    from bot.sandbox.pay_sim import PaySimulator
 
     logging.basicConfig(level=logging.WARNING)
-    sock = listen()
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    web.run_app(MpSimulator(APP_ID, APP_SECRET).app, sock=sock, print=None, access_log=None)
+    sims = [
+        (MpSimulator(APP_ID, APP_SECRET).app, listen()),
+        (PaySimulator(APP_ID, MCH_ID, PAY_KEY).app, listen()),
+    ]
+    print("PORT " + " ".join(str(sock.getsockname()[1]) for _, sock in sims), flush=True)
 
+    async def run() -> None:
+        for app, sock in sims:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+        await asyncio.Event().wait()  # until stopped
 
-def serve(workdir: Path, stock: int) -> None:
-
-    from bot.sandbox.mp_sim import MpSimulator
-
-    sim = MpSimulator(APP_ID, APP_SECRET)
-    sim_sock = listen()
-    settings = bench_settings(workdir, f"http://127.0.0.1:{sim_sock.getsockname()[1]}/cgi-bin/")
-    prepare_database(settings, demo_catalog=True)
-    asyncio.run(_sale(settings, stock))
-    sock = listen()
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-
-    serve_with_simulator(settings, sim, sim_sock, sock)
+    asyncio.run(run())
 
 
 async def _sale(settings: Any, stock: int) -> None:
@@ -205,6 +212,8 @@ def _measured(pids: list[int], run: Any, simulator: int | None = None) -> dict[s
     return result
 
 
+# Winners offered WeChat Pay: a prepay order came back (its code_url became the pay QR they were sent).
+PAY_OFFERED = "SELECT count(*) FROM payments WHERE code_url IS NOT NULL"
 HELD = "SELECT count(*) FROM flash_takes WHERE status IN ('held', 'paid')"
 MOST = (
     "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM flash_takes "
@@ -225,6 +234,7 @@ def _count_postgres(url: str, stock: int) -> dict[str, Any]:
                 held = int(await conn.scalar(text(HELD)) or 0)
                 most = int(await conn.scalar(text(MOST)) or 0)
                 orders = int(await conn.scalar(text("SELECT count(*) FROM orders")) or 0)
+                offered = int(await conn.scalar(text(PAY_OFFERED)) or 0)
                 available = await conn.scalar(
                     text(f"SELECT available FROM flash_sales WHERE code = '{CODE}'")
                 )
@@ -235,6 +245,7 @@ def _count_postgres(url: str, stock: int) -> dict[str, Any]:
             "oversold": max(0, held - stock),
             "most_per_customer": most,
             "orders": orders,
+            "pay_offered": offered,
             "available": available,
         }
 
@@ -246,11 +257,18 @@ def _count(db: Path, stock: int) -> dict[str, Any]:
         held = conn.execute(HELD).fetchone()[0]
         most = conn.execute(MOST).fetchone()[0]
         orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-    return {"held": held, "oversold": max(0, held - stock), "most_per_customer": most, "orders": orders}
+        offered = conn.execute(PAY_OFFERED).fetchone()[0]
+    return {
+        "held": held,
+        "oversold": max(0, held - stock),
+        "most_per_customer": most,
+        "orders": orders,
+        "pay_offered": offered,
+    }
 
 
-def _simulator() -> tuple[subprocess.Popen[str], str]:
-    """The shared MP simulator process and its API base."""
+def _simulator() -> tuple[subprocess.Popen[str], list[str]]:
+    """The simulators' process, and what the servers are told: --api-base (MP) and --pay-base."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.flash", "--simulate"], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -259,7 +277,8 @@ def _simulator() -> tuple[subprocess.Popen[str], str]:
     if not line.startswith("PORT "):
         proc.kill()
         raise RuntimeError(f"simulator did not start (said {line!r})")
-    return proc, f"http://127.0.0.1:{line.split()[1]}/cgi-bin/"
+    mp, pay = line.split()[1:]
+    return proc, ["--api-base", f"http://127.0.0.1:{mp}/cgi-bin/", "--pay-base", f"http://127.0.0.1:{pay}/"]
 
 
 def _phases(
@@ -276,12 +295,18 @@ def _phases(
 
 def _run_sqlite(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     cpus = (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
-    server = Server("bench.flash", ["--stock", str(args.stock)], cpus[0])
+    sim, bases = _simulator()
+    if cpus[1] is not None:  # WeChat's side runs beside the load generator, not on the server's CPU
+        os.sched_setaffinity(sim.pid, {cpus[1]})
     try:
-        pin(cpus[1])
-        rush, help_ = _phases(server.pids, server.port, args)
+        server = Server("bench.flash", ["--stock", str(args.stock), *bases], cpus[0])
+        try:
+            pin(cpus[1])
+            rush, help_ = _phases(server.pids, server.port, args, sim.pid)
+        finally:
+            server.stop(keep_dir=True)
     finally:
-        server.stop(keep_dir=True)
+        _stop(sim)
     outcome = _count(Path(server.dir.name) / "bench.db", args.stock)
     server.dir.cleanup()
     return rush, help_, outcome
@@ -297,9 +322,9 @@ def _run_postgres(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         settings = bench_settings(Path("."), "http://127.0.0.1:9/cgi-bin/", database_url=url)
         prepare_database(settings, demo_catalog=True)
         asyncio.run(_sale(settings, args.stock))
-        sim, api_base = _simulator()
+        sim, bases = _simulator()
         stack.callback(_stop, sim)
-        serve = ["--database-url", url, "--redis-url", args.redis_url, "--api-base", api_base]
+        serve = ["--database-url", url, "--redis-url", args.redis_url, *bases]
         server = Server("bench.flash", serve, None, processes=args.processes)
         stack.callback(server.stop)  # before the simulator, and before the database is dropped
         rush, help_ = _phases(server.pids, server.port, args, sim.pid)
@@ -344,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--api-base", help=argparse.SUPPRESS)
+    parser.add_argument("--pay-base", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.count, args.people, stock = (2_000, 500, 50) if args.quick else (20_000, 5_000, 500)
     args.stock = stock = args.stock or stock
@@ -352,10 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.serve:
         pin(args.cpu)
-        if args.database_url:
-            serve_shared(args.dir, args)
-        else:
-            serve(args.dir, stock)
+        serve(args.dir, args)
         return 0
     if args.database == "sqlite" and args.processes > 1:
         parser.error("several processes need a shared database: add --database postgres")

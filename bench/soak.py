@@ -39,6 +39,8 @@ from bench.common import (
     APP_ID,
     APP_SECRET,
     BRAND,
+    MCH_ID,
+    PAY_KEY,
     RESULTS,
     TOKEN,
     Server,
@@ -46,7 +48,6 @@ from bench.common import (
     prepare_database,
 )
 
-MCH_ID, PAY_KEY = "1900000109", "8934e7d15453e97507ef794cf7b0519d"
 CORP_ID, AGENT_ID, WECOM_SECRET = "ww0123456789abcdef", "1000002", "soak-wecom-secret"
 WECOM_TOKEN, WECOM_AES = "worktoken", "ZGVtby13ZWNvbS10ZXN0LWtleS0zMi1ieXRlcyEhISE"
 SAMPLE_EVERY = 15.0

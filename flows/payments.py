@@ -20,6 +20,7 @@ from flows.paid import after_paid
 from flows.staff import staff_alert
 from settings import Settings
 from store import orders, payments
+from store.db import writing
 from store.errors import DomainError
 from store.models import Order, Payment, Refund, utcnow
 from store.orders import StockGate
@@ -39,22 +40,26 @@ async def order_pay_request(
     body: str,
     notify_url: str,
     now: dt.datetime,
+    fresh: Payment | None = None,
 ) -> Payment:
     """The order's payment with WeChat Pay's code_url (NATIVE) or prepay_id (JSAPI), reused while it is
-    valid: a repeated 确认 / 支付 or a reloaded pay page never asks WeChat Pay for a second one."""
-    async with sessionmaker.begin() as session:
-        payment, lapsed = await payments.order_payment(
-            session,
-            order_id=order.id,
-            account=order.account,
-            openid=order.openid,
-            trade_type=trade_type,
-            now=now,
-        )
-    for out_trade_no in lapsed:
-        await _close_at_wechat(sessionmaker, pay, out_trade_no)
-    if payment.code_url if trade_type == "NATIVE" else payment.prepay_id:
-        return payment
+    valid: a repeated 确认 / 支付 or a reloaded pay page never asks WeChat Pay for a second one.
+    `fresh`: the payment made with the order in its own transaction (a flash take), asked for as is."""
+    payment = fresh
+    if payment is None:
+        async with writing(sessionmaker), sessionmaker.begin() as session:
+            payment, lapsed = await payments.order_payment(
+                session,
+                order_id=order.id,
+                account=order.account,
+                openid=order.openid,
+                trade_type=trade_type,
+                now=now,
+            )
+        for out_trade_no in lapsed:
+            await _close_at_wechat(sessionmaker, pay, out_trade_no)
+        if payment.code_url if trade_type == "NATIVE" else payment.prepay_id:
+            return payment
     # Also after a crash between asking and saving: WeChat answers the same out_trade_no with the same prepay.
     answer = await pay.unified_order(
         out_trade_no=payment.out_trade_no,
@@ -65,7 +70,7 @@ async def order_pay_request(
         openid=order.openid if trade_type == "JSAPI" else None,
         product_id=payment.out_trade_no if trade_type == "NATIVE" else None,
     )
-    async with sessionmaker.begin() as session:
+    async with writing(sessionmaker), sessionmaker.begin() as session:
         return await payments.set_prepay(
             session,
             payment_id=payment.id,

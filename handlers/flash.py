@@ -188,6 +188,7 @@ async def on_grab(ctx: Ctx) -> None:
             now=now,
             holds_none=board is not None and view.mine == 0,
             scene=_scene_of(ctx, sale.code),
+            trade_type="NATIVE" if ctx.services.pay is not None and ctx.services.media is not None else None,
         )
     except DomainError as exc:
         if board is not None and exc.code == "flash_sold_out" and sale.available > 0:
@@ -205,7 +206,9 @@ async def on_grab(ctx: Ctx) -> None:
         deadline=flow.clock(taken.take.expires_at, now),
         hold=sale.hold_minutes,
     )
-    await offer_payment(ctx, taken.order, intro=texts.FLASH_PAY, minutes=sale.hold_minutes)
+    await offer_payment(
+        ctx, taken.order, intro=texts.FLASH_PAY, minutes=sale.hold_minutes, payment=taken.payment
+    )
 
 
 async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None = None) -> None:

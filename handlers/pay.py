@@ -30,9 +30,12 @@ NUMBER = re.compile(r"\b(\d{8}-\d{4})\b")
 _AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
 
 
-async def offer_payment(ctx: Ctx, order: Order, *, intro: str, minutes: int | None = None) -> None:
+async def offer_payment(
+    ctx: Ctx, order: Order, *, intro: str, minutes: int | None = None, payment: Payment | None = None
+) -> None:
     """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again);
-    `minutes`: how long the order is held, when not the usual order_ttl_minutes (a flash sale's hold)."""
+    `minutes`: how long the order is held, when not the usual order_ttl_minutes (a flash sale's hold);
+    `payment`: the NATIVE payment made with the order, when it was (flows.flash.grab)."""
     ctx.state.data["paying"] = ctx.state.data["last_order"] = order.number
     async with ctx.read() as session:
         balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
@@ -50,7 +53,7 @@ async def offer_payment(ctx: Ctx, order: Order, *, intro: str, minutes: int | No
     # Without WeChat Pay configured there is no QR to make: expected, so no warning (and traceback) per order.
     if ctx.services.pay is not None and ctx.services.media is not None:
         try:
-            qr = await _pay_qr(ctx, purpose="order", amount_fen=order.total_fen, order=order)
+            qr = await _pay_qr(ctx, purpose="order", amount_fen=order.total_fen, order=order, fresh=payment)
         except Exception:
             log.warning("pay QR unavailable", exc_info=True, extra={"order": order.number})
     if qr is None:
@@ -71,7 +74,7 @@ def _coupon_note(coupon: Coupon | None, order: Order) -> str:
 
 
 async def _pay_qr(
-    ctx: Ctx, *, purpose: payments.Purpose, amount_fen: int, order: Order | None
+    ctx: Ctx, *, purpose: payments.Purpose, amount_fen: int, order: Order | None, fresh: Payment | None = None
 ) -> tuple[Payment, str]:
     """The payment (an order's open one is reused), its code_url from WeChat Pay, uploaded as a QR image."""
     pay, media = ctx.services.pay, ctx.services.media
@@ -81,7 +84,14 @@ async def _pay_qr(
     if order is not None:
         body = ctx.fmt(texts.PAY_BODY_ORDER, number=order.number)
         payment = await order_pay_request(
-            ctx.sessionmaker, pay, order, trade_type="NATIVE", body=body, notify_url=notify_url, now=ctx.now()
+            ctx.sessionmaker,
+            pay,
+            order,
+            trade_type="NATIVE",
+            body=body,
+            notify_url=notify_url,
+            now=ctx.now(),
+            fresh=fresh,
         )
     else:
         payment = await _topup_payment(ctx, pay, amount_fen, notify_url)

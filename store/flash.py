@@ -32,6 +32,7 @@ from store.models import (
     FlashWaitlist,
     Order,
     Package,
+    Payment,
     Service,
     User,
     utcnow,
@@ -588,6 +589,7 @@ class Taken:
     take: FlashTake
     order: Order
     left: int | None = None  # units still available right after this take (None: not from stock)
+    payment: Payment | None = None  # its WeChat Pay payment, when made in the take's transaction
 
 
 def _quota_up_statement(insert: Any) -> Any:

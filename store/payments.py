@@ -341,6 +341,28 @@ async def create_payment(
         "status": "created",
         "created_at": now,
     }
+    return await _insert_payment(session, values, now)
+
+
+async def new_order_payment(
+    session: AsyncSession, order: Order, *, trade_type: str, now: dt.datetime
+) -> Payment:
+    """The first payment of an order placed in this very transaction (a flash take's): nothing to
+    re-read or close, so one statement instead of order_payment's five."""
+    values = {
+        "purpose": "order",
+        "order_id": order.id,
+        "account": order.account,
+        "openid": order.openid,
+        "amount_fen": order.total_fen,
+        "trade_type": trade_type,
+        "status": "created",
+        "created_at": now,
+    }
+    return await _insert_payment(session, values, now)
+
+
+async def _insert_payment(session: AsyncSession, values: dict[str, Any], now: dt.datetime) -> Payment:
     for _ in range(3):  # 60 random bits: a collision is astronomically rare, but never an error
         stmt = (
             upsert_insert(session)(Payment)
@@ -351,7 +373,7 @@ async def create_payment(
         payment = (await session.scalars(stmt)).one_or_none()
         if payment is not None:
             return payment
-    raise DomainError("conflict", purpose=purpose)
+    raise DomainError("conflict", purpose=values["purpose"])
 
 
 async def order_payment(
@@ -425,14 +447,13 @@ async def set_prepay(
     session: AsyncSession, *, payment_id: int, code_url: str | None = None, prepay_id: str | None = None
 ) -> Payment:
     """Remember what WeChat Pay answered to the unified order (the QR code URL or the JSAPI prepay id)."""
-    payment = await session.get(Payment, payment_id, populate_existing=True)
+    answer = {k: v for k, v in (("code_url", code_url), ("prepay_id", prepay_id)) if v is not None}
+    if not answer:
+        raise ValueError("set_prepay needs a code_url or a prepay_id")
+    stmt = update(Payment).where(Payment.id == payment_id).values(answer).returning(Payment)
+    payment = (await session.scalars(stmt, execution_options={"populate_existing": True})).one_or_none()
     if payment is None:
         raise DomainError("not_found", payment_id=payment_id)
-    if code_url is not None:
-        payment.code_url = code_url
-    if prepay_id is not None:
-        payment.prepay_id = prepay_id
-    await session.flush()
     return payment
 
 
