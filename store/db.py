@@ -7,12 +7,13 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import make_transient_to_detached
 
 from store.sqlite_driver import OneHopDbapi
 
@@ -76,3 +77,14 @@ async def writing(bind: AsyncEngine | async_sessionmaker[AsyncSession]) -> Async
         lock = _WRITERS[engine.sync_engine] = asyncio.Lock()
     async with lock:
         yield
+
+
+_Loaded = TypeVar("_Loaded")
+
+
+def as_loaded(session: AsyncSession, obj: _Loaded) -> _Loaded:
+    """A row just inserted (every column, from RETURNING) as the session's ORM object, as if loaded:
+    what INSERT … RETURNING an entity gives, without the ORM's bulk-insert machinery."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

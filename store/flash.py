@@ -13,15 +13,15 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
-from sqlalchemy import bindparam, case, event, func, inspect, literal, null, select, update
+from sqlalchemy import Table, bindparam, case, event, func, insert, inspect, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from store import coupons, orders
-from store.db import upsert_insert
+from store.db import as_loaded, upsert_insert
 from store.errors import DomainError
 from store.models import (
     FlashQuota,
@@ -630,6 +630,27 @@ _NEXT_POSITION = {
 }
 
 
+_TAKE_VALUES = (
+    "sale_id",
+    "account",
+    "openid",
+    "position",
+    "price_fen",
+    "order_id",
+    "via",
+    "status",
+    "created_at",
+    "expires_at",
+    "scene",
+)
+_TAKES = cast(Table, FlashTake.__table__)  # declarative types __table__ as any FromClause
+_NEW_TAKE = (
+    insert(_TAKES)
+    .values({key: bindparam(key, type_=_TAKES.c[key].type) for key in _TAKE_VALUES})
+    .returning(_TAKES.c.id)
+)
+
+
 async def _quota_up(session: AsyncSession, sale: FlashSale, account: str, openid: str) -> bool:
     """One more unit for the person unless they are at the limit (one atomic upsert)."""
     stmt = _QUOTA_UP[session.get_bind().dialect.name]
@@ -705,29 +726,24 @@ async def take(
         expires_in=hold,
         unit_prices={sale.package_id: price},
         now=now,
+        new_key=True,  # positions are handed out once (the UPDATE above)
+        reminded=True,  # a hold is minutes long and its reply already says until when
     )
-    # A hold is minutes long and its reply already says until when: no "10 minutes left" reminder.
-    await session.execute(
-        update(Order)
-        .where(Order.id == order.id)
-        .values(payment_reminded_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    row = FlashTake(
-        sale_id=sale.id,
-        account=account,
-        openid=openid,
-        position=position,
-        price_fen=price,
-        order_id=order.id,
-        via=via,
-        status="held",
-        created_at=now,
-        expires_at=now + hold,
-        scene=scene,
-    )
-    session.add(row)
-    await session.flush()
+    values = {
+        "sale_id": sale.id,
+        "account": account,
+        "openid": openid,
+        "position": position,
+        "price_fen": price,
+        "order_id": order.id,
+        "via": via,
+        "status": "held",
+        "created_at": now,
+        "expires_at": now + hold,
+        "scene": scene,
+    }
+    take_id = (await session.execute(_NEW_TAKE, values)).scalar_one()
+    row = as_loaded(session, FlashTake(id=take_id, released_at=None, **values))
     return Taken(row, order, left if from_stock else None)
 
 

@@ -19,10 +19,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from store import coupons
-from store.db import upsert_insert
+from store.db import as_loaded, upsert_insert
 from store.errors import DomainError
 from store.models import (
     CartItem,
@@ -452,14 +451,19 @@ async def create_order(
     now: dt.datetime | None = None,
     unit_prices: dict[int, int] | None = None,
     coupon: int | None = None,
+    new_key: bool = False,
+    reminded: bool = False,
 ) -> Order:
     """Place an order (待支付), reserving stock; the same source_key again returns the first order.
 
     `unit_prices`: a flash sale's order, whose price and stock are the sale's (taken by store.flash), so
     the package's stock is not touched; any other order of a package on a live sale is refused.
-    Other orders take the person's best coupon off (or `coupon`, the one they chose with 用券)."""
+    Other orders take the person's best coupon off (or `coupon`, the one they chose with 用券).
+    `new_key`: the caller just made source_key unique (a flash position), so no earlier order is
+    looked for (a conflict would still be caught by the insert); `reminded`: no "10 minutes left"
+    reminder (a flash hold's reply already says until when)."""
     # The id first: an order placed again is rare, and loading an ORM object for nothing costs.
-    if await session.scalar(_ID_BY_SOURCE_KEY, {"source_key": source_key}) is not None:
+    if not new_key and await session.scalar(_ID_BY_SOURCE_KEY, {"source_key": source_key}) is not None:
         existing = await _by_source_key(session, source_key)
         if existing is not None:
             return existing
@@ -483,6 +487,7 @@ async def create_order(
             now=now,
             expires_in=expires_in,
             reserve=unit_prices is None,
+            reminded=reminded,
         )
     except BaseException:
         await _release_gate(gate, gated)
@@ -546,6 +551,7 @@ async def _place(
     now: dt.datetime,
     expires_in: dt.timedelta,
     reserve: bool = True,
+    reminded: bool = False,
 ) -> Order | None:
     """Reserve stock, number and insert the order with its items; None if source_key was taken meanwhile."""
     taken = await _reserve_db(session, wanted, rows) if reserve else {}
@@ -563,6 +569,7 @@ async def _place(
         "created_at": now,
         "updated_at": now,
         "expires_at": now + expires_in,
+        "payment_reminded_at": now if reminded else None,
     }
     stmt = _NEW_ORDER[session.get_bind().dialect.name]
     row = (await session.execute(stmt, values)).one_or_none()
@@ -570,7 +577,7 @@ async def _place(
         await _give_back_db_stock(session, taken)
         await _give_back_number(session, number)
         return None
-    order = _persistent(session, Order(**row._mapping))
+    order = as_loaded(session, Order(**row._mapping))
     items = [
         {
             "order_id": order.id,
@@ -605,6 +612,7 @@ _ORDER_VALUES = (
     "created_at",
     "updated_at",
     "expires_at",
+    "payment_reminded_at",
 )
 _NEW_ORDER = _per_dialect(
     lambda insert: (
@@ -615,14 +623,6 @@ _NEW_ORDER = _per_dialect(
         .returning(*_ORDERS.c)
     )
 )
-
-
-def _persistent(session: AsyncSession, order: Order) -> Order:
-    """The row just inserted (every column, from RETURNING) as the session's ORM object, as if loaded:
-    what INSERT … RETURNING an entity gives, without the ORM's bulk-insert machinery."""
-    make_transient_to_detached(order)
-    session.add(order)
-    return order
 
 
 # Declarative types __table__ as any FromClause; these models are plain tables.
