@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -55,6 +55,11 @@ def upsert_insert(bind: AsyncSession | str) -> Any:
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
+def per_dialect(build: Callable[[Callable[..., Any]], Any]) -> dict[str, Any]:
+    """A statement built once for each backend's INSERT (ON CONFLICT is dialect syntax), by name."""
+    return {name: build(upsert_insert(name)) for name in ("postgresql", "sqlite")}
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -84,7 +89,10 @@ _Loaded = TypeVar("_Loaded")
 
 def as_loaded(session: AsyncSession, obj: _Loaded) -> _Loaded:
     """A row just inserted (every column, from RETURNING) as the session's ORM object, as if loaded:
-    what INSERT … RETURNING an entity gives, without the ORM's bulk-insert machinery."""
+    what INSERT/UPDATE … RETURNING an entity gives, without the ORM's DML machinery. When the session
+    already holds that row, its object is brought up to date and returned instead."""
     make_transient_to_detached(obj)
+    if inspect(obj).key in session.identity_map:
+        return session.sync_session.merge(obj, load=False)
     session.add(obj)
     return obj

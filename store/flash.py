@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from store import coupons, orders
-from store.db import as_loaded, upsert_insert
+from store.db import as_loaded, per_dialect, upsert_insert
 from store.errors import DomainError
 from store.models import (
     FlashQuota,
@@ -605,7 +605,7 @@ def _quota_up_statement(insert: Any) -> Any:
 
 # A take's statements, built once (per dialect for the upsert): a rush runs them hundreds of times a
 # second, and building them was most of their cost.
-_QUOTA_UP = {name: _quota_up_statement(upsert_insert(name)) for name in ("postgresql", "sqlite")}
+_QUOTA_UP = per_dialect(_quota_up_statement)
 _QUOTA_DOWN = (
     update(FlashQuota)
     .where(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import coupons
-from store.db import as_loaded, upsert_insert
+from store.db import as_loaded, per_dialect, upsert_insert
 from store.errors import DomainError
 from store.models import (
     CartItem,
@@ -129,13 +129,8 @@ class CartLine:
 # --- Order numbers -------------------------------------------------------------------------------
 
 
-def _per_dialect(build: Callable[[Callable[..., Any]], Any]) -> dict[str, Any]:
-    """A statement built once for each backend's INSERT (ON CONFLICT is dialect syntax)."""
-    return {name: build(upsert_insert(name)) for name in ("postgresql", "sqlite")}
-
-
 # One atomic upsert: two writers never read the same `last` (no read-then-write race).
-_NEXT_NUMBER = _per_dialect(
+_NEXT_NUMBER = per_dialect(
     lambda insert: (
         insert(OrderSequence.__table__)
         .values(day=bindparam("day"), last=1)
@@ -614,7 +609,7 @@ _ORDER_VALUES = (
     "expires_at",
     "payment_reminded_at",
 )
-_NEW_ORDER = _per_dialect(
+_NEW_ORDER = per_dialect(
     lambda insert: (
         insert(_ORDERS)
         .values({key: bindparam(key, type_=_ORDERS.c[key].type) for key in _ORDER_VALUES})

@@ -11,13 +11,13 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import orders
-from store.db import upsert_insert
+from store.db import as_loaded, per_dialect, upsert_insert
 from store.errors import DomainError
 from store.models import (
     Balance,
@@ -364,15 +364,10 @@ async def new_order_payment(
 
 async def _insert_payment(session: AsyncSession, values: dict[str, Any], now: dt.datetime) -> Payment:
     for _ in range(3):  # 60 random bits: a collision is astronomically rare, but never an error
-        stmt = (
-            upsert_insert(session)(Payment)
-            .values(out_trade_no=_trade_no("CO", now), **values)
-            .on_conflict_do_nothing(index_elements=["out_trade_no"])
-            .returning(Payment)
-        )
-        payment = (await session.scalars(stmt)).one_or_none()
-        if payment is not None:
-            return payment
+        stmt = _NEW_PAYMENT[session.get_bind().dialect.name]
+        row = (await session.execute(stmt, {"out_trade_no": _trade_no("CO", now), **values})).one_or_none()
+        if row is not None:
+            return as_loaded(session, Payment(**row._mapping))
     raise DomainError("conflict", purpose=values["purpose"])
 
 
@@ -447,14 +442,45 @@ async def set_prepay(
     session: AsyncSession, *, payment_id: int, code_url: str | None = None, prepay_id: str | None = None
 ) -> Payment:
     """Remember what WeChat Pay answered to the unified order (the QR code URL or the JSAPI prepay id)."""
-    answer = {k: v for k, v in (("code_url", code_url), ("prepay_id", prepay_id)) if v is not None}
-    if not answer:
+    if code_url is None and prepay_id is None:
         raise ValueError("set_prepay needs a code_url or a prepay_id")
-    stmt = update(Payment).where(Payment.id == payment_id).values(answer).returning(Payment)
-    payment = (await session.scalars(stmt, execution_options={"populate_existing": True})).one_or_none()
-    if payment is None:
+    params = {"b_id": payment_id, "b_code_url": code_url, "b_prepay_id": prepay_id}
+    row = (await session.execute(_SET_PREPAY, params)).one_or_none()
+    if row is None:
         raise DomainError("not_found", payment_id=payment_id)
-    return payment
+    return as_loaded(session, Payment(**row._mapping))
+
+
+# A payment's two writes under load (every pay QR), built once and run without the ORM's DML path.
+_PAYMENTS = cast(Table, Payment.__table__)  # declarative types __table__ as any FromClause
+_PAYMENT_VALUES = (
+    "out_trade_no",
+    "purpose",
+    "order_id",
+    "account",
+    "openid",
+    "amount_fen",
+    "trade_type",
+    "status",
+    "created_at",
+)
+_NEW_PAYMENT = per_dialect(
+    lambda insert: (
+        insert(_PAYMENTS)
+        .values({key: bindparam(key, type_=_PAYMENTS.c[key].type) for key in _PAYMENT_VALUES})
+        .on_conflict_do_nothing(index_elements=["out_trade_no"])
+        .returning(*_PAYMENTS.c)
+    )
+)
+_SET_PREPAY = (
+    update(_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("b_id"))
+    .values(
+        code_url=func.coalesce(bindparam("b_code_url", type_=String), _PAYMENTS.c.code_url),
+        prepay_id=func.coalesce(bindparam("b_prepay_id", type_=String), _PAYMENTS.c.prepay_id),
+    )
+    .returning(*_PAYMENTS.c)
+)
 
 
 async def _claim(
