@@ -32,7 +32,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     if parsed.get_driver_name() == "aiosqlite":  # one hop to the driver's thread per statement
         kwargs.setdefault("module", OneHopDbapi())
-    engine = create_async_engine(url, connect_args={"timeout": 15}, **kwargs)
+    # check_same_thread: OneHopDbapi runs reads on the event loop's thread (store.sqlite_driver).
+    connect_args = {"timeout": 15, "check_same_thread": False}
+    engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -375,6 +375,8 @@ async def test_my_orders_are_counted_and_paged_newest_first(customer: Customer, 
                 source_key=f"paging:{i}",
                 notify=order_notice,
                 now=dt.datetime(2026, 12, 1, 8, i, tzinfo=dt.UTC),
+                # Still unpaid whatever today is: the expiry job (it runs at start) must not cancel them.
+                expires_in=dt.timedelta(days=36500),
             )
     first = await customer.say("我的订单")
     assert "你的订单（共 7 个）（第 1/2 页）" in first and "「下一页」看更多" in first
