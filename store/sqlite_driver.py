@@ -6,6 +6,11 @@ ordering benchmark these switches were a fifth of the server's CPU. Here a state
 run on that thread (cursor, execute, fetch, close: the same sqlite3 calls, in the same order) whose
 results SQLAlchemy then reads from memory, as it does already (it always fetches everything up front).
 
+A statement that cannot wait for another writer's lock (see `_cannot_wait`) skips even that hop and
+runs on the event loop's thread: the connection is opened with check_same_thread=False, and
+SQLAlchemy never runs two operations on one connection at once (each is awaited, under the adapter's
+`_execute_mutex`), so the sqlite3 connection is still used by one thread at a time.
+
 Used by `store.db.make_engine` for `sqlite+aiosqlite` URLs through create_engine's `module=` (the
 DBAPI object), so the dialect, its SQL and its type handling are SQLAlchemy's own, unchanged. A
 rollback with no transaction open (after a session that only read) is skipped instead of sent.
