@@ -240,14 +240,7 @@ def _count_postgres(url: str, stock: int) -> dict[str, Any]:
                 )
         finally:
             await engine.dispose()
-        return {
-            "held": held,
-            "oversold": max(0, held - stock),
-            "most_per_customer": most,
-            "orders": orders,
-            "pay_offered": offered,
-            "available": available,
-        }
+        return {**_outcome(stock, held, most, orders, offered), "available": available}
 
     return asyncio.run(read())
 
@@ -258,9 +251,14 @@ def _count(db: Path, stock: int) -> dict[str, Any]:
         most = conn.execute(MOST).fetchone()[0]
         orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
         offered = conn.execute(PAY_OFFERED).fetchone()[0]
+    return _outcome(stock, held, most, orders, offered)
+
+
+def _outcome(stock: int, held: int, most: int, orders: int, offered: int) -> dict[str, Any]:
+    oversold = max(0, held - stock)
     return {
         "held": held,
-        "oversold": max(0, held - stock),
+        "oversold": oversold,
         "most_per_customer": most,
         "orders": orders,
         "pay_offered": offered,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, Table, bindparam, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -60,6 +60,25 @@ def upsert_insert(bind: AsyncSession | str) -> Any:
 def per_dialect(build: Callable[[Callable[..., Any]], Any]) -> dict[str, Any]:
     """A statement built once for each backend's INSERT (ON CONFLICT is dialect syntax), by name."""
     return {name: build(upsert_insert(name)) for name in ("postgresql", "sqlite")}
+
+
+def typed_values(table: Table, keys: Sequence[str]) -> dict[str, Any]:
+    """VALUES for a statement built once and run per row: each key bound by its own name, with its
+    column's type (so dates and JSON are converted as the ORM would)."""
+    return {key: bindparam(key, type_=table.c[key].type) for key in keys}
+
+
+def new_row_insert(table: Table, keys: Sequence[str], *, unique: str) -> dict[str, Any]:
+    """Per backend (store.db.per_dialect): INSERT of `keys` that skips a row whose `unique` column is
+    already taken (no row comes back then: no IntegrityError, no SAVEPOINT), RETURNING every column."""
+    return per_dialect(
+        lambda insert: (
+            insert(table)
+            .values(typed_values(table, keys))
+            .on_conflict_do_nothing(index_elements=[unique])
+            .returning(*table.c)
+        )
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

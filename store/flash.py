@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from store import coupons, orders
-from store.db import as_loaded, per_dialect, upsert_insert
+from store.db import as_loaded, per_dialect, typed_values, upsert_insert
 from store.errors import DomainError
 from store.models import (
     FlashQuota,
@@ -644,11 +644,7 @@ _TAKE_VALUES = (
     "scene",
 )
 _TAKES = cast(Table, FlashTake.__table__)  # declarative types __table__ as any FromClause
-_NEW_TAKE = (
-    insert(_TAKES)
-    .values({key: bindparam(key, type_=_TAKES.c[key].type) for key in _TAKE_VALUES})
-    .returning(_TAKES.c.id)
-)
+_NEW_TAKE = insert(_TAKES).values(typed_values(_TAKES, _TAKE_VALUES)).returning(_TAKES.c.id)
 
 
 async def _quota_up(session: AsyncSession, sale: FlashSale, account: str, openid: str) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import coupons
-from store.db import as_loaded, per_dialect, upsert_insert
+from store.db import as_loaded, new_row_insert, per_dialect, upsert_insert
 from store.errors import DomainError
 from store.models import (
     CartItem,
@@ -609,15 +609,7 @@ _ORDER_VALUES = (
     "expires_at",
     "payment_reminded_at",
 )
-_NEW_ORDER = per_dialect(
-    lambda insert: (
-        insert(_ORDERS)
-        .values({key: bindparam(key, type_=_ORDERS.c[key].type) for key in _ORDER_VALUES})
-        # ON CONFLICT DO NOTHING instead of catching IntegrityError: no SAVEPOINT needed (see _reserve_db).
-        .on_conflict_do_nothing(index_elements=["source_key"])
-        .returning(*_ORDERS.c)
-    )
-)
+_NEW_ORDER = new_row_insert(_ORDERS, _ORDER_VALUES, unique="source_key")  # no SAVEPOINT: see _reserve_db
 
 
 # Declarative types __table__ as any FromClause; these models are plain tables.

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, String, Table, bindparam, func, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import orders
-from store.db import as_loaded, per_dialect, upsert_insert
+from store.db import as_loaded, new_row_insert, upsert_insert
 from store.errors import DomainError
 from store.models import (
     Balance,
@@ -464,14 +464,7 @@ _PAYMENT_VALUES = (
     "status",
     "created_at",
 )
-_NEW_PAYMENT = per_dialect(
-    lambda insert: (
-        insert(_PAYMENTS)
-        .values({key: bindparam(key, type_=_PAYMENTS.c[key].type) for key in _PAYMENT_VALUES})
-        .on_conflict_do_nothing(index_elements=["out_trade_no"])
-        .returning(*_PAYMENTS.c)
-    )
-)
+_NEW_PAYMENT = new_row_insert(_PAYMENTS, _PAYMENT_VALUES, unique="out_trade_no")
 _SET_PREPAY = (
     update(_PAYMENTS)
     .where(_PAYMENTS.c.id == bindparam("b_id"))
