@@ -12,7 +12,7 @@ from flows import texts
 from flows.format import yuan
 from handlers import basic
 from handlers.context import Ctx, UserFacingError, refusal
-from handlers.pay import offer_payment
+from handlers.pay import offer_payment, pay_qr_possible
 from handlers.router import Router
 from store import coupons, flash
 from store.errors import DomainError
@@ -188,7 +188,7 @@ async def on_grab(ctx: Ctx) -> None:
             now=now,
             holds_none=board is not None and view.mine == 0,
             scene=_scene_of(ctx, sale.code),
-            trade_type="NATIVE" if ctx.services.pay is not None and ctx.services.media is not None else None,
+            trade_type="NATIVE" if pay_qr_possible(ctx) else None,  # the pay QR's payment, made with the take
         )
     except DomainError as exc:
         if board is not None and exc.code == "flash_sold_out" and sale.available > 0:

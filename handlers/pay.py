@@ -51,7 +51,7 @@ async def offer_payment(
     }
     qr = None
     # Without WeChat Pay configured there is no QR to make: expected, so no warning (and traceback) per order.
-    if ctx.services.pay is not None and ctx.services.media is not None:
+    if pay_qr_possible(ctx):
         try:
             qr = await _pay_qr(ctx, purpose="order", amount_fen=order.total_fen, order=order, fresh=payment)
         except Exception:
@@ -63,6 +63,11 @@ async def offer_payment(
     payment, media_id = qr
     ctx.say(intro + "{coupon}", link=_link(ctx, payment), **values)
     ctx.image(media_id)
+
+
+def pay_qr_possible(ctx: Ctx) -> bool:
+    """Whether a pay QR can be offered: WeChat Pay to ask and the MP API to upload the image."""
+    return ctx.services.pay is not None and ctx.services.media is not None
 
 
 def _coupon_note(coupon: Coupon | None, order: Order) -> str:

@@ -30,7 +30,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return create_async_engine(url, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    if parsed.get_driver_name() == "aiosqlite":  # one hop to the driver's thread per statement
+    if parsed.get_driver_name() == "aiosqlite":  # at most one hop to the driver's thread per statement
         kwargs.setdefault("module", OneHopDbapi())
     # check_same_thread: OneHopDbapi runs reads on the event loop's thread (store.sqlite_driver).
     connect_args = {"timeout": 15, "check_same_thread": False}

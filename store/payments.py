@@ -331,17 +331,16 @@ async def create_payment(
         order_id = None
     else:
         raise DomainError("bad_purpose", purpose=purpose)
-    values = {
-        "purpose": purpose,
-        "order_id": order_id,
-        "account": account,
-        "openid": openid,
-        "amount_fen": amount_fen,
-        "trade_type": trade_type,
-        "status": "created",
-        "created_at": now,
-    }
-    return await _insert_payment(session, values, now)
+    return await _insert_payment(
+        session,
+        purpose=purpose,
+        order_id=order_id,
+        account=account,
+        openid=openid,
+        amount_fen=amount_fen,
+        trade_type=trade_type,
+        now=now,
+    )
 
 
 async def new_order_payment(
@@ -349,26 +348,27 @@ async def new_order_payment(
 ) -> Payment:
     """The first payment of an order placed in this very transaction (a flash take's): nothing to
     re-read or close, so one statement instead of order_payment's five."""
-    values = {
-        "purpose": "order",
-        "order_id": order.id,
-        "account": order.account,
-        "openid": order.openid,
-        "amount_fen": order.total_fen,
-        "trade_type": trade_type,
-        "status": "created",
-        "created_at": now,
-    }
-    return await _insert_payment(session, values, now)
+    return await _insert_payment(
+        session,
+        purpose="order",
+        order_id=order.id,
+        account=order.account,
+        openid=order.openid,
+        amount_fen=order.total_fen,
+        trade_type=trade_type,
+        now=now,
+    )
 
 
-async def _insert_payment(session: AsyncSession, values: dict[str, Any], now: dt.datetime) -> Payment:
+async def _insert_payment(session: AsyncSession, *, now: dt.datetime, **fields: Any) -> Payment:
+    """A new payment (status created) of `fields` under a fresh out_trade_no."""
+    values = {**fields, "status": "created", "created_at": now}
     for _ in range(3):  # 60 random bits: a collision is astronomically rare, but never an error
         stmt = _NEW_PAYMENT[session.get_bind().dialect.name]
         row = (await session.execute(stmt, {"out_trade_no": _trade_no("CO", now), **values})).one_or_none()
         if row is not None:
             return as_loaded(session, Payment(**row._mapping))
-    raise DomainError("conflict", purpose=values["purpose"])
+    raise DomainError("conflict", purpose=fields["purpose"])
 
 
 async def order_payment(

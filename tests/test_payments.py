@@ -325,6 +325,21 @@ async def test_create_payment_for_an_order_and_a_topup(sm: Maker) -> None:
     assert updated.prepay_id == "wx2026"
 
 
+async def test_the_prepay_answer_updates_the_payment_the_session_already_holds(sm: Maker) -> None:
+    order = await place(sm, await add_package(sm, price_fen=2_500))
+    async with sm.begin() as session:
+        payment = await payments.create_payment(
+            session, purpose="order", account=ACCOUNT, openid=ALICE, order_id=order.id
+        )
+        updated = await payments.set_prepay(session, payment_id=payment.id, code_url="weixin://pr=held")
+        assert updated is payment and payment.code_url == "weixin://pr=held"
+    async with sm() as session:
+        assert (
+            await session.scalar(select(Payment.code_url).where(Payment.id == payment.id))
+            == "weixin://pr=held"
+        )
+
+
 async def test_create_payment_refusals_change_nothing(lite: Maker) -> None:
     package_id = await add_package(lite, price_fen=2_500)
     order = await place(lite, package_id)
