@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import qrcode
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont, ImageOps
-from qrcode.constants import ERROR_CORRECT_M
 
 from posters.fonts import INSTALL_HINT, find_cjk_font
+from posters.qr import qr_matrix
 
 log = logging.getLogger(__name__)
 
@@ -462,13 +461,6 @@ def _draw_avatar(img: Image.Image, slot: AvatarSlot, avatar: bytes | None, name:
                 (d // 2, d // 2), name[0], font=_font(font, max(8, d // 2)), fill="white", anchor="mm"
             )
     img.paste(face, (cx - d // 2, cy - d // 2), _circle_mask_cached(d))
-
-
-def qr_matrix(data: str, quiet_zone: int = 4) -> list[list[bool]]:
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=1, border=quiet_zone)
-    code.add_data(data)
-    code.make(fit=True)
-    return code.get_matrix()
 
 
 def _draw_qr(img: Image.Image, slot: QrSlot, data: str) -> None:
