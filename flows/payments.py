@@ -25,6 +25,7 @@ from store.errors import DomainError
 from store.models import Order, Payment, Refund, utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing, enqueue, text
+from store.writer import Write
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,13 @@ async def order_pay_request(
     notify_url: str,
     now: dt.datetime,
     fresh: Payment | None = None,
+    save: list[Write] | None = None,
 ) -> Payment:
     """The order's payment with WeChat Pay's code_url (NATIVE) or prepay_id (JSAPI), reused while it is
     valid: a repeated 确认 / 支付 or a reloaded pay page never asks WeChat Pay for a second one.
-    `fresh`: the payment made with the order in its own transaction (a flash take), asked for as is."""
+    `fresh`: the payment made with the order in its own transaction (a flash take), asked for as is;
+    `save`: where WeChat Pay's answer goes to be committed later (a chat turn's rows), instead of a
+    transaction of its own."""
     payment = fresh
     if payment is None:
         async with writing(sessionmaker), sessionmaker.begin() as session:
@@ -70,12 +74,14 @@ async def order_pay_request(
         openid=order.openid if trade_type == "JSAPI" else None,
         product_id=payment.out_trade_no if trade_type == "NATIVE" else None,
     )
+    code_url = answer["code_url"] if trade_type == "NATIVE" else None
+    prepay_id = answer["prepay_id"] if trade_type == "JSAPI" else None
+    if save is not None:
+        save.append(payments.prepay_write(payment, code_url=code_url, prepay_id=prepay_id))
+        return payment
     async with writing(sessionmaker), sessionmaker.begin() as session:
         return await payments.set_prepay(
-            session,
-            payment_id=payment.id,
-            code_url=answer["code_url"] if trade_type == "NATIVE" else None,
-            prepay_id=answer["prepay_id"] if trade_type == "JSAPI" else None,
+            session, payment_id=payment.id, code_url=code_url, prepay_id=prepay_id
         )
 
 

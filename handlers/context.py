@@ -19,6 +19,7 @@ from store.models import utcnow
 from store.orders import StockGate
 from store.outbox import Outgoing, queued
 from store.turns import FlowState
+from store.writer import Write
 
 if TYPE_CHECKING:
     from bot.channels.llm import LlmClient
@@ -101,6 +102,9 @@ class Ctx:
     later: list[Outgoing] = field(default_factory=list)
     on_commit: list[Callable[[], None]] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)  # funnel steps taken (store.funnel.MARKED)
+    # Rows committed with the turn's own record (one group commit instead of a transaction of their
+    # own): facts already true elsewhere, such as WeChat Pay's answer, so kept even if the turn is refused.
+    writes: list[Write] = field(default_factory=list)
 
     @property
     def openid(self) -> str:

@@ -97,6 +97,7 @@ async def _pay_qr(
             notify_url=notify_url,
             now=ctx.now(),
             fresh=fresh,
+            save=ctx.writes,  # WeChat Pay's answer is kept with this turn's commit
         )
     else:
         payment = await _topup_payment(ctx, pay, amount_fen, notify_url)
@@ -119,8 +120,8 @@ async def _topup_payment(ctx: Ctx, pay: PayClient, amount_fen: int, notify_url: 
         notify_url=notify_url,
         product_id=payment.out_trade_no,
     )
-    async with ctx.transaction() as session:
-        return await payments.set_prepay(session, payment_id=payment.id, code_url=answer["code_url"])
+    ctx.writes.append(payments.prepay_write(payment, code_url=answer["code_url"]))
+    return payment
 
 
 def _link(ctx: Ctx, payment: Payment) -> str:

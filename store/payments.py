@@ -31,6 +31,7 @@ from store.models import (
 )
 from store.orders import BEIJING, MAX_REASON_CHARS, PAID, Notify, OrderStatus, StockGate
 from store.outbox import Outgoing, enqueue
+from store.writer import Write
 
 Purpose = Literal["order", "topup"]
 Destination = Literal["balance", "wechat"]
@@ -451,6 +452,17 @@ async def set_prepay(
     return as_loaded(session, Payment(**row._mapping))
 
 
+def prepay_write(payment: Payment, *, code_url: str | None = None, prepay_id: str | None = None) -> Write:
+    """set_prepay as a row for a commit already on its way (a chat turn's own): `payment` holds the
+    values at once. Losing the row to a crash costs one more unified order for the same out_trade_no,
+    which WeChat Pay answers with the same code_url / prepay_id."""
+    if code_url is None and prepay_id is None:
+        raise ValueError("prepay_write needs a code_url or a prepay_id")
+    payment.code_url = code_url or payment.code_url
+    payment.prepay_id = prepay_id or payment.prepay_id
+    return _SAVE_PREPAY, {"b_id": payment.id, "b_code_url": code_url, "b_prepay_id": prepay_id}
+
+
 # A payment's two writes under load (every pay QR), built once and run without the ORM's DML path.
 _PAYMENTS = cast(Table, Payment.__table__)  # declarative types __table__ as any FromClause
 _PAYMENT_VALUES = (
@@ -465,15 +477,15 @@ _PAYMENT_VALUES = (
     "created_at",
 )
 _NEW_PAYMENT = new_row_insert(_PAYMENTS, _PAYMENT_VALUES, unique="out_trade_no")
-_SET_PREPAY = (
+_SAVE_PREPAY = (
     update(_PAYMENTS)
     .where(_PAYMENTS.c.id == bindparam("b_id"))
     .values(
         code_url=func.coalesce(bindparam("b_code_url", type_=String), _PAYMENTS.c.code_url),
         prepay_id=func.coalesce(bindparam("b_prepay_id", type_=String), _PAYMENTS.c.prepay_id),
     )
-    .returning(*_PAYMENTS.c)
 )
+_SET_PREPAY = _SAVE_PREPAY.returning(*_PAYMENTS.c)
 
 
 async def _claim(

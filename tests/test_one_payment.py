@@ -82,9 +82,11 @@ async def test_a_retried_confirm_after_a_crash_reuses_the_payment(
     number = re.search(r"订单 (\d{8}-\d{4})", await eventually(lambda: told(customer)))
     assert number
     # The crash: the order and its payment were committed, the turn's own writes (the inbound log
-    # with its reply and outgoing messages, the conversation state) never were — so WeChat's retry
-    # runs the turn again.
+    # with its reply and outgoing messages, the conversation state, WeChat Pay's code_url kept with
+    # them) never were — so WeChat's retry runs the turn again.
+    [first] = await payments_of(shop, number.group(1))
     async with sm.begin() as s:
+        await s.execute(update(Payment).where(Payment.id == first.id).values(code_url=None))
         await s.execute(delete(InboundMessage).where(InboundMessage.sender == customer.openid))
         await s.execute(delete(OutboxMessage).where(OutboxMessage.dedupe_key.like("r:%:msg:7%")))
         await s.execute(
@@ -95,8 +97,9 @@ async def test_a_retried_confirm_after_a_crash_reuses_the_payment(
     await customer.chat.post(xml)
     await eventually(lambda: told(customer).count(number.group(1)) == 2)
     shown = await payments_of(shop, number.group(1))
-    assert len(shown) == 1 and shown[0].code_url
-    assert pay_sim[0].calls["unifiedorder"] == 1
+    # One payment: WeChat Pay was asked again for the same out_trade_no and gave the same code.
+    assert len(shown) == 1 and shown[0].code_url == first.code_url
+    assert pay_sim[0].calls["unifiedorder"] == 2
 
 
 async def test_pay_again_shows_the_same_code_until_it_lapses(

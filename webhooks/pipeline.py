@@ -186,9 +186,11 @@ class Pipeline:
         # The outbox dispatcher is woken only by commits that gave it something to send.
         if ev.kind == "event" and ev.name == "subscribe":
             ctx.mark("followed")
-        rows = store_turns.writes(self._stmts, record) + funnel.writes(
-            ev.account, ev.openid, ctx.steps, record.at
-        )
+        rows = [
+            *store_turns.writes(self._stmts, record),
+            *funnel.writes(ev.account, ev.openid, ctx.steps, record.at),
+            *ctx.writes,
+        ]
         await self._writer.write(rows, notify=bool(record.outbox))
         for callback in ctx.on_commit:
             callback()
