@@ -199,7 +199,7 @@ async def on_grab(ctx: Ctx) -> None:
         board.took(sale, ctx.event.account, ctx.openid, taken.left)
     if ctx.services.wake_outbox is not None:
         ctx.services.wake_outbox()
-    ctx.say(
+    lead = ctx.fmt(
         texts.FLASH_TAKEN,
         position=taken.take.position,
         price=yuan(taken.take.price_fen),
@@ -207,7 +207,7 @@ async def on_grab(ctx: Ctx) -> None:
         hold=sale.hold_minutes,
     )
     await offer_payment(
-        ctx, taken.order, intro=texts.FLASH_PAY, minutes=sale.hold_minutes, payment=taken.payment
+        ctx, taken.order, intro=texts.FLASH_PAY, minutes=sale.hold_minutes, payment=taken.payment, lead=lead
     )
 
 

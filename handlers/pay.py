@@ -31,11 +31,18 @@ _AMOUNT = re.compile(r"^(\d{1,6})(?:\.(\d{1,2}))?\s*元?$")
 
 
 async def offer_payment(
-    ctx: Ctx, order: Order, *, intro: str, minutes: int | None = None, payment: Payment | None = None
+    ctx: Ctx,
+    order: Order,
+    *,
+    intro: str,
+    minutes: int | None = None,
+    payment: Payment | None = None,
+    lead: str = "",
 ) -> None:
     """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again);
     `minutes`: how long the order is held, when not the usual order_ttl_minutes (a flash sale's hold);
-    `payment`: the NATIVE payment made with the order, when it was (flows.flash.grab)."""
+    `payment`: the NATIVE payment made with the order, when it was (flows.flash.grab); `lead`: a
+    formatted text the same message starts with (a flash take: one message, then the QR)."""
     ctx.state.data["paying"] = ctx.state.data["last_order"] = order.number
     async with ctx.read() as session:
         balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
@@ -48,6 +55,7 @@ async def offer_payment(
         "balance": yuan(balance),
         "minutes": minutes or ctx.settings.order_ttl_minutes,
         "coupon": _coupon_note(coupon, order),
+        "lead": lead + "\n" if lead else "",
     }
     qr = None
     # Without WeChat Pay configured there is no QR to make: expected, so no warning (and traceback) per order.
@@ -58,10 +66,10 @@ async def offer_payment(
             log.warning("pay QR unavailable", exc_info=True, extra={"order": order.number})
     if qr is None:
         fallback = texts.ORDER_CREATED if intro == texts.ORDER_CREATED_PAY else texts.PAY_UNAVAILABLE
-        ctx.say(fallback + "{coupon}", **values)
+        ctx.say("{lead}" + fallback + "{coupon}", **values)
         return
     payment, media_id = qr
-    ctx.say(intro + "{coupon}", link=_link(ctx, payment), **values)
+    ctx.say("{lead}" + intro + "{coupon}", link=_link(ctx, payment), **values)
     ctx.image(media_id)
 
 
