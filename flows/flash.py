@@ -228,7 +228,7 @@ async def grab(
     which decides; Redis is brought back in line with whatever the database refused. `holds_none`:
     the person is known to hold no unit, so without Redis the take is tried at once. `trade_type`:
     the order's WeChat Pay payment is made in the same transaction (saves the winner a transaction)."""
-    if gate is None and sale.available <= 0:  # `sale` was just read: sold out needs no more queries
+    if sale.available <= 0:  # `sale` was just read: sold out needs no more queries, nor Redis
         raise DomainError("flash_sold_out", limit=sale.per_customer)
     verdict = 1
     if gate is not None or not holds_none:

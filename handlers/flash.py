@@ -169,15 +169,20 @@ async def _throttled(ctx: Ctx) -> bool:
 @router.prefix("抢 ")
 async def on_grab(ctx: Ctx) -> None:
     """Take one unit: the Redis gate first (when configured), then the database, which decides."""
-    if await _throttled(ctx):  # first: a burst of taps costs no query (the first tap got the answer)
-        ctx.say(texts.FLASH_THROTTLED)
-        return
     board = ctx.services.flash_board
-    view = await _chosen(ctx, board=board)
+    view = await _chosen(ctx, board=board)  # from this process's board: no query
     ctx.state.data["flash"] = view.sale.code
     sale, now = view.sale, ctx.now()
     if flash.phase(sale, now) in ("upcoming", "over", "stopped"):
         raise refusal(DomainError(f"flash_{flash.phase(sale, now)}"))
+    if sale.available <= 0 and view.mine == 0:
+        # Most of a rush: gone, to someone holding none — said from the board, asking neither Redis
+        # nor the database (a unit given back goes to the waitlist first: a second's delay costs nobody).
+        ctx.say(texts.FLASH_SOLD_OUT)
+        return
+    if await _throttled(ctx):  # a burst of taps costs no take (the first tap got the answer)
+        ctx.say(texts.FLASH_THROTTLED)
+        return
     try:
         taken = await flow.grab(
             ctx.sessionmaker,
