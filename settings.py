@@ -177,6 +177,8 @@ class Settings(BaseSettings):
     staff_max_open: int = Field(10, ge=1, validation_alias=_env("CHATORDER_STAFF_MAX_OPEN"))
     escalate_minutes: int = Field(30, ge=1, validation_alias=_env("CHATORDER_ESCALATE_MINUTES"))
     report_hour: int = Field(9, ge=0, le=23, validation_alias=_env("CHATORDER_REPORT_HOUR"))
+    # The scheduled pushes of results (daily report texts, Monday summaries, the board to the group).
+    pushes: bool = Field(True, validation_alias=_env("CHATORDER_PUSHES"))
     publish_remind_hours: int = Field(2, ge=1, le=72, validation_alias=_env("CHATORDER_PUBLISH_REMIND_HOURS"))
 
     @model_validator(mode="after")

@@ -263,11 +263,12 @@ def _jobs(app: web.Application, gate: StockGate | None, flash_gate: FlashGate | 
         Job("staff-escalate", 60, lambda: desk.escalate_waiting(sessionmaker, settings, utcnow())),
         Job("publish-reminders", 300, lambda: desk.remind_publish(sessionmaker, settings, utcnow())),
         Job("daily-report", 300, lambda: desk.daily_report(sessionmaker, settings, utcnow())),
-        Job("results-pushes", 300, lambda: push_results(sessionmaker, settings, utcnow())),
         Job("retention", 3600, lambda: purge_retained(sessionmaker, settings, utcnow())),
         # The period is a safety net (another process completed an order); the due time rules.
         Job(RELEASE_JOB, 600, lambda: release_commissions(sessionmaker, settings, utcnow()), next_release),
     ]
+    if settings.pushes:
+        jobs.append(Job("results-pushes", 300, lambda: push_results(sessionmaker, settings, utcnow())))
     if pay is not None:
         jobs.append(Job("reconcile-payments", 300, lambda: _reconcile(app, pay)))
         # Woken by each approval; the period retries payouts WeChat Pay asked us to try again later.
