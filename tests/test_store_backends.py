@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import StatementError
 
 from bot import keys
 from handlers import build_router
@@ -142,3 +144,48 @@ async def test_migrations_match_the_models(db_url: str) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_times_in_one_batch_come_back_as_written_in_utc(db_url: str) -> None:
+    """UTCDateTime binds the last datetime once for all the columns carrying it: each row must still
+    get its own times, a zone other than UTC is converted, and a naive time is refused."""
+    engine = make_engine(db_url)
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    base = dt.datetime(2026, 12, 7, 12, 0, 0, 123456, tzinfo=dt.UTC)
+    rows = []
+    for i in range(6):
+        at = base + dt.timedelta(seconds=i)  # one object in two columns, as a turn's rows have
+        later = (at + dt.timedelta(minutes=1)).astimezone(shanghai)
+        rows.append(
+            {
+                "account": "gh_t",
+                "openid": f"o_t{i}",
+                "first_seen_at": at,
+                "last_seen_at": at,
+                "last_inbound_at": later if i % 2 else None,
+            }
+        )
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.execute(insert(User), rows)
+        async with engine.connect() as conn:
+            got = (
+                await conn.execute(
+                    select(User.openid, User.first_seen_at, User.last_seen_at, User.last_inbound_at)
+                    .where(User.account == "gh_t")
+                    .order_by(User.openid)
+                )
+            ).all()
+        assert [tuple(r) for r in got] == [
+            (r["openid"], r["first_seen_at"], r["last_seen_at"], r["last_inbound_at"]) for r in rows
+        ]
+        assert all(r.first_seen_at.tzinfo == dt.UTC for r in got)
+        with pytest.raises(StatementError, match="naive datetime refused"):
+            async with engine.begin() as conn:
+                naive = base.replace(tzinfo=None)
+                await conn.execute(
+                    insert(User), [{"account": "gh_t", "openid": "o_naive", "first_seen_at": naive}]
+                )
+    finally:
+        await engine.dispose()
