@@ -544,6 +544,10 @@ class SaleBoard:
         if left is None:
             return
         self._views = [_fewer(v, left) if v.sale.id == sale.id else v for v in self._views]
+        if left <= 0:
+            # Sold out is now answered from here without asking anyone, so who holds a unit must be
+            # complete: read again, with the takes other processes made since the last read.
+            self.stale()
 
     def stale(self) -> None:
         """The database disagreed with the board (say, no unit left): read it again on the next tap."""

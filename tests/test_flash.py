@@ -417,6 +417,21 @@ async def test_many_people_at_once_never_oversell(shop: Shop) -> None:
     assert "已经抢光了" in said and "候补" in said
 
 
+async def test_a_unit_taken_elsewhere_is_still_known_when_this_process_sells_the_last(shop: Shop) -> None:
+    """Once this process's board has none left it answers 已抢光 by itself: someone whose take another
+    process made a moment ago must still be told what they hold, not that they were too slow."""
+    sale = await shop.sale(sale_yaml(stock=2, limit=1))
+    assert "仅剩 2 件" in await shop.customer("o_looker").say("秒杀")  # this process's board: 2 left
+    async with shop.sm.begin() as s:  # another process's rush takes one
+        await flash.take(
+            s, sale=sale, account=wechat.ACCOUNT, openid="o_elsewhere", now=utcnow(), notify=quiet
+        )
+    assert "抢到了" in await shop.customer("o_here").say("抢")  # the last one, from this process
+    assert "你已经抢到了" in await shop.customer("o_elsewhere").say("抢")
+    assert "已经抢光了" in await shop.customer("o_looker").say("抢")
+    assert len(await shop.takes()) == 2
+
+
 async def test_units_taken_by_another_process_are_never_sold_twice_from_this_ones_board(shop: Shop) -> None:
     """The board (what 抢 and 秒杀 read during a rush) may be a second behind other processes: the
     database still decides every take, and someone who took a unit elsewhere is told what they hold."""
