@@ -544,13 +544,12 @@ class SaleBoard:
         if left is None:
             return
         self._views = [_fewer(v, left) if v.sale.id == sale.id else v for v in self._views]
-        if left <= 0:
-            # Sold out is now answered from here without asking anyone, so who holds a unit must be
-            # complete: read again, with the takes other processes made since the last read.
+        if left <= 0:  # sold out is answered from here alone: learn other processes' takes first
             self.stale()
 
     def stale(self) -> None:
-        """The database disagreed with the board (say, no unit left): read it again on the next tap."""
+        """Read the sales again on the next tap: the database disagreed with the board (say, no unit
+        left), or this process sold the last unit (who holds one must then be complete)."""
         self._read_at = -self.TTL
 
     async def _read(self) -> None:
