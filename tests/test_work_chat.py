@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import keys
@@ -24,7 +24,15 @@ from flows import relay, texts
 from flows import texts_staff as ts
 from settings import Settings
 from store import catalog_import, earnings, staff
-from store.models import AuditEntry, Conversation, Earnings, Order, Withdrawal, utcnow
+from store.models import (
+    AuditEntry,
+    Conversation,
+    Earnings,
+    Order,
+    OutboxMessage,
+    Withdrawal,
+    utcnow,
+)
 from store.turns import FlowState
 from tests import wecom
 from tests.conftest import eventually
@@ -59,12 +67,41 @@ class Office:
         return [m.payload["content"] for m in self.sim.sent_to(userid) if m.kind == "text"]
 
     async def say(self, userid: str, text: str) -> str:
-        """`userid` types `text`; the text answer they get (after the outbox delivered it)."""
+        """`userid` types `text`; what they are told from then until the answer was delivered — with
+        any notice a background job sent them meanwhile (a backlog order handed out, say)."""
         before = len(self.texts_to(userid))
         push = await self.sim.say(self.base, userid, text)
         assert push.ok, push
-        new = await eventually(lambda: self.texts_to(userid)[before:])
-        return "\n".join(new)
+        answered = await self._last_queued(userid)  # the turn committed its answer before the ack
+
+        async def delivered() -> list[str]:
+            return self.texts_to(userid)[before:] if await self._settled(userid, answered) else []
+
+        return "\n".join(await eventually(delivered))
+
+    async def _last_queued(self, userid: str) -> int:
+        async with self.sessionmaker() as s:
+            return (
+                await s.scalar(
+                    select(func.coalesce(func.max(OutboxMessage.id), 0)).where(
+                        OutboxMessage.recipient == userid
+                    )
+                )
+                or 0
+            )
+
+    async def _settled(self, userid: str, upto: int) -> bool:
+        """Every text to `userid` queued up to `upto` was sent (or given up); a picture may retry."""
+        async with self.sessionmaker() as s:
+            waiting = await s.scalar(
+                select(func.count()).where(
+                    OutboxMessage.recipient == userid,
+                    OutboxMessage.id <= upto,
+                    OutboxMessage.kind == "text",
+                    OutboxMessage.status.in_(("pending", "sending")),
+                )
+            )
+        return not waiting
 
     async def click(self, userid: str, task_id: str, key: str) -> Push:
         push = await self.sim.click(self.base, userid, task_id, key)
