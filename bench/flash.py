@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +216,10 @@ def _measured(pids: list[int], run: Any, simulator: int | None = None) -> dict[s
 
 
 # Winners offered WeChat Pay: a prepay order came back (its code_url became the pay QR they were sent).
-PAY_OFFERED = "SELECT count(*) FROM payments WHERE code_url IS NOT NULL"
+PAY_OFFERED = "SELECT count(*) FROM payments WHERE code_url IS NOT NULL AND order_id IS NOT NULL"
+# Pay slots made before the rush (flows/flash_slots.py): the bench waits for them, as a sale announced
+# ahead would have them; the winners' pay QRs come from them.
+SLOTS_READY = "SELECT count(*) FROM flash_pay_slots WHERE media_id IS NOT NULL"
 HELD = "SELECT count(*) FROM flash_takes WHERE status IN ('held', 'paid')"
 MOST = (
     "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM flash_takes "
@@ -281,15 +286,52 @@ def _simulator() -> tuple[subprocess.Popen[str], list[str]]:
 
 
 def _phases(
-    pids: list[int], port: int, args: argparse.Namespace, simulator: int | None = None
+    pids: list[int],
+    port: int,
+    args: argparse.Namespace,
+    slots_ready: Callable[[], int],
+    simulator: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The rush, then as many plain 帮助 through the same servers."""
+    """Once the sale's pay slots are made, the rush; then as many plain 帮助 through the same servers."""
     count, people = args.count, args.people
+    waited = _wait_for_slots(slots_ready, min(args.stock, people))
     rush = _measured(pids, _fire(port, "抢", count, people, args.concurrency, FIRST_MSG_ID), simulator)
     help_ = _measured(
         pids, _fire(port, "帮助", count, people, args.concurrency, FIRST_MSG_ID + count), simulator
     )
+    rush["slots_ready_after_s"] = waited
     return rush, help_
+
+
+def _wait_for_slots(ready: Callable[[], int], wanted: int, within: float = 300.0) -> float:
+    """Seconds until `wanted` pay slots are made (the server's job makes them at start-up)."""
+    t0 = time.perf_counter()
+    while ready() < wanted:
+        if time.perf_counter() - t0 > within:
+            raise SystemExit(f"pay slots not made within {within:.0f} s")
+        time.sleep(0.2)
+    return round(time.perf_counter() - t0, 1)
+
+
+def _sqlite_scalar(db: Path, query: str) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute(query).fetchone()[0])
+
+
+def _postgres_scalar(url: str, query: str) -> int:
+    from sqlalchemy import text
+
+    from store.db import make_engine
+
+    async def read() -> int:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(text(query)) or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 def _run_sqlite(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -301,7 +343,8 @@ def _run_sqlite(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
         server = Server("bench.flash", ["--stock", str(args.stock), *bases], cpus[0])
         try:
             pin(cpus[1])
-            rush, help_ = _phases(server.pids, server.port, args, sim.pid)
+            ready = functools.partial(_sqlite_scalar, Path(server.dir.name) / "bench.db", SLOTS_READY)
+            rush, help_ = _phases(server.pids, server.port, args, ready, sim.pid)
         finally:
             server.stop(keep_dir=True)
     finally:
@@ -326,7 +369,8 @@ def _run_postgres(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         serve = ["--database-url", url, "--redis-url", args.redis_url, *bases]
         server = Server("bench.flash", serve, None, processes=args.processes)
         stack.callback(server.stop)  # before the simulator, and before the database is dropped
-        rush, help_ = _phases(server.pids, server.port, args, sim.pid)
+        ready = functools.partial(_postgres_scalar, url, SLOTS_READY)
+        rush, help_ = _phases(server.pids, server.port, args, ready, sim.pid)
         stack.close()  # the servers have finished their last writes before the count
         outcome = _count_postgres(url, args.stock)
     lefts = [int(client.get(k) or 0) for k in client.scan_iter("chatorder:flash:*:left")]

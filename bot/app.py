@@ -30,7 +30,7 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxDispatcher
 from bot.reconcile import reconcile
 from bot.scheduler import Job, Scheduler
-from flows import desk
+from flows import desk, flash_slots
 from flows.creators import PAYOUTS_JOB, RELEASE_JOB, pay_out, release_commissions
 from flows.flash import command_room
 from flows.flash import gauges as flash_gauges
@@ -271,6 +271,15 @@ def _jobs(app: web.Application, gate: StockGate | None, flash_gate: FlashGate | 
         jobs.append(Job("results-pushes", 300, lambda: push_results(sessionmaker, settings, utcnow())))
     if pay is not None:
         jobs.append(Job("reconcile-payments", 300, lambda: _reconcile(app, pay)))
+        # Each position's pay order and QR, made before a sale opens (the rush's winners only take one).
+        upload = app[keys.MP].upload_media
+        jobs.append(
+            Job(
+                "flash-pay-slots",
+                30,
+                lambda: flash_slots.prepare(sessionmaker, pay, upload, settings, utcnow()),
+            )
+        )
         # Woken by each approval; the period retries payouts WeChat Pay asked us to try again later.
         jobs.append(Job(PAYOUTS_JOB, 300, lambda: pay_out(sessionmaker, pay, settings, utcnow())))
     return jobs

@@ -17,7 +17,7 @@ from bot import keys
 from bot.channels.pay import PayError
 from flows import texts
 from flows.format import yuan
-from flows.payments import order_pay_request
+from flows.payments import order_pay_request, pay_notify_url
 from store import payments
 from store.errors import DomainError
 from store.models import Order, utcnow
@@ -43,7 +43,7 @@ async def pay_page(request: web.Request) -> web.Response:
             order,
             trade_type="JSAPI",
             body=texts.PAY_BODY_ORDER.format(brand=settings.brand, number=order.number),
-            notify_url=f"{settings.public_url}/pay/wechat/notify",
+            notify_url=pay_notify_url(settings),
             now=utcnow(),
         )
     except DomainError:  # lapsed or paid meanwhile

@@ -227,7 +227,8 @@ async def grab(
     """抢: the Redis gate first (when configured: most of a rush is refused there), then the database,
     which decides; Redis is brought back in line with whatever the database refused. `holds_none`:
     the person is known to hold no unit, so without Redis the take is tried at once. `trade_type`:
-    the order's WeChat Pay payment is made in the same transaction (saves the winner a transaction)."""
+    the order's WeChat Pay payment is made in the same transaction (saves the winner a transaction),
+    or for NATIVE given from the position's pay slot, made before the sale with its QR."""
     if sale.available <= 0:  # `sale` was just read: sold out needs no more queries, nor Redis
         raise DomainError("flash_sold_out", limit=sale.per_customer)
     verdict = 1
@@ -246,6 +247,11 @@ async def grab(
             )
             if trade_type is None:
                 return taken
+            hold = dt.timedelta(minutes=sale.hold_minutes)
+            if trade_type == "NATIVE" and (
+                ready := await flash.claim_slot(session, taken, now=now, hold=hold)
+            ):
+                return dataclasses.replace(taken, payment=ready[0], qr_media=ready[1])
             paying = await payments.new_order_payment(session, taken.order, trade_type=trade_type, now=now)
             return dataclasses.replace(taken, payment=paying)
     except BaseException as exc:

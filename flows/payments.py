@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 REMIND_BEFORE = dt.timedelta(minutes=10)
 
 
+def pay_notify_url(settings: Settings) -> str:
+    """Where WeChat Pay tells us a payment went through (webhooks.pay)."""
+    return f"{settings.public_url}/pay/wechat/notify"
+
+
 async def order_pay_request(
     sessionmaker: async_sessionmaker[AsyncSession],
     pay: PayClient,
@@ -61,7 +66,7 @@ async def order_pay_request(
                 now=now,
             )
         for out_trade_no in lapsed:
-            await _close_at_wechat(sessionmaker, pay, out_trade_no)
+            await close_at_wechat(sessionmaker, pay, out_trade_no)
         if payment.code_url if trade_type == "NATIVE" else payment.prepay_id:
             return payment
     # Also after a crash between asking and saving: WeChat answers the same out_trade_no with the same prepay.
@@ -85,7 +90,7 @@ async def order_pay_request(
         )
 
 
-async def _close_at_wechat(
+async def close_at_wechat(
     sessionmaker: async_sessionmaker[AsyncSession], pay: PayClient, out_trade_no: str
 ) -> None:
     """Best effort: a lapsed pay request that WeChat Pay still held can no longer be paid."""

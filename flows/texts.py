@@ -594,6 +594,7 @@ INVOICE_REQUESTED = "已提交订单 {number} 的发票申请（抬头：{title}
 INVOICE_STATUS = {"requested": "开具中", "issued": "已开具", "rejected": "未通过"}
 PAY_BODY_ORDER = "{brand}-订单{number}"
 PAY_BODY_TOPUP = "{brand}-余额充值"
+PAY_BODY_FLASH = "{brand}-秒杀{title}"  # made before the sale: no order number yet
 
 # What the store's refusals (store.errors.DomainError codes) mean to a person.
 DOMAIN_ERRORS = {

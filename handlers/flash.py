@@ -212,7 +212,13 @@ async def on_grab(ctx: Ctx) -> None:
         hold=sale.hold_minutes,
     )
     await offer_payment(
-        ctx, taken.order, intro=texts.FLASH_PAY, minutes=sale.hold_minutes, payment=taken.payment, lead=lead
+        ctx,
+        taken.order,
+        intro=texts.FLASH_PAY,
+        minutes=sale.hold_minutes,
+        payment=taken.payment,
+        qr_media=taken.qr_media,
+        lead=lead,
     )
 
 

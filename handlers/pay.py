@@ -12,7 +12,7 @@ from flows.flash import coupon_spec, coupon_text
 from flows.format import yuan
 from flows.notices import quiet
 from flows.paid import after_paid
-from flows.payments import order_pay_request
+from flows.payments import order_pay_request, pay_notify_url
 from flows.requirements import BEIJING
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.router import Router
@@ -37,12 +37,14 @@ async def offer_payment(
     intro: str,
     minutes: int | None = None,
     payment: Payment | None = None,
+    qr_media: str | None = None,
     lead: str = "",
 ) -> None:
     """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again);
     `minutes`: how long the order is held, when not the usual order_ttl_minutes (a flash sale's hold);
-    `payment`: the NATIVE payment made with the order, when it was (flows.flash.grab); `lead`: a
-    formatted text the same message starts with (a flash take: one message, then the QR)."""
+    `payment`: the NATIVE payment made with the order, when it was (flows.flash.grab), and `qr_media`
+    its QR when that was made before the sale opened (flows.flash_slots); `lead`: a formatted text
+    the same message starts with (a flash take: one message, then the QR)."""
     ctx.state.data["paying"] = ctx.state.data["last_order"] = order.number
     async with ctx.read() as session:
         balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
@@ -59,7 +61,9 @@ async def offer_payment(
     }
     qr = None
     # Without WeChat Pay configured there is no QR to make: expected, so no warning (and traceback) per order.
-    if pay_qr_possible(ctx):
+    if payment is not None and qr_media:
+        qr = payment, qr_media
+    elif pay_qr_possible(ctx):
         try:
             qr = await _pay_qr(ctx, purpose="order", amount_fen=order.total_fen, order=order, fresh=payment)
         except Exception:
@@ -93,7 +97,7 @@ async def _pay_qr(
     pay, media = ctx.services.pay, ctx.services.media
     if pay is None or media is None:
         raise RuntimeError("WeChat Pay is not configured")
-    notify_url = f"{ctx.settings.public_url}/pay/wechat/notify"
+    notify_to = pay_notify_url(ctx.settings)
     if order is not None:
         body = ctx.fmt(texts.PAY_BODY_ORDER, number=order.number)
         payment = await order_pay_request(
@@ -102,13 +106,13 @@ async def _pay_qr(
             order,
             trade_type="NATIVE",
             body=body,
-            notify_url=notify_url,
+            notify_url=notify_to,
             now=ctx.now(),
             fresh=fresh,
             save=ctx.writes,  # WeChat Pay's answer is kept with this turn's commit
         )
     else:
-        payment = await _topup_payment(ctx, pay, amount_fen, notify_url)
+        payment = await _topup_payment(ctx, pay, amount_fen, notify_to)
     code_url = payment.code_url or ""
     png = await asyncio.to_thread(qr_png, code_url)
     return payment, await media.upload_media("image", f"pay-{payment.out_trade_no}.png", png)

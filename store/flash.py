@@ -16,14 +16,29 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import yaml
-from sqlalchemy import Table, bindparam, case, event, func, insert, inspect, literal, null, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from store import coupons, orders
+from store import coupons, orders, payments
 from store.db import as_loaded, per_dialect, typed_values, upsert_insert
 from store.errors import DomainError
 from store.models import (
+    FlashPaySlot,
     FlashQuota,
     FlashReminder,
     FlashSale,
@@ -593,6 +608,7 @@ class Taken:
     order: Order
     left: int | None = None  # units still available right after this take (None: not from stock)
     payment: Payment | None = None  # its WeChat Pay payment, when made in the take's transaction
+    qr_media: str | None = None  # that payment's QR, when made before the sale opened (a pay slot)
 
 
 def _quota_up_statement(insert: Any) -> Any:
@@ -767,6 +783,126 @@ async def mark_paid(session: AsyncSession, order_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+# --- Pay slots: each position's WeChat Pay order and QR, made before the rush ---------------------
+
+# How long before its start a sale's pay slots are made (within WeChat Pay's two hours for a code_url).
+PREPARE_AHEAD = dt.timedelta(minutes=10)
+SLOT_BATCH = 50  # slots opened per transaction (each then costs a pay call and an upload)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSlot:
+    """A slot whose payment exists but whose code_url and QR are still to be made."""
+
+    id: int
+    position: int
+    payment: Payment
+
+
+async def sales_to_prepare(session: AsyncSession, now: dt.datetime) -> list[FlashSale]:
+    """Scheduled sales starting within PREPARE_AHEAD (or running) with positions still without a slot."""
+    made = (
+        select(func.count())
+        .select_from(FlashPaySlot)
+        .where(FlashPaySlot.sale_id == FlashSale.id)
+        .scalar_subquery()
+    )
+    stmt = select(FlashSale).where(
+        FlashSale.status == "scheduled",
+        FlashSale.starts_at <= now + PREPARE_AHEAD,
+        FlashSale.ends_at > now,
+        made < FlashSale.stock,
+    )
+    return list(await session.scalars(stmt))
+
+
+async def open_slots(session: AsyncSession, sale: FlashSale, *, now: dt.datetime) -> list[OpenSlot]:
+    """Up to SLOT_BATCH new slots for the sale's first `stock` positions that have none, each with an
+    unassigned payment at its position's price. Another process opening the same position wins or
+    loses on the unique key; the loser's payment, never shown to WeChat Pay, is removed."""
+    have = set(await session.scalars(select(FlashPaySlot.position).where(FlashPaySlot.sale_id == sale.id)))
+    missing = [p for p in range(1, sale.stock + 1) if p not in have][:SLOT_BATCH]
+    opened = []
+    for position in missing:
+        payment = await payments.unassigned_payment(
+            session, amount_fen=price_at(sale, position), trade_type="NATIVE", now=now
+        )
+        stmt = (
+            upsert_insert(session)(FlashPaySlot)
+            .values(sale_id=sale.id, position=position, payment_id=payment.id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["sale_id", "position"])
+            .returning(FlashPaySlot.id)
+        )
+        slot_id = (await session.execute(stmt)).scalar_one_or_none()
+        if slot_id is None:
+            await session.execute(delete(Payment).where(Payment.id == payment.id))
+            continue
+        opened.append(OpenSlot(slot_id, position, payment))
+    return opened
+
+
+async def unfinished_slots(session: AsyncSession, *, older_than: dt.datetime) -> list[OpenSlot]:
+    """Slots opened before `older_than` whose QR was never made (a crash between): to finish again."""
+    stmt = (
+        select(FlashPaySlot.id, FlashPaySlot.position, Payment)
+        .join(Payment, Payment.id == FlashPaySlot.payment_id)
+        .where(
+            FlashPaySlot.media_id.is_(None),
+            FlashPaySlot.created_at < older_than,
+            Payment.order_id.is_(None),
+            Payment.status == "created",
+        )
+    )
+    return [
+        OpenSlot(slot_id, position, payment) for slot_id, position, payment in await session.execute(stmt)
+    ]
+
+
+async def slot_ready(session: AsyncSession, slot_id: int, *, code_url: str, media_id: str) -> None:
+    """The slot's code_url (from WeChat Pay) and QR (uploaded) are made: it can be given out."""
+    slot = await session.get(FlashPaySlot, slot_id)
+    if slot is None:
+        return
+    await payments.set_prepay(session, payment_id=slot.payment_id, code_url=code_url)
+    slot.media_id = media_id
+
+
+_SLOT_OF = select(FlashPaySlot.payment_id, FlashPaySlot.media_id).where(
+    FlashPaySlot.sale_id == bindparam("b_sale_id"),
+    FlashPaySlot.position == bindparam("b_position"),
+    FlashPaySlot.media_id.is_not(None),
+)
+
+
+async def claim_slot(
+    session: AsyncSession, taken: Taken, *, now: dt.datetime, hold: dt.timedelta
+) -> tuple[Payment, str] | None:
+    """The take's position's ready-made payment, given to its order, and the QR's media_id — or None
+    (no slot, or one WeChat Pay would no longer honour for the whole hold): the caller makes one."""
+    params = {"b_sale_id": taken.take.sale_id, "b_position": taken.take.position}
+    found = (await session.execute(_SLOT_OF, params)).one_or_none()
+    if found is None:
+        return None
+    made_after = now + hold - payments.PREPAY_LIFETIME
+    paying = await payments.assign_payment(session, found.payment_id, taken.order, made_after=made_after)
+    return None if paying is None else (paying, str(found.media_id))
+
+
+async def close_slots(session: AsyncSession, now: dt.datetime) -> list[str]:
+    """Payments of slots never given out, of sales that are over or stopped: closed here; their
+    out_trade_no for the caller to close at WeChat Pay."""
+    over = select(FlashSale.id).where(or_(FlashSale.status == "stopped", FlashSale.ends_at <= now))
+    unused = select(FlashPaySlot.payment_id).where(FlashPaySlot.sale_id.in_(over))
+    stmt = (
+        update(Payment)
+        .where(Payment.id.in_(unused), Payment.order_id.is_(None), Payment.status == "created")
+        .values(status="closed")
+        .returning(Payment.out_trade_no)
+        .execution_options(synchronize_session=False)
+    )
+    return list(await session.scalars(stmt))
 
 
 # --- Giving a unit back --------------------------------------------------------------------------

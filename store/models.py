@@ -846,6 +846,22 @@ class FlashTake(Base):
     released_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class FlashPaySlot(Base):
+    """A position's WeChat Pay order and pay QR, made in the minutes before the sale opens (a NATIVE
+    code_url names no payer): the take that hands out the position only assigns the payment to its
+    order. Usable once `media_id` is set; its payment has no order until then."""
+
+    __tablename__ = "flash_pay_slots"
+    __table_args__ = (UniqueConstraint("sale_id", "position", name="uq_flash_pay_slots_position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column()
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    media_id: Mapped[str | None] = mapped_column(String(128))  # the uploaded QR (valid 3 days)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class FlashWaitlist(Base):
     """候补: people waiting for a unit that comes back, first come first offered."""
 

@@ -361,6 +361,45 @@ async def new_order_payment(
     )
 
 
+async def unassigned_payment(
+    session: AsyncSession, *, amount_fen: int, trade_type: str, now: dt.datetime
+) -> Payment:
+    """A payment made ahead for an order that does not exist yet (a flash sale position's pay QR):
+    no order and no person until `assign_payment` gives it both."""
+    _positive(amount_fen)
+    return await _insert_payment(
+        session,
+        purpose="order",
+        order_id=None,
+        account="",
+        openid="",
+        amount_fen=amount_fen,
+        trade_type=trade_type,
+        now=now,
+    )
+
+
+async def assign_payment(
+    session: AsyncSession, payment_id: int, order: Order, *, made_after: dt.datetime
+) -> Payment | None:
+    """Give an unassigned payment to `order` (its person, its total), if still open, of the order's
+    amount and made after `made_after` (WeChat Pay honours it long enough); None when it cannot be."""
+    stmt = (
+        update(Payment)
+        .where(
+            Payment.id == payment_id,
+            Payment.order_id.is_(None),
+            Payment.status == "created",
+            Payment.amount_fen == order.total_fen,
+            Payment.created_at > made_after,
+            Payment.code_url.is_not(None),
+        )
+        .values(order_id=order.id, account=order.account, openid=order.openid)
+        .returning(Payment)
+    )
+    return (await session.scalars(stmt, execution_options={"populate_existing": True})).one_or_none()
+
+
 async def _insert_payment(session: AsyncSession, *, now: dt.datetime, **fields: Any) -> Payment:
     """A new payment (status created) of `fields` under a fresh out_trade_no."""
     values = {**fields, "status": "created", "created_at": now}
@@ -548,6 +587,10 @@ async def apply_notification(
     if paid.order_id is not None and await _hold_order(session, paid.order_id, [OrderStatus.PENDING_PAYMENT]):
         await orders.mark_paid(session, order_id=paid.order_id, actor="wechatpay", notify=notify)
         return "credited"
+    if paid.order_id is None:  # made ahead for a flash sale and never given out: nobody was shown it
+        paid.flag = "unassigned"  # kept and flagged for staff (refund by hand), never credited to nobody
+        await session.flush()
+        return "late"
     # Cancelled (e.g. expired) or already paid another way: the money is kept in the customer's balance.
     await credit(
         session,
@@ -574,6 +617,8 @@ async def payments_to_reconcile(
             Payment.status == "created",
             Payment.created_at < now - older_than,
             Payment.created_at >= now - RECONCILE_WINDOW,
+            # Made ahead and not given out (a flash position's): nobody was shown it, nothing to ask.
+            or_(Payment.order_id.is_not(None), Payment.purpose != "order"),
         )
         .order_by(Payment.created_at, Payment.id)
     )

@@ -24,11 +24,22 @@ from bot.cli import main
 from bot.sandbox.mp_sim import MpSimulator, SentMessage
 from bot.sandbox.pay_sim import PaySimulator
 from flows import flash as flow
-from flows import texts
+from flows import flash_slots, texts
 from flows.notices import quiet
 from settings import Settings
 from store import catalog_import, coupons, flash, orders, payments
-from store.models import FlashSale, FlashTake, LedgerEntry, Order, Package, Payment, Service, User, utcnow
+from store.models import (
+    FlashPaySlot,
+    FlashSale,
+    FlashTake,
+    LedgerEntry,
+    Order,
+    Package,
+    Payment,
+    Service,
+    User,
+    utcnow,
+)
 from store.orders import BEIJING
 from tests import wechat
 from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
@@ -388,6 +399,124 @@ async def test_tier_prices_follow_the_buyers_position(shop: Shop) -> None:
     assert prices == [("1", "¥9.90"), ("2", "¥9.90"), ("3", "¥19.90")]
     totals = [(await shop.order(t.order_id)).total_fen for t in await shop.takes()]
     assert totals == [990, 990, 1990]
+
+
+# --- Pay slots: each position's pay order and QR, made before the sale opens ----------------------
+
+
+async def _prepare(shop: Shop, *, at: dt.datetime | None = None) -> int:
+    app = shop.client.app
+    pay = app[keys.PAY]
+    assert pay is not None
+    return await flash_slots.prepare(shop.sm, pay, app[keys.MP].upload_media, shop.settings, at or utcnow())
+
+
+async def _slots(shop: Shop) -> list[tuple[int, Payment, str | None]]:
+    """(position, its payment, its QR's media_id), by position."""
+    async with shop.sm() as s:
+        rows = await s.execute(
+            select(FlashPaySlot.position, Payment, FlashPaySlot.media_id)
+            .join(Payment, Payment.id == FlashPaySlot.payment_id)
+            .order_by(FlashPaySlot.position)
+        )
+        return [(position, payment, media) for position, payment, media in rows]
+
+
+def _images_to(shop: Shop, openid: str) -> list[str]:
+    return [str(m.payload["media_id"]) for m in shop.mp.sent if m.openid == openid and m.kind == "image"]
+
+
+async def test_a_winner_gets_the_pay_qr_made_before_the_sale_without_waiting_for_wechat_pay(
+    shop: Shop,
+) -> None:
+    await shop.sale(
+        sale_yaml(
+            starts=dt.timedelta(minutes=5),
+            stock=3,
+            price="19.9",
+            tiers="tiers:\n  - {first: 2, price: 9.9}\n",
+        )
+    )
+    assert await _prepare(shop) == 3
+    slots = await _slots(shop)
+    assert [(p, pay.amount_fen, pay.order_id) for p, pay, _ in slots] == [
+        (1, 990, None),
+        (2, 990, None),
+        (3, 1990, None),
+    ]
+    assert all(pay.code_url and media for _, pay, media in slots)
+    assert await _prepare(shop) == 0  # made once
+    async with shop.sm.begin() as s:  # the sale opens
+        await s.execute(update(FlashSale).values(starts_at=utcnow() - dt.timedelta(seconds=1)))
+    asked, uploaded = shop.pay.calls["unifiedorder"], shop.mp.calls["media_upload"]
+    for n in (1, 2):
+        buyer = shop.customer(f"o_slot{n}")
+        said = await buyer.say("抢")
+        assert f"抢到了！你是第 {n} 位，秒杀价 ¥9.90" in said and "待支付 ¥9.90" in said
+        assert await eventually(lambda b=buyer: _images_to(shop, b.openid)) == [slots[n - 1][2]]
+    assert (shop.pay.calls["unifiedorder"], shop.mp.calls["media_upload"]) == (asked, uploaded)
+    (take,) = await shop.takes(openid="o_slot2")
+    async with shop.sm() as s:
+        mine = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert mine is not None and mine.id == slots[1][1].id and mine.openid == "o_slot2"
+    await shop.pay.pay(mine.out_trade_no)  # the QR they were sent pays their order
+    assert (await shop.order(take.order_id)).status == "待审核"
+    assert [t.status for t in await shop.takes(openid="o_slot2")] == ["paid"]
+
+
+async def test_unused_pay_slots_are_closed_when_the_sale_is_over(shop: Shop) -> None:
+    sale = await shop.sale(sale_yaml(stock=3))
+    assert await _prepare(shop) == 3
+    assert "抢到了" in await shop.customer("o_one").say("抢")
+    async with shop.sm() as s:  # nobody was shown an unused slot: reconciliation leaves them alone
+        asked = await payments.payments_to_reconcile(
+            s, older_than=dt.timedelta(0), now=utcnow() + dt.timedelta(seconds=1)
+        )
+    assert sorted(p.id for p in asked) == [(await _slots(shop))[0][1].id]
+    assert await _prepare(shop) == 0  # still on: nothing to close
+    async with shop.sm.begin() as s:
+        await flash.stop_sale(s, sale.code, utcnow())
+    assert await _prepare(shop) == 2
+    slots = await _slots(shop)
+    assert [pay.status for _, pay, _ in slots] == ["created", "closed", "closed"]
+    assert [shop.pay.orders[pay.out_trade_no].state for _, pay, _ in slots[1:]] == ["CLOSED", "CLOSED"]
+
+
+async def test_a_slot_too_old_for_the_hold_is_not_given_and_a_failed_one_is_finished_later(
+    shop: Shop,
+) -> None:
+    await shop.sale(sale_yaml(stock=2))
+    shop.pay.fail_next("unifiedorder", "SYSTEMERROR")
+    assert await _prepare(shop) == 0  # WeChat Pay failing: nothing half-made is given out
+    assert [(p, media) for p, _, media in await _slots(shop)] == [(1, None), (2, None)]
+    assert await _prepare(shop) == 0  # opened a moment ago: another run may be finishing them
+    assert await _prepare(shop, at=utcnow() + dt.timedelta(minutes=2)) == 2
+    assert all(media for _, _, media in await _slots(shop))
+    async with shop.sm.begin() as s:  # WeChat Pay would not honour position 1's code_url for the hold
+        first = (await _slots(shop))[0][1]
+        await s.execute(
+            update(Payment)
+            .where(Payment.id == first.id)
+            .values(created_at=utcnow() - dt.timedelta(hours=1, minutes=55))
+        )
+    asked = shop.pay.calls["unifiedorder"]
+    assert "抢到了！你是第 1 位" in await shop.customer("o_late_slot").say("抢")
+    assert shop.pay.calls["unifiedorder"] == asked + 1  # its own pay order, made at the take
+    (take,) = await shop.takes(openid="o_late_slot")
+    async with shop.sm() as s:
+        mine = await s.scalar(select(Payment).where(Payment.order_id == take.order_id))
+    assert mine is not None and mine.id != first.id
+
+
+async def test_a_payment_made_ahead_and_never_given_out_is_flagged_never_credited(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=1))
+    assert await _prepare(shop) == 1
+    [(_, slot_payment, _)] = await _slots(shop)
+    await shop.pay.pay(slot_payment.out_trade_no, openid="o_stranger")  # nobody was ever shown it
+    async with shop.sm() as s:
+        paid = await s.get(Payment, slot_payment.id)
+        assert paid is not None and (paid.status, paid.flag) == ("paid", "unassigned")
+        assert list(await s.scalars(select(LedgerEntry))) == []
 
 
 async def test_the_limit_holds_under_concurrent_retries_and_normal_orders(shop: Shop) -> None:
