@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, Table, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.mp import MpClient, WeChatApiError
@@ -23,6 +24,20 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[Outgoing], Awaitable[None]]
 Observer = Callable[[str, str], None]  # (channel, outcome: sent | template | retry | failed)
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+Claimed = Row[Any]  # an outbox row as claimed (every column), read by attribute like the model
+
+
+@functools.cache
+def _record_statement(columns: frozenset[str]) -> Update:
+    """A result written while the lease is ours: the UPDATE for one set of columns, built once."""
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.claimed_by == bindparam("b_by"))
+        .values(claimed_by=None, claimed_until=None, **{c: bindparam(f"b_{c}") for c in sorted(columns)})
+    )
+
 
 MAX_ATTEMPTS = 8
 RATE_LIMIT_WAIT = 60.0  # 45009: the quota is counted per minute at best, so retry no sooner
@@ -115,7 +130,7 @@ class OutboxDispatcher:
             sent += await self._deliver(row)
         return sent
 
-    async def _claim(self) -> list[OutboxMessage]:
+    async def _claim(self) -> list[Claimed]:
         now = self._clock()
         due = or_(
             (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
@@ -128,23 +143,23 @@ class OutboxDispatcher:
             .limit(self._batch)
             .with_for_update(skip_locked=True)  # rendered on PostgreSQL only; SQLite serialises writers
         )
+        # Core, not an ORM UPDATE: a claim runs for nearly every message sent (each turn wakes it).
         stmt = (
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids.scalar_subquery()))
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(ids.scalar_subquery()))
             .values(
                 status="sending",
                 claimed_by=self.worker_id,
                 claimed_until=now + self._lease,
-                attempts=OutboxMessage.attempts + 1,
+                attempts=_OUTBOX.c.attempts + 1,
             )
-            .returning(OutboxMessage)
-            .execution_options(synchronize_session=False)
+            .returning(*_OUTBOX.c)
         )
         async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
-            rows = list((await session.execute(stmt)).scalars())
+            rows = list(await session.execute(stmt))
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
-    async def _deliver(self, row: OutboxMessage) -> int:
+    async def _deliver(self, row: Claimed) -> int:
         msg = Outgoing(row.channel, row.recipient, row.kind, row.payload, row.dedupe_key)
         try:
             await self.senders[row.channel](msg)
@@ -161,7 +176,7 @@ class OutboxDispatcher:
             return 1
         return 0
 
-    async def _on_api_error(self, row: OutboxMessage, msg: Outgoing, exc: WeChatApiError) -> int:
+    async def _on_api_error(self, row: Claimed, msg: Outgoing, exc: WeChatApiError) -> int:
         if exc.errcode == 45015 and row.channel == "mp":
             return await self._fallback_template(row, msg)
         if exc.retryable:
@@ -170,7 +185,7 @@ class OutboxDispatcher:
             await self._fail(row, str(exc))
         return 0
 
-    async def _fallback_template(self, row: OutboxMessage, msg: Outgoing) -> int:
+    async def _fallback_template(self, row: Claimed, msg: Outgoing) -> int:
         """Outside the 48-hour window only a template message reaches the person."""
         template_id = self._settings.wechat_notice_template_id
         if not template_id:
@@ -196,7 +211,7 @@ class OutboxDispatcher:
         text = msg.payload.get("content") if msg.kind == "text" else None
         return notice_payload(text or "", template_id, self._clock())
 
-    async def _retry(self, row: OutboxMessage, error: str, *, rate_limited: bool = False) -> None:
+    async def _retry(self, row: Claimed, error: str, *, rate_limited: bool = False) -> None:
         if row.attempts >= MAX_ATTEMPTS:
             await self._fail(row, f"gave up after {row.attempts} attempts: {error}")
             return
@@ -211,21 +226,16 @@ class OutboxDispatcher:
         delay = self._rng.uniform(ceiling / 2, ceiling)
         return max(delay, RATE_LIMIT_WAIT) if rate_limited else delay
 
-    async def _fail(self, row: OutboxMessage, error: str) -> None:
+    async def _fail(self, row: Claimed, error: str) -> None:
         log.warning("outbox %s to %s failed: %s", row.id, row.recipient, error)
         await self._record(row, status="failed", last_error=error)
         self._note(row, "failed")
 
-    async def _record(self, row: OutboxMessage, **values: Any) -> None:
+    async def _record(self, row: Claimed, **values: Any) -> None:
         """Write the result, but only while this worker still owns the lease."""
-        stmt = (
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.worker_id)
-            .values(claimed_by=None, claimed_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
+        params = {"b_id": row.id, "b_by": self.worker_id, **{f"b_{k}": v for k, v in values.items()}}
         async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
-            result = await session.execute(stmt)
+            result = await session.execute(_record_statement(frozenset(values)), params)
         if result.rowcount == 0:  # type: ignore[attr-defined]
             log.warning("outbox %s: lease lost before recording %s", row.id, values.get("status"))
 
@@ -241,6 +251,6 @@ class OutboxDispatcher:
         async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
             await session.execute(stmt)
 
-    def _note(self, row: OutboxMessage, outcome: str) -> None:
+    def _note(self, row: Claimed, outcome: str) -> None:
         if self._observe is not None:
             self._observe(row.channel, outcome)

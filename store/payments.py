@@ -384,20 +384,16 @@ async def assign_payment(
 ) -> Payment | None:
     """Give an unassigned payment to `order` (its person, its total), if still open, of the order's
     amount and made after `made_after` (WeChat Pay honours it long enough); None when it cannot be."""
-    stmt = (
-        update(Payment)
-        .where(
-            Payment.id == payment_id,
-            Payment.order_id.is_(None),
-            Payment.status == "created",
-            Payment.amount_fen == order.total_fen,
-            Payment.created_at > made_after,
-            Payment.code_url.is_not(None),
-        )
-        .values(order_id=order.id, account=order.account, openid=order.openid)
-        .returning(Payment)
-    )
-    return (await session.scalars(stmt, execution_options={"populate_existing": True})).one_or_none()
+    params = {
+        "b_id": payment_id,
+        "b_order_id": order.id,
+        "b_account": order.account,
+        "b_openid": order.openid,
+        "b_amount_fen": order.total_fen,
+        "b_made_after": made_after,
+    }
+    row = (await session.execute(_ASSIGN_PAYMENT, params)).one_or_none()
+    return None if row is None else as_loaded(session, Payment(**row._mapping))
 
 
 async def _insert_payment(session: AsyncSession, *, now: dt.datetime, **fields: Any) -> Payment:
@@ -525,6 +521,20 @@ _SAVE_PREPAY = (
     )
 )
 _SET_PREPAY = _SAVE_PREPAY.returning(*_PAYMENTS.c)
+# A flash rush's winner takes it (store.flash.claim_slot): built once, in Core, off the ORM's DML path.
+_ASSIGN_PAYMENT = (
+    update(_PAYMENTS)
+    .where(
+        _PAYMENTS.c.id == bindparam("b_id"),
+        _PAYMENTS.c.order_id.is_(None),
+        _PAYMENTS.c.status == "created",
+        _PAYMENTS.c.amount_fen == bindparam("b_amount_fen"),
+        _PAYMENTS.c.created_at > bindparam("b_made_after"),
+        _PAYMENTS.c.code_url.is_not(None),
+    )
+    .values(order_id=bindparam("b_order_id"), account=bindparam("b_account"), openid=bindparam("b_openid"))
+    .returning(*_PAYMENTS.c)
+)
 
 
 async def _claim(
