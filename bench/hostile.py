@@ -219,6 +219,11 @@ def transform(xml: str, op: str) -> bytes:
     if op == "utf32_dtd":
         head = '<?xml version="1.0" encoding="UTF-32"?><!DOCTYPE xml [<!ENTITY x "y">]>'
         return (head + xml.replace("<xml>", "<xml><X>&x;</X>", 1)).encode("utf-32")
+    if op == "dtd_after_root":  # the root first (no prolog), a declaration and its entity inside it
+        return xml.replace("<xml>", '<xml><!DOCTYPE xml [<!ENTITY x "y">]><X>&x;</X>', 1).encode()
+    if op == "cp037_dtd":  # an ASCII declaration switching to a single-byte encoding a byte search misses
+        head = '<!DOCTYPE xml [<!ENTITY x "y">]>' + xml.replace("<xml>", "<xml><X>&x;</X>", 1)
+        return b'<?xml version="1.0" encoding="cp037"?>' + head.encode("cp037", "xmlcharrefreplace")
     if op == "utf16":
         return ('<?xml version="1.0" encoding="UTF-16"?>' + xml).encode("utf-16")
     if op == "wrong_root":

@@ -151,7 +151,9 @@ async def test_refund_req_info_with_a_bad_refund_fee_is_refused(server: TestClie
     assert await db_state(server) == before
 
 
-@pytest.mark.parametrize("encoding", ["utf16_dtd", "utf32_dtd", "dtd", "entity"])
+@pytest.mark.parametrize(
+    "encoding", ["utf16_dtd", "utf32_dtd", "cp037_dtd", "dtd", "entity", "dtd_after_root"]
+)
 async def test_dtds_in_any_encoding_are_400_on_every_endpoint(server: TestClient, encoding: str) -> None:
     before = await db_state(server)
     mp_xml, work_xml = hostile.to_xml(BASE_MP), hostile.to_xml(BASE_WORK)

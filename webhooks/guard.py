@@ -67,7 +67,14 @@ def parse_xml(data: bytes | str, *, root: str = "xml") -> dict[str, Any]:
 
 def _refuse_declarations(raw: bytes) -> None:
     """defusedxml's forbid_dtd, forbid_entities and forbid_external on a C expat pass: no Python runs
-    per element, a handler only when a declaration or an external reference appears."""
+    per element, a handler only when a declaration or an external reference appears.
+
+    A document whose first byte opens its root element (`<xml>`, as WeChat sends them) has no prolog:
+    no XML declaration (so UTF-8, no switch of encoding) and no DOCTYPE, which may only come before
+    the root — after it `<!DOCTYPE` is a syntax error. Without a DOCTYPE there is no entity to
+    declare or reference, so that pass is skipped (every safe-mode message is two such documents)."""
+    if raw[:1] == b"<" and raw[1:2].isalpha():
+        return
     parser = expat.ParserCreate()
     parser.StartDoctypeDeclHandler = _dtd
     parser.EntityDeclHandler = _entity
