@@ -159,7 +159,7 @@ class StaffRouter(Routes[Turn]):
     """Staff commands: a command word (typed first on the line) and the permission it needs."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(name)
+        super().__init__(name, key=_word)
         self.words: list[str] = []  # every command word, in the order registered
 
     def command(self, word: str, action: str) -> Callable[[StaffHandler], StaffHandler]:
@@ -171,7 +171,8 @@ class StaffRouter(Routes[Turn]):
                 await run(turn)
 
             self.words.append(word)
-            self.routes.append(Route(f"{self.name}.{run.__name__}", lambda turn: turn.word == word, checked))
+            matches: Callable[[Turn], bool] = lambda turn: turn.word == word  # noqa: E731
+            self.add(Route(f"{self.name}.{run.__name__}", matches, checked, frozenset((word,))))
             return run
 
         return register
@@ -180,6 +181,10 @@ class StaffRouter(Routes[Turn]):
         super().include(*routers)
         for router in routers:
             self.words.extend(router.words)
+
+
+def _word(turn: Turn) -> str | None:
+    return turn.word
 
 
 async def guarded(turn: Turn, run: Callable[[], Awaitable[None]]) -> None:
