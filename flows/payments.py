@@ -134,7 +134,7 @@ async def on_pay_notification(
             await enqueue(session, *await _money_notice(session, fields["out_trade_no"], outcome))
         if outcome == "credited":
             await _order_paid(session, fields["out_trade_no"], settings)
-        if outcome in ("mismatch", "late"):
+        if outcome in ("mismatch", "late", "unassigned"):
             await enqueue(session, *await _staff_notice(session, settings, fields, outcome))
     return outcome
 
@@ -170,6 +170,9 @@ async def _staff_notice(
         content = texts.STAFF_PAY_MISMATCH.format(
             expected=yuan(payment.amount_fen), got=yuan(int(fields["total_fee"])), **values
         )
+    elif outcome == "unassigned":
+        payer = fields.get("openid") or "—"
+        content = texts.STAFF_UNASSIGNED_PAYMENT.format(total=yuan(payment.amount_fen), payer=payer, **values)
     else:
         content = texts.STAFF_LATE_PAYMENT.format(total=yuan(payment.amount_fen), **values)
     return staff_alert(settings, content, key=f"{outcome}:{fields['transaction_id']}")

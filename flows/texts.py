@@ -641,6 +641,10 @@ STAFF_PAY_MISMATCH = (
     "**⚠️ 支付金额不符，未入账**\n> 订单：{number}\n> 应付：{expected}　通知金额：{got}\n"
     "> 商户单号：{out_trade_no}\n> 微信交易号：{transaction_id}\n请核对后处理。"
 )
+STAFF_UNASSIGNED_PAYMENT = (
+    "**⚠️ 收到一笔未分配给订单的秒杀预备付款，未入账**\n> 金额：{total}　付款人：{payer}\n"
+    "> 商户单号：{out_trade_no}\n> 微信交易号：{transaction_id}\n这张付款码没有发给任何客户，请核实后在商户平台原路退款。"
+)
 STAFF_LATE_PAYMENT = (
     "**💰 超时订单收到付款，已存入客户余额**\n> 订单：{number}（已取消）\n> 金额：{total}\n"
     "> 微信交易号：{transaction_id}\n如客户需要，可协助重新下单或退款。"

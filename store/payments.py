@@ -559,7 +559,8 @@ async def apply_notification(
     payer_openid: str | None,
     notify: Notify,
 ) -> str:
-    """Apply a WeChat Pay "paid" notification once: credited | duplicate | unknown | mismatch | late."""
+    """Apply a WeChat Pay "paid" notification once: credited | duplicate | unknown | mismatch | late |
+    unassigned (a payment made ahead for a flash position that was never given to an order)."""
     payment = await session.scalar(
         select(Payment).where(Payment.out_trade_no == out_trade_no).execution_options(populate_existing=True)
     )
@@ -600,7 +601,7 @@ async def apply_notification(
     if paid.order_id is None:  # made ahead for a flash sale and never given out: nobody was shown it
         paid.flag = "unassigned"  # kept and flagged for staff (refund by hand), never credited to nobody
         await session.flush()
-        return "late"
+        return "unassigned"
     # Cancelled (e.g. expired) or already paid another way: the money is kept in the customer's balance.
     await credit(
         session,

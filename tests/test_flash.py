@@ -46,6 +46,7 @@ from tests.conftest import HAVE_REDIS, REDIS_URL, eventually, start_bot
 from tests.test_ordering import CATALOG, Customer, in_days
 from tests.test_paying import MCH_ID, PAY_KEY, pay_sim
 from tests.test_work_chat import Office, office
+from webhooks.pay import PAY_HOOKS
 
 __all__ = ["office", "pay_sim"]  # fixtures used here
 
@@ -513,6 +514,7 @@ async def test_a_payment_made_ahead_and_never_given_out_is_flagged_never_credite
     assert await _prepare(shop) == 1
     [(_, slot_payment, _)] = await _slots(shop)
     await shop.pay.pay(slot_payment.out_trade_no, openid="o_stranger")  # nobody was ever shown it
+    assert shop.client.app[PAY_HOOKS].counts["unassigned"] == 1
     async with shop.sm() as s:
         paid = await s.get(Payment, slot_payment.id)
         assert paid is not None and (paid.status, paid.flag) == ("paid", "unassigned")

@@ -26,7 +26,7 @@ from webhooks.guard import BadRequest, TooLarge, parse_xml, read_body
 log = logging.getLogger(__name__)
 
 Apply = Callable[[dict[str, Any]], Awaitable[str]]
-OUTCOMES = {"credited", "duplicate", "unknown", "mismatch", "late"}
+OUTCOMES = {"credited", "duplicate", "unknown", "mismatch", "late", "unassigned"}
 _XML = "text/xml"
 _REASONS = {400: "bad request", 403: "forbidden", 413: "body too large"}
 
