@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.channels.mp import MpClient
 from bot.channels.tokens import DbTokenStore
-from bot.outbox import MAX_ATTEMPTS, OutboxDispatcher
+from bot.outbox import MAX_ATTEMPTS, SEND_CONCURRENCY, OutboxDispatcher
 from bot.sandbox.mp_sim import MpSimulator
 from store.models import OutboxMessage, utcnow
 from store.outbox import Outgoing, enqueue, text
@@ -166,6 +166,21 @@ async def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition not met in time")
+
+
+async def test_several_people_are_sent_to_at_once_each_in_order(env: Env) -> None:
+    people = [f"o_p{n}" for n in range(10)]
+    await env.enqueue(*(text(p, f"{p}:{i}") for i in range(2) for p in people))  # written interleaved
+    env.sim.gate.clear()  # WeChat is slow: every send stays in flight until it answers
+    run = asyncio.create_task(env.dispatcher().run_once())
+    await _wait_for(lambda: env.sim.stalled == SEND_CONCURRENCY)  # several people at once
+    await asyncio.sleep(0.05)
+    assert env.sim.stalled == SEND_CONCURRENCY  # and never more
+    env.sim.gate.set()
+    assert await run == 20
+    for p in people:  # each person's second message only after their first
+        assert [m.payload["content"] for m in env.sim.sent if m.openid == p] == [f"{p}:0", f"{p}:1"]
+    assert {r.status for r in await env.rows()} == {"sent"}
 
 
 async def test_worker_killed_mid_send_is_resumed_without_loss(env: Env) -> None:
