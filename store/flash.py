@@ -790,6 +790,9 @@ async def mark_paid(session: AsyncSession, order_id: int) -> bool:
 # How long before its start a sale's pay slots are made (within WeChat Pay's two hours for a code_url).
 PREPARE_AHEAD = dt.timedelta(minutes=10)
 SLOT_BATCH = 50  # slots opened per transaction (each then costs a pay call and an upload)
+# The opening rush's positions at most: a bigger stock is not taken in one burst, and each slot is a
+# pay order and an upload against WeChat's quotas.
+SLOT_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -802,7 +805,8 @@ class OpenSlot:
 
 
 async def sales_to_prepare(session: AsyncSession, now: dt.datetime) -> list[FlashSale]:
-    """Scheduled sales starting within PREPARE_AHEAD (or running) with positions still without a slot."""
+    """Scheduled sales starting within PREPARE_AHEAD (or running) with positions still without a slot
+    (the first `stock`, at most SLOT_MAX)."""
     made = (
         select(func.count())
         .select_from(FlashPaySlot)
@@ -813,17 +817,17 @@ async def sales_to_prepare(session: AsyncSession, now: dt.datetime) -> list[Flas
         FlashSale.status == "scheduled",
         FlashSale.starts_at <= now + PREPARE_AHEAD,
         FlashSale.ends_at > now,
-        made < FlashSale.stock,
+        made < case((FlashSale.stock < SLOT_MAX, FlashSale.stock), else_=SLOT_MAX),
     )
     return list(await session.scalars(stmt))
 
 
 async def open_slots(session: AsyncSession, sale: FlashSale, *, now: dt.datetime) -> list[OpenSlot]:
-    """Up to SLOT_BATCH new slots for the sale's first `stock` positions that have none, each with an
-    unassigned payment at its position's price. Another process opening the same position wins or
-    loses on the unique key; the loser's payment, never shown to WeChat Pay, is removed."""
+    """Up to SLOT_BATCH new slots for the sale's first positions (`stock`, at most SLOT_MAX) that have
+    none, each with an unassigned payment at its position's price. Another process opening the same
+    position wins or loses on the unique key; the loser's payment, never shown to WeChat Pay, is removed."""
     have = set(await session.scalars(select(FlashPaySlot.position).where(FlashPaySlot.sale_id == sale.id)))
-    missing = [p for p in range(1, sale.stock + 1) if p not in have][:SLOT_BATCH]
+    missing = [p for p in range(1, min(sale.stock, SLOT_MAX) + 1) if p not in have][:SLOT_BATCH]
     opened = []
     for position in missing:
         payment = await payments.unassigned_payment(

@@ -509,6 +509,20 @@ async def test_a_slot_too_old_for_the_hold_is_not_given_and_a_failed_one_is_fini
     assert mine is not None and mine.id != first.id
 
 
+async def test_a_big_stock_gets_slots_for_its_opening_positions_only(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flash, "SLOT_MAX", 2)
+    await shop.sale(sale_yaml(stock=3))
+    assert await _prepare(shop) == 2
+    assert await _prepare(shop) == 0  # the sale has all the slots it gets
+    assert [p for p, _, _ in await _slots(shop)] == [1, 2]
+    asked = shop.pay.calls["unifiedorder"]
+    for n in range(3):
+        assert f"你是第 {n + 1} 位" in await shop.customer(f"o_big{n}").say("抢")
+    assert shop.pay.calls["unifiedorder"] == asked + 1  # only the third made its pay order at the take
+
+
 async def test_a_payment_made_ahead_and_never_given_out_is_flagged_never_credited(shop: Shop) -> None:
     await shop.sale(sale_yaml(stock=1))
     assert await _prepare(shop) == 1
