@@ -182,7 +182,8 @@ class _RedisLocks:
         self._timeout = timeout  # also the locks' time to live: bounds how long a crashed holder blocks
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._release_script = redis.register_script(_RELEASE)
-        self._tokens = (f"{os.getpid()}:{id(self):x}:{n}" for n in itertools.count())
+        mine = f"{os.getpid()}:{id(self):x}:"  # this process and lock set; a counter makes each unique
+        self._tokens = (mine + str(n) for n in itertools.count())
         self._try = _Batch(self._try_many)
         self._give_back = _Batch(self._release_many)
 
