@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import yaml
@@ -24,7 +24,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     literal,
     null,
     or_,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from store import coupons, orders, payments
 from store.db import as_loaded, per_dialect, typed_values, upsert_insert
@@ -505,17 +505,6 @@ def _forget_rollback(session: Session) -> None:
     session.info.pop("flash_written", None)
 
 
-def _with_available(sale: FlashSale, available: int) -> FlashSale:
-    """A copy of `sale` (transient, never added to a session) with another count of units available."""
-    copy = FlashSale(**{a.key: getattr(sale, a.key) for a in inspect(FlashSale).column_attrs})
-    copy.available = available
-    return copy
-
-
-def _fewer(view: SaleView, left: int) -> SaleView:
-    return replace(view, sale=_with_available(view.sale, min(left, view.sale.available)))
-
-
 class SaleBoard:
     """The open sales as this process last read them, and who holds units in them, for a rush's taps.
 
@@ -558,7 +547,11 @@ class SaleBoard:
         self._holders.setdefault(sale.id, set()).add((account, openid))
         if left is None:
             return
-        self._views = [_fewer(v, left) if v.sale.id == sale.id else v for v in self._views]
+        for view in self._views:
+            if view.sale.id == sale.id and left < view.sale.available:
+                # In place, as loaded (nothing to flush: the sale is detached): every tap holding this
+                # view sees the count at once — a new ORM object per take cost a winner ~0.2 ms.
+                set_committed_value(view.sale, "available", left)
         if left <= 0:  # sold out is answered from here alone: learn other processes' takes first
             self.stale()
 
