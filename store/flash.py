@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from store import coupons, orders, payments
-from store.db import as_loaded, built, per_dialect, typed_values, upsert_insert
+from store.db import as_loaded, per_dialect, typed_values, upsert_insert
 from store.errors import DomainError
 from store.models import (
     FlashPaySlot,
@@ -751,7 +751,7 @@ async def take(
         "scene": scene,
     }
     take_id = (await session.execute(_NEW_TAKE, values)).scalar_one()
-    row = as_loaded(session, built(FlashTake, {"id": take_id, "released_at": None, **values}))
+    row = as_loaded(session, FlashTake, {"id": take_id, "released_at": None, **values})
     return Taken(row, order, left if from_stock else None)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import coupons
-from store.db import as_loaded, built, new_row_insert, per_dialect, upsert_insert
+from store.db import as_loaded, new_row_insert, per_dialect, upsert_insert
 from store.errors import DomainError
 from store.models import (
     CartItem,
@@ -572,7 +572,7 @@ async def _place(
         await _give_back_db_stock(session, taken)
         await _give_back_number(session, number)
         return None
-    order = as_loaded(session, built(Order, row._mapping))
+    order = as_loaded(session, Order, row._mapping)
     items = [
         {
             "order_id": order.id,

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, String, Table, bindparam, func, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import orders
-from store.db import as_loaded, built, new_row_insert, upsert_insert
+from store.db import as_loaded, new_row_insert, upsert_insert
 from store.errors import DomainError
 from store.models import (
     Balance,
@@ -393,7 +393,7 @@ async def assign_payment(
         "b_made_after": made_after,
     }
     row = (await session.execute(_ASSIGN_PAYMENT, params)).one_or_none()
-    return None if row is None else as_loaded(session, built(Payment, row._mapping))
+    return None if row is None else as_loaded(session, Payment, row._mapping)
 
 
 async def _insert_payment(session: AsyncSession, *, now: dt.datetime, **fields: Any) -> Payment:
@@ -403,7 +403,7 @@ async def _insert_payment(session: AsyncSession, *, now: dt.datetime, **fields: 
         stmt = _NEW_PAYMENT[session.get_bind().dialect.name]
         row = (await session.execute(stmt, {"out_trade_no": _trade_no("CO", now), **values})).one_or_none()
         if row is not None:
-            return as_loaded(session, built(Payment, row._mapping))
+            return as_loaded(session, Payment, row._mapping)
     raise DomainError("conflict", purpose=fields["purpose"])
 
 
@@ -484,7 +484,7 @@ async def set_prepay(
     row = (await session.execute(_SET_PREPAY, params)).one_or_none()
     if row is None:
         raise DomainError("not_found", payment_id=payment_id)
-    return as_loaded(session, built(Payment, row._mapping))
+    return as_loaded(session, Payment, row._mapping)
 
 
 def prepay_write(payment: Payment, *, code_url: str | None = None, prepay_id: str | None = None) -> Write:
