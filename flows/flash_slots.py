@@ -10,17 +10,14 @@ before: slots make the rush cheaper, never possible.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.pay import PayClient
 from flows import texts
-from flows.payments import close_at_wechat, pay_notify_url
-from posters.qr import qr_png
+from flows.payments import Upload, close_at_wechat, pay_notify_url, upload_pay_qr
 from settings import Settings
 from store import flash
 from store.db import writing
@@ -28,7 +25,6 @@ from store.models import FlashSale
 
 log = logging.getLogger(__name__)
 
-Upload = Callable[[str, str, bytes], Awaitable[str]]  # (kind, filename, data) -> media_id
 RETRY_AFTER = dt.timedelta(minutes=1)  # a slot opened this long ago without its QR: finish it again
 
 
@@ -84,8 +80,7 @@ async def _finish(
                 notify_url=pay_notify_url(settings),
                 product_id=trade_no,
             )
-            png = await asyncio.to_thread(qr_png, answer["code_url"])
-            media_id = await upload("image", f"pay-{trade_no}.png", png)
+            media_id = await upload_pay_qr(upload, trade_no, answer["code_url"])
         except Exception:
             log.warning("flash pay slot not made", exc_info=True, extra={"out_trade_no": trade_no})
             return n

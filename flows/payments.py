@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -18,6 +20,7 @@ from flows.format import yuan
 from flows.notices import order_notice
 from flows.paid import after_paid
 from flows.staff import staff_alert
+from posters.qr import qr_png
 from settings import Settings
 from store import orders, payments
 from store.db import writing
@@ -30,6 +33,15 @@ from store.writer import Write
 log = logging.getLogger(__name__)
 
 REMIND_BEFORE = dt.timedelta(minutes=10)
+
+
+Upload = Callable[[str, str, bytes], Awaitable[str]]  # (kind, filename, data) -> media_id
+
+
+async def upload_pay_qr(upload: Upload, out_trade_no: str, code_url: str) -> str:
+    """A payment's QR image, drawn off the event loop and uploaded: its media_id."""
+    png = await asyncio.to_thread(qr_png, code_url)
+    return await upload("image", f"pay-{out_trade_no}.png", png)
 
 
 def pay_notify_url(settings: Settings) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -12,11 +11,10 @@ from flows.flash import coupon_spec, coupon_text
 from flows.format import yuan
 from flows.notices import quiet
 from flows.paid import after_paid
-from flows.payments import order_pay_request, pay_notify_url
+from flows.payments import order_pay_request, pay_notify_url, upload_pay_qr
 from flows.requirements import BEIJING
 from handlers.context import Ctx, UserFacingError, refusal
 from handlers.router import Router
-from posters.qr import qr_png
 from store import orders, payments
 from store.errors import DomainError
 from store.models import Coupon, Order, Payment
@@ -113,9 +111,7 @@ async def _pay_qr(
         )
     else:
         payment = await _topup_payment(ctx, pay, amount_fen, notify_to)
-    code_url = payment.code_url or ""
-    png = await asyncio.to_thread(qr_png, code_url)
-    return payment, await media.upload_media("image", f"pay-{payment.out_trade_no}.png", png)
+    return payment, await upload_pay_qr(media.upload_media, payment.out_trade_no, payment.code_url or "")
 
 
 async def _topup_payment(ctx: Ctx, pay: PayClient, amount_fen: int, notify_url: str) -> Payment:
