@@ -183,6 +183,11 @@ async def on_grab(ctx: Ctx) -> None:
     if await _throttled(ctx):  # a burst of taps costs no take (the first tap got the answer)
         ctx.say(texts.FLASH_THROTTLED)
         return
+    if view.mine is None:  # the board saw them take one: what they hold decides, in one read
+        mine = await _held(ctx, view)
+        if len(mine) >= sale.per_customer:
+            _say_held(ctx, view, mine)
+            return
     try:
         taken = await flow.grab(
             ctx.sessionmaker,
@@ -230,12 +235,23 @@ async def _refuse(ctx: Ctx, view: SaleView, code: str, exc: DomainError | None =
     if code == "flash_sold_out" and view.mine is not None and view.mine < view.sale.per_customer:
         ctx.say(texts.FLASH_SOLD_OUT)
         return
-    person = {"account": ctx.event.account, "openid": ctx.openid}
-    async with ctx.read() as session:
-        mine = await flash.held_by(session, sale_id=view.sale.id, **person)
+    mine = await _held(ctx, view)
     if code == "flash_sold_out" and len(mine) < view.sale.per_customer:
         ctx.say(texts.FLASH_SOLD_OUT)
         return
+    _say_held(ctx, view, mine)
+
+
+async def _held(ctx: Ctx, view: SaleView) -> list[flash.Holding]:
+    """The person's units in the sale, held or paid (the database's word, not the board's)."""
+    async with ctx.read() as session:
+        return await flash.held_by(
+            session, sale_id=view.sale.id, account=ctx.event.account, openid=ctx.openid
+        )
+
+
+def _say_held(ctx: Ctx, view: SaleView, mine: list[flash.Holding]) -> None:
+    """At the limit: the unpaid unit to pay (with its deadline), or that they have theirs."""
     unpaid = next((t for t in mine if t.status == "held"), None)
     number = unpaid.number if unpaid else None
     if unpaid is not None and number:

@@ -551,6 +551,31 @@ async def test_the_limit_holds_under_concurrent_retries_and_normal_orders(shop: 
         assert await s.scalar(select(func.count()).select_from(Order)) == 2
 
 
+async def test_a_holder_tapping_again_is_told_what_they_hold_and_nothing_changes(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=5, limit=1))
+    buyer = shop.customer("o_again")
+    assert "抢到了" in await buyer.say("抢")
+    (take,) = await shop.takes(openid=buyer.openid)
+    number = (await shop.order(take.order_id)).number
+    said = await buyer.say("抢")
+    assert "你已经抢到了（每人限 1 件）" in said and f"订单 {number} 还没付款" in said
+    assert f"支付 {number}" in said
+    paid = await _paid_take(shop, shop.customer("o_payer"))
+    assert "已经抢到并付款了" in await shop.customer("o_payer").say("抢")
+    assert paid.status == "待审核" and len(await shop.takes(openid=buyer.openid)) == 1
+    async with shop.sm() as s:
+        assert await s.scalar(select(FlashSale.available).where(FlashSale.code == "coffee")) == 3
+
+
+async def test_below_the_limit_a_holder_takes_another(shop: Shop) -> None:
+    await shop.sale(sale_yaml(stock=5, limit=2))
+    buyer = shop.customer("o_two")
+    assert "抢到了" in await buyer.say("抢")
+    assert "抢到了！你是第 2 位" in await buyer.say("抢")  # the board knows them: still below the limit
+    assert "你已经抢到了（每人限 2 件）" in await buyer.say("抢")
+    assert len(await shop.takes(openid=buyer.openid)) == 2
+
+
 async def test_many_people_at_once_never_oversell(shop: Shop) -> None:
     await shop.sale(sale_yaml(stock=3, limit=1))
     chat = wechat.WeChat(shop.client)
