@@ -59,11 +59,15 @@ async def sent_at_least(sim: MpSimulator, openid: str, count: int) -> list[SentM
 
 
 async def turn(bot: TestClient, sim: MpSimulator, openid: str, said: str) -> list[SentMessage]:
-    """Say something that is answered with a picture and a text (both sent through the API)."""
+    """Say something that is answered with a picture and a text: the first in the HTTP response,
+    the other through the API. Returns (picture, text), whichever came first."""
     before = len(sent_to(sim, openid))
-    await WeChat(bot).say(openid, said)
-    pair = (await sent_at_least(sim, openid, before + 2))[before : before + 2]
-    return sorted(pair, key=lambda m: m.kind != "image")  # (picture, text), whichever came first
+    answer = await WeChat(bot).say(openid, said)
+    assert answer.message is not None
+    kind, payload = answer.message
+    (api,) = (await sent_at_least(sim, openid, before + 1))[before : before + 1]
+    pair = [SentMessage(0, openid, kind, payload, 0.0), api]
+    return sorted(pair, key=lambda m: m.kind != "image")
 
 
 def poster_of(sim: MpSimulator, image: SentMessage) -> Image.Image:
@@ -122,9 +126,12 @@ async def test_without_a_nickname_the_creator_names_the_poster(
 
     chat = WeChat(bot)
     named = text_xml("o_rain", "海报昵称 小雨")
-    await chat.post(named)
-    redrawn, said = (await sent_at_least(sim, "o_rain", 4))[2:4]
-    await chat.post(named)  # WeChat's retry of the same message: one effect
+    answer = await chat.post(named)  # the new poster in the HTTP response, the words by API
+    assert answer.message is not None
+    redrawn = SentMessage(0, "o_rain", *answer.message, 0.0)
+    said = (await sent_at_least(sim, "o_rain", 2))[1]
+    retried = await chat.post(named)  # WeChat's retry of the same message: the same answer, one effect
+    assert retried.message == answer.message
     assert said.payload["content"] == tc.POSTER_NAME_SET.format(name="小雨")
     assert redrawn.payload["media_id"] != image.payload["media_id"]
     assert_name_drawn(poster_of(sim, redrawn), font, "小雨")
@@ -134,7 +141,7 @@ async def test_without_a_nickname_the_creator_names_the_poster(
     assert image3.payload["media_id"] == redrawn.payload["media_id"]  # nothing redrawn
     assert sim.calls["media_upload"] == 2 and sim.calls["user_info"] == 1
     assert tc.POSTER_NAME_HINT not in words3.payload["content"]
-    assert len(sent_to(sim, "o_rain")) == 6  # the retried 海报昵称 sent nothing more
+    assert len(sent_to(sim, "o_rain")) == 3  # by API; the retried 海报昵称 sent nothing more
 
 
 async def test_the_name_the_creator_chose_is_kept_when_wechat_refreshes(

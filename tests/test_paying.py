@@ -89,8 +89,10 @@ async def test_order_pay_with_wechat_and_see_it_move_to_review(
     customer: Customer, shop: TestClient, pay_sim: tuple[PaySimulator, str], mp_sim: tuple[MpSimulator, str]
 ) -> None:
     number = await order_course(customer)
-    # The pay QR, drawn from WeChat Pay's code_url, follows the text (the outbox sends them in order).
-    await eventually(lambda: [m.kind for m in mp_sim[0].sent if m.openid == customer.openid][-1] == "image")
+    # The pay QR, drawn from WeChat Pay's code_url, follows the text by API.
+    await eventually(
+        lambda: [m.kind for m in mp_sim[0].sent if m.openid == customer.openid][-1:] == ["image"]
+    )
     payment = await payment_of(shop, number)
     assert payment.code_url and payment.code_url.startswith("weixin://wxpay/bizpayurl")
 

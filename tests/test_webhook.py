@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -17,6 +18,7 @@ from handlers.context import Ctx
 from handlers.router import Router
 from settings import Settings
 from store.models import Conversation, InboundMessage, OutboxMessage
+from store.writer import GroupWriter
 from tests import wechat
 from tests.conftest import eventually, start_bot
 from tests.wechat import WeChat, text_xml
@@ -90,6 +92,14 @@ async def slow_bot(
         await asyncio.sleep(0.6)
         ctx.say("让你久等了")
 
+    @router.text("图文", "慢图文")
+    async def three(ctx: Ctx) -> None:
+        if ctx.event.text == "慢图文":
+            await asyncio.sleep(0.6)
+        ctx.say("先看这段话")
+        ctx.image("media_qr")
+        ctx.say("最后一句")
+
     router.include(build_router())
     client = await start_bot(make_settings(reply_budget=0.2), router)
     yield client
@@ -110,6 +120,66 @@ async def test_slow_handler_answers_success_then_sends_by_api(
     assert again.body == "success"
     await asyncio.sleep(0.3)
     assert len([m for m in sim.sent if m.openid == "o_slow"]) == 1
+
+
+def _with_picture(sim: MpSimulator) -> MpSimulator:
+    sim.media["media_qr"] = ("image/png", b"\x89PNG")  # the picture the turn answers with, uploaded
+    return sim
+
+
+def _got(sim: MpSimulator, openid: str) -> list[tuple[str, str]]:
+    return [
+        (m.kind, m.payload.get("content") or m.payload.get("media_id"))
+        for m in sim.sent
+        if m.openid == openid
+    ]
+
+
+async def test_several_answers_the_first_at_once_the_rest_by_api_in_order(
+    slow_bot: TestClient, mp_sim: tuple[MpSimulator, str]
+) -> None:
+    sim = _with_picture(mp_sim[0])
+    xml = text_xml("o_many", "图文", msg_id=777005)
+    first = await WeChat(slow_bot).post(xml)
+    assert first.text == "先看这段话"
+    rest = [("image", "media_qr"), ("text", "最后一句")]
+    assert await eventually(lambda: _got(sim, "o_many") == rest)
+    again = await WeChat(slow_bot).post(xml)  # WeChat's retry: the same first answer, nothing sent again
+    assert again.text == "先看这段话"
+    await asyncio.sleep(0.3)
+    assert _got(sim, "o_many") == rest
+
+
+async def test_several_answers_too_late_for_the_reply_all_go_by_api_in_order(
+    slow_bot: TestClient, mp_sim: tuple[MpSimulator, str]
+) -> None:
+    sim = _with_picture(mp_sim[0])
+    answer = await WeChat(slow_bot).post(text_xml("o_later", "慢图文", msg_id=777006))
+    assert answer.body == "success"
+    every = [("text", "先看这段话"), ("image", "media_qr"), ("text", "最后一句")]
+    assert await eventually(lambda: _got(sim, "o_later") == every)
+
+
+async def test_several_answers_whose_commit_outlives_the_reply_all_go_by_api_once(
+    slow_bot: TestClient, mp_sim: tuple[MpSimulator, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = _with_picture(mp_sim[0])
+    commit = GroupWriter._commit
+
+    async def slow_commit(self: GroupWriter, batch: Any) -> None:
+        await asyncio.sleep(1.0)  # past the reply budget and the commit grace
+        await commit(self, batch)
+
+    monkeypatch.setattr(GroupWriter, "_commit", slow_commit)
+    xml = text_xml("o_stuck", "图文", msg_id=777007)
+    answer = await WeChat(slow_bot).post(xml)
+    assert answer.body == "success"
+    every = [("text", "先看这段话"), ("image", "media_qr"), ("text", "最后一句")]
+    assert await eventually(lambda: sorted(_got(sim, "o_stuck")) == sorted(every))
+    monkeypatch.setattr(GroupWriter, "_commit", commit)
+    assert (await WeChat(slow_bot).post(xml)).body == "success"  # the retry: no second copy
+    await asyncio.sleep(0.3)
+    assert sorted(_got(sim, "o_stuck")) == sorted(every)
 
 
 async def test_two_messages_from_one_person_never_lose_a_state_update(

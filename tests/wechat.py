@@ -11,6 +11,7 @@ import xmltodict
 from aiohttp.test_utils import TestClient
 from wechatpy.crypto import WeChatCrypto
 
+from bot.sandbox.state import parse_reply
 from webhooks.crypto import sign
 
 TOKEN = "testtoken"
@@ -42,10 +43,16 @@ class Answer:
     status: int
     body: str
     reply: dict[str, Any] | None  # the decrypted passive reply's <xml>, None for `success`
+    xml: str | None = None  # that reply as WeChat reads it
 
     @property
     def text(self) -> str | None:
         return None if self.reply is None else self.reply.get("Content")
+
+    @property
+    def message(self) -> tuple[str, dict[str, Any]] | None:
+        """The passive reply as (kind, payload), shaped like the MP send API's JSON."""
+        return None if self.xml is None else parse_reply(self.xml)
 
 
 class WeChat:
@@ -87,8 +94,8 @@ class WeChat:
             plain = self.crypto.decrypt_message(
                 body, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"]
             )
-            return Answer(status, body, xmltodict.parse(plain)["xml"])
-        return Answer(status, body, xmltodict.parse(body)["xml"])
+            return Answer(status, body, xmltodict.parse(plain)["xml"], plain)
+        return Answer(status, body, xmltodict.parse(body)["xml"], body)
 
     async def say(self, openid: str, content: str) -> Answer:
         return await self.post(text_xml(openid, content))

@@ -177,9 +177,12 @@ class Pipeline:
             state=ctx.state if ctx.state != snap.state else None,
             outbox=list(ctx.later),
         )
-        passive = not turn.late and len(ctx.replies) == 1
+        passive = not turn.late and _passive_first(ctx.replies)
         if passive:
+            # The first answer in the HTTP response, the rest by API after it (a winner's text, then
+            # its pay QR): what they say arrives at once, and a turn spends one API send fewer.
             record.reply_xml = render(ctx.replies[0], ev)
+            record.outbox[:0] = self._by_api(ev, ctx.replies)[1:]
             turn.committing = True
         else:
             record.outbox[:0] = self._by_api(ev, ctx.replies)
@@ -195,9 +198,10 @@ class Pipeline:
         for callback in ctx.on_commit:
             callback()
         if passive and turn.late:
-            # The commit outlived the grace period: the person gets the answer by API instead.
+            # The commit outlived the grace period: the person gets the answer by API instead (after
+            # the rest of the turn's replies, already committed: the one case they are not in order).
             await self._writer.write(
-                store_turns.reply_went_by_api(self._stmts, record, self._by_api(ev, ctx.replies))
+                store_turns.reply_went_by_api(self._stmts, record, self._by_api(ev, ctx.replies)[:1])
             )
             record.reply_xml = None
         mode = "passive" if record.reply_xml else "outbox" if ctx.replies else "none"
@@ -210,6 +214,14 @@ class Pipeline:
             Outgoing("mp", ev.openid, r.kind, r.payload, dedupe_key=f"r:{ev.openid}:{ev.key}:{i}")
             for i, r in enumerate(replies)
         ]
+
+
+def _passive_first(replies: list[Reply]) -> bool:
+    """Whether the first reply can go back in the HTTP response whole (the rest then go by API)."""
+    if not replies:
+        return False
+    first = replies[0]
+    return first.kind in ("text", "image") or (first.kind == "news" and len(replies) == 1)
 
 
 async def _ready(fut: asyncio.Future[str | None], within: float) -> bool:
