@@ -604,40 +604,42 @@ class Taken:
     qr_media: str | None = None  # that payment's QR, when made before the sale opened (a pay slot)
 
 
+# A take's statements, built once (per dialect for the upsert) on the tables, not the mapped classes:
+# a rush runs them hundreds of times a second, building them was most of their cost, and the ORM's
+# bulk DML path (an entity's INSERT/UPDATE with parameters) made a new cache key per run on top.
+_QUOTAS = cast(Table, FlashQuota.__table__)
+_SALES = cast(Table, FlashSale.__table__)
+
+
 def _quota_up_statement(insert: Any) -> Any:
-    stmt = insert(FlashQuota).values(
+    stmt = insert(_QUOTAS).values(
         sale_id=bindparam("b_sale_id"), account=bindparam("b_account"), openid=bindparam("b_openid"), active=1
     )
     return stmt.on_conflict_do_update(
         index_elements=["sale_id", "account", "openid"],
-        set_={"active": FlashQuota.active + 1},
-        where=FlashQuota.active < bindparam("b_limit"),
-    ).returning(FlashQuota.active)
+        set_={"active": _QUOTAS.c.active + 1},
+        where=_QUOTAS.c.active < bindparam("b_limit"),
+    ).returning(_QUOTAS.c.active)
 
 
-# A take's statements, built once (per dialect for the upsert): a rush runs them hundreds of times a
-# second, and building them was most of their cost.
 _QUOTA_UP = per_dialect(_quota_up_statement)
 _QUOTA_DOWN = (
-    update(FlashQuota)
+    update(_QUOTAS)
     .where(
-        FlashQuota.sale_id == bindparam("b_sale_id"),
-        FlashQuota.account == bindparam("b_account"),
-        FlashQuota.openid == bindparam("b_openid"),
-        FlashQuota.active > 0,
+        _QUOTAS.c.sale_id == bindparam("b_sale_id"),
+        _QUOTAS.c.account == bindparam("b_account"),
+        _QUOTAS.c.openid == bindparam("b_openid"),
+        _QUOTAS.c.active > 0,
     )
-    .values(active=FlashQuota.active - 1)
-    .execution_options(synchronize_session=False)
+    .values(active=_QUOTAS.c.active - 1)
 )
-_POSITION = update(FlashSale).where(FlashSale.id == bindparam("b_sale_id")).values(taken=FlashSale.taken + 1)
+_POSITION = update(_SALES).where(_SALES.c.id == bindparam("b_sale_id")).values(taken=_SALES.c.taken + 1)
 # status: a sale stopped after the caller read it is not taken from
-_FROM_STOCK = _POSITION.where(FlashSale.available >= 1, FlashSale.status == literal("scheduled")).values(
-    available=FlashSale.available - 1
+_FROM_STOCK = _POSITION.where(_SALES.c.available >= 1, _SALES.c.status == literal("scheduled")).values(
+    available=_SALES.c.available - 1
 )
 _NEXT_POSITION = {
-    from_stock: stmt.returning(FlashSale.taken, FlashSale.available).execution_options(
-        synchronize_session=False
-    )
+    from_stock: stmt.returning(_SALES.c.taken, _SALES.c.available)
     for from_stock, stmt in ((False, _POSITION), (True, _FROM_STOCK))
 }
 
