@@ -183,15 +183,22 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings, sessionmaker = app[keys.SETTINGS], app[keys.SESSIONMAKER]
     tokens = make_token_store(settings, app[keys.REDIS], sessionmaker)
     mp = MpClient(app[keys.HTTP], settings, tokens)
+    # The outbox is woken by the commits that give it something to send, and records what it sent
+    # in the same group commits.
+    writer = GroupWriter(app[keys.ENGINE], after_commit=lambda: outbox.wake())
     outbox = OutboxDispatcher(
-        sessionmaker, mp, settings, worker_id=_worker_id(), observe=app[keys.METRICS].outbox_outcome
+        sessionmaker,
+        mp,
+        settings,
+        worker_id=_worker_id(),
+        observe=app[keys.METRICS].outbox_outcome,
+        records=writer,
     )
     if settings.wecom_robot_key.get_secret_value():
         outbox.register("robot", RobotClient(app[keys.HTTP], settings).send)
     wecom = app[keys.WECOM] = _wecom_client(app)
     if wecom is not None:
         outbox.register("wecom", wecom.send)
-    writer = GroupWriter(app[keys.ENGINE], after_commit=outbox.wake)
     app[keys.MP], app[keys.OUTBOX] = mp, outbox
     pay = app[keys.PAY] = PayClient(app[keys.HTTP], settings) if settings.wechatpay_mch_id else None
     redis = app[keys.REDIS]
@@ -229,10 +236,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     ]
     yield
     await app[keys.PIPELINE].drain()
-    await writer.close()
     stop.set()
     outbox.wake()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await writer.close()  # after the outbox: it records its last sends through the writer
     await locks.close()
 
 

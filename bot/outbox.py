@@ -19,6 +19,7 @@ from settings import Settings
 from store.db import writing
 from store.models import OutboxMessage, utcnow
 from store.outbox import Outgoing
+from store.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,35 @@ def _record_statement(columns: frozenset[str]) -> Update:
         update(_OUTBOX)
         .where(_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.claimed_by == bindparam("b_by"))
         .values(claimed_by=None, claimed_until=None, **{c: bindparam(f"b_{c}") for c in sorted(columns)})
+    )
+
+
+@functools.cache
+def _claim_statement(channels: tuple[str, ...], batch: int) -> Update:
+    """Claim a batch of due rows: one UPDATE, built once (a claim runs for nearly every message sent,
+    each turn wakes it)."""
+    c = _OUTBOX.c
+    due = or_(
+        (c.status == "pending") & (c.next_attempt_at <= bindparam("b_now")),
+        (c.status == "sending") & (c.claimed_until < bindparam("b_now")),
+    )
+    ids = (
+        select(c.id)
+        .where(c.channel.in_(channels), due)
+        .order_by(c.next_attempt_at, c.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL only; SQLite serialises writers
+    )
+    return (
+        update(_OUTBOX)
+        .where(c.id.in_(ids.scalar_subquery()))
+        .values(
+            status="sending",
+            claimed_by=bindparam("b_by"),
+            claimed_until=bindparam("b_until"),
+            attempts=c.attempts + 1,
+        )
+        .returning(*_OUTBOX.c)
     )
 
 
@@ -78,8 +108,12 @@ class OutboxDispatcher:
         observe: Observer | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         rng: random.Random | None = None,
+        records: GroupWriter | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # Results go into the turns' group commits when given (a rush's sends are recorded many to a
+        # transaction); alone, each in its own.
+        self._records = records
         self._settings = settings
         self.worker_id = worker_id
         self._lease = dt.timedelta(seconds=lease_seconds)
@@ -146,31 +180,10 @@ class OutboxDispatcher:
 
     async def _claim(self) -> list[Claimed]:
         now = self._clock()
-        due = or_(
-            (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
-            (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
-        )
-        ids = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.channel.in_(list(self.senders)), due)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(self._batch)
-            .with_for_update(skip_locked=True)  # rendered on PostgreSQL only; SQLite serialises writers
-        )
-        # Core, not an ORM UPDATE: a claim runs for nearly every message sent (each turn wakes it).
-        stmt = (
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(ids.scalar_subquery()))
-            .values(
-                status="sending",
-                claimed_by=self.worker_id,
-                claimed_until=now + self._lease,
-                attempts=_OUTBOX.c.attempts + 1,
-            )
-            .returning(*_OUTBOX.c)
-        )
+        params = {"b_now": now, "b_by": self.worker_id, "b_until": now + self._lease}
+        stmt = _claim_statement(tuple(self.senders), self._batch)
         async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
-            rows = list(await session.execute(stmt))
+            rows = list(await session.execute(stmt, params))
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
     async def _deliver(self, row: Claimed) -> int:
@@ -248,10 +261,12 @@ class OutboxDispatcher:
     async def _record(self, row: Claimed, **values: Any) -> None:
         """Write the result, but only while this worker still owns the lease."""
         params = {"b_id": row.id, "b_by": self.worker_id, **{f"b_{k}": v for k, v in values.items()}}
+        stmt = _record_statement(frozenset(values))
+        if self._records is not None:
+            await self._records.write([(stmt, params)], notify=False)
+            return
         async with writing(self._sessionmaker), self._sessionmaker() as session, session.begin():
-            result = await session.execute(_record_statement(frozenset(values)), params)
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            log.warning("outbox %s: lease lost before recording %s", row.id, values.get("status"))
+            await session.execute(stmt, params)
 
     async def _release(self, ids: list[int]) -> None:
         stmt = (
