@@ -23,11 +23,11 @@ from flows.requirements import BEIJING
 from flows.staff import staff_alert
 from settings import Settings
 from store import coupons, flash, payments
-from store.db import writing
 from store.errors import DomainError
 from store.flash import FlashGate, SaleView
 from store.models import Coupon, FlashSale, Order, Payment, Service
 from store.outbox import Outgoing, enqueue, text
+from store.writer import shared_transactions
 
 log = logging.getLogger(__name__)
 
@@ -240,20 +240,26 @@ async def grab(
                 verdict = await flash.precheck(session, sale, account=account, openid=openid)
     if verdict != 1:
         raise DomainError("flash_sold_out" if verdict == 0 else "flash_limit", limit=sale.per_customer)
-    try:
-        async with writing(sessionmaker), sessionmaker.begin() as session:
-            taken = await flash.take(
-                session, sale=sale, account=account, openid=openid, now=now, notify=quiet, scene=scene
-            )
-            if trade_type is None:
-                return taken
-            hold = dt.timedelta(minutes=sale.hold_minutes)
-            if trade_type == "NATIVE" and (
-                ready := await flash.claim_slot(session, taken, now=now, hold=hold)
-            ):
-                return dataclasses.replace(taken, payment=ready[0], qr_media=ready[1])
+
+    async def take(session: AsyncSession) -> flash.Taken:
+        # A refusal (DomainError) from the take leaves nothing changed; after it, one would not.
+        taken = await flash.take(
+            session, sale=sale, account=account, openid=openid, now=now, notify=quiet, scene=scene
+        )
+        if trade_type is None:
+            return taken
+        hold = dt.timedelta(minutes=sale.hold_minutes)
+        if trade_type == "NATIVE" and (ready := await flash.claim_slot(session, taken, now=now, hold=hold)):
+            return dataclasses.replace(taken, payment=ready[0], qr_media=ready[1])
+        try:
             paying = await payments.new_order_payment(session, taken.order, trade_type=trade_type, now=now)
-            return dataclasses.replace(taken, payment=paying)
+        except DomainError as exc:
+            raise RuntimeError("the take's payment could not be made") from exc  # undo the take too
+        return dataclasses.replace(taken, payment=paying)
+
+    try:
+        # Takes at the same moment share a transaction (each refusal leaves the others alone).
+        return await shared_transactions(sessionmaker).run(take)
     except BaseException as exc:
         if gate is not None:
             await gate.undo(sale.id, openid, exc.code if isinstance(exc, DomainError) else "error")

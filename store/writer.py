@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from store.db import writing
+from store.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +125,102 @@ async def _execute_grouped(conn: AsyncConnection, writes: list[Write]) -> None:
         groups.setdefault(id(stmt), (stmt, []))[1].append(params)
     for stmt, params_list in groups.values():
         await conn.execute(stmt, params_list)
+
+
+# --- Shared transactions: short units of work, many to a commit --------------------------------------
+
+T = TypeVar("T")
+Work = Callable[[AsyncSession], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class _Job:
+    work: Work[Any]
+    done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class SharedTransactions:
+    """Units of work that each run a few statements, run back to back in one transaction, one commit.
+
+    For a burst of the same small transaction (a flash sale's takes): on SQLite one writer at a time
+    holds the write lock, and a transaction of its own per unit held it across a thread hop for BEGIN
+    and another for COMMIT, with the whole event loop's other work run between — so units queued
+    behind the lock for far longer than their statements took. Here whoever waits meanwhile joins
+    the next batch. Each caller gets its own unit's result or exception once the batch is committed.
+
+    A unit raising one of `refusals` must leave nothing changed (it is told that, the others go on).
+    Any other error fails the batch's transaction; the batch is then run again one unit per
+    transaction, so it fails only the unit that caused it."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        refusals: tuple[type[Exception], ...] = (DomainError,),
+        max_batch: int = 64,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._refusals = refusals
+        self._max_batch = max_batch
+        self._queue: list[_Job] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def run(self, work: Work[T]) -> T:
+        """`work`'s result (or exception), once the transaction it ran in is committed."""
+        job = _Job(work)
+        self._queue.append(job)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="shared-transactions")
+        result: T = await job.done
+        return result
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            async with writing(self._sessionmaker), self._sessionmaker.begin() as session:
+                for job in batch:
+                    try:
+                        outcomes.append((job, await job.work(session), None))
+                    except self._refusals as exc:
+                        outcomes.append((job, None, exc))
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle_job(batch[0], None, exc)
+                return
+            log.warning(
+                "shared transaction of %d units failed (%s); running them one by one", len(batch), exc
+            )
+            for job in batch:
+                await self._commit([job])
+            return
+        self.batches += 1
+        for job, value, refused in outcomes:
+            _settle_job(job, value, refused)
+
+
+def _settle_job(job: _Job, value: Any, exc: BaseException | None) -> None:
+    if job.done.done():  # the caller was cancelled: its unit is committed (or refused) all the same
+        return
+    if exc is None:
+        job.done.set_result(value)
+    else:
+        job.done.set_exception(exc)
+
+
+_SHARED: weakref.WeakKeyDictionary[Any, SharedTransactions] = weakref.WeakKeyDictionary()
+
+
+def shared_transactions(sessionmaker: async_sessionmaker[AsyncSession]) -> SharedTransactions:
+    """This process's SharedTransactions for the sessionmaker's database (made on first use), with
+    DomainError as the refusal."""
+    engine = sessionmaker.kw["bind"].sync_engine
+    found = _SHARED.get(engine)
+    if found is None:
+        found = _SHARED[engine] = SharedTransactions(sessionmaker)
+    return found
