@@ -248,6 +248,9 @@ async def grab(
         )
         if trade_type is None:
             return taken
+        # The pay offer's balance, read here: a winner's answer then needs no session of its own.
+        balance = await payments.balance_of(session, account=account, openid=openid)
+        taken = dataclasses.replace(taken, balance_fen=balance)
         hold = dt.timedelta(minutes=sale.hold_minutes)
         if trade_type == "NATIVE" and (ready := await flash.claim_slot(session, taken, now=now, hold=hold)):
             return dataclasses.replace(taken, payment=ready[0], qr_media=ready[1])

@@ -224,6 +224,7 @@ async def on_grab(ctx: Ctx) -> None:
         payment=taken.payment,
         qr_media=taken.qr_media,
         lead=lead,
+        balance=taken.balance_fen,
     )
 
 

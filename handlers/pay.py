@@ -37,18 +37,22 @@ async def offer_payment(
     payment: Payment | None = None,
     qr_media: str | None = None,
     lead: str = "",
+    balance: int | None = None,
 ) -> None:
     """The pay QR (WeChat Pay NATIVE) and the balance option, after `intro` (order created / pay again);
     `minutes`: how long the order is held, when not the usual order_ttl_minutes (a flash sale's hold);
     `payment`: the NATIVE payment made with the order, when it was (flows.flash.grab), and `qr_media`
     its QR when that was made before the sale opened (flows.flash_slots); `lead`: a formatted text
-    the same message starts with (a flash take: one message, then the QR)."""
+    the same message starts with (a flash take: one message, then the QR); `balance`: the person's
+    balance when the caller already read it."""
     ctx.state.data["paying"] = ctx.state.data["last_order"] = order.number
-    async with ctx.read() as session:
-        balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
-        coupon = (
-            await session.get(Coupon, order.coupon_id) if order.coupon_id and order.discount_fen else None
-        )
+    coupon = None
+    if balance is None or (order.coupon_id and order.discount_fen):
+        async with ctx.read() as session:
+            if balance is None:
+                balance = await payments.balance_of(session, account=ctx.event.account, openid=ctx.openid)
+            if order.coupon_id and order.discount_fen:
+                coupon = await session.get(Coupon, order.coupon_id)
     values = {
         "number": order.number,
         "total": yuan(order.total_fen),

@@ -602,6 +602,7 @@ class Taken:
     left: int | None = None  # units still available right after this take (None: not from stock)
     payment: Payment | None = None  # its WeChat Pay payment, when made in the take's transaction
     qr_media: str | None = None  # that payment's QR, when made before the sale opened (a pay slot)
+    balance_fen: int | None = None  # the buyer's balance, read with the take (for the pay offer)
 
 
 # A take's statements, built once (per dialect for the upsert) on the tables, not the mapped classes:

@@ -378,7 +378,7 @@ async def test_requirements_asked_after_paying_from_the_balance_start_at_once(sh
         await payments.credit(
             s, account=wechat.ACCOUNT, openid=buyer.openid, amount_fen=5000, kind="topup", key="t1"
         )
-    assert "抢到了" in await buyer.say("抢")
+    assert "（余额 ¥50）" in await buyer.say("抢")  # read with the take
     (take,) = await shop.takes(openid=buyer.openid)
     order = await shop.order(take.order_id)
     assert "已用余额支付" in await buyer.say(f"余额支付 {order.number}")
