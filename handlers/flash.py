@@ -207,8 +207,6 @@ async def on_grab(ctx: Ctx) -> None:
         return
     if board is not None:
         board.took(sale, ctx.event.account, ctx.openid, taken.left)
-    if ctx.services.wake_outbox is not None:
-        ctx.services.wake_outbox()
     lead = ctx.fmt(
         texts.FLASH_TAKEN,
         position=taken.take.position,
