@@ -92,7 +92,7 @@ class GroupWriter:
                 await _execute_grouped(conn, [w for unit in batch for w in unit.writes])
         except (DBAPIError, OSError) as exc:
             if len(batch) == 1:
-                _settle(batch[0], exc)
+                _settle(batch[0].done, None, exc)
                 return
             # One bad unit (say, a duplicate key from another process) must not fail the others.
             log.warning("group commit of %d units failed (%s); retrying one by one", len(batch), exc)
@@ -102,20 +102,21 @@ class GroupWriter:
         self.batches += 1
         self.units += len(batch)
         for unit in batch:
-            _settle(unit, None)
+            _settle(unit.done, None, None)
         if self._after_commit and any(unit.notify for unit in batch):
             result = self._after_commit()
             if result is not None:
                 await result
 
 
-def _settle(unit: _Unit, exc: BaseException | None) -> None:
-    if unit.done.done():
+def _settle(done: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    """A caller's outcome; one whose caller was cancelled is committed (or refused) all the same."""
+    if done.done():
         return
     if exc is None:
-        unit.done.set_result(None)
+        done.set_result(value)
     else:
-        unit.done.set_exception(exc)
+        done.set_exception(exc)
 
 
 async def _execute_grouped(conn: AsyncConnection, writes: list[Write]) -> None:
@@ -148,19 +149,12 @@ class SharedTransactions:
     behind the lock for far longer than their statements took. Here whoever waits meanwhile joins
     the next batch. Each caller gets its own unit's result or exception once the batch is committed.
 
-    A unit raising one of `refusals` must leave nothing changed (it is told that, the others go on).
+    A unit refusing (DomainError) must leave nothing changed: its caller is told, the others go on.
     Any other error fails the batch's transaction; the batch is then run again one unit per
     transaction, so it fails only the unit that caused it."""
 
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        *,
-        refusals: tuple[type[Exception], ...] = (DomainError,),
-        max_batch: int = 64,
-    ) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, max_batch: int = 64) -> None:
         self._sessionmaker = sessionmaker
-        self._refusals = refusals
         self._max_batch = max_batch
         self._queue: list[_Job] = []
         self._task: asyncio.Task[None] | None = None
@@ -187,11 +181,11 @@ class SharedTransactions:
                 for job in batch:
                     try:
                         outcomes.append((job, await job.work(session), None))
-                    except self._refusals as exc:
+                    except DomainError as exc:
                         outcomes.append((job, None, exc))
         except Exception as exc:
             if len(batch) == 1:
-                _settle_job(batch[0], None, exc)
+                _settle(batch[0].done, None, exc)
                 return
             log.warning(
                 "shared transaction of %d units failed (%s); running them one by one", len(batch), exc
@@ -201,24 +195,14 @@ class SharedTransactions:
             return
         self.batches += 1
         for job, value, refused in outcomes:
-            _settle_job(job, value, refused)
-
-
-def _settle_job(job: _Job, value: Any, exc: BaseException | None) -> None:
-    if job.done.done():  # the caller was cancelled: its unit is committed (or refused) all the same
-        return
-    if exc is None:
-        job.done.set_result(value)
-    else:
-        job.done.set_exception(exc)
+            _settle(job.done, value, refused)
 
 
 _SHARED: weakref.WeakKeyDictionary[Any, SharedTransactions] = weakref.WeakKeyDictionary()
 
 
 def shared_transactions(sessionmaker: async_sessionmaker[AsyncSession]) -> SharedTransactions:
-    """This process's SharedTransactions for the sessionmaker's database (made on first use), with
-    DomainError as the refusal."""
+    """This process's SharedTransactions for the sessionmaker's database (made on first use)."""
     engine = sessionmaker.kw["bind"].sync_engine
     found = _SHARED.get(engine)
     if found is None:
