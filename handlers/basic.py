@@ -57,11 +57,10 @@ async def on_unsubscribe(ctx: Ctx) -> None:
 def _asks_help(ctx: Ctx) -> bool:
     # A lone question mark asks for help; other punctuation (。。。, ！！) normalises to the same
     # empty command but asks for nothing, and gets the short answer of handlers/understand.
-    words = ("帮助", "菜单", "help", "menu")
-    return ctx.command in words or (ctx.event.kind == "text" and ctx.event.text.strip() in ("?", "？"))
+    return ctx.command != "" or (ctx.event.kind == "text" and ctx.event.text.strip() in ("?", "？"))
 
 
-@router.when(_asks_help)
+@router.said(("帮助", "菜单", "help", "menu", ""), when=_asks_help)
 async def on_help(ctx: Ctx) -> None:
     """Everything a person can say."""
     ctx.say(texts.HELP)

@@ -46,7 +46,7 @@ def _is_facet(ctx: Ctx) -> bool:
     return not OrderForm.active(ctx.state) and ctx.command in (*catalog.PLATFORMS, *catalog.CATEGORIES)
 
 
-@router.when(_is_facet)
+@router.when(_is_facet, only=frozenset((*catalog.PLATFORMS, *catalog.CATEGORIES)))
 async def on_facet(ctx: Ctx) -> None:
     """A platform or category name lists its services."""
     name = ctx.command or ""
@@ -115,7 +115,7 @@ async def on_sort(ctx: Ctx) -> None:
     await show_page(ctx, dataclasses.replace(_query(ctx), sort=sort), 1)
 
 
-@router.when(lambda ctx: _listing(ctx, "catalog") and ctx.command in ("下一页", "更多", "下页"))
+@router.said(("下一页", "更多", "下页"), when=lambda ctx: _listing(ctx, "catalog"))
 async def on_next(ctx: Ctx) -> None:
     """The next page of the current list."""
     state = _browse(ctx)
@@ -125,7 +125,7 @@ async def on_next(ctx: Ctx) -> None:
     await show_page(ctx, _query(ctx), state["page"] + 1)
 
 
-@router.when(lambda ctx: _listing(ctx, "catalog") and ctx.command in ("上一页", "上页"))
+@router.said(("上一页", "上页"), when=lambda ctx: _listing(ctx, "catalog"))
 async def on_previous(ctx: Ctx) -> None:
     """The previous page."""
     page = _browse(ctx).get("page", 1)

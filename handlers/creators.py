@@ -45,7 +45,7 @@ def _invite_scene(ctx: Ctx) -> bool:
     )
 
 
-@router.when(_invite_scene)
+@router.event("subscribe", "scan", when=_invite_scene)
 async def on_invite_scan(ctx: Ctx) -> None:
     """Bind the newcomer to the inviter by the operator's policy; a bad or unknown code is simply ignored."""
     subscribing = ctx.event.name == "subscribe"

@@ -27,10 +27,6 @@ def _in_form(ctx: Ctx) -> bool:
     return OrderForm.active(ctx.state)
 
 
-def _said(ctx: Ctx, *words: str) -> bool:
-    return _in_form(ctx) and ctx.command in words
-
-
 async def begin_order_form(
     ctx: Ctx,
     lines: list[tuple[int, int]],
@@ -100,7 +96,7 @@ async def _summary(ctx: Ctx, form: OrderForm) -> str:
     return ctx.fmt(texts.CONFIRM, lines="\n".join(lines), total=yuan(total), answers="\n".join(shown))
 
 
-@router.when(lambda ctx: _said(ctx, "返回", "上一步", "回到上一步"))
+@router.said(("返回", "上一步", "回到上一步"), when=_in_form)
 async def on_back(ctx: Ctx) -> None:
     """One step back, to change an answer."""
     form = OrderForm(ctx.state)
@@ -108,7 +104,7 @@ async def on_back(ctx: Ctx) -> None:
     ctx.say(prefix + await _next_question(ctx, form))
 
 
-@router.when(lambda ctx: _said(ctx, "取消", "放弃", "不要了", "算了", "取消下单"))
+@router.said(("取消", "放弃", "不要了", "算了", "取消下单"), when=_in_form)
 async def on_cancel(ctx: Ctx) -> None:
     """Abandon the form; the cart stays (and is only mentioned when something is in it)."""
     OrderForm(ctx.state).end()
@@ -117,7 +113,7 @@ async def on_cancel(ctx: Ctx) -> None:
     ctx.say(texts.FORM_CANCELLED if kept else texts.FORM_CANCELLED_NO_CART)
 
 
-@router.when(lambda ctx: _said(ctx, "模板", "示例", "例子", "范例"))
+@router.said(("模板", "示例", "例子", "范例"), when=_in_form)
 async def on_template(ctx: Ctx) -> None:
     """An example answer for the current step."""
     form = OrderForm(ctx.state)
@@ -133,7 +129,11 @@ async def on_resume(ctx: Ctx) -> None:
     ctx.say(await _next_question(ctx, OrderForm(ctx.state)))
 
 
-@router.when(lambda ctx: _said(ctx, "确认", "确认下单", "确定", "提交") and OrderForm(ctx.state).at_confirm)
+def _at_confirm(ctx: Ctx) -> bool:
+    return _in_form(ctx) and OrderForm(ctx.state).at_confirm
+
+
+@router.said(("确认", "确认下单", "确定", "提交"), when=_at_confirm)
 async def on_confirm(ctx: Ctx) -> None:
     """Create the order (stock reserved atomically); the form ends."""
     form = OrderForm(ctx.state)
@@ -185,7 +185,7 @@ async def _drop_sold_out(ctx: Ctx, form: OrderForm, exc: DomainError) -> None:
     ctx.say(texts.ORDER_SOLD_OUT.format(names=names) + "\n\n" + await _summary(ctx, form))
 
 
-@router.when(lambda ctx: _in_form(ctx) and ctx.event.kind == "text" and ctx.command == "")
+@router.said(("",), when=lambda ctx: _in_form(ctx) and ctx.event.kind == "text")
 async def on_only_punctuation(ctx: Ctx) -> None:
     """？？？ while a form is open is an answer to check (and refuse), not the help command '?'."""
     await on_answer(ctx)

@@ -82,9 +82,7 @@ def _title(order: orders.ListedOrder) -> str:
     )
 
 
-@router.when(
-    lambda ctx: ctx.state.data.get("list") == "orders" and ctx.command in ("下一页", "更多", "上一页")
-)
+@router.said(("下一页", "更多", "上一页"), when=lambda ctx: ctx.state.data.get("list") == "orders")
 async def on_page(ctx: Ctx) -> None:
     """Paging through the order list."""
     state = _listing(ctx)
@@ -196,7 +194,7 @@ def _wants_refund(ctx: Ctx) -> bool:
     )
 
 
-@router.when(_wants_refund)
+@router.prefix("申请退款", "退款", when=_wants_refund)
 async def on_refund(ctx: Ctx) -> None:
     """'申请退款 20261122-0042 活动延期了': a paid order goes to 退款中 for staff."""
     number = _number(ctx, "申请退款")

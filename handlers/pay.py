@@ -165,11 +165,7 @@ async def _unpaid(ctx: Ctx, command: str) -> Order:
     return view.order
 
 
-@router.when(
-    lambda ctx: (
-        (ctx.command or "").startswith(("支付", "付款", "去支付")) and "余额" not in (ctx.command or "")
-    )
-)
+@router.prefix("支付", "付款", "去支付", when=lambda ctx: "余额" not in (ctx.command or ""))
 async def on_pay(ctx: Ctx) -> None:
     """'支付 20261122-0042' (or just 支付 after ordering): the pay QR again (the same payment while valid)."""
     order = await _unpaid(ctx, "支付")

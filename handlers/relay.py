@@ -85,7 +85,7 @@ async def on_contact(ctx: Ctx) -> None:
         ctx.say(texts.HUMAN)
 
 
-@router.when(lambda ctx: ctx.command in HUMAN)
+@router.text(*HUMAN)
 async def on_human(ctx: Ctx) -> None:
     """人工客服: straight to the order's staff when there is exactly one open order."""
     found = await _open_orders(ctx)
@@ -105,13 +105,13 @@ async def _which(ctx: Ctx, found: list[Order]) -> None:
     ctx.say(t.RELAY_WHICH, count=len(found), lines=lines, first=found[0].number)
 
 
-@router.when(lambda ctx: ctx.command in END)
+@router.text(*END)
 async def on_end(ctx: Ctx) -> None:
     """结束: leave relay mode (also after it timed out, so the word never falls through)."""
     ctx.say(t.RELAY_ENDED if relay.end_relay(ctx.state) else t.RELAY_NOT_ACTIVE)
 
 
-@router.when(lambda ctx: ctx.command in RESUME and _relay(ctx) is not None and OrderForm.active(ctx.state))
+@router.said(RESUME, when=lambda ctx: _relay(ctx) is not None and OrderForm.active(ctx.state))
 async def on_back_to_form(ctx: Ctx) -> None:
     """继续 in relay mode with an order form under way: leave the relay, back to the form."""
     relay.end_relay(ctx.state)

@@ -105,7 +105,7 @@ def _after(ctx: Ctx, word: str) -> str:
 PREFIXES = {"报告": ("数据报告", "查看报告")}
 
 
-@router.when(_is_rating)
+@router.prefix("评分", "打分", "评价", when=_is_rating)
 async def on_rate(ctx: Ctx) -> None:
     """评分 [单号] 1–5 [评价]: the review of a completed order (the only one waiting, if no number)."""
     argument = ctx.event.text.strip() if ctx.event.text else ctx.argument

@@ -43,7 +43,7 @@ def _ask(ctx: Ctx, before: str, form: ResubmitForm) -> None:
     ctx.say("{before}{question}", before=before, question=form.prompt())
 
 
-@router.when(lambda ctx: _redoing(ctx, CANCEL))
+@router.said(CANCEL, when=_redoing)
 async def on_cancel(ctx: Ctx) -> None:
     """Rather talk to staff: the flow ends, the customer is put through to the order's staff."""
     form = ResubmitForm(ctx.state)
@@ -58,21 +58,21 @@ async def on_cancel(ctx: Ctx) -> None:
     ctx.say(t.RESUBMIT_CANCELLED + "{resume}", number=number, resume=_paused_hint(ctx))
 
 
-@router.when(lambda ctx: _redoing(ctx, BACK))
+@router.said(BACK, when=_redoing)
 async def on_back(ctx: Ctx) -> None:
     """One step back, to change an answer just given."""
     form = ResubmitForm(ctx.state)
     _ask(ctx, "" if form.back() else texts.FORM_FIRST_STEP, form)
 
 
-@router.when(lambda ctx: _redoing(ctx, EXAMPLE))
+@router.said(EXAMPLE, when=_redoing)
 async def on_example(ctx: Ctx) -> None:
     """An example answer for the current step."""
     form = ResubmitForm(ctx.state)
     _ask(ctx, form.example(ctx.now()) + "\n\n", form)
 
 
-@router.when(lambda ctx: _redoing(ctx, RESUME))
+@router.said(RESUME, when=_redoing)
 async def on_resume(ctx: Ctx) -> None:
     """Back to the step being redone (after asking something else)."""
     form = ResubmitForm(ctx.state)

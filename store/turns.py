@@ -44,7 +44,7 @@ class FlowState:
 
     def copy(self) -> FlowState:
         """A deep copy: handlers change nested data, and the original must show what was loaded."""
-        return FlowState(self.flow, self.step, copy.deepcopy(self.data))
+        return FlowState(self.flow, self.step, copy.deepcopy(self.data) if self.data else {})
 
 
 @dataclass(slots=True)

@@ -142,7 +142,7 @@ def _sentence_not_command(ctx: Ctx) -> bool:
     return bool(tail.strip()) and (not tail.startswith(" ") or not any(c.isdigit() for c in tail))
 
 
-@sentences.when(_sentence_not_command)
+@sentences.when(_sentence_not_command, heads=_ARGUMENT_COMMANDS, kinds=frozenset({"text"}))
 async def on_sentence(ctx: Ctx) -> None:
     """Understood like any other text (in the form: a question there, or the step's answer)."""
     await (on_form_text(ctx) if open_form(ctx) is not None else on_text(ctx))
