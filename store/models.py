@@ -52,28 +52,28 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        """As TypeDecorator's, remembering the last datetime: a turn's rows carry its one `at` in four
-        or five columns, and SQLite's DATETIME formats each in Python (a group commit's biggest
-        per-row cost after the insert itself)."""
-        composed = super().bind_processor(dialect)
-        if composed is None:
-            return None
-        process: Callable[[Any], Any] = composed
-        last: tuple[Any, Any] = (
-            None,
-            None,
-        )  # the datetime object (kept alive, so `is` is safe) and its value
+        """On SQLite, the text SQLAlchemy's DATETIME stores ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC),
+        made by one C call: its own processor formats each value in Python after ours converted it,
+        and a turn's rows carry four or five datetimes (a group commit's biggest per-row cost after
+        the insert itself). Other backends: as TypeDecorator's."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        last: tuple[Any, str | None] = (None, None)  # the datetime (kept alive, so `is` is safe), its text
 
-        def remembered(value: Any) -> Any:
+        def as_text(value: dt.datetime | None) -> str | None:
             nonlocal last
-            seen = last
-            if value is seen[0]:
-                return seen[1]
-            bound = process(value)
-            last = (value, bound)
-            return bound
+            if value is None:
+                return None
+            if value is last[0]:  # the same `at` in the next column
+                return last[1]
+            if value.tzinfo is None:
+                raise ValueError("naive datetime refused: pass an aware UTC datetime")
+            utc = value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+            text = utc.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+            last = (value, text)
+            return text
 
-        return remembered
+        return as_text
 
 
 class Base(DeclarativeBase):
