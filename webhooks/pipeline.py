@@ -158,7 +158,7 @@ class Pipeline:
             sessionmaker=self._sessionmaker,
             known_user=snap.known_user,
             subscribed=snap.subscribed,
-            state=snap.state.copy(),
+            state=snap.fresh_state(),
             command=turns.command_of(ev.kind, ev.name, ev.text, ev.event_key),
             services=self._services,
             may_have_open_orders=snap.has_open_orders,
