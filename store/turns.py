@@ -58,6 +58,7 @@ class Snapshot:
     # Any paid or refunding order (store.orders.OPEN_STATUSES): only then does 人工 look them up.
     # One index probe inside this read, where a look-up of its own was most of such a turn's CPU.
     has_open_orders: bool = False
+    last_inbound_at: dt.datetime | None = None  # when the person's previous message was recorded
     # The state's stored JSON and its parser: the handler's copy is parsed again from it (a third of
     # a deep copy's time); None when the driver gave a decoded value.
     stored: tuple[Callable[[str], Any], str] | None = None
@@ -85,7 +86,11 @@ def _load_statement() -> Select[Any]:
         )
         .subquery()
     )
-    user = select(User.subscribed).where(User.account == account, User.openid == openid).subquery()
+    user = (
+        select(User.subscribed, User.last_inbound_at)
+        .where(User.account == account, User.openid == openid)
+        .subquery()
+    )
     conv = (
         select(Conversation.flow, Conversation.step, Conversation.data)
         .where(Conversation.account == account, Conversation.openid == openid)
@@ -109,11 +114,13 @@ def _load_statement() -> Select[Any]:
         select(conv.c.step).scalar_subquery(),
         select(conv.c.data).scalar_subquery(),
         open_order.scalar_subquery(),
+        select(user.c.last_inbound_at).scalar_subquery(),
     )
 
 
 _LOAD = _load_statement()
-_JSON_RESULT: dict[str, Any] = {}  # dialect name -> the JSON column's result processor (or None)
+# dialect name -> the result processors (or None) of the state's JSON and of users.last_inbound_at
+_RESULT: dict[str, tuple[Any, Any]] = {}
 
 
 async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str) -> Snapshot:
@@ -125,9 +132,12 @@ async def load(conn: AsyncConnection, *, account: str, openid: str, msg_key: str
 
 def _snapshot(row: Any, dialect: Any) -> Snapshot:
     try:
-        data = _JSON_RESULT[dialect.name]
+        data, when = _RESULT[dialect.name]
     except KeyError:
-        data = _JSON_RESULT[dialect.name] = Conversation.__table__.c.data.type.result_processor(dialect, None)
+        data, when = _RESULT[dialect.name] = (
+            Conversation.__table__.c.data.type.result_processor(dialect, None),
+            User.__table__.c.last_inbound_at.type.dialect_impl(dialect).result_processor(dialect, None),
+        )
     stored = (data, row[5]) if data and isinstance(row[5], str) else None
     state_data = (data(row[5]) if stored else row[5]) or {}
     return Snapshot(
@@ -137,6 +147,7 @@ def _snapshot(row: Any, dialect: Any) -> Snapshot:
         subscribed=bool(row[2]) if row[2] is not None else True,
         state=FlowState(row[3], row[4], state_data),
         has_open_orders=row[6] is not None,
+        last_inbound_at=when(row[7]) if when else row[7],
         stored=stored,
     )
 
@@ -161,7 +172,8 @@ def _snapshot_columns() -> str:
         f" (SELECT c.{c.c.flow.name} FROM {c.name} c WHERE {person_c}),"
         f" (SELECT c.{c.c.step.name} FROM {c.name} c WHERE {person_c}),"
         f" (SELECT c.{c.c.data.name} FROM {c.name} c WHERE {person_c}),"
-        f" (SELECT 1 FROM {o.name} o WHERE {person_o} AND o.{o.c.status.name} IN ({open_statuses}) LIMIT 1)"
+        f" (SELECT 1 FROM {o.name} o WHERE {person_o} AND o.{o.c.status.name} IN ({open_statuses}) LIMIT 1),"
+        f" (SELECT u.{u.c.last_inbound_at.name} FROM {u.name} u WHERE {person_u})"
     )
 
 
@@ -240,8 +252,12 @@ class TurnReader:
             dialect = self._engine.dialect
             for row in rows:
                 fut = batch[row[0]][1]
-                if not fut.done():
+                if fut.done():
+                    continue
+                try:
                     fut.set_result(_snapshot(row[1:], dialect))
+                except Exception as exc:  # one unreadable row fails its turn, not the batch's others
+                    fut.set_exception(exc)
             for _, fut in batch:
                 if not fut.done():  # cannot happen: one row per key
                     fut.set_exception(RuntimeError("turn snapshot missing from its batch"))
@@ -312,6 +328,19 @@ class TurnStatements:
         )
 
 
+# A person's users row (last_seen_at, last_inbound_at) is rewritten at most this often while they chat:
+# the 48-hour window for customer-service messages then ends up to this much early, never late.
+USER_TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+def touches_user(snap: Snapshot, *, subscribed: bool, at: dt.datetime) -> bool:
+    """Whether a turn writes the person's users row (new person, subscription changed, or due)."""
+    last = snap.last_inbound_at
+    return (
+        not snap.known_user or subscribed != snap.subscribed or last is None or at - last >= USER_TOUCH_EVERY
+    )
+
+
 @dataclass(slots=True)
 class TurnRecord:
     """What a finished turn persists."""
@@ -323,6 +352,9 @@ class TurnRecord:
     content: str | None
     at: dt.datetime
     subscribed: bool
+    # Whether the users row is written: False when the person is known, their subscription unchanged
+    # and their last message recorded less than USER_TOUCH_EVERY ago (see `touches_user`).
+    touch_user: bool = True
     reply_xml: str | None = None
     state: FlowState | None = None  # None = unchanged
     outbox: list[Outgoing] = field(default_factory=list)
@@ -343,18 +375,21 @@ def writes(stmts: TurnStatements, rec: TurnRecord) -> list[Write]:
                 "reply_xml": rec.reply_xml,
             },
         ),
-        (
-            stmts.user,
-            {
-                "account": rec.account,
-                "openid": rec.openid,
-                "first_seen_at": rec.at,
-                "last_seen_at": rec.at,
-                "last_inbound_at": rec.at,
-                "subscribed": rec.subscribed,
-            },
-        ),
     ]
+    if rec.touch_user:
+        out.append(
+            (
+                stmts.user,
+                {
+                    "account": rec.account,
+                    "openid": rec.openid,
+                    "first_seen_at": rec.at,
+                    "last_seen_at": rec.at,
+                    "last_inbound_at": rec.at,
+                    "subscribed": rec.subscribed,
+                },
+            )
+        )
     if rec.state is not None:
         s = rec.state
         out.append(

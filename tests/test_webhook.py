@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from handlers import build_router
 from handlers.context import Ctx
 from handlers.router import Router
 from settings import Settings
-from store.models import Conversation, InboundMessage, OutboxMessage
+from store.models import Conversation, InboundMessage, OutboxMessage, User, utcnow
 from store.writer import GroupWriter
 from tests import wechat
 from tests.conftest import eventually, start_bot
@@ -271,3 +272,33 @@ async def test_a_change_deep_inside_the_state_is_saved(make_settings: Callable[.
         assert [(await WeChat(client).say("o_deep", "记")).text for _ in range(3)] == ["1", "2", "3"]
     finally:
         await client.close()
+
+
+async def test_a_person_chatting_has_their_users_row_rewritten_at_most_once_a_minute(
+    bot: TestClient, chat: WeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message used to rewrite the person's users row; now only when it says something new
+    (a new person, a subscription changed) or the last write is a minute old."""
+    clock = [utcnow()]
+    monkeypatch.setattr("webhooks.pipeline.utcnow", lambda: clock[0])
+
+    async def row() -> tuple[dt.datetime | None, dt.datetime | None, bool]:
+        async with bot.app[keys.SESSIONMAKER]() as s:
+            user = (await s.execute(select(User).where(User.openid == "o_touch"))).scalar_one()
+            return user.last_inbound_at, user.last_seen_at, user.subscribed
+
+    start = clock[0]
+    assert (await chat.say("o_touch", "帮助")).text == HELP
+    assert await row() == (start, start, True)
+    clock[0] = start + dt.timedelta(seconds=30)
+    await chat.say("o_touch", "关于")
+    assert await row() == (start, start, True)  # half a minute later: unchanged
+    clock[0] = start + dt.timedelta(seconds=61)
+    await chat.say("o_touch", "你好")
+    assert await row() == (clock[0], clock[0], True)
+    clock[0] += dt.timedelta(seconds=5)
+    await chat.event("o_touch", "unsubscribe")
+    assert await row() == (clock[0], clock[0], False)  # a change of subscription is written at once
+    clock[0] += dt.timedelta(seconds=5)
+    await chat.event("o_touch", "subscribe")
+    assert await row() == (clock[0], clock[0], True)

@@ -166,14 +166,16 @@ class Pipeline:
         route = await turns.run(self._router, ctx, snap.state)
         if route.endswith(":error"):
             self._metrics.handler_errors.inc()
+        at = utcnow()
         record = store_turns.TurnRecord(
             account=ev.account,
             openid=ev.openid,
             msg_key=ev.key,
             msg_type=ev.name,
             content=ev.text or ev.event_key or ev.media_id or None,
-            at=utcnow(),
+            at=at,
             subscribed=ctx.subscribed,
+            touch_user=store_turns.touches_user(snap, subscribed=ctx.subscribed, at=at),
             state=ctx.state if ctx.state != snap.state else None,
             outbox=list(ctx.later),
         )
