@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
@@ -90,7 +89,13 @@ class GroupWriter:
         try:
             async with writing(self._engine), self._engine.begin() as conn:
                 await _execute_grouped(conn, [w for unit in batch for w in unit.writes])
-        except (DBAPIError, OSError) as exc:
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled (shutdown): nobody may wait forever
+                for unit in batch:
+                    unit.done.cancel()
+                raise
+            # Any error, not only the database's: a unit the driver cannot even bind (a StatementError)
+            # used to end this task with the batch's callers waiting forever, their turns never recorded.
             if len(batch) == 1:
                 _settle(batch[0].done, None, exc)
                 return
@@ -183,7 +188,11 @@ class SharedTransactions:
                         outcomes.append((job, await job.work(session), None))
                     except DomainError as exc:
                         outcomes.append((job, None, exc))
-        except Exception as exc:
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled (shutdown): nobody may wait forever
+                for job in batch:
+                    job.done.cancel()
+                raise
             if len(batch) == 1:
                 _settle(batch[0].done, None, exc)
                 return

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from bot import keys
 from bot.sandbox.mp_sim import MpSimulator
@@ -18,7 +18,7 @@ from handlers import build_router
 from handlers.context import Ctx
 from handlers.router import Router
 from settings import Settings
-from store.models import Conversation, InboundMessage, OutboxMessage, User, utcnow
+from store.models import Conversation, FunnelEvent, InboundMessage, OutboxMessage, User, utcnow
 from store.writer import GroupWriter
 from tests import wechat
 from tests.conftest import eventually, start_bot
@@ -302,3 +302,39 @@ async def test_a_person_chatting_has_their_users_row_rewritten_at_most_once_a_mi
     clock[0] += dt.timedelta(seconds=5)
     await chat.event("o_touch", "subscribe")
     assert await row() == (clock[0], clock[0], True)
+
+
+async def test_a_turn_whose_rows_cannot_be_written_fails_alone(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A write the driver cannot even bind (a naive datetime) once ended the group writer's task, and
+    every turn committed with it waited forever: never answered, never recorded. Now it fails alone
+    (not acknowledged, so WeChat sends it again) and the others at the same moment are answered."""
+    router = Router("probe")
+
+    @router.text("慢", "坏")
+    async def slow(ctx: Ctx) -> None:
+        await asyncio.sleep(0.05)  # so that the turns reach the group writer together
+        if ctx.command == "坏":
+            ctx.writes.append(
+                (insert(FunnelEvent), {"account": "a", "openid": "o", "step": "x", "at": dt.datetime.now()})
+            )
+        ctx.say("好了")
+
+    router.include(build_router())
+    client = await start_bot(make_settings(), router)
+    try:
+        people = [f"o_batch{i}" for i in range(6)]
+        answers = await asyncio.gather(
+            *(
+                WeChat(client).post(text_xml(p, "坏" if i == 3 else "慢", msg_id=881_700 + i))
+                for i, p in enumerate(people)
+            )
+        )
+        assert [a.status for a in answers] == [200, 200, 200, 503, 200, 200]
+        assert [a.text for i, a in enumerate(answers) if i != 3] == ["好了"] * 5
+        assert await count(client, InboundMessage) == 5
+        again = await WeChat(client).say("o_batch3", "帮助")  # the writer still runs
+        assert again.text == HELP
+    finally:
+        await client.close()
