@@ -165,11 +165,17 @@ class _Batch:
             batch, self._queue = self._queue, []
             try:
                 results = await self._run([item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{len(results)} answers for {len(batch)} locks")
             except Exception as exc:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
+            except BaseException:  # cancelled: nobody may wait forever
+                for _, fut in batch:
+                    fut.cancel()
+                raise
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)

@@ -127,6 +127,20 @@ async def test_redis_person_locks_wait_for_the_other_process_and_give_up_after_t
     assert await redis_client.keys("chatorder:person:*") == []  # every lock given back
 
 
+async def test_a_lock_batch_answered_wrongly_fails_its_callers_instead_of_stranding_them() -> None:
+    """Callers of one lock round trip each get an answer, or an error — never a wait without end."""
+    from bot.locks import _Batch
+
+    async def short(items: list[Any]) -> list[Any]:
+        return items[:-1]  # one answer missing
+
+    batch = _Batch(short)
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(batch(n) for n in range(3)), return_exceptions=True), timeout=2
+    )
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+
+
 async def test_migrations_match_the_models(db_url: str) -> None:
     """A model changed without a migration would show up here as a difference."""
     from alembic.autogenerate import compare_metadata
