@@ -12,7 +12,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
@@ -90,19 +90,9 @@ class GroupWriter:
             async with writing(self._engine), self._engine.begin() as conn:
                 await _execute_grouped(conn, [w for unit in batch for w in unit.writes])
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled (shutdown): nobody may wait forever
-                for unit in batch:
-                    unit.done.cancel()
-                raise
-            # Any error, not only the database's: a unit the driver cannot even bind (a StatementError)
-            # used to end this task with the batch's callers waiting forever, their turns never recorded.
-            if len(batch) == 1:
-                _settle(batch[0].done, None, exc)
-                return
-            # One bad unit (say, a duplicate key from another process) must not fail the others.
-            log.warning("group commit of %d units failed (%s); retrying one by one", len(batch), exc)
-            for unit in batch:
-                await self._commit([unit])
+            # One bad unit (a duplicate key from another process, a row the driver cannot bind) must
+            # not fail the others, nor end this task with their callers waiting.
+            await _failed(batch, exc, self._commit, "group commit")
             return
         self.batches += 1
         self.units += len(batch)
@@ -112,6 +102,32 @@ class GroupWriter:
             result = self._after_commit()
             if result is not None:
                 await result
+
+
+class _Waited(Protocol):
+    @property
+    def done(self) -> asyncio.Future[Any]: ...
+
+
+W = TypeVar("W", bound=_Waited)
+
+
+async def _failed(
+    batch: list[W], exc: BaseException, commit: Callable[[list[W]], Awaitable[None]], what: str
+) -> None:
+    """A batch's transaction failed. Cancelled (shutdown): its callers are cancelled too, nobody waits
+    forever. Any error, not only the database's: one unit's caller gets it; several units run again
+    one per transaction, so only the unit that caused it fails."""
+    if not isinstance(exc, Exception):
+        for unit in batch:
+            unit.done.cancel()
+        raise exc
+    if len(batch) == 1:
+        _settle(batch[0].done, None, exc)
+        return
+    log.warning("%s of %d units failed (%s); running them one by one", what, len(batch), exc)
+    for unit in batch:
+        await commit([unit])
 
 
 def _settle(done: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
@@ -189,18 +205,7 @@ class SharedTransactions:
                     except DomainError as exc:
                         outcomes.append((job, None, exc))
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled (shutdown): nobody may wait forever
-                for job in batch:
-                    job.done.cancel()
-                raise
-            if len(batch) == 1:
-                _settle(batch[0].done, None, exc)
-                return
-            log.warning(
-                "shared transaction of %d units failed (%s); running them one by one", len(batch), exc
-            )
-            for job in batch:
-                await self._commit([job])
+            await _failed(batch, exc, self._commit, "shared transaction")
             return
         self.batches += 1
         for job, value, refused in outcomes:
