@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite+aiosqlite:///var/chatorder.db", validation_alias=_env("CHATORDER_DATABASE_URL")
     )
+    # PostgreSQL connections each server process keeps open (None: store.db.PG_POOL_SIZE); SQLite ignores it.
+    database_pool_size: int | None = Field(
+        None, ge=1, le=500, validation_alias=_env("CHATORDER_DATABASE_POOL_SIZE")
+    )
     redis_url: str | None = Field(None, validation_alias=_env("CHATORDER_REDIS_URL"))
     public_url: str = Field("http://127.0.0.1:8080", validation_alias=_env("CHATORDER_PUBLIC_URL"))
     host: str = Field("127.0.0.1", validation_alias=_env("CHATORDER_HOST"))

@@ -149,7 +149,8 @@ def _work_crypto(settings: Settings) -> work_webhook.WorkCrypto | None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = make_engine(app[keys.SETTINGS].database_url)
+    settings = app[keys.SETTINGS]
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app[keys.ENGINE] = engine
     app[keys.SESSIONMAKER] = make_sessionmaker(engine)
     yield

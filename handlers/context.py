@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from flows import texts
 from handlers.events import Event
 from settings import Settings
+from store.db import read_session
 from store.errors import DomainError
 from store.flash import FlashGate, SaleBoard
 from store.models import utcnow
@@ -140,8 +141,8 @@ class Ctx:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading (no commit)."""
-        async with self.sessionmaker() as session:
+        """A session for reading (store.db.read_session: it cannot write)."""
+        async with read_session(self.sessionmaker) as session:
             yield session
 
     @asynccontextmanager

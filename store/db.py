@@ -12,22 +12,35 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, Table, bindparam, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.util import await_only
 
 from store.sqlite_driver import OneHopDbapi
 
+# Connections a process keeps open to PostgreSQL (CHATORDER_DATABASE_POOL_SIZE), opened as needed; a
+# burst beyond them gets up to PG_POOL_OVERFLOW more, closed on return. Opening one costs far more
+# than a turn (a server process forked, TLS tried, authentication): with 10 + 10, a flash rush opened
+# ~250 per process; 64 turns in flight used at most ~34 at once.
+PG_POOL_SIZE = 30
+PG_POOL_OVERFLOW = 10
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine for SQLite (WAL, durable commits, busy timeout) or PostgreSQL (asyncpg)."""
+
+def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> AsyncEngine:
+    """An engine for SQLite (WAL, durable commits, busy timeout) or PostgreSQL (asyncpg; `pool_size`
+    connections kept, default PG_POOL_SIZE)."""
     parsed = make_url(url)
     # A failed statement's message (logged with its traceback) would otherwise carry its parameters:
     # people's answers, phone numbers, openids.
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        kwargs["pool_size"] = pool_size or PG_POOL_SIZE
+        kwargs.setdefault("max_overflow", PG_POOL_OVERFLOW)
+        engine = create_async_engine(url, **kwargs)
+        if parsed.get_driver_name() == "asyncpg" and "pool_pre_ping" not in kwargs:
+            event.listen(engine.sync_engine, "checkout", _ping_asyncpg)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     if parsed.get_driver_name() == "aiosqlite":  # at most one hop to the driver's thread per statement
@@ -37,6 +50,18 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _ping_asyncpg(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Every checkout proves the connection alive (one round trip), else the pool opens another.
+
+    `pool_pre_ping` does the same in three on asyncpg (BEGIN, the ping, ROLLBACK: SQLAlchemy wraps it
+    in a transaction for PgBouncer's transaction mode, which we do not use): a pooled one-statement read
+    took six round trips, now four."""
+    try:
+        await_only(dbapi_conn.driver_connection.fetchrow(";"))
+    except Exception as exc:  # closed by the server, a restart, a network cut: this one is gone
+        raise DisconnectionError(repr(exc)) from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -83,6 +108,32 @@ def new_row_insert(table: Table, keys: Sequence[str], *, unique: str) -> dict[st
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session that only reads (a flush in it raises). On PostgreSQL it runs outside a transaction:
+    under READ COMMITTED each statement sees what was committed before it started either way, and a
+    one-statement read is then two round trips (the checkout's ping, the SELECT) instead of four
+    (BEGIN and ROLLBACK around it)."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        session = sessionmaker()
+    else:
+        bind = _AUTOCOMMIT.get(engine.sync_engine)
+        if bind is None:
+            bind = _AUTOCOMMIT[engine.sync_engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+        session = sessionmaker(bind=bind)
+    session.sync_session.info["read_only"] = True
+    return session
+
+
+@event.listens_for(Session, "before_flush")
+def _reads_do_not_write(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get("read_only"):
+        raise RuntimeError("a read session was asked to write")
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()

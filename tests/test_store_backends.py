@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import StatementError
 
 from bot import keys
@@ -17,7 +17,7 @@ from handlers import build_router
 from handlers.context import Ctx
 from handlers.router import Router
 from settings import Settings
-from store.db import make_engine
+from store.db import make_engine, make_sessionmaker, read_session
 from store.migrate import status, upgrade
 from store.models import Conversation, InboundMessage, User
 from tests import wechat
@@ -203,3 +203,52 @@ async def test_times_in_one_batch_come_back_as_written_in_utc(db_url: str) -> No
                 )
     finally:
         await engine.dispose()
+
+
+async def test_a_read_session_refuses_to_write_and_sees_each_new_commit(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await upgrade(engine)
+        sm = make_sessionmaker(engine)
+        async with read_session(sm) as reading:
+            reading.add(User(account="gh_a", openid="o_reader"))
+            with pytest.raises(RuntimeError, match="read session"):
+                await reading.flush()
+        async with read_session(sm) as reading:
+            assert await reading.scalar(select(func.count()).select_from(User)) == 0
+            async with sm.begin() as writing:  # committed while the read session is open
+                writing.add(User(account="gh_a", openid="o_writer"))
+            # Each statement of a read sees what was committed before it (READ COMMITTED, as before).
+            assert await reading.scalar(select(User.openid)) == "o_writer"
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_connections_the_server_dropped_are_replaced_at_checkout(pg_url: str) -> None:
+    """A PostgreSQL restart or an idle-connection reaper leaves dead connections in the pool: the
+    checkout's ping finds them, and reads and writes go on with new ones instead of failing."""
+    engine, admin = make_engine(pg_url, pool_size=3), make_engine(pg_url)
+    try:
+        await upgrade(engine)
+        sm = make_sessionmaker(engine)
+        async with read_session(sm) as a, read_session(sm) as b:  # two pooled connections
+            assert await a.scalar(select(func.count()).select_from(User)) == 0
+            assert await b.scalar(select(func.count()).select_from(User)) == 0
+        async with admin.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert killed and killed >= 2
+        async with read_session(sm) as reading:
+            assert await reading.scalar(select(func.count()).select_from(User)) == 0
+        async with sm.begin() as writing:
+            writing.add(User(account="gh_a", openid="o_after"))
+        async with read_session(sm) as reading:
+            assert await reading.scalar(select(User.openid)) == "o_after"
+    finally:
+        await engine.dispose()
+        await admin.dispose()
