@@ -7,10 +7,11 @@ Redis is an accelerator, not the source of truth: when it cannot be reached the 
 the database — a PostgreSQL session advisory lock on a small pool of its own, or, on SQLite (one
 process), the asyncio lock alone. The turn then runs as it would have; nothing waits for Redis.
 
-The Redis locks are taken and given back in batches: the turns that want one while a round trip is
-under way go together in the next, one script call for all of them (a lock per person as before:
-`SET key token NX PX`, and a delete only by the token's owner). Two round trips of redis-py per turn
-were the largest cost of a turn on several processes; now a turn pays a share of two.
+The Redis locks are taken and given back in batches: the turns that want one or give one back while a
+round trip is under way go together in the next, one script call for all of them (a lock per person
+as before: `SET key token NX PX`, and a delete only by the token's owner). Two round trips of redis-py
+per turn were the largest cost of a turn on several processes; now a turn pays a share of two, and
+takes and give-backs share one.
 """
 
 from __future__ import annotations
@@ -35,21 +36,23 @@ log = logging.getLogger(__name__)
 ADVISORY_POOL = 16
 RETRY_EVERY = 0.01  # seconds between tries for a Redis lock another process holds
 
-# KEYS: the locks; ARGV[1]: time to live (ms), ARGV[1 + i]: the token for KEYS[i]. 1 where taken, else 0.
-_ACQUIRE = """
-local taken = {}
+# KEYS: the locks; ARGV[1]: time to live (ms); ARGV[1 + i]: '+' then the token to take KEYS[i] with,
+# or '-' then the token to give it back with (deleted only if still ours: a lock that expired and was
+# taken by someone else since is left alone). Gives back first, so a lock freed and wanted in the same
+# call is taken. Per key: 1 where taken, else 0.
+_TAKE_AND_GIVE = """
+local done = {}
 for i, key in ipairs(KEYS) do
-  taken[i] = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1]) and 1 or 0
+  local op, token = string.sub(ARGV[i + 1], 1, 1), string.sub(ARGV[i + 1], 2)
+  done[i] = 0
+  if op == '-' and redis.call('GET', key) == token then redis.call('DEL', key) end
 end
-return taken
-"""
-# KEYS: the locks; ARGV[i]: the token KEYS[i] was taken with. A lock that expired and was taken by
-# someone else since is left alone.
-_RELEASE = """
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i] then redis.call('DEL', key) end
+  if string.sub(ARGV[i + 1], 1, 1) == '+' then
+    done[i] = redis.call('SET', key, string.sub(ARGV[i + 1], 2), 'NX', 'PX', ARGV[1]) and 1 or 0
+  end
 end
-return 0
+return done
 """
 
 
@@ -186,32 +189,26 @@ class _RedisLocks:
 
     def __init__(self, redis: Any, timeout: float) -> None:
         self._timeout = timeout  # also the locks' time to live: bounds how long a crashed holder blocks
-        self._acquire_script = redis.register_script(_ACQUIRE)
-        self._release_script = redis.register_script(_RELEASE)
+        self._script = redis.register_script(_TAKE_AND_GIVE)
         mine = f"{os.getpid()}:{id(self):x}:"  # this process and lock set; a counter makes each unique
         self._tokens = (mine + str(n) for n in itertools.count())
-        self._try = _Batch(self._try_many)
-        self._give_back = _Batch(self._release_many)
+        self._batch = _Batch(self._run_many)
 
     async def acquire(self, name: str) -> str | None:
         """Take the lock (waiting while another process has it): the token to release it with, or None
         if it stayed taken for `timeout`. Raises what Redis raises when it cannot be reached."""
         token = next(self._tokens)
         give_up = time.monotonic() + self._timeout
-        while not await self._try((name, token)):
+        while not await self._batch((name, "+" + token)):
             if time.monotonic() >= give_up:
                 return None
             await asyncio.sleep(RETRY_EVERY)
         return token
 
     async def release(self, name: str, token: str) -> None:
-        await self._give_back((name, token))
+        await self._batch((name, "-" + token))
 
-    async def _try_many(self, items: list[tuple[str, str]]) -> list[bool]:
+    async def _run_many(self, items: list[tuple[str, str]]) -> list[bool]:
         ttl_ms = int(self._timeout * 1000)
-        taken = await self._acquire_script(keys=[n for n, _ in items], args=[ttl_ms, *(t for _, t in items)])
-        return [bool(x) for x in taken]
-
-    async def _release_many(self, items: list[tuple[str, str]]) -> list[None]:
-        await self._release_script(keys=[n for n, _ in items], args=[t for _, t in items])
-        return [None] * len(items)
+        done = await self._script(keys=[n for n, _ in items], args=[ttl_ms, *(op for _, op in items)])
+        return [bool(x) for x in done]

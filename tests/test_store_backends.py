@@ -127,6 +127,35 @@ async def test_redis_person_locks_wait_for_the_other_process_and_give_up_after_t
     assert await redis_client.keys("chatorder:person:*") == []  # every lock given back
 
 
+@needs_redis
+async def test_a_lock_given_back_and_wanted_in_one_round_trip_is_taken(redis_client: Any) -> None:
+    """Take-backs and takes share the script call: the give-back goes first, and only by its owner."""
+    from bot.locks import _RedisLocks
+
+    locks = _RedisLocks(redis_client, timeout=5)
+    first = await locks.acquire("chatorder:person:gh:o_x")
+    assert first is not None
+    script, calls = locks._script, []
+
+    async def counted(**kwargs: Any) -> Any:
+        calls.append(kwargs["keys"])
+        return await script(**kwargs)
+
+    locks._script = counted
+    # Another process's stale give-back (wrong token) and this process's release, then a new take,
+    # all queued while no round trip runs: one call answers them in order of effect.
+    stale = asyncio.create_task(locks.release("chatorder:person:gh:o_x", "someone-else"))
+    mine = asyncio.create_task(locks.release("chatorder:person:gh:o_x", first))
+    again = asyncio.create_task(locks.acquire("chatorder:person:gh:o_x"))
+    await asyncio.wait_for(asyncio.gather(stale, mine), timeout=2)
+    second = await asyncio.wait_for(again, timeout=2)
+    assert second not in (None, first)
+    assert len(calls) == 1  # taken at the first try, in the same call that freed it
+    assert await redis_client.get("chatorder:person:gh:o_x") == second.encode()
+    await locks.release("chatorder:person:gh:o_x", second)
+    assert await redis_client.keys("chatorder:person:*") == []
+
+
 async def test_a_lock_batch_answered_wrongly_fails_its_callers_instead_of_stranding_them() -> None:
     """Callers of one lock round trip each get an answer, or an error — never a wait without end."""
     from bot.locks import _Batch
