@@ -39,20 +39,21 @@ RETRY_EVERY = 0.01  # seconds between tries for a Redis lock another process hol
 # KEYS: the locks; ARGV[1]: time to live (ms); ARGV[1 + i]: '+' then the token to take KEYS[i] with,
 # or '-' then the token to give it back with (deleted only if still ours: a lock that expired and was
 # taken by someone else since is left alone). Gives back first, so a lock freed and wanted in the same
-# call is taken. Per key: 1 where taken, else 0.
+# call is taken. One character per key, '1' where taken, else '0' (one string: redis-py parses each
+# element of an array reply in Python).
 _TAKE_AND_GIVE = """
 local done = {}
 for i, key in ipairs(KEYS) do
   local op, token = string.sub(ARGV[i + 1], 1, 1), string.sub(ARGV[i + 1], 2)
-  done[i] = 0
+  done[i] = '0'
   if op == '-' and redis.call('GET', key) == token then redis.call('DEL', key) end
 end
 for i, key in ipairs(KEYS) do
   if string.sub(ARGV[i + 1], 1, 1) == '+' then
-    done[i] = redis.call('SET', key, string.sub(ARGV[i + 1], 2), 'NX', 'PX', ARGV[1]) and 1 or 0
+    if redis.call('SET', key, string.sub(ARGV[i + 1], 2), 'NX', 'PX', ARGV[1]) then done[i] = '1' end
   end
 end
-return done
+return table.concat(done)
 """
 
 
@@ -211,4 +212,5 @@ class _RedisLocks:
     async def _run_many(self, items: list[tuple[str, str]]) -> list[bool]:
         ttl_ms = int(self._timeout * 1000)
         done = await self._script(keys=[n for n, _ in items], args=[ttl_ms, *(op for _, op in items)])
-        return [bool(x) for x in done]
+        flags = done.decode() if isinstance(done, bytes) else done  # as the client decodes replies
+        return [flag == "1" for flag in flags]
