@@ -114,18 +114,20 @@ _AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDic
 
 
 def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
-    """A session that only reads (a flush in it raises). On PostgreSQL it runs outside a transaction:
+    """A session that only reads: no autoflush (an object changed for display is never written, as
+    when the read's transaction was rolled back), and an explicit flush or commit raises. On
+    PostgreSQL it runs outside a transaction:
     under READ COMMITTED each statement sees what was committed before it started either way, and a
     one-statement read is then two round trips (the checkout's ping, the SELECT) instead of four
     (BEGIN and ROLLBACK around it)."""
     engine: AsyncEngine = sessionmaker.kw["bind"]
     if engine.dialect.name != "postgresql":
-        session = sessionmaker()
+        session = sessionmaker(autoflush=False)
     else:
         bind = _AUTOCOMMIT.get(engine.sync_engine)
         if bind is None:
             bind = _AUTOCOMMIT[engine.sync_engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-        session = sessionmaker(bind=bind)
+        session = sessionmaker(bind=bind, autoflush=False)
     session.sync_session.info["read_only"] = True
     return session
 
