@@ -56,8 +56,8 @@ def _ping_asyncpg(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     """Every checkout proves the connection alive (one round trip), else the pool opens another.
 
     `pool_pre_ping` does the same in three on asyncpg (BEGIN, the ping, ROLLBACK: SQLAlchemy wraps it
-    in a transaction for PgBouncer's transaction mode, which we do not use): a pooled one-statement read
-    took six round trips, now four."""
+    in a transaction for PgBouncer's transaction mode, which we do not use): two more on every checkout,
+    so a one-statement read took six."""
     try:
         await_only(dbapi_conn.driver_connection.fetchrow(";"))
     except Exception as exc:  # closed by the server, a restart, a network cut: this one is gone
@@ -110,23 +110,27 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictionary()
+# Per sessionmaker, the same engine in AUTOCOMMIT for its reads (keyed weakly by the sessionmaker: the
+# value refers to the engine, so keying by the engine would keep it alive).
+_AUTOCOMMIT: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
     """A session that only reads: no autoflush (an object changed for display is never written, as
-    when the read's transaction was rolled back), and an explicit flush or commit raises. On
-    PostgreSQL it runs outside a transaction:
-    under READ COMMITTED each statement sees what was committed before it started either way, and a
-    one-statement read is then two round trips (the checkout's ping, the SELECT) instead of four
-    (BEGIN and ROLLBACK around it)."""
+    when the read's transaction was rolled back), and an explicit flush or commit raises.
+
+    On PostgreSQL it runs outside a transaction. Under READ COMMITTED each statement sees what was
+    committed before it started either way, and a one-statement read is then two round trips (the
+    checkout's ping, the SELECT) instead of four (BEGIN and ROLLBACK around it)."""
     engine: AsyncEngine = sessionmaker.kw["bind"]
     if engine.dialect.name != "postgresql":
         session = sessionmaker(autoflush=False)
     else:
-        bind = _AUTOCOMMIT.get(engine.sync_engine)
+        bind = _AUTOCOMMIT.get(sessionmaker)
         if bind is None:
-            bind = _AUTOCOMMIT[engine.sync_engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+            bind = _AUTOCOMMIT[sessionmaker] = engine.execution_options(isolation_level="AUTOCOMMIT")
         session = sessionmaker(bind=bind, autoflush=False)
     session.sync_session.info["read_only"] = True
     return session
