@@ -27,7 +27,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.db import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +126,8 @@ class PersonLocks:
             yield  # SQLite: one process, and the asyncio lock is held
             return
         if self._advisory is None:
-            self._advisory = create_async_engine(
-                self._engine.url, pool_size=ADVISORY_POOL, max_overflow=0, pool_pre_ping=True
-            )
+            url = self._engine.url.render_as_string(hide_password=False)
+            self._advisory = make_engine(url, pool_size=ADVISORY_POOL, max_overflow=0)
         number = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
         async with self._advisory.connect() as conn:
             await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})

@@ -55,8 +55,9 @@ async def on_unsubscribe(ctx: Ctx) -> None:
 
 
 def _asks_help(ctx: Ctx) -> bool:
-    # A lone question mark asks for help; other punctuation (。。。, ！！) normalises to the same
-    # empty command but asks for nothing, and gets the short answer of handlers/understand.
+    # With on_help's words: any of them asks for help. Of the empty command, only a lone question
+    # mark does; other punctuation (。。。, ！！) normalises to it too but asks for nothing, and gets
+    # the short answer of handlers/understand.
     return ctx.command != "" or (ctx.event.kind == "text" and ctx.event.text.strip() in ("?", "？"))
 
 
