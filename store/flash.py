@@ -1151,7 +1151,9 @@ def due_offsets(sale: FlashSale, now: dt.datetime) -> list[int]:
 
 async def claim_reminders(session: AsyncSession, now: dt.datetime, budget: int) -> list[Reminder]:
     """Up to `budget` reminders due now, each claimed once (a row per subscription and offset) with
-    how it can reach the person: a message inside their 48-hour window, else their one-time consent."""
+    how it can reach the person: a message inside their 48-hour window, else their one-time consent.
+    A subscription gets only the reminders still ahead when it was made — the times its 提醒我 reply
+    listed — not, at once, every one that had passed."""
     claimed: list[Reminder] = []
     window = now - dt.timedelta(hours=48)
     for view in await open_sales(session, now):
@@ -1165,7 +1167,11 @@ async def claim_reminders(session: AsyncSession, now: dt.datetime, budget: int) 
                     User,
                     (User.account == FlashSubscription.account) & (User.openid == FlashSubscription.openid),
                 )
-                .where(FlashSubscription.sale_id == view.sale.id, FlashSubscription.id.not_in(sent))
+                .where(
+                    FlashSubscription.sale_id == view.sale.id,
+                    FlashSubscription.created_at < view.sale.starts_at - dt.timedelta(minutes=offset),
+                    FlashSubscription.id.not_in(sent),
+                )
                 .order_by(FlashSubscription.id)
                 .limit(budget - len(claimed))
             )

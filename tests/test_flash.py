@@ -1065,3 +1065,36 @@ async def test_coupons_take_the_best_off_exactly_and_come_back_on_refund(
         await orders.transition(s, order_id=order.id, to=orders.OrderStatus.REFUNDED, actor="t", notify=quiet)
         back = {c.title: c.status for c in await coupons.mine(s, account="acc", openid="o_c")}
     assert back == {"a": "available", "b": "available", "c": "available"}
+
+
+async def test_a_late_subscriber_gets_only_the_reminders_still_ahead(
+    make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str]
+) -> None:
+    """提醒我 three minutes before the start lists 开抢时 only: the 24 h and 1 h reminders, long past,
+    are not sent to them at once (they were, both, with the same 「还有 2 分钟」)."""
+    sim = mp_sim[0]
+    settings = make_settings()
+    client = await start_bot(settings)
+    sm = client.app[keys.SESSIONMAKER]
+    try:
+        now = utcnow()
+        async with sm.begin() as s:
+            await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+            spec, _ = flash.parse_sale(sale_yaml("soon", starts=dt.timedelta(minutes=3), stock=5))
+            sale, _ = await flash.create_sale(s, spec, now=now)
+        assert sale is not None
+        late = Customer(client, sim, "o_late")
+        said = await late.say("提醒我")
+        assert "开抢前会提醒你：开抢时" in said
+
+        def reminders() -> list[SentMessage]:
+            return [m for m in sim.sent if m.openid == late.openid and "开抢" in str(m.payload)]
+
+        assert await flow.remind(sm, settings, utcnow() + dt.timedelta(seconds=5)) == 0
+        assert reminders() == []
+        assert await flow.remind(sm, settings, sale.starts_at + dt.timedelta(seconds=5)) == 1
+        started = await eventually(reminders)
+        assert len(started) == 1 and "开抢了" in started[0].payload["content"]
+        assert await flow.remind(sm, settings, sale.starts_at + dt.timedelta(seconds=30)) == 0
+    finally:
+        await client.close()
