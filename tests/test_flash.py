@@ -817,20 +817,28 @@ async def test_the_demo_schedules_a_small_sale_a_few_minutes_ahead(
 # --- 提醒我 --------------------------------------------------------------------------------------
 
 
+async def _bot_with_sale(
+    settings: Settings, code: str, starts: dt.timedelta, now: dt.datetime
+) -> tuple[TestClient, FlashSale]:
+    """A bot with the test catalog and a sale of 5 starting `starts` from `now`."""
+    client = await start_bot(settings)
+    async with client.app[keys.SESSIONMAKER].begin() as s:
+        await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
+        spec, _ = flash.parse_sale(sale_yaml(code, starts=starts, stock=5))
+        sale, _ = await flash.create_sale(s, spec, now=now)
+    assert sale is not None
+    return client, sale
+
+
 async def test_reminders_go_once_each_inside_the_window_or_through_the_one_time_subscription(
     make_settings: Callable[..., Settings], mp_sim: tuple[MpSimulator, str]
 ) -> None:
     sim = mp_sim[0]
     settings = make_settings(wechat_subscribe_template_id="TPL-remind")
-    client = await start_bot(settings)
+    now = utcnow()
+    client, _ = await _bot_with_sale(settings, "later", dt.timedelta(hours=72), now)
     sm = client.app[keys.SESSIONMAKER]
     try:
-        now = utcnow()
-        async with sm.begin() as s:
-            await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
-            spec, _ = flash.parse_sale(sale_yaml("later", starts=dt.timedelta(hours=72), stock=5))
-            sale, _ = await flash.create_sale(s, spec, now=now)
-        assert sale is not None
         consenting, silent, chatty = (Customer(client, sim, o) for o in ("o_consent", "o_silent", "o_chatty"))
         said = await consenting.say("提醒我")
         assert "开抢前会提醒你" in said and "开抢时" in said
@@ -1074,15 +1082,9 @@ async def test_a_late_subscriber_gets_only_the_reminders_still_ahead(
     are not sent to them at once (they were, both, with the same 「还有 2 分钟」)."""
     sim = mp_sim[0]
     settings = make_settings()
-    client = await start_bot(settings)
+    client, sale = await _bot_with_sale(settings, "soon", dt.timedelta(minutes=3), utcnow())
     sm = client.app[keys.SESSIONMAKER]
     try:
-        now = utcnow()
-        async with sm.begin() as s:
-            await catalog_import.import_catalog(s, catalog_import.parse_catalog(CATALOG, "yaml")[0])
-            spec, _ = flash.parse_sale(sale_yaml("soon", starts=dt.timedelta(minutes=3), stock=5))
-            sale, _ = await flash.create_sale(s, spec, now=now)
-        assert sale is not None
         late = Customer(client, sim, "o_late")
         said = await late.say("提醒我")
         assert "开抢前会提醒你：开抢时" in said
